@@ -1,0 +1,52 @@
+# Shared helpers for skiff's service scripts. Sourced, not run.
+# Everything here binds to or talks to loopback only.
+
+SKIFF_STATE=${SKIFF_STATE:-/var/lib/skiff-dev}
+SKIFF_LOGS=$SKIFF_STATE/logs
+mkdir -p "$SKIFF_STATE" "$SKIFF_LOGS"
+
+log() { printf '%s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+apt_updated=0
+# ensure_pkgs CMD:PKG ...: installs a Debian package when its command is missing.
+ensure_pkgs() {
+  local missing=() pair cmd pkg
+  for pair in "$@"; do
+    cmd=${pair%%:*}; pkg=${pair#*:}
+    if [[ $cmd == /* ]]; then [ -e "$cmd" ] || missing+=("$pkg")
+    else command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg"); fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]}; run as root or install them"
+  log "installing ${missing[*]}"
+  if [ $apt_updated -eq 0 ]; then apt-get update -qq >&2; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# pid_alive FILE: the process recorded in FILE is running.
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pid FILE [NAME]: TERM, wait up to 15 s, then KILL; removes FILE.
+stop_pid() {
+  local f=$1 name=${2:-$1} pid i
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $name (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+# wait_for SECONDS DESCRIPTION CMD...: retries CMD until it succeeds.
+wait_for() {
+  local secs=$1 what=$2 i; shift 2
+  for i in $(seq 1 $((secs * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  die "$what did not come up within ${secs}s"
+}

@@ -1,0 +1,244 @@
+import { posix } from 'node:path';
+import { ConfigError, InfrastructureError, WorkFailedError, isSkiffError, SkiffError } from '../errors.js';
+import { contextTar } from '../adapters/context-tar.js';
+import { findCredentials, registryHost, type RegistryCredentials } from '../adapters/credentials.js';
+import { BuildStepFailure, type DockerEngine } from '../adapters/docker.js';
+import { changedPaths } from '../adapters/git.js';
+import { RegistryClient } from '../adapters/registry.js';
+import { lineOfStep, parseDockerfile } from '../core/dockerfile.js';
+import { explainChange, labelsToDigests, sanitizeTag } from '../core/image-inputs.js';
+import { Semaphore } from '../core/concurrency.js';
+import type { RunContext } from '../context.js';
+import { loadProject, type Project, type ProjectOptions } from '../project.js';
+import { dependencyArgName, planImages, type ImagePlan } from '../stages/image-plan.js';
+
+export interface BuildOptions extends ProjectOptions {
+  images?: string[];
+  push?: boolean;
+  /** Explain for each image why it was (not) rebuilt. */
+  why?: boolean;
+  parallel?: number;
+}
+
+export interface ImageBuildResult {
+  image: string;
+  reference: string;
+  repository: string;
+  tag: string;
+  tags: string[];
+  digest?: string;
+  built: boolean;
+  pushed: boolean;
+  reason: string;
+  /** What changed since the previous build (with --why), in words. */
+  changes?: string[];
+  durationMs: number;
+}
+
+export interface BuildResult {
+  commit: string;
+  source: 'commit' | 'worktree';
+  images: ImageBuildResult[];
+}
+
+/** Registry access for one run: a client and credentials per registry host. */
+export class RegistryAccess {
+  private readonly clients = new Map<string, Promise<{ client: RegistryClient; credentials?: RegistryCredentials }>>();
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
+
+  for(repository: string) {
+    const host = registryHost(repository);
+    let entry = this.clients.get(host);
+    if (!entry) {
+      entry = findCredentials(host, this.env).then((credentials) => ({ client: new RegistryClient(host, credentials), credentials }));
+      this.clients.set(host, entry);
+    }
+    return entry;
+  }
+
+  /** Credentials by host for every registry used so far, for FROM pulls during builds. */
+  async all(): Promise<Record<string, RegistryCredentials>> {
+    const out: Record<string, RegistryCredentials> = {};
+    for (const [host, p] of this.clients) {
+      const { credentials } = await p;
+      if (credentials) out[host] = credentials;
+    }
+    return out;
+  }
+}
+
+/**
+ * The build stage: content-tag every image, skip those the registry (or the
+ * local Engine) already has, build the rest from the commit in dependency
+ * order with bounded parallelism, then push.
+ */
+export async function runBuild(ctx: RunContext, opts: BuildOptions): Promise<BuildResult> {
+  const project = await loadProject(ctx, opts);
+  if (opts.push && !project.registry) {
+    throw new ConfigError(`nothing to push to: set "registry" in ${project.config.file}, SKIFF_REGISTRY or --registry`);
+  }
+  const plans = await planImages(project, opts.images ?? []);
+  return buildPlanned(ctx, project, plans, opts);
+}
+
+export async function buildPlanned(ctx: RunContext, project: Project, plans: ImagePlan[], opts: BuildOptions): Promise<BuildResult> {
+  const docker = await ctx.docker();
+  await docker.ping();
+  const registries = new RegistryAccess(ctx.env);
+  const useRegistry = Boolean(opts.push && project.registry);
+  const semaphore = new Semaphore(Math.max(1, opts.parallel ?? 2));
+  const done = new Map<string, Promise<ImageBuildResult>>();
+  const failures: SkiffError[] = [];
+  const stop = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, stop.signal]);
+
+  const buildOne = async (plan: ImagePlan): Promise<ImageBuildResult> => {
+    await Promise.all(plan.config.dependsOn.map((d) => done.get(d)));
+    return semaphore.run(async () => {
+      if (signal.aborted) throw new WorkFailedError('build', `image ${plan.name}: not built because another image failed`);
+      const started = Date.now();
+      const result = await processImage(ctx, project, plan, docker, registries, { ...opts, push: useRegistry }, signal);
+      return { ...result, durationMs: Date.now() - started };
+    });
+  };
+  for (const plan of plans) {
+    const p = buildOne(plan).catch((e: unknown) => {
+      const err = isSkiffError(e) ? e : new WorkFailedError('build', `image ${plan.name}: ${(e as Error).message}`, { cause: e });
+      failures.push(err);
+      stop.abort();
+      throw err;
+    });
+    p.catch(() => {});
+    done.set(plan.name, p);
+  }
+  const settled = await Promise.allSettled([...done.values()]);
+  if (failures.length) {
+    // Report the root failure, not "not built because another image failed".
+    throw failures.find((f) => !/because another image failed/.test(f.message)) ?? failures[0]!;
+  }
+  return {
+    commit: project.git.commit,
+    source: project.mode,
+    images: settled.map((s) => (s as PromiseFulfilledResult<ImageBuildResult>).value),
+  };
+}
+
+async function processImage(
+  ctx: RunContext,
+  project: Project,
+  plan: ImagePlan,
+  docker: DockerEngine,
+  registries: RegistryAccess,
+  opts: BuildOptions,
+  signal: AbortSignal,
+): Promise<Omit<ImageBuildResult, 'durationMs'>> {
+  const { reporter } = ctx;
+  const base = { image: plan.name, reference: plan.ref, repository: plan.repository, tag: plan.tag, tags: [plan.tag, ...plan.humanTags] };
+  const registry = opts.push ? await registries.for(plan.repository) : undefined;
+  const repoPath = plan.repository.split('/').slice(1).join('/');
+
+  if (registry) {
+    const existing = await registry.client.manifest(repoPath, plan.tag);
+    if (existing) {
+      for (const t of plan.humanTags) await registry.client.tagManifest(repoPath, plan.tag, t);
+      reporter.status(plan.name, 'up to date', `${plan.ref} already in the registry; not built, not pushed`);
+      return { ...base, digest: existing.digest, built: false, pushed: false, reason: 'up to date in registry', changes: opts.why ? [] : undefined };
+    }
+  }
+
+  const local = await docker.inspectImage(plan.ref);
+  let built = false;
+  let changes: string[] | undefined;
+  let reason: string;
+  if (local) {
+    reason = 'up to date in local Engine';
+    reporter.status(plan.name, 'up to date', `${plan.ref} already built locally`);
+    if (opts.why) changes = [];
+  } else {
+    if (opts.why) {
+      changes = await explainRebuild(ctx, project, plan, docker, registries, Boolean(opts.push));
+      reporter.info(`${plan.name}: rebuilding because ${changes.join('; ')}`);
+    }
+    reporter.status(plan.name, 'building', plan.ref);
+    await buildImage(ctx, project, plan, docker, registries, signal);
+    built = true;
+    reason = changes?.length ? changes.join('; ') : 'no image with this content tag';
+    reporter.status(plan.name, 'built', plan.ref);
+  }
+  for (const t of plan.humanTags) await docker.tag(plan.ref, plan.repository, t);
+
+  if (!registry) {
+    const id = (await docker.inspectImage(plan.ref))?.id;
+    return { ...base, digest: id, built, pushed: false, reason, changes };
+  }
+  reporter.status(plan.name, 'pushing', plan.ref);
+  const digest = await docker.push(plan.repository, plan.tag, registry.credentials, (line) => reporter.debug(`[${plan.name}] ${line}`), signal);
+  for (const t of plan.humanTags) await registry.client.tagManifest(repoPath, plan.tag, t);
+  reporter.status(plan.name, 'pushed', `${plan.ref}${digest ? `@${digest}` : ''}`);
+  return { ...base, digest, built, pushed: true, reason, changes };
+}
+
+async function buildImage(ctx: RunContext, project: Project, plan: ImagePlan, docker: DockerEngine, registries: RegistryAccess, signal: AbortSignal) {
+  // FROM may name a dependency that only the registry has.
+  for (const dep of plan.config.dependsOn) await registries.for(plan.buildArgs[dependencyArgName(dep)] ?? plan.repository);
+  try {
+    await docker.build({
+      context: contextTar({ kind: project.mode, root: project.root }, plan.entries),
+      dockerfile: plan.dockerfile,
+      tag: plan.ref,
+      target: plan.config.target,
+      buildArgs: plan.buildArgs,
+      labels: { ...plan.labels, 'org.opencontainers.image.created': ctx.now().toISOString() },
+      registryAuth: await registries.all(),
+      onLog: (line) => ctx.reporter.log(plan.name, line),
+      signal,
+    });
+  } catch (e) {
+    if (e instanceof BuildStepFailure) {
+      const dockerfile = posix.join(plan.config.context || '.', plan.dockerfile);
+      const line = e.step ? lineOfStep(parseDockerfile(plan.dockerfileText), e.step.number, e.step.text) : undefined;
+      const at = e.step ? `${dockerfile}${line ? `:${line}` : ''}: step ${e.step.number} "${e.step.text}" failed: ` : `${dockerfile}: `;
+      throw new WorkFailedError('build', `image ${plan.name}: ${at}${e.message}`, { detail: { image: plan.name, dockerfile, line, step: e.step } });
+    }
+    if (signal.aborted && ctx.signal.aborted) throw new WorkFailedError('build', `image ${plan.name}: build interrupted`);
+    throw e;
+  }
+}
+
+/**
+ * Why an image needs building: compares the input digests stored as labels
+ * on its previous build (the branch tag, locally or in the registry) with
+ * this one, and names the changed files from Git.
+ */
+async function explainRebuild(ctx: RunContext, project: Project, plan: ImagePlan, docker: DockerEngine, registries: RegistryAccess, push: boolean): Promise<string[]> {
+  const previousTag = project.git.branch ? sanitizeTag(project.git.branch) : undefined;
+  let labels: Record<string, string> | undefined;
+  if (previousTag) {
+    labels = (await docker.inspectImage(`${plan.repository}:${previousTag}`))?.labels;
+    if (!labels && push) {
+      const { client } = await registries.for(plan.repository);
+      labels = await client.labels(plan.repository.split('/').slice(1).join('/'), previousTag).catch((e: unknown) => {
+        if (e instanceof InfrastructureError) throw e;
+        return undefined;
+      });
+    }
+  }
+  const previous = labelsToDigests(labels);
+  if (!previous) return [`no previous build of ${plan.name}${previousTag ? ` on ${previousTag}` : ''} to compare with`];
+  const reasons = explainChange(previous, plan.digests);
+  const fileIdx = reasons.indexOf('context files changed');
+  const prevCommit = labels?.['org.opencontainers.image.revision'];
+  if (fileIdx !== -1 && prevCommit) {
+    const changed = await changedPaths(project.root, prevCommit, project.mode === 'commit' ? project.git.commit : undefined, plan.config.context);
+    if (changed) {
+      const prefix = plan.config.context ? `${plan.config.context}/` : '';
+      const relevant = changed.filter((p) => {
+        const rel = p.slice(prefix.length);
+        return rel === plan.dockerfile || !plan.dockerignore.excludes(rel);
+      });
+      const shown = relevant.slice(0, 10).join(', ');
+      if (relevant.length) reasons[fileIdx] = `files changed since ${prevCommit.slice(0, 8)}: ${shown}${relevant.length > 10 ? ` (+${relevant.length - 10} more)` : ''}`;
+    }
+  }
+  return reasons.length ? reasons : ['previous build had identical inputs but the image is gone'];
+}

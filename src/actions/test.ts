@@ -1,0 +1,116 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { ConfigError, WorkFailedError } from '../errors.js';
+import { runContainer } from '../adapters/container-run.js';
+import { mapLimit } from '../core/concurrency.js';
+import { formatDuration } from '../core/duration.js';
+import type { RunContext } from '../context.js';
+import { loadProject, type Project, type ProjectOptions } from '../project.js';
+import { planImages } from '../stages/image-plan.js';
+import { buildPlanned } from './build.js';
+
+export interface TestOptions extends ProjectOptions {
+  tests?: string[];
+  parallel?: number;
+}
+
+export interface TestCaseResult {
+  test: string;
+  image: string;
+  reference: string;
+  exitCode: number;
+  passed: boolean;
+  timedOut: boolean;
+  durationMs: number;
+  reports: string[];
+  missingReports: string[];
+}
+
+export interface TestRunResult {
+  commit: string;
+  passed: boolean;
+  tests: TestCaseResult[];
+}
+
+/**
+ * The test stage: runs each configured test command in its image (built
+ * first when missing), network "none" by default, copies report files to
+ * .skiff/reports/<test>/, and fails when any test fails.
+ */
+export async function runTests(ctx: RunContext, opts: TestOptions): Promise<TestRunResult> {
+  const project = await loadProject(ctx, opts);
+  const result = await testProject(ctx, project, opts);
+  if (!result.passed) {
+    const failed = result.tests.filter((t) => !t.passed);
+    throw new WorkFailedError('test', `${failed.length} of ${result.tests.length} tests failed: ${failed.map((t) => `${t.test} (${t.timedOut ? 'timed out' : `exit ${t.exitCode}`})`).join(', ')}`, { detail: result });
+  }
+  return result;
+}
+
+export async function testProject(ctx: RunContext, project: Project, opts: TestOptions): Promise<TestRunResult> {
+  const { config } = project;
+  const names = opts.tests?.length ? opts.tests : Object.keys(config.tests);
+  for (const n of names) {
+    if (!config.tests[n]) throw new ConfigError(`test "${n}" is not defined in ${config.file} (tests: ${Object.keys(config.tests).join(', ') || 'none'})`);
+  }
+  if (names.length === 0) {
+    ctx.reporter.warn(`no tests defined in ${config.file}; nothing to run`);
+    return { commit: project.git.commit, passed: true, tests: [] };
+  }
+  const tests = names.map((n) => config.tests[n]!);
+  const plans = await planImages(project, [...new Set(tests.map((t) => t.image))]);
+  const docker = await ctx.docker();
+  await docker.ping();
+  const missing = [];
+  for (const plan of plans) if (!(await docker.inspectImage(plan.ref))) missing.push(plan);
+  if (missing.length) {
+    ctx.reporter.info(`building ${missing.map((p) => p.name).join(', ')} first: no local image for this commit`);
+    await buildPlanned(ctx, project, plans, { push: false });
+  }
+  const refOf = new Map(plans.map((p) => [p.name, p.ref]));
+  const reportsRoot = join(project.root, '.skiff', 'reports');
+
+  const results = await mapLimit(tests, opts.parallel ?? 2, async (test) => {
+    const reference = refOf.get(test.image)!;
+    const dir = join(reportsRoot, test.name);
+    await rm(dir, { recursive: true, force: true });
+    if (test.reports.length) await mkdir(dir, { recursive: true });
+    ctx.reporter.status(test.name, 'running', `${test.command.join(' ')} in ${test.image}`);
+    const outcome = await runContainer(docker, {
+      image: reference,
+      command: test.command,
+      env: test.env,
+      workdir: test.workdir,
+      network: test.network,
+      timeoutMs: test.timeoutMs,
+      labels: { 'io.skiff.project': config.project, 'io.skiff.test': test.name },
+      onOutput: (line) => ctx.reporter.log(test.name, line),
+      copyOut: test.reports,
+      copyTo: dir,
+      signal: ctx.signal,
+    });
+    for (const m of outcome.missing) ctx.reporter.warn(`${test.name}: report ${m} was not found in the container`);
+    const passed = outcome.exitCode === 0 && !outcome.timedOut && !outcome.interrupted;
+    const state = outcome.timedOut ? `timed out after ${formatDuration(test.timeoutMs)}` : outcome.interrupted ? 'interrupted' : passed ? 'passed' : `failed (exit ${outcome.exitCode})`;
+    ctx.reporter.status(test.name, passed ? 'passed' : 'failed', `${state} in ${formatDuration(outcome.durationMs)}`);
+    return {
+      test: test.name,
+      image: test.image,
+      reference,
+      exitCode: outcome.exitCode,
+      passed,
+      timedOut: outcome.timedOut,
+      durationMs: outcome.durationMs,
+      reports: outcome.copied.map((p) => relative(project.root, p)),
+      missingReports: outcome.missing,
+    } satisfies TestCaseResult;
+  });
+  return { commit: project.git.commit, passed: results.every((r) => r.passed), tests: results };
+}
+
+/** A fixed-width table of test outcomes for the terminal. */
+export function formatTestTable(results: TestCaseResult[]): string {
+  const rows = [['TEST', 'IMAGE', 'EXIT', 'DURATION', 'RESULT'], ...results.map((r) => [r.test, r.image, r.timedOut ? '-' : String(r.exitCode), formatDuration(r.durationMs), r.passed ? 'passed' : r.timedOut ? 'timed out' : 'FAILED'])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}

@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+  /** Where they came from, for messages (never the secret itself). */
+  origin: string;
+}
+
+interface DockerConfigFile {
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
+}
+
+/** The registry host of an image reference or repository prefix ("127.0.0.1:5000/hello" → "127.0.0.1:5000"). */
+export function registryHost(repository: string): string {
+  const first = repository.split('/')[0] ?? repository;
+  return first.includes('.') || first.includes(':') || first === 'localhost' ? first : 'docker.io';
+}
+
+function sameHost(key: string, host: string): boolean {
+  const strip = (s: string) => s.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+  const k = strip(key);
+  if (k === host) return true;
+  return host === 'docker.io' && (k === 'index.docker.io' || k === 'registry-1.docker.io');
+}
+
+/**
+ * Finds credentials for a registry host, in the order a CI job expects:
+ * SKIFF_REGISTRY_USER/PASSWORD, then GitLab's CI_REGISTRY_USER/PASSWORD (for
+ * CI_REGISTRY's host), then the Docker config's credHelpers, auths and credsStore.
+ */
+export async function findCredentials(host: string, env: NodeJS.ProcessEnv = process.env): Promise<RegistryCredentials | undefined> {
+  if (env.SKIFF_REGISTRY_USER && env.SKIFF_REGISTRY_PASSWORD !== undefined) {
+    return { username: env.SKIFF_REGISTRY_USER, password: env.SKIFF_REGISTRY_PASSWORD, origin: 'SKIFF_REGISTRY_USER/SKIFF_REGISTRY_PASSWORD' };
+  }
+  if (env.CI_REGISTRY_USER && env.CI_REGISTRY_PASSWORD !== undefined && (!env.CI_REGISTRY || sameHost(env.CI_REGISTRY, host))) {
+    return { username: env.CI_REGISTRY_USER, password: env.CI_REGISTRY_PASSWORD, origin: 'CI_REGISTRY_USER/CI_REGISTRY_PASSWORD' };
+  }
+  const dir = env.DOCKER_CONFIG || join(homedir(), '.docker');
+  let config: DockerConfigFile;
+  try {
+    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as DockerConfigFile;
+  } catch {
+    return undefined;
+  }
+  const helper = Object.entries(config.credHelpers ?? {}).find(([k]) => sameHost(k, host))?.[1];
+  if (helper) return fromHelper(helper, host);
+  const entry = Object.entries(config.auths ?? {}).find(([k]) => sameHost(k, host))?.[1];
+  if (entry?.auth) {
+    const decoded = Buffer.from(entry.auth, 'base64').toString();
+    const colon = decoded.indexOf(':');
+    if (colon > 0) return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), origin: `${join(dir, 'config.json')} auths` };
+  }
+  if (entry?.username && entry.password !== undefined) return { username: entry.username, password: entry.password, origin: `${join(dir, 'config.json')} auths` };
+  if (config.credsStore) return fromHelper(config.credsStore, host);
+  return undefined;
+}
+
+function fromHelper(helper: string, host: string): Promise<RegistryCredentials | undefined> {
+  return new Promise((resolve) => {
+    const child = execFile(`docker-credential-${helper}`, ['get'], { timeout: 10_000 }, (err, stdout) => {
+      if (err) return resolve(undefined);
+      try {
+        const parsed = JSON.parse(stdout) as { Username?: string; Secret?: string };
+        if (parsed.Username && parsed.Secret !== undefined) return resolve({ username: parsed.Username, password: parsed.Secret, origin: `docker-credential-${helper}` });
+      } catch {
+        /* an unreadable answer is no credential */
+      }
+      resolve(undefined);
+    });
+    child.stdin?.end(host);
+  });
+}

@@ -1,0 +1,200 @@
+import { spawn } from 'node:child_process';
+import { lstat, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { ConfigError, InfrastructureError } from '../errors.js';
+import { gitBlobId, type ContextEntry } from '../core/image-inputs.js';
+
+export interface GitInfo {
+  root: string;
+  commit: string;
+  branch?: string;
+  tag?: string;
+  dirty: boolean;
+  /** Remote URL with any credentials removed, for org.opencontainers.image.source. */
+  source?: string;
+}
+
+/** A tracked file below a directory of the repository. */
+export interface TreeEntry extends ContextEntry {
+  /** Relative to the repository root. */
+  repoPath: string;
+}
+
+async function git(root: string, args: string[], opts: { reject?: boolean } = {}) {
+  try {
+    return await execa('git', args, { cwd: root, reject: opts.reject ?? true, stripFinalNewline: true, maxBuffer: 512 * 1024 * 1024 });
+  } catch (e) {
+    const err = e as { stderr?: string; code?: string };
+    if (err.code === 'ENOENT') throw new InfrastructureError('git is not installed; install it (apt-get install git)');
+    throw e;
+  }
+}
+
+export async function findRepoRoot(cwd: string): Promise<string> {
+  const r = await git(cwd, ['rev-parse', '--show-toplevel'], { reject: false });
+  if (r.exitCode !== 0) throw new ConfigError(`${cwd}: not a Git repository; skiff builds from a commit — run "git init" and commit, or cd into the repository`);
+  return r.stdout;
+}
+
+/**
+ * The commit and names skiff tags images with. Under GitLab CI the checkout is
+ * a detached HEAD, so the branch and tag come from CI_COMMIT_* variables.
+ */
+export async function readGitInfo(root: string, env: NodeJS.ProcessEnv = process.env): Promise<GitInfo> {
+  const head = await git(root, ['rev-parse', '--verify', '-q', 'HEAD^{commit}'], { reject: false });
+  if (head.exitCode !== 0) throw new ConfigError(`${root}: the repository has no commit yet; commit your files first ("git add -A && git commit -m init")`);
+  const [branchR, tagR, statusR, remoteR] = await Promise.all([
+    git(root, ['symbolic-ref', '-q', '--short', 'HEAD'], { reject: false }),
+    git(root, ['describe', '--tags', '--exact-match', 'HEAD'], { reject: false }),
+    git(root, ['status', '--porcelain', '--untracked-files=normal'], { reject: false }),
+    git(root, ['remote', 'get-url', 'origin'], { reject: false }),
+  ]);
+  const branch = env.CI_COMMIT_BRANCH || env.CI_COMMIT_REF_NAME || (branchR.exitCode === 0 ? branchR.stdout : undefined);
+  const tag = env.CI_COMMIT_TAG || (tagR.exitCode === 0 ? tagR.stdout : undefined);
+  const source = env.CI_PROJECT_URL || (remoteR.exitCode === 0 ? stripCredentials(remoteR.stdout) : undefined);
+  return { root, commit: head.stdout, branch: branch || undefined, tag: tag || undefined, dirty: statusR.stdout.trim() !== '', source };
+}
+
+export function stripCredentials(url: string): string {
+  return url.replace(/^(\w+:\/\/)[^@/]+@/, '$1');
+}
+
+function parseLsTree(out: string, dir: string): TreeEntry[] {
+  const prefix = dir === '' ? '' : `${dir}/`;
+  const entries: TreeEntry[] = [];
+  for (const record of out.split('\0')) {
+    if (!record) continue;
+    const tab = record.indexOf('\t');
+    const [mode, type, oid] = record.slice(0, tab).split(' ');
+    const repoPath = record.slice(tab + 1);
+    if (type !== 'blob' || !mode || !oid) continue; // submodules are not part of a build context
+    entries.push({ mode, oid, repoPath, path: repoPath.slice(prefix.length) });
+  }
+  return entries;
+}
+
+/** Tracked files below dir at a commit, with Git's object ids: nothing is read from disk. */
+export async function listCommitTree(root: string, commit: string, dir: string): Promise<TreeEntry[]> {
+  const args = ['ls-tree', '-r', '-z', '--full-tree', commit];
+  if (dir !== '') args.push('--', dir);
+  const r = await git(root, args);
+  return parseLsTree(r.stdout, dir);
+}
+
+/**
+ * Tracked and untracked-but-not-ignored files below dir in the working tree
+ * (for --dev), hashed the way Git would so the same content gives the same tag.
+ */
+export async function listWorkingTree(root: string, dir: string): Promise<TreeEntry[]> {
+  const args = ['ls-files', '-z', '--cached', '--others', '--exclude-standard'];
+  if (dir !== '') args.push('--', dir);
+  const r = await git(root, args);
+  const prefix = dir === '' ? '' : `${dir}/`;
+  const paths = [...new Set(r.stdout.split('\0').filter(Boolean))];
+  const entries: TreeEntry[] = [];
+  const batch = 64;
+  for (let i = 0; i < paths.length; i += batch) {
+    const slice = paths.slice(i, i + batch);
+    const results = await Promise.all(slice.map(async (repoPath) => {
+      const abs = join(root, repoPath);
+      let st;
+      try {
+        st = await lstat(abs);
+      } catch {
+        return undefined; // deleted in the working tree
+      }
+      if (st.isSymbolicLink()) {
+        const target = await readlink(abs);
+        return { repoPath, path: repoPath.slice(prefix.length), mode: '120000', oid: gitBlobId(Buffer.from(target)) };
+      }
+      if (!st.isFile()) return undefined;
+      const content = await readFile(abs);
+      return { repoPath, path: repoPath.slice(prefix.length), mode: st.mode & 0o111 ? '100755' : '100644', oid: gitBlobId(content) };
+    }));
+    for (const e of results) if (e) entries.push(e);
+  }
+  return entries;
+}
+
+/** A file's content at a commit, or undefined when it is not there. */
+export async function readCommitFile(root: string, commit: string, path: string): Promise<Buffer | undefined> {
+  const r = await execa('git', ['cat-file', 'blob', `${commit}:${path}`], { cwd: root, reject: false, encoding: 'buffer' });
+  return r.exitCode === 0 ? Buffer.from(r.stdout) : undefined;
+}
+
+/** Paths below dir that differ between a commit and another commit (or the working tree when `to` is undefined). */
+export async function changedPaths(root: string, from: string, to: string | undefined, dir: string): Promise<string[] | undefined> {
+  const known = await git(root, ['cat-file', '-e', `${from}^{commit}`], { reject: false });
+  if (known.exitCode !== 0) return undefined;
+  const args = ['diff', '--name-only', '-z', '--no-renames', from];
+  if (to) args.push(to);
+  args.push('--', dir === '' ? '.' : dir);
+  const r = await git(root, args, { reject: false });
+  if (r.exitCode !== 0) return undefined;
+  const names = r.stdout.split('\0').filter(Boolean);
+  if (!to) {
+    const untracked = await git(root, ['ls-files', '-z', '--others', '--exclude-standard', '--', dir === '' ? '.' : dir], { reject: false });
+    names.push(...untracked.stdout.split('\0').filter(Boolean));
+  }
+  return [...new Set(names)].sort();
+}
+
+/**
+ * Streams blob contents through one `git cat-file --batch` process, so a
+ * context of thousands of files costs one process, not thousands.
+ */
+export class BlobReader {
+  private readonly child;
+  private buffer: Buffer = Buffer.alloc(0);
+  private readonly waiting: Array<{ resolve: (b: Buffer) => void; reject: (e: Error) => void }> = [];
+  private failed: Error | undefined;
+
+  constructor(root: string) {
+    this.child = spawn('git', ['cat-file', '--batch'], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdout.on('data', (chunk: Buffer) => {
+      this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+      this.drain();
+    });
+    this.child.on('error', (e) => this.fail(e));
+    this.child.on('exit', (code) => {
+      if (this.waiting.length) this.fail(new Error(`git cat-file exited with ${code}`));
+    });
+  }
+
+  private fail(e: Error) {
+    this.failed = e;
+    for (const w of this.waiting.splice(0)) w.reject(e);
+  }
+
+  private drain() {
+    while (this.waiting.length) {
+      const nl = this.buffer.indexOf(10);
+      if (nl === -1) return;
+      const header = this.buffer.subarray(0, nl).toString();
+      const parts = header.split(' ');
+      if (parts[1] === 'missing') {
+        this.buffer = this.buffer.subarray(nl + 1);
+        this.waiting.shift()!.reject(new Error(`git object ${parts[0]} is missing`));
+        continue;
+      }
+      const size = Number(parts[2]);
+      if (this.buffer.length < nl + 1 + size + 1) return;
+      const body = Buffer.from(this.buffer.subarray(nl + 1, nl + 1 + size));
+      this.buffer = this.buffer.subarray(nl + 1 + size + 1);
+      this.waiting.shift()!.resolve(body);
+    }
+  }
+
+  read(oid: string): Promise<Buffer> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.child.stdin.write(`${oid}\n`);
+    });
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
+}

@@ -1,0 +1,133 @@
+import { InfrastructureError } from '../errors.js';
+import type { RegistryCredentials } from './credentials.js';
+
+const MANIFEST_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
+
+export interface ManifestInfo {
+  digest: string;
+  mediaType: string;
+  body?: Buffer;
+}
+
+/** Plain HTTP for loopback registries (as the Engine allows), HTTPS for everything else. */
+export function registryBaseUrl(host: string): string {
+  const insecure = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host) || (process.env.SKIFF_INSECURE_REGISTRIES ?? '').split(',').includes(host);
+  return `${insecure ? 'http' : 'https'}://${host === 'docker.io' ? 'registry-1.docker.io' : host}`;
+}
+
+/**
+ * A client for one registry's v2 HTTP API: manifest existence checks,
+ * manifest copies (for extra tags without a push) and image labels. Answers
+ * Basic and Bearer challenges with the given credentials.
+ */
+export class RegistryClient {
+  private authorization: string | undefined;
+  constructor(
+    readonly host: string,
+    private readonly credentials?: RegistryCredentials,
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {}
+
+  private async request(method: string, path: string, scope: string, init: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<Response> {
+    const url = `${registryBaseUrl(this.host)}${path}`;
+    const send = () =>
+      this.fetchImpl(url, {
+        method,
+        headers: { ...init.headers, ...(this.authorization ? { authorization: this.authorization } : {}) },
+        body: init.body,
+        signal: AbortSignal.timeout(30_000),
+      });
+    let res: Response;
+    try {
+      res = await send();
+      if (res.status === 401) {
+        await res.body?.cancel();
+        await this.authenticate(res.headers.get('www-authenticate') ?? '', scope);
+        res = await send();
+      }
+    } catch (e) {
+      if (e instanceof InfrastructureError) throw e;
+      throw new InfrastructureError(`registry ${this.host} is unreachable: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`, { cause: e });
+    }
+    if (res.status === 401 || res.status === 403) {
+      await res.body?.cancel();
+      throw this.denied();
+    }
+    return res;
+  }
+
+  private denied(): InfrastructureError {
+    const who = this.credentials ? `as "${this.credentials.username}" (credentials from ${this.credentials.origin})` : 'without credentials';
+    const fix = this.credentials ? 'check the user and password' : 'set SKIFF_REGISTRY_USER and SKIFF_REGISTRY_PASSWORD, or "docker login"';
+    return new InfrastructureError(`registry ${this.host} denied access ${who}; ${fix}`, { kind: 'auth' });
+  }
+
+  private async authenticate(challenge: string, scope: string): Promise<void> {
+    const scheme = challenge.split(' ')[0]?.toLowerCase();
+    if (!this.credentials && scheme !== 'bearer') throw this.denied();
+    const basic = this.credentials ? `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}` : undefined;
+    if (scheme === 'basic') {
+      this.authorization = basic;
+      return;
+    }
+    if (scheme !== 'bearer') throw new InfrastructureError(`registry ${this.host} asks for unsupported authentication "${scheme}"`);
+    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]));
+    if (!params.realm) throw new InfrastructureError(`registry ${this.host} sent a Bearer challenge without a realm`);
+    const url = new URL(params.realm);
+    if (params.service) url.searchParams.set('service', params.service);
+    url.searchParams.set('scope', params.scope ?? scope);
+    const res = await this.fetchImpl(url, { headers: basic ? { authorization: basic } : {}, signal: AbortSignal.timeout(30_000) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw this.denied();
+    }
+    const body = (await res.json()) as { token?: string; access_token?: string };
+    const token = body.token ?? body.access_token;
+    if (!token) throw this.denied();
+    this.authorization = `Bearer ${token}`;
+  }
+
+  /** The manifest of repository:reference, or undefined when it does not exist. */
+  async manifest(repository: string, reference: string, withBody = false): Promise<ManifestInfo | undefined> {
+    const res = await this.request(withBody ? 'GET' : 'HEAD', `/v2/${repository}/manifests/${reference}`, `repository:${repository}:pull`, { headers: { accept: MANIFEST_TYPES } });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new InfrastructureError(`registry ${this.host} answered ${res.status} for ${repository}:${reference}`);
+    }
+    const body = withBody ? Buffer.from(await res.arrayBuffer()) : undefined;
+    return { digest: res.headers.get('docker-content-digest') ?? '', mediaType: res.headers.get('content-type') ?? '', body };
+  }
+
+  /** Adds a tag to an existing manifest without pulling or pushing layers. */
+  async tagManifest(repository: string, from: string, tag: string): Promise<void> {
+    const m = await this.manifest(repository, from, true);
+    if (!m?.body) throw new InfrastructureError(`registry ${this.host}: ${repository}:${from} vanished while tagging`);
+    const res = await this.request('PUT', `/v2/${repository}/manifests/${tag}`, `repository:${repository}:pull,push`, { headers: { 'content-type': m.mediaType }, body: m.body });
+    await res.body?.cancel();
+    if (!res.ok) throw new InfrastructureError(`registry ${this.host} refused tag ${repository}:${tag} (${res.status})`);
+  }
+
+  /** The image config's labels (single-platform images), for explaining rebuilds. */
+  async labels(repository: string, reference: string): Promise<Record<string, string> | undefined> {
+    const m = await this.manifest(repository, reference, true);
+    if (!m?.body) return undefined;
+    const manifest = JSON.parse(m.body.toString()) as { config?: { digest: string } };
+    if (!manifest.config) return undefined;
+    const res = await this.request('GET', `/v2/${repository}/blobs/${manifest.config.digest}`, `repository:${repository}:pull`);
+    if (!res.ok) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const config = (await res.json()) as { config?: { Labels?: Record<string, string> } };
+    return config.config?.Labels ?? undefined;
+  }
+}

@@ -1,0 +1,170 @@
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { RunContext, Reporter } from '../context.js';
+import { ExitCode, SkiffError, oneLine } from '../errors.js';
+import { LineReporter, LiveReporter } from './reporter.js';
+
+// Commands are imported when they run, so `skiff --version` and `--help` start fast.
+const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface GlobalOptions {
+  output: 'text' | 'json';
+  verbose?: boolean;
+  dir?: string;
+}
+
+interface Session {
+  ctx: RunContext;
+  json: boolean;
+  close: () => void;
+}
+
+function openSession(global: GlobalOptions): Session {
+  const json = global.output === 'json';
+  const stderr = process.stderr;
+  let reporter: Reporter;
+  let close = () => {};
+  if (!json && stderr.isTTY && !process.env.CI) {
+    const live = new LiveReporter(stderr, global.verbose);
+    reporter = live;
+    close = () => live.close();
+  } else {
+    reporter = new LineReporter(stderr, global.verbose, !json || Boolean(global.verbose));
+  }
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(ExitCode.interrupted);
+    reporter.warn(`${sig}: stopping and cleaning up (press Ctrl-C again to quit at once)`);
+    abort.abort(new Error(sig));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let docker: Promise<import('../adapters/docker.js').DockerEngine> | undefined;
+  const ctx: RunContext = {
+    cwd: global.dir ?? process.cwd(),
+    env: process.env,
+    reporter,
+    now: () => new Date(),
+    signal: abort.signal,
+    docker: () => (docker ??= import('../adapters/docker.js').then((m) => new m.DockerEngine())),
+  };
+  return { ctx, json, close };
+}
+
+/** Runs one command: the only place that turns errors into exit codes. */
+async function run(program: Command, body: (s: Session) => Promise<void>): Promise<void> {
+  const session = openSession(program.opts<GlobalOptions>());
+  try {
+    await body(session);
+    session.close();
+    process.exitCode = process.exitCode ?? ExitCode.ok;
+  } catch (e) {
+    session.close();
+    const err = e instanceof SkiffError ? e : undefined;
+    const code = err?.exitCode ?? ExitCode.failed;
+    const message = err ? oneLine(err.message) : `internal error: ${(e as Error)?.stack ?? String(e)}\nThis is a bug in skiff; please report it with the command you ran.`;
+    if (session.json) {
+      process.stdout.write(`${JSON.stringify({ error: { kind: err?.kind ?? 'internal', exitCode: code, message, detail: err?.detail } }, null, 2)}\n`);
+    }
+    process.stderr.write(`error: ${message}\n`);
+    process.exitCode = code;
+  }
+}
+
+export function printJson(value: unknown) {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('skiff')
+    .description('From a Git commit to a running Kubernetes release: build, test, push, render, deploy, track, roll back.')
+    .version(version, '-V, --version')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('-v, --verbose', 'show more detail (push progress, debug lines)')
+    .option('-C, --dir <path>', 'run as if started in <path>')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `
+Exit codes:
+  0  success
+  1  the work failed (build step, test, rollout)
+  2  bad input or configuration; nothing was touched
+  3  Docker, registry or cluster unreachable, or access denied
+  130 interrupted
+
+Examples:
+  skiff build --push          build changed images from HEAD and push them
+  skiff test                  run the tests of skiff.yaml in the built images
+  skiff deploy staging        render .kube/ for staging, apply, track until ready
+  skiff ship production       build, test, push and deploy in one go`);
+
+  program
+    .command('build')
+    .description('build images from the Git commit, tagged by content; skip the ones that exist')
+    .argument('[image...]', 'images to build (default: all), with their dependencies')
+    .option('--push', 'push to the registry (and skip images it already has)')
+    .option('--dev', 'build the working tree (tracked + untracked, not ignored) instead of HEAD')
+    .option('--why', 'say for each image why it is or is not rebuilt')
+    .option('--registry <prefix>', 'image repository prefix, e.g. 127.0.0.1:5000/hello (overrides skiff.yaml)')
+    .option('--parallel <n>', 'images built at once', (v) => Number.parseInt(v, 10), 2)
+    .addHelpText('after', `
+Examples:
+  skiff build                 build every image of skiff.yaml from HEAD
+  skiff build app --push      build app (and what it depends on) and push
+  skiff build --dev --why     build the working tree and explain each rebuild`)
+    .action((images: string[], opts) =>
+      run(program, async ({ ctx, json }) => {
+        const { runBuild } = await import('../actions/build.js');
+        const result = await runBuild(ctx, { ...opts, images });
+        if (json) return printJson(result);
+        for (const img of result.images) {
+          const what = img.built ? (img.pushed ? 'built and pushed' : 'built') : img.pushed ? 'pushed' : 'unchanged';
+          ctx.reporter.info(`${img.image}: ${what} ${img.reference}${img.digest && img.pushed ? `@${img.digest}` : ''}${opts.why && img.changes ? ` — ${img.changes.length ? img.changes.join('; ') : 'no input changed'}` : ''}`);
+        }
+      }),
+    );
+
+  program
+    .command('test')
+    .description('run the tests of skiff.yaml inside the built images')
+    .argument('[test...]', 'tests to run (default: all)')
+    .option('--dev', 'use images of the working tree instead of HEAD')
+    .option('--registry <prefix>', 'image repository prefix (overrides skiff.yaml)')
+    .option('--parallel <n>', 'tests run at once', (v) => Number.parseInt(v, 10), 2)
+    .addHelpText('after', `
+Reports listed under tests.<name>.reports are copied to .skiff/reports/<name>/.
+
+Examples:
+  skiff test                  run every test
+  skiff test unit             run one test`)
+    .action((tests: string[], opts) =>
+      run(program, async ({ ctx, json }) => {
+        const { testProject, formatTestTable } = await import('../actions/test.js');
+        const { loadProject } = await import('../project.js');
+        const { WorkFailedError } = await import('../errors.js');
+        const project = await loadProject(ctx, opts);
+        const result = await testProject(ctx, project, { ...opts, tests });
+        if (json) printJson(result);
+        else if (result.tests.length) process.stderr.write(`\n${formatTestTable(result.tests)}\n`);
+        if (!result.passed) {
+          const failed = result.tests.filter((t) => !t.passed).map((t) => t.test);
+          throw new WorkFailedError('test', `${failed.length} of ${result.tests.length} tests failed: ${failed.join(', ')}`);
+        }
+      }),
+    );
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride((err) => {
+    // commander's own usage errors are bad input: exit 2.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    process.exit(ExitCode.badInput);
+  });
+  await program.parseAsync(argv);
+}
+
+await main(process.argv);

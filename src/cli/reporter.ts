@@ -1,0 +1,98 @@
+import type { Reporter } from '../context.js';
+
+const useColor = (stream: NodeJS.WriteStream) => stream.isTTY && !process.env.NO_COLOR;
+
+const STATE_COLORS: Record<string, string> = {
+  built: '32', pushed: '32', passed: '32', ready: '32', deployed: '32', 'up to date': '36', applied: '36',
+  failed: '31', error: '31', 'timed out': '31',
+  building: '33', pushing: '33', running: '33', waiting: '33', progressing: '33', applying: '33',
+};
+
+function paint(stream: NodeJS.WriteStream, code: string | undefined, text: string): string {
+  return code && useColor(stream) ? `\x1b[${code}m${text}\x1b[0m` : text;
+}
+
+/**
+ * One line per event: what a CI log wants (no spinners, no cursor moves),
+ * and what JSON mode writes to stderr.
+ */
+export class LineReporter implements Reporter {
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    private readonly verbose = false,
+    private readonly showLogs = true,
+  ) {}
+  protected write(line: string) {
+    this.stream.write(`${line}\n`);
+  }
+  info(message: string) {
+    this.write(message);
+  }
+  warn(message: string) {
+    this.write(paint(this.stream, '33', `warning: ${message}`));
+  }
+  log(source: string, line: string) {
+    if (this.showLogs || this.verbose) this.write(`${paint(this.stream, '2', `[${source}]`)} ${line}`);
+  }
+  status(subject: string, state: string, detail?: string) {
+    this.write(`${paint(this.stream, '1', subject)}: ${paint(this.stream, STATE_COLORS[state], state)}${detail ? ` ${detail}` : ''}`);
+  }
+  debug(message: string) {
+    if (this.verbose) this.write(paint(this.stream, '2', message));
+  }
+}
+
+/**
+ * On a terminal: log lines scroll as usual, and a block at the bottom shows
+ * the current state of every image, test or object, updated in place.
+ */
+export class LiveReporter extends LineReporter {
+  private readonly states = new Map<string, string>();
+  private drawn = 0;
+  private readonly started = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly tty: NodeJS.WriteStream, verbose = false) {
+    super(tty, verbose, true);
+    this.timer = setInterval(() => this.redraw(), 500);
+    this.timer.unref();
+  }
+  private clear() {
+    if (this.drawn > 0) this.tty.write(`\x1b[${this.drawn}A\x1b[0J`);
+    this.drawn = 0;
+  }
+  private redraw() {
+    this.clear();
+    const width = this.tty.columns || 100;
+    const lines = [...this.states.entries()].map(([subject, text]) => {
+      const since = this.started.get(subject);
+      const secs = since ? ` ${Math.round((Date.now() - since) / 1000)}s` : '';
+      return `  ${text}${secs}`.slice(0, width - 1);
+    });
+    for (const l of lines) this.tty.write(`${l}\n`);
+    this.drawn = lines.length;
+  }
+  protected override write(line: string) {
+    this.clear();
+    this.tty.write(`${line}\n`);
+    this.redraw();
+  }
+  override status(subject: string, state: string, detail?: string) {
+    const finished = /^(built|pushed|passed|failed|ready|deployed|up to date|error|applied|timed out)$/.test(state);
+    if (!finished && !this.started.has(subject)) this.started.set(subject, Date.now());
+    if (finished) {
+      this.states.delete(subject);
+      this.started.delete(subject);
+      super.status(subject, state, detail);
+      return;
+    }
+    this.states.set(subject, `${paint(this.tty, '1', subject)}: ${paint(this.tty, STATE_COLORS[state], state)}${detail ? ` ${detail}` : ''}`);
+    this.redraw();
+  }
+  close() {
+    if (this.timer) clearInterval(this.timer);
+    this.clear();
+    for (const text of this.states.values()) this.tty.write(`  ${text}\n`);
+    this.states.clear();
+  }
+}

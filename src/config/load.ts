@@ -1,0 +1,28 @@
+import { readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { ConfigError } from '../errors.js';
+import type { ProjectConfig } from './types.js';
+import { validateConfig } from './validate.js';
+import { parseYamlWithPositions } from './yaml-positions.js';
+
+export const CONFIG_FILE = 'skiff.yaml';
+
+/** Reads and validates <root>/skiff.yaml (or the given file). */
+export async function loadConfig(root: string, file = join(root, CONFIG_FILE)): Promise<ProjectConfig> {
+  const display = relative(process.cwd(), file) || file;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ConfigError(`${display}: not found; create it (see "skiff init") or run skiff from the repository root`);
+    }
+    throw new ConfigError(`${display}: cannot read: ${(e as Error).message}`);
+  }
+  return parseConfigText(text, display);
+}
+
+export function parseConfigText(text: string, file: string): ProjectConfig {
+  const { value, positions } = parseYamlWithPositions(text, file);
+  return validateConfig(value, positions, file);
+}

@@ -1,0 +1,54 @@
+/** One instruction of a Dockerfile and the line it starts on (1-based). */
+export interface DockerfileInstruction {
+  line: number;
+  keyword: string;
+  text: string;
+}
+
+/** Splits a Dockerfile into instructions, joining continuation lines. */
+export function parseDockerfile(content: string): DockerfileInstruction[] {
+  const lines = content.split(/\r?\n/);
+  const out: DockerfileInstruction[] = [];
+  let escape = '\\';
+  let current: { line: number; parts: string[] } | undefined;
+  let seenInstruction = false;
+  lines.forEach((raw, i) => {
+    const trimmed = raw.trim();
+    if (!seenInstruction) {
+      const directive = /^#\s*escape\s*=\s*(\S)/i.exec(trimmed);
+      if (directive) escape = directive[1]!;
+    }
+    if (!current && (trimmed === '' || trimmed.startsWith('#'))) return;
+    if (current && trimmed.startsWith('#')) return;
+    const continues = trimmed.endsWith(escape);
+    const part = continues ? trimmed.slice(0, -1).trim() : trimmed;
+    if (!current) current = { line: i + 1, parts: [] };
+    if (part) current.parts.push(part);
+    if (!continues) {
+      const text = current.parts.join(' ');
+      const keyword = (text.split(/\s+/)[0] ?? '').toUpperCase();
+      out.push({ line: current.line, keyword, text });
+      seenInstruction = true;
+      current = undefined;
+    }
+  });
+  if (current) {
+    const text = current.parts.join(' ');
+    out.push({ line: current.line, keyword: (text.split(/\s+/)[0] ?? '').toUpperCase(), text });
+  }
+  return out;
+}
+
+/**
+ * The Dockerfile line of a build step as the Engine reports it
+ * ("Step 3/5 : RUN make"): matched by text, else by position.
+ */
+export function lineOfStep(instructions: DockerfileInstruction[], stepNumber: number, stepText: string): number | undefined {
+  const norm = (s: string) => s.replace(/\s+/g, ' ').trim().toLowerCase();
+  const wanted = norm(stepText);
+  const byPosition = instructions[stepNumber - 1];
+  if (byPosition && norm(byPosition.text) === wanted) return byPosition.line;
+  const byText = instructions.filter((ins) => norm(ins.text) === wanted);
+  if (byText.length === 1) return byText[0]!.line;
+  return byPosition?.line ?? byText[0]?.line;
+}

@@ -1,0 +1,53 @@
+import { loadConfig } from './config/load.js';
+import type { ProjectConfig } from './config/types.js';
+import { findRepoRoot, readGitInfo, type GitInfo } from './adapters/git.js';
+import { ConfigError } from './errors.js';
+import { isCI, type RunContext } from './context.js';
+import { join } from 'node:path';
+
+/** Where the build context comes from: the commit (default) or the working tree (--dev). */
+export type SourceMode = 'commit' | 'worktree';
+
+export interface Project {
+  root: string;
+  config: ProjectConfig;
+  git: GitInfo;
+  mode: SourceMode;
+  /** Image repository prefix, e.g. 127.0.0.1:5000/hello; undefined when none is configured. */
+  registry?: string;
+}
+
+export interface ProjectOptions {
+  dev?: boolean;
+  registry?: string;
+  configFile?: string;
+}
+
+/**
+ * Opens the repository and its skiff.yaml. Everything here is local: no
+ * Docker, registry or cluster is touched, so bad input fails with exit 2
+ * before any side effect.
+ */
+export async function loadProject(ctx: RunContext, opts: ProjectOptions = {}): Promise<Project> {
+  const root = await findRepoRoot(ctx.cwd);
+  const config = await loadConfig(root, opts.configFile ? join(ctx.cwd, opts.configFile) : undefined);
+  const git = await readGitInfo(root, ctx.env);
+  const mode: SourceMode = opts.dev ? 'worktree' : 'commit';
+  if (mode === 'commit' && git.dirty) {
+    if (isCI(ctx.env)) {
+      throw new ConfigError(`${root}: the working tree has uncommitted changes; in CI skiff builds the commit only — commit the changes, or pass --dev to build the working tree`);
+    }
+    ctx.reporter.warn(`uncommitted changes are not part of the build: skiff builds commit ${git.commit.slice(0, 8)} (use --dev to build the working tree)`);
+  }
+  return { root, config, git, mode, registry: resolveRegistry(config, ctx.env, opts.registry) };
+}
+
+/** --registry, then SKIFF_REGISTRY, then GitLab's CI_REGISTRY_IMAGE, then skiff.yaml. */
+export function resolveRegistry(config: ProjectConfig, env: NodeJS.ProcessEnv, flag?: string): string | undefined {
+  const value = flag || env.SKIFF_REGISTRY || (env.GITLAB_CI ? env.CI_REGISTRY_IMAGE : undefined) || config.registry;
+  if (value === undefined) return undefined;
+  if (!/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._\/-]+)?$/i.test(value)) {
+    throw new ConfigError(`registry "${value}" is not a valid repository prefix; use host[:port]/path, e.g. 127.0.0.1:5000/${config.project}`);
+  }
+  return value.replace(/\/+$/, '').toLowerCase();
+}

@@ -1,0 +1,131 @@
+import { posix } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { DockerIgnore } from '../core/dockerignore.js';
+import { contentTag, digestsToLabels, digestInputs, sanitizeTag, type InputDigests } from '../core/image-inputs.js';
+import { listCommitTree, listWorkingTree, readCommitFile, type TreeEntry } from '../adapters/git.js';
+import type { ImageConfig } from '../config/types.js';
+import type { Project } from '../project.js';
+
+/** What building one image means, computed before anything is built. */
+export interface ImagePlan {
+  name: string;
+  config: ImageConfig;
+  /** e.g. 127.0.0.1:5000/hello/app */
+  repository: string;
+  /** The content tag. */
+  tag: string;
+  /** repository:tag */
+  ref: string;
+  /** Extra human tags: commit SHA, branch, Git tag. */
+  humanTags: string[];
+  digests: InputDigests;
+  labels: Record<string, string>;
+  /** Files sent as the build context, after .dockerignore. */
+  entries: TreeEntry[];
+  /** Dockerfile path inside the context. */
+  dockerfile: string;
+  dockerfileText: string;
+  buildArgs: Record<string, string>;
+  dockerignore: DockerIgnore;
+}
+
+/** The build arg that carries a dependency's reference: base → BASE_IMAGE. */
+export function dependencyArgName(image: string): string {
+  return `${image.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_IMAGE`;
+}
+
+/** Image names in dependency order, including the dependencies of the selected ones. */
+export function selectImages(images: Record<string, ImageConfig>, wanted: string[], file: string): string[] {
+  for (const name of wanted) {
+    if (!images[name]) throw new ConfigError(`image "${name}" is not defined in ${file} (images: ${Object.keys(images).join(', ')})`);
+  }
+  const order: string[] = [];
+  const seen = new Set<string>();
+  const visit = (name: string) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    for (const dep of images[name]!.dependsOn) visit(dep);
+    order.push(name);
+  };
+  for (const name of wanted.length ? wanted : Object.keys(images)) visit(name);
+  return order;
+}
+
+/**
+ * Computes every selected image's content tag from Git's object ids (commit
+ * mode) or hashed working-tree files (--dev). Checks that contexts and
+ * Dockerfiles exist; throws ConfigError pointing at skiff.yaml otherwise.
+ */
+export async function planImages(project: Project, wanted: string[] = []): Promise<ImagePlan[]> {
+  const { config, git, root, mode } = project;
+  const names = selectImages(config.images, wanted, config.file);
+  const where = (path: string) => {
+    const p = config.positions.of(path);
+    return `${config.file}:${p.line}:${p.col}`;
+  };
+  const plans = new Map<string, ImagePlan>();
+  const repositoryOf = (name: string) => `${project.registry ?? `${config.project}`}/${name}`;
+
+  for (const name of names) {
+    const img = config.images[name]!;
+    const all = mode === 'commit' ? await listCommitTree(root, git.commit, img.context) : await listWorkingTree(root, img.context);
+    const contextLabel = img.context || '.';
+    if (all.length === 0) {
+      throw new ConfigError(`${where(`images.${name}.context`)}: context "${contextLabel}" of image ${name} ${mode === 'commit' ? `has no tracked files at commit ${git.commit.slice(0, 8)}` : 'is empty or missing'}; fix images.${name}.context${mode === 'commit' ? ' or commit the directory' : ''}`);
+    }
+    const dockerfilePath = posix.normalize(img.dockerfile);
+    const dockerfileEntry = all.find((e) => e.path === dockerfilePath);
+    if (!dockerfileEntry) {
+      throw new ConfigError(`${where(`images.${name}.dockerfile`)}: Dockerfile "${posix.join(contextLabel, dockerfilePath)}" of image ${name} ${mode === 'commit' ? `is not in commit ${git.commit.slice(0, 8)}` : 'does not exist'}; fix images.${name}.dockerfile${mode === 'commit' ? ' or commit the file' : ''}`);
+    }
+    const ignoreEntry = all.find((e) => e.path === '.dockerignore');
+    let ignoreText = '';
+    if (ignoreEntry) {
+      const buf = mode === 'commit' ? await readCommitFile(root, git.commit, ignoreEntry.repoPath) : await readFile(join(root, ignoreEntry.repoPath)).catch(() => undefined);
+      ignoreText = buf?.toString() ?? '';
+    }
+    const dockerignore = new DockerIgnore(ignoreText);
+    // The Engine always receives the Dockerfile and .dockerignore, even when ignored.
+    const entries = all.filter((e) => e.path === dockerfilePath || e.path === '.dockerignore' || !dockerignore.excludes(e.path));
+    const dockerfileBuf = mode === 'commit' ? await readCommitFile(root, git.commit, dockerfileEntry.repoPath) : await readFile(join(root, dockerfileEntry.repoPath));
+    const dockerfileText = dockerfileBuf?.toString() ?? '';
+
+    const buildArgs = { ...img.args };
+    const dependencyTags: Record<string, string> = {};
+    for (const dep of img.dependsOn) {
+      const depPlan = plans.get(dep)!;
+      dependencyTags[dep] = depPlan.tag;
+      buildArgs[dependencyArgName(dep)] = depPlan.ref;
+    }
+    const digests = digestInputs({ dockerfile: { path: dockerfilePath, oid: dockerfileEntry.oid }, entries, args: img.args, target: img.target, dependencyTags });
+    const tag = contentTag(digests);
+    const repository = repositoryOf(name);
+    const humanTags = new Set<string>();
+    if (!(mode === 'worktree' && git.dirty)) humanTags.add(git.commit);
+    if (git.branch) humanTags.add(sanitizeTag(git.branch));
+    if (git.tag) humanTags.add(sanitizeTag(git.tag));
+    const labels: Record<string, string> = {
+      ...digestsToLabels(digests),
+      'org.opencontainers.image.revision': git.commit,
+    };
+    if (git.source) labels['org.opencontainers.image.source'] = git.source;
+    plans.set(name, {
+      name,
+      config: img,
+      repository,
+      tag,
+      ref: `${repository}:${tag}`,
+      humanTags: [...humanTags],
+      digests,
+      labels,
+      entries,
+      dockerfile: dockerfilePath,
+      dockerfileText,
+      buildArgs,
+      dockerignore,
+    });
+  }
+  return names.map((n) => plans.get(n)!);
+}
