@@ -112,7 +112,10 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
     return norm === '.' ? '' : norm.replace(/\/$/, '');
   };
 
-  const top = mapping(raw, '', true) ?? {};
+  // The top level has no key path to name, so it gets messages of its own.
+  if (raw === undefined || raw === null) problem('', 'the file is empty: define at least "project" and "images"');
+  else if (!isPlain(raw)) problem('', `the top level must be a mapping of keys (project, images, ...), got ${typeName(raw)}`);
+  const top = isPlain(raw) ? raw : {};
   knownKeys(top, '', ['project', 'registry', 'images', 'tests', 'environments', 'deploy']);
   const project = string(top.project, 'project', { required: true, pattern: DNS_LABEL, hint: 'use lower-case letters, digits and "-" (it names releases)' }) ?? 'invalid';
   const registry = string(top.registry, 'registry', { pattern: /^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._\/-]+)?$/i, hint: 'use host[:port]/path, e.g. 127.0.0.1:5000/hello' });

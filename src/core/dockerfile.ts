@@ -18,8 +18,8 @@ export function parseDockerfile(content: string): DockerfileInstruction[] {
       const directive = /^#\s*escape\s*=\s*(\S)/i.exec(trimmed);
       if (directive) escape = directive[1]!;
     }
-    if (!current && (trimmed === '' || trimmed.startsWith('#'))) return;
-    if (current && trimmed.startsWith('#')) return;
+    // Inside a continuation too: the Engine skips comments and empty lines there.
+    if (trimmed === '' || trimmed.startsWith('#')) return;
     const continues = trimmed.endsWith(escape);
     const part = continues ? trimmed.slice(0, -1).trim() : trimmed;
     if (!current) current = { line: i + 1, parts: [] };
