@@ -29,6 +29,8 @@ export class SkiffError extends Error {
     this.detail = options?.detail;
   }
   readonly detail: unknown;
+  /** Set when the command already wrote its result to stdout (JSON mode), so the CLI adds no second document. */
+  resultPrinted = false;
 }
 
 /** Bad skiff.yaml, template, flag or repository state. Exit 2, nothing touched. */

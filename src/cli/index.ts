@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import type { RunContext, Reporter } from '../context.js';
 import { ExitCode, SkiffError, oneLine } from '../errors.js';
 import { LineReporter, LiveReporter } from './reporter.js';
+import { addReleaseCommands } from './release-commands.js';
 
 // Commands are imported when they run, so `skiff --version` and `--help` start fast.
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -65,7 +66,7 @@ async function run(program: Command, body: (s: Session) => Promise<void>): Promi
     const err = e instanceof SkiffError ? e : undefined;
     const code = err?.exitCode ?? ExitCode.failed;
     const message = err ? oneLine(err.message) : `internal error: ${(e as Error)?.stack ?? String(e)}\nThis is a bug in skiff; please report it with the command you ran.`;
-    if (session.json) {
+    if (session.json && !err?.resultPrinted) {
       process.stdout.write(`${JSON.stringify({ error: { kind: err?.kind ?? 'internal', exitCode: code, message, detail: err?.detail } }, null, 2)}\n`);
     }
     process.stderr.write(`error: ${message}\n`);
@@ -154,6 +155,7 @@ Examples:
       }),
     );
 
+  addReleaseCommands(program, run);
   return program;
 }
 

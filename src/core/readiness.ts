@@ -1,0 +1,189 @@
+import type { KubeObject } from '../release/types.js';
+
+type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface PodProblem {
+  pod: string;
+  container?: string;
+  reason: string;
+  message?: string;
+  exitCode?: number;
+  restarts?: number;
+}
+
+export interface RolloutVerdict {
+  state: 'ready' | 'progressing' | 'failed';
+  /** Short human summary: "2/3 replicas available". */
+  message: string;
+  problem?: PodProblem;
+}
+
+export interface ReadinessPolicy {
+  /** Container restarts tolerated before CrashLoopBackOff counts as failure. */
+  allowedRestarts: number;
+  /** How long a pod may stay unschedulable before that counts as failure. */
+  unschedulableGraceMs: number;
+}
+
+export const defaultPolicy: ReadinessPolicy = { allowedRestarts: 0, unschedulableGraceMs: 10_000 };
+
+const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'CreateContainerConfigError', 'CreateContainerError', 'InvalidImageName', 'RunContainerError', 'ErrImageNeverPull']);
+
+/** Kinds whose readiness is followed; everything else is ready once applied. */
+export function isTracked(kind: string): boolean {
+  return ['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'Pod', 'PersistentVolumeClaim'].includes(kind);
+}
+
+/** A pod's first fatal problem, if any (pure). */
+export function podProblem(pod: Obj, policy: ReadinessPolicy, now: Date): PodProblem | undefined {
+  const name = pod.metadata.name;
+  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])] as Array<Record<string, any>>;
+  for (const cs of statuses) {
+    const waiting = cs.state?.waiting;
+    const last = cs.lastState?.terminated;
+    if (waiting && FATAL_WAITING.has(waiting.reason)) {
+      if (waiting.reason === 'CrashLoopBackOff' && (cs.restartCount ?? 0) <= policy.allowedRestarts) continue;
+      return { pod: name, container: cs.name, reason: waiting.reason, message: waiting.message, exitCode: last?.exitCode, restarts: cs.restartCount };
+    }
+    if (last?.reason === 'OOMKilled' && (cs.restartCount ?? 0) > policy.allowedRestarts) {
+      return { pod: name, container: cs.name, reason: 'OOMKilled', message: 'the container exceeded its memory limit', exitCode: last.exitCode, restarts: cs.restartCount };
+    }
+    const term = cs.state?.terminated;
+    if (term?.reason === 'OOMKilled') return { pod: name, container: cs.name, reason: 'OOMKilled', message: 'the container exceeded its memory limit', exitCode: term.exitCode, restarts: cs.restartCount };
+  }
+  const scheduled = (pod.status?.conditions ?? []).find((c: Record<string, string>) => c.type === 'PodScheduled');
+  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+    const since = Date.parse(scheduled.lastTransitionTime ?? '') || now.getTime();
+    if (now.getTime() - since >= policy.unschedulableGraceMs) return { pod: name, reason: 'FailedScheduling', message: scheduled.message };
+  }
+  return undefined;
+}
+
+function condition(obj: Obj, type: string): Record<string, string> | undefined {
+  return (obj.status?.conditions ?? []).find((c: Record<string, string>) => c.type === type);
+}
+
+function podReady(pod: Obj): boolean {
+  return condition(pod, 'Ready')?.status === 'True';
+}
+
+/**
+ * The verdict for one applied object from its live state, the pods of its
+ * current revision and, for Deployments, its ReplicaSets. Pure.
+ */
+export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; bindImmediately?: boolean }, policy: ReadinessPolicy, now: Date): RolloutVerdict {
+  const gen = obj.metadata.generation as number | undefined;
+  const observed = obj.status?.observedGeneration as number | undefined;
+  const stale = gen !== undefined && (observed === undefined || observed < gen);
+  const firstProblem = () => {
+    for (const p of related.pods) {
+      const problem = podProblem(p, policy, now);
+      if (problem) return problem;
+    }
+    return undefined;
+  };
+  if (stale && ['Deployment', 'StatefulSet', 'DaemonSet'].includes(obj.kind)) {
+    return { state: 'progressing', message: `waiting for the controller to pick up generation ${gen}` };
+  }
+  switch (obj.kind) {
+    case 'Deployment': {
+      const want = obj.spec?.replicas ?? 1;
+      const s = obj.status ?? {};
+      const progressing = condition(obj, 'Progressing');
+      if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded') {
+        return { state: 'failed', message: progressing.message ?? 'progress deadline exceeded', problem: firstProblem() ?? { pod: '', reason: 'ProgressDeadlineExceeded', message: progressing.message } };
+      }
+      const replicaFailure = condition(obj, 'ReplicaFailure');
+      if (replicaFailure?.status === 'True') return { state: 'failed', message: replicaFailure.message ?? 'ReplicaSet could not create pods', problem: { pod: '', reason: replicaFailure.reason ?? 'FailedCreate', message: replicaFailure.message } };
+      const problem = firstProblem();
+      if (problem) return { state: 'failed', message: `pod ${problem.pod}: ${problem.reason}`, problem };
+      const updated = s.updatedReplicas ?? 0;
+      const available = s.availableReplicas ?? 0;
+      const total = s.replicas ?? 0;
+      const message = `${updated}/${want} updated, ${available}/${want} available${total > updated ? `, ${total - updated} old` : ''}`;
+      const ready = !stale && updated >= want && available >= want && total <= want && (s.unavailableReplicas ?? 0) === 0;
+      return { state: ready ? 'ready' : 'progressing', message };
+    }
+    case 'StatefulSet': {
+      const want = obj.spec?.replicas ?? 1;
+      const s = obj.status ?? {};
+      const problem = firstProblem();
+      if (problem) return { state: 'failed', message: `pod ${problem.pod}: ${problem.reason}`, problem };
+      const rolling = (obj.spec?.updateStrategy?.type ?? 'RollingUpdate') === 'RollingUpdate';
+      const revisionDone = !rolling || !s.updateRevision || s.currentRevision === s.updateRevision || (s.updatedReplicas ?? 0) >= want;
+      const ready = !stale && (s.readyReplicas ?? 0) >= want && (s.availableReplicas ?? s.readyReplicas ?? 0) >= want && revisionDone && (s.updatedReplicas ?? want) >= want;
+      return { state: ready ? 'ready' : 'progressing', message: `${s.readyReplicas ?? 0}/${want} ready, ${s.updatedReplicas ?? 0}/${want} updated` };
+    }
+    case 'DaemonSet': {
+      const s = obj.status ?? {};
+      const problem = firstProblem();
+      if (problem) return { state: 'failed', message: `pod ${problem.pod}: ${problem.reason}`, problem };
+      const want = s.desiredNumberScheduled ?? 0;
+      const ready = !stale && (s.updatedNumberScheduled ?? 0) >= want && (s.numberAvailable ?? 0) >= want;
+      return { state: ready ? 'ready' : 'progressing', message: `${s.numberAvailable ?? 0}/${want} available` };
+    }
+    case 'Job': {
+      const failed = condition(obj, 'Failed');
+      if (failed?.status === 'True') return { state: 'failed', message: `job failed: ${failed.reason ?? ''} ${failed.message ?? ''}`.trim(), problem: firstFailedJobPod(related.pods) ?? { pod: '', reason: failed.reason ?? 'JobFailed', message: failed.message } };
+      if (condition(obj, 'Complete')?.status === 'True') return { state: 'ready', message: `completed (${obj.status?.succeeded ?? 1} succeeded)` };
+      const problem = firstProblem();
+      if (problem && problem.reason !== 'CrashLoopBackOff') return { state: 'failed', message: `pod ${problem.pod}: ${problem.reason}`, problem };
+      return { state: 'progressing', message: `${obj.status?.active ?? 0} active, ${obj.status?.failed ?? 0} failed` };
+    }
+    case 'Pod': {
+      const problem = podProblem(obj, policy, now);
+      if (problem) return { state: 'failed', message: problem.reason, problem };
+      const phase = obj.status?.phase;
+      if (phase === 'Succeeded') return { state: 'ready', message: 'succeeded' };
+      if (phase === 'Failed') return { state: 'failed', message: 'pod failed', problem: firstFailedJobPod([obj]) ?? { pod: obj.metadata.name, reason: 'Failed' } };
+      return { state: podReady(obj) ? 'ready' : 'progressing', message: phase ?? 'Pending' };
+    }
+    case 'PersistentVolumeClaim': {
+      const phase = obj.status?.phase;
+      if (phase === 'Bound') return { state: 'ready', message: 'Bound' };
+      if (phase === 'Lost') return { state: 'failed', message: 'claim lost its volume', problem: { pod: '', reason: 'ClaimLost' } };
+      if (related.bindImmediately === false) return { state: 'ready', message: 'Pending (binds when a pod uses it)' };
+      return { state: 'progressing', message: phase ?? 'Pending' };
+    }
+    default:
+      return { state: 'ready', message: 'applied' };
+  }
+}
+
+function firstFailedJobPod(pods: Obj[]): PodProblem | undefined {
+  for (const p of pods) {
+    for (const cs of (p.status?.containerStatuses ?? []) as Array<Record<string, any>>) {
+      const t = cs.state?.terminated ?? cs.lastState?.terminated;
+      if (t && t.exitCode !== 0) return { pod: p.metadata.name, container: cs.name, reason: t.reason ?? 'Error', exitCode: t.exitCode, restarts: cs.restartCount };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The pods that belong to an object's current revision: for a Deployment the
+ * newest ReplicaSet's pods, for a StatefulSet the update revision's, for a
+ * Job or DaemonSet its own.
+ */
+export function currentPods(obj: Obj, pods: Obj[], replicaSets: Obj[] = []): Obj[] {
+  const uid = obj.metadata.uid as string | undefined;
+  const ownedBy = (o: Obj, ownerUid: string | undefined) => ((o.metadata.ownerReferences ?? []) as Array<{ uid: string }>).some((r: { uid: string }) => r.uid === ownerUid);
+  switch (obj.kind) {
+    case 'Deployment': {
+      const revision = obj.metadata.annotations?.['deployment.kubernetes.io/revision'];
+      const mine = replicaSets.filter((rs) => ownedBy(rs, uid));
+      const newest = mine.find((rs) => rs.metadata.annotations?.['deployment.kubernetes.io/revision'] === revision) ??
+        mine.sort((a, b) => Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0))[0];
+      return newest ? pods.filter((p) => ownedBy(p, newest.metadata.uid as string)) : [];
+    }
+    case 'StatefulSet': {
+      const rev = obj.status?.updateRevision;
+      return pods.filter((p) => ownedBy(p, uid) && (!rev || p.metadata.labels?.['controller-revision-hash'] === rev));
+    }
+    case 'Job':
+    case 'DaemonSet':
+      return pods.filter((p) => ownedBy(p, uid));
+    default:
+      return [];
+  }
+}

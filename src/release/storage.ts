@@ -1,0 +1,187 @@
+import { WorkFailedError } from '../errors.js';
+import { PART_LABEL, recordToSecrets, secretsToRecord } from './record.js';
+import type { KubeObject, ReleaseRecord } from './types.js';
+
+/**
+ * Where release records live. Dumb on purpose (Helm's driver): no rules,
+ * only create, replace, list and delete of record Secrets.
+ */
+export interface ReleaseDriver {
+  /** Fails if any of the Secrets exists. */
+  create(secrets: KubeObject[]): Promise<void>;
+  /** Replaces the Secrets, creating those that do not exist. */
+  update(secrets: KubeObject[]): Promise<void>;
+  /** Every chunk of every revision of the release (labels owner=skiff, name=<release>). */
+  list(release: string): Promise<KubeObject[]>;
+  /** Missing names are not an error. */
+  delete(names: string[]): Promise<void>;
+}
+
+/** A driver in memory, for tests. */
+export class MemoryDriver implements ReleaseDriver {
+  private readonly secrets = new Map<string, KubeObject>();
+
+  async create(secrets: KubeObject[]): Promise<void> {
+    const taken = secrets.find((s) => this.secrets.has(s.metadata.name));
+    if (taken) throw new WorkFailedError('deploy', `Secret ${taken.metadata.name} already exists`);
+    for (const s of secrets) this.secrets.set(s.metadata.name, structuredClone(s));
+  }
+
+  async update(secrets: KubeObject[]): Promise<void> {
+    for (const s of secrets) this.secrets.set(s.metadata.name, structuredClone(s));
+  }
+
+  async list(release: string): Promise<KubeObject[]> {
+    return [...this.secrets.values()]
+      .filter((s) => s.metadata.labels?.owner === 'skiff' && s.metadata.labels.name === release)
+      .map((s) => structuredClone(s));
+  }
+
+  async delete(names: string[]): Promise<void> {
+    for (const n of names) this.secrets.delete(n);
+  }
+
+  /** Every stored Secret, for assertions. */
+  all(): KubeObject[] {
+    return [...this.secrets.values()].map((s) => structuredClone(s));
+  }
+}
+
+interface RevisionSecrets {
+  revision: number;
+  secrets: KubeObject[];
+  /** Chunk 0 is written last and deleted first: without it a revision is not (or no longer) there. */
+  complete: boolean;
+}
+
+function statusOf(r: RevisionSecrets): string | undefined {
+  try {
+    return secretsToRecord(r.secrets).status;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Chunk 0 last, so that a reader never finds chunk 0 without its parts. */
+function writeOrder(secrets: KubeObject[]): KubeObject[] {
+  return [...secrets.slice(1), ...secrets.slice(0, 1)];
+}
+
+/**
+ * The rules over a driver (Helm's Storage): history, last, last deployed,
+ * superseding and max-history pruning. Records are masked (maskSecrets)
+ * before they are stored, whatever the caller passes.
+ */
+export class ReleaseStorage {
+  constructor(
+    private readonly driver: ReleaseDriver,
+    readonly namespace: string,
+  ) {}
+
+  private async revisions(release: string): Promise<RevisionSecrets[]> {
+    const byRevision = new Map<number, RevisionSecrets>();
+    for (const s of await this.driver.list(release)) {
+      const labels = s.metadata.labels;
+      if (labels?.owner !== 'skiff' || labels.name !== release) continue;
+      const revision = Number(labels.version);
+      if (!Number.isInteger(revision) || revision < 1) continue;
+      let entry = byRevision.get(revision);
+      if (!entry) byRevision.set(revision, (entry = { revision, secrets: [], complete: false }));
+      entry.secrets.push(s);
+      if (labels[PART_LABEL] === undefined) entry.complete = true;
+    }
+    return [...byRevision.values()].sort((a, b) => a.revision - b.revision);
+  }
+
+  /** Every stored revision, oldest first. A revision still being written (no chunk 0 yet) is left out. */
+  async history(release: string): Promise<ReleaseRecord[]> {
+    return (await this.revisions(release)).filter((r) => r.complete).map((r) => secretsToRecord(r.secrets));
+  }
+
+  async last(release: string): Promise<ReleaseRecord | undefined> {
+    return (await this.history(release)).at(-1);
+  }
+
+  async lastDeployed(release: string): Promise<ReleaseRecord | undefined> {
+    return (await this.history(release)).findLast((r) => r.status === 'deployed');
+  }
+
+  async get(release: string, revision: number): Promise<ReleaseRecord | undefined> {
+    const found = (await this.revisions(release)).find((r) => r.revision === revision && r.complete);
+    return found && secretsToRecord(found.secrets);
+  }
+
+  /** The revision number a new record gets: the last one + 1. */
+  async nextRevision(release: string): Promise<number> {
+    return ((await this.revisions(release)).at(-1)?.revision ?? 0) + 1;
+  }
+
+  /** Stores a new revision; fails if the revision exists (another run of the same release got there first). */
+  async create(record: ReleaseRecord): Promise<void> {
+    const secrets = recordToSecrets(record, this.namespace);
+    const existing = (await this.revisions(record.name)).find((r) => r.revision === record.revision);
+    if (existing?.complete) {
+      throw new WorkFailedError(
+        'deploy',
+        `release ${record.name} revision ${record.revision} already exists: another deploy of this release ran at the same time; run it again`,
+      );
+    }
+    // Leftover parts of an interrupted write would make create fail; they hold nothing.
+    if (existing) await this.driver.delete(existing.secrets.map((s) => s.metadata.name));
+    await this.driver.create(writeOrder(secrets));
+  }
+
+  /** Rewrites a stored revision (status, description, finish time). */
+  async update(record: ReleaseRecord): Promise<void> {
+    const secrets = recordToSecrets(record, this.namespace);
+    const existing = (await this.revisions(record.name)).find((r) => r.revision === record.revision);
+    await this.driver.update(writeOrder(secrets));
+    const keep = new Set(secrets.map((s) => s.metadata.name));
+    const surplus = (existing?.secrets ?? []).map((s) => s.metadata.name).filter((n) => !keep.has(n));
+    if (surplus.length) await this.driver.delete(surplus);
+  }
+
+  /**
+   * Marks every earlier 'deployed' revision 'superseded', so that only the
+   * revision just deployed (exceptRevision) reads as deployed. Returns the
+   * revisions changed.
+   */
+  async markSuperseded(release: string, exceptRevision: number): Promise<number[]> {
+    const changed: number[] = [];
+    for (const r of await this.history(release)) {
+      if (r.status !== 'deployed' || r.revision >= exceptRevision) continue;
+      await this.update({ ...r, status: 'superseded' });
+      changed.push(r.revision);
+    }
+    return changed;
+  }
+
+  /**
+   * Keeps the newest `max` revisions and the last deployed one, whatever its
+   * age (rollback and prune need it); deletes the rest, and leftovers of
+   * interrupted writes older than what is kept. max ≤ 0 keeps everything.
+   * Returns the revisions deleted.
+   */
+  async pruneHistory(release: string, max: number): Promise<number[]> {
+    if (!(max > 0)) return [];
+    const all = await this.revisions(release);
+    const complete = all.filter((r) => r.complete);
+    if (complete.length <= max) return [];
+    const keep = new Set(complete.slice(-max).map((r) => r.revision));
+    // An unreadable old revision is pruned like any other instead of blocking pruning for good.
+    const deployed = complete.findLast((r) => statusOf(r) === 'deployed');
+    if (deployed) keep.add(deployed.revision);
+    const oldestKept = Math.min(...keep);
+    const doomed = all.filter((r) => !keep.has(r.revision) && (r.complete || r.revision < oldestKept));
+    // Chunk 0 first: a revision without it is already gone for every reader.
+    const names = doomed.flatMap((r) => [...r.secrets].sort((a, b) => Number(a.metadata.labels?.[PART_LABEL] ?? 0) - Number(b.metadata.labels?.[PART_LABEL] ?? 0)).map((s) => s.metadata.name));
+    if (names.length) await this.driver.delete(names);
+    return doomed.filter((r) => r.complete).map((r) => r.revision);
+  }
+
+  /** Deletes every record of the release (skiff dismiss --with-history). */
+  async deleteAll(release: string): Promise<void> {
+    const names = (await this.revisions(release)).flatMap((r) => r.secrets.map((s) => s.metadata.name));
+    if (names.length) await this.driver.delete(names);
+  }
+}

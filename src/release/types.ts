@@ -1,0 +1,47 @@
+/** A Kubernetes object as plain JSON. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+
+/** A rendered object and the template it came from. */
+export interface Manifest {
+  object: KubeObject;
+  /** Template file (repository-relative) and the line its document starts on. */
+  source: { file: string; line: number };
+}
+
+/** Helm's release states. */
+export type ReleaseStatus = 'pending-install' | 'pending-upgrade' | 'pending-rollback' | 'deployed' | 'failed' | 'superseded' | 'uninstalled';
+
+/** One revision of a release, as stored in the cluster. Never holds secret values in clear. */
+export interface ReleaseRecord {
+  name: string;
+  namespace: string;
+  revision: number;
+  status: ReleaseStatus;
+  description: string;
+  environment: string;
+  project: string;
+  /** Rendered objects, with Secret data masked? No: stored objects are what was applied; Secret data is replaced by a checksum. */
+  manifests: KubeObject[];
+  /** Values used to render, secret material masked. */
+  values: Record<string, unknown>;
+  images: Record<string, string>;
+  git: { commit: string; branch?: string; tag?: string };
+  deployedBy: { user: string; host: string; ciJobUrl?: string };
+  startedAt: string;
+  finishedAt?: string;
+  /** Test results of the commit when `skiff ship` ran them. */
+  tests?: Array<{ test: string; passed: boolean; exitCode: number; durationMs: number }>;
+  /** Set on a rollback: the revision whose manifests were re-applied. */
+  rollbackOf?: number;
+}

@@ -1,0 +1,212 @@
+import { hostname } from 'node:os';
+import { describe as describeObject, explainApplyError, type KubeClient } from '../adapters/kube.js';
+import { mapLimit } from '../core/concurrency.js';
+import { formatDuration } from '../core/duration.js';
+import type { ReadinessPolicy } from '../core/readiness.js';
+import { WorkFailedError } from '../errors.js';
+import type { RunContext } from '../context.js';
+import { applyPhases, hookOf } from '../render/order.js';
+import { objectKey } from '../render/object-key.js';
+import { maskSecrets } from '../release/record.js';
+import type { ReleaseStorage } from '../release/storage.js';
+import type { KubeObject, Manifest, ReleaseRecord, ReleaseStatus } from '../release/types.js';
+import { formatDiagnosis, trackRollout, type Diagnosis } from './track.js';
+import type { ReleaseTarget } from './release-inputs.js';
+
+export interface ReleaseRunOptions {
+  target: ReleaseTarget;
+  project: string;
+  manifests: Manifest[];
+  values: Record<string, unknown>;
+  images: Record<string, string>;
+  git: ReleaseRecord['git'];
+  tests?: ReleaseRecord['tests'];
+  /** Set when re-applying a stored revision. */
+  rollbackOf?: number;
+  timeoutMs: number;
+  forceConflicts: boolean;
+  policy: ReadinessPolicy;
+  historyMax: number;
+}
+
+export interface ReleaseOutcome {
+  release: string;
+  namespace: string;
+  revision: number;
+  status: ReleaseStatus;
+  description: string;
+  failures: Diagnosis[];
+  notReady: Array<{ object: string; message: string }>;
+  pruned: string[];
+  durationMs: number;
+}
+
+const APPLY_PARALLEL = 8;
+
+/**
+ * Applies one revision of a release and follows it to a verdict: record it
+ * as pending, run pre-deploy hooks, apply in dependency order, track
+ * readiness, run post-deploy hooks, prune what the previous revision had and
+ * this one does not, and record deployed or failed. The caller holds the lock.
+ */
+export async function runRelease(ctx: RunContext, kube: KubeClient, storage: ReleaseStorage, opts: ReleaseRunOptions): Promise<ReleaseOutcome> {
+  const started = Date.now();
+  const { target, reporter } = { target: opts.target, reporter: ctx.reporter };
+  const history = await storage.history(target.release);
+  // We hold the lock, so a pending revision belongs to a run that died (kill -9, lost CI runner):
+  // close it as failed instead of leaving the release stuck the way Helm's pending-upgrade does.
+  for (const stuck of history.filter((r) => r.status.startsWith('pending-'))) {
+    stuck.status = 'failed';
+    stuck.description = `interrupted: the ${stuck.description} run stopped before finishing`;
+    stuck.finishedAt = ctx.now().toISOString();
+    await storage.update(stuck);
+    ctx.reporter.warn(`revision ${stuck.revision} was left pending by an interrupted run; marked failed`);
+  }
+  const last = history.at(-1);
+  const previousDeployed = [...history].reverse().find((r) => r.status === 'deployed');
+  const revision = (last?.revision ?? 0) + 1;
+  const record: ReleaseRecord = {
+    name: target.release,
+    namespace: target.namespace,
+    revision,
+    status: opts.rollbackOf ? 'pending-rollback' : previousDeployed ? 'pending-upgrade' : 'pending-install',
+    description: opts.rollbackOf ? `rollback to ${opts.rollbackOf}` : previousDeployed ? 'upgrade' : 'install',
+    environment: target.env,
+    project: opts.project,
+    manifests: opts.manifests.map((m) => m.object),
+    values: opts.values,
+    images: opts.images,
+    git: opts.git,
+    deployedBy: { user: ctx.env.GITLAB_USER_LOGIN || ctx.env.USER || 'unknown', host: hostname(), ciJobUrl: ctx.env.CI_JOB_URL || undefined },
+    startedAt: ctx.now().toISOString(),
+    tests: opts.tests,
+    rollbackOf: opts.rollbackOf,
+  };
+  await storage.create(maskSecrets(record));
+  reporter.info(`release ${target.release} revision ${revision} (${record.description}) → namespace ${target.namespace}`);
+
+  const finish = async (status: ReleaseStatus, description: string, extra: Partial<ReleaseOutcome> = {}): Promise<ReleaseOutcome> => {
+    record.status = status;
+    record.description = description;
+    record.finishedAt = ctx.now().toISOString();
+    await storage.update(maskSecrets(record));
+    if (status === 'deployed') {
+      await storage.markSuperseded(target.release, revision);
+      await storage.pruneHistory(target.release, opts.historyMax);
+    }
+    return { release: target.release, namespace: target.namespace, revision, status, description, failures: [], notReady: [], pruned: [], durationMs: Date.now() - started, ...extra };
+  };
+
+  const pre = opts.manifests.filter((m) => hookOf(m.object) === 'pre-deploy');
+  const post = opts.manifests.filter((m) => hookOf(m.object) === 'post-deploy');
+  const main = opts.manifests.filter((m) => hookOf(m.object) === undefined);
+
+  try {
+    const preResult = await runHooks(ctx, kube, pre, 'pre-deploy', opts);
+    if (preResult) return await finish('failed', preResult.description, { failures: preResult.failures, notReady: preResult.notReady });
+
+    const applied: KubeObject[] = [];
+    for (const phase of applyPhases(main)) {
+      const objs = await mapLimit(phase, APPLY_PARALLEL, async (m) => applyOne(kube, m, opts.forceConflicts));
+      for (const o of objs) {
+        reporter.status(`${o.kind}/${o.metadata.name}`, 'applied');
+        applied.push(o);
+      }
+    }
+    const tracked = await trackRollout(kube, { objects: applied, timeoutMs: opts.timeoutMs, policy: opts.policy, reporter, signal: ctx.signal, now: ctx.now });
+    if (!tracked.ok) {
+      const description = tracked.failures.length
+        ? tracked.failures.map((f) => `${f.object}: ${f.reason}${f.container ? ` in container ${f.container}` : ''}${f.exitCode !== undefined ? ` (exit ${f.exitCode})` : ''}${f.logs.length ? `; last log: ${f.logs.at(-1)}` : ''}`).join('; ')
+        : ctx.signal.aborted
+          ? 'interrupted'
+          : `not ready after ${formatDuration(opts.timeoutMs)}: ${tracked.notReady.map((n) => `${n.object} (${n.message})`).join(', ')}`;
+      return await finish('failed', description, { failures: tracked.failures, notReady: tracked.notReady });
+    }
+    const postResult = await runHooks(ctx, kube, post, 'post-deploy', opts);
+    if (postResult) return await finish('failed', postResult.description, { failures: postResult.failures, notReady: postResult.notReady });
+
+    const pruned = previousDeployed ? await prune(ctx, kube, previousDeployed.manifests, opts.manifests.map((m) => m.object)) : [];
+    return await finish('deployed', opts.rollbackOf ? `rollback to ${opts.rollbackOf} complete` : `${previousDeployed ? 'upgrade' : 'install'} complete`, { pruned });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    await finish('failed', message).catch(() => {});
+    throw e;
+  }
+}
+
+async function applyOne(kube: KubeClient, m: Manifest, force: boolean): Promise<KubeObject> {
+  try {
+    return await kube.apply(m.object, { force });
+  } catch (e) {
+    throw explainApplyError(e, m.object, m.source);
+  }
+}
+
+/** Hook Jobs are recreated each time, tracked to completion, and their logs shown. Returns a failure, or undefined. */
+async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], phase: string, opts: ReleaseRunOptions) {
+  for (const m of hooks) {
+    const obj = m.object;
+    const label = `${phase} hook ${obj.kind}/${obj.metadata.name}`;
+    ctx.reporter.status(`${obj.kind}/${obj.metadata.name}`, 'running', `${phase} hook`);
+    if (obj.kind === 'Job' || obj.kind === 'Pod') {
+      if (await kube.delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, 'Foreground')) {
+        await waitGone(kube, obj, ctx.signal);
+      }
+    }
+    const applied = await applyOne(kube, m, opts.forceConflicts);
+    const result = await trackRollout(kube, { objects: [applied], timeoutMs: opts.timeoutMs, policy: { ...opts.policy, allowedRestarts: Number.MAX_SAFE_INTEGER }, reporter: ctx.reporter, signal: ctx.signal, now: ctx.now });
+    await showHookLogs(ctx, kube, applied);
+    if (!result.ok) {
+      const failure = result.failures[0];
+      const description = failure
+        ? `${label} failed: ${failure.reason}${failure.exitCode !== undefined ? ` (exit ${failure.exitCode})` : ''}${failure.logs.length ? `; last log: ${failure.logs.at(-1)}` : ''}`
+        : `${label} did not finish within ${formatDuration(opts.timeoutMs)}`;
+      return { description, failures: result.failures, notReady: result.notReady };
+    }
+  }
+  return undefined;
+}
+
+async function showHookLogs(ctx: RunContext, kube: KubeClient, job: KubeObject) {
+  const ns = job.metadata.namespace ?? kube.defaultNamespace;
+  const pods = job.kind === 'Pod' ? [job] : (await kube.list('v1', 'Pod', ns, { labelSelector: `job-name=${job.metadata.name}` })).items;
+  for (const pod of pods) {
+    const containers = ((pod as Record<string, any>).spec?.containers ?? []) as Array<{ name: string }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    for (const c of containers) {
+      const text = await kube.logs(ns, pod.metadata.name, c.name, { tailLines: 50 });
+      for (const line of text.split('\n').filter(Boolean)) ctx.reporter.log(`${job.kind.toLowerCase()}/${job.metadata.name}`, line);
+    }
+  }
+}
+
+async function waitGone(kube: KubeClient, obj: KubeObject, signal: AbortSignal) {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && !signal.aborted) {
+    if (!(await kube.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name))) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new WorkFailedError('deploy', `${describeObject(obj)} from the previous run is still being deleted after 60s`);
+}
+
+/**
+ * Deletes what the previous deployed revision had and this one does not:
+ * only objects skiff created for this release, never hooks, never objects
+ * annotated skiff.io/keep: "true".
+ */
+async function prune(ctx: RunContext, kube: KubeClient, previous: KubeObject[], current: KubeObject[]): Promise<string[]> {
+  const keep = new Set(current.map(objectKey));
+  const gone = previous.filter((o) => !keep.has(objectKey(o)) && !hookOf(o) && o.metadata.annotations?.['skiff.io/keep'] !== 'true');
+  const pruned: string[] = [];
+  for (const o of gone.reverse()) {
+    const live = await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name).catch(() => undefined);
+    if (!live) continue;
+    if (live.metadata.annotations?.['skiff.io/keep'] === 'true') continue;
+    if (live.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'skiff') continue;
+    await kube.delete(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name);
+    ctx.reporter.status(`${o.kind}/${o.metadata.name}`, 'pruned', 'no longer rendered');
+    pruned.push(`${o.kind}/${o.metadata.name}`);
+  }
+  return pruned;
+}
+
+export { formatDiagnosis };

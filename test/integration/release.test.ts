@@ -1,0 +1,194 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubeconfigPath, kubectl, kubectlJson, requireCluster, uniqueSuffix, waitFor } from '../helpers/cluster.js';
+import { commitAll, editFile, fixtureRepo, removeTempDirs, skiff, skiffBin, uniqueRegistry } from '../helpers/skiff.js';
+
+// One project, one namespace: the tests run in order and build on each other's releases,
+// like a team deploying the same app all day.
+let dir: string;
+let registry: string;
+let namespace: string;
+const env = () => ({ KUBECONFIG: kubeconfigPath(), SKIFF_REGISTRY: registry });
+const deploy = (...args: string[]) => skiff(['deploy', 'staging', '--namespace', namespace, '--timeout', '3m', ...args], { cwd: dir, env: env() });
+const history = async () => {
+  const r = await skiff(['history', 'staging', '--namespace', namespace, '-o', 'json'], { cwd: dir, env: env() });
+  expect(r.exitCode, r.all).toBe(0);
+  return JSON.parse(r.stdout) as Array<{ revision: number; status: string; description: string; images: Record<string, string>; startedAt: string; finishedAt?: string }>;
+};
+const deploymentImage = async () => (await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app'])).spec.template.spec.containers[0].image as string;
+const buildPush = async () => {
+  const r = await skiff(['build', '--push', '-o', 'json'], { cwd: dir, env: env() });
+  expect(r.exitCode, r.all).toBe(0);
+  return Object.fromEntries((JSON.parse(r.stdout).images as Array<{ image: string; reference: string; digest: string }>).map((i) => [i.image, `${i.reference}@${i.digest}`]));
+};
+
+let v1: Record<string, string>;
+let v2: Record<string, string>;
+
+beforeAll(async () => {
+  await requireCluster();
+  dir = await fixtureRepo('hello');
+  registry = uniqueRegistry();
+  namespace = `hello-${uniqueSuffix()}`;
+  v1 = await buildPush();
+});
+
+afterAll(async () => {
+  await kubectl(['delete', 'namespace', namespace, '--wait=false', '--ignore-not-found'], { allowFailure: true });
+  await removeTempDirs();
+});
+
+describe('skiff deploy on a real cluster', () => {
+  it('a broken template exits 2 with file:line and writes nothing to the cluster', async () => {
+    await editFile(dir, '.kube/service.yaml', (t) => t.replace('  ports:', '  ports:\n    - port: [unclosed'));
+    await commitAll(dir, 'broken service');
+    const r = await deploy();
+    expect(r.exitCode, r.all).toBe(2);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^error: \.kube\/service\.yaml:\d+/);
+    const ns = await kubectl(['get', 'namespace', namespace], { allowFailure: true });
+    expect(ns.exitCode).not.toBe(0); // not even the namespace was created
+    await execa('git', ['revert', '--no-edit', 'HEAD'], { cwd: dir, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+  });
+
+  it('deploys v1: the pre-deploy Job runs first, then every kind is applied and tracked to ready', async () => {
+    const r = await deploy();
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stderr).toMatch(/\[job\/hello-migrate\] migrating schema for staging/);
+    expect(r.stderr.indexOf('migrating schema')).toBeLessThan(r.stderr.indexOf('Deployment/hello-app: applied'));
+    expect(r.stderr).toMatch(/Deployment\/hello-app: ready 1\/1 updated, 1\/1 available/);
+    expect(r.stderr).toMatch(/StatefulSet\/hello-worker: ready/);
+    expect(r.stderr).toMatch(/PersistentVolumeClaim\/hello-uploads: ready Bound/);
+    expect(r.stderr).toMatch(/release hello-staging revision 1 deployed/);
+    const dep = await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app']);
+    expect(dep.status.availableReplicas).toBe(1);
+    expect(dep.spec.template.spec.containers[0].image).toBe(v1.app);
+    expect((await kubectlJson(['-n', namespace, 'get', 'pvc', 'hello-uploads'])).status.phase).toBe('Bound');
+    expect((await kubectlJson(['-n', namespace, 'get', 'pod', 'hello-worker-0'])).status.phase).toBe('Running');
+    for (const kind of ['service/hello', 'ingress/hello', 'cronjob/hello-report', 'configmap/hello-config']) {
+      expect((await kubectl(['-n', namespace, 'get', kind], { allowFailure: true })).exitCode, kind).toBe(0);
+    }
+    expect((await kubectlJson(['-n', namespace, 'get', 'job', 'hello-migrate'])).status.succeeded).toBe(1);
+    const h = await history();
+    expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'deployed']]);
+    expect(h[0]!.images.app).toBe(v1.app);
+  });
+
+  it('diff shows nothing after a deploy, and the change a --set would make', async () => {
+    const same = await skiff(['diff', 'staging', '--namespace', namespace, '--exit-code'], { cwd: dir, env: env() });
+    expect(same.exitCode, same.all).toBe(0);
+    expect(same.stdout.trim()).toBe('no changes');
+    const changed = await skiff(['diff', 'staging', '--namespace', namespace, '--exit-code', '--set', 'replicas=2'], { cwd: dir, env: env() });
+    expect(changed.exitCode, changed.all).toBe(1);
+    expect(changed.stdout).toMatch(/# update Deployment\/hello-app/);
+    expect(changed.stdout).toMatch(/^-  replicas: 1$/m);
+    expect(changed.stdout).toMatch(/^\+  replicas: 2$/m);
+  });
+
+  it('a new image rolls out and is tracked to ready; revision 1 becomes superseded', async () => {
+    await editFile(dir, 'app/www/version.txt', () => 'v2\n');
+    await commitAll(dir, 'v2');
+    v2 = await buildPush();
+    expect(v2.app).not.toBe(v1.app);
+    const r = await deploy();
+    expect(r.exitCode, r.all).toBe(0);
+    expect(await deploymentImage()).toBe(v2.app);
+    const h = await history();
+    expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'superseded'], [2, 'deployed']]);
+    const status = await skiff(['status', 'staging', '--namespace', namespace, '-o', 'json'], { cwd: dir, env: env() });
+    const s = JSON.parse(status.stdout);
+    expect(s.revision).toBe(2);
+    expect(s.objects.find((o: { object: string }) => o.object === 'Deployment/hello-app').state).toBe('ready');
+  });
+
+  it('a crashing container fails fast with a diagnosis, and auto-rollback restores the last good revision', async () => {
+    const started = Date.now();
+    const r = await deploy('--set', 'app.crash=true', '--auto-rollback', '-o', 'json');
+    const elapsed = Date.now() - started;
+    expect(r.exitCode, r.all).toBe(1);
+    const result = JSON.parse(r.stdout);
+    expect(result.status).toBe('failed');
+    const failure = result.failures[0];
+    expect(failure).toMatchObject({ object: 'Deployment/hello-app', container: 'web', reason: 'CrashLoopBackOff', exitCode: 3 });
+    expect(failure.logs.at(-1)).toBe('fatal: cannot connect to the database');
+    expect(elapsed).toBeLessThan(90_000); // well before the 3m timeout: reported when the crash loop starts
+    expect(result.rolledBack).toMatchObject({ status: 'deployed', revision: 4 });
+    expect(await deploymentImage()).toBe(v2.app);
+    await waitFor(async () => (await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app'])).status.availableReplicas === 1, 60_000, { description: 'v2 available again' });
+    const h = await history();
+    expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'superseded'], [2, 'superseded'], [3, 'failed'], [4, 'deployed']]);
+    expect(h[2]!.description).toMatch(/CrashLoopBackOff in container web \(exit 3\); last log: fatal: cannot connect to the database/);
+  });
+
+  it('a tag that does not exist is diagnosed as an image pull failure', async () => {
+    const r = await deploy('--set', `app.image=${registry}/app:does-not-exist`, '--no-auto-rollback', '--timeout', '2m');
+    expect(r.exitCode, r.all).toBe(1);
+    expect(r.stderr).toMatch(/Deployment\/hello-app pod hello-app-\S+ container web: (ErrImagePull|ImagePullBackOff)/);
+    expect(r.stderr).toMatch(/error: release hello-staging revision 5 failed/);
+    expect((await history()).at(-1)).toMatchObject({ revision: 5, status: 'failed' });
+  });
+
+  it('rollback --to 1 re-applies revision 1 as a new revision', async () => {
+    const r = await skiff(['rollback', 'staging', '--namespace', namespace, '--to', '1'], { cwd: dir, env: env() });
+    expect(r.exitCode, r.all).toBe(0);
+    expect(await deploymentImage()).toBe(v1.app);
+    const h = await history();
+    expect(h.at(-1)).toMatchObject({ revision: 6, status: 'deployed', description: 'rollback to 1 complete' });
+    expect(h.filter((x) => x.status === 'deployed')).toHaveLength(1);
+  });
+
+  it('a failing pre-deploy Job stops the deploy before anything else changes', async () => {
+    const before = await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app']);
+    const r = await deploy('--set', 'migrate.fail=true', '--set', 'replicas=2', '--no-auto-rollback');
+    expect(r.exitCode, r.all).toBe(1);
+    expect(r.stderr).toMatch(/pre-deploy hook Job\/hello-migrate failed/);
+    expect(r.stderr).toMatch(/migration 42 failed: column exists/);
+    const after = await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app']);
+    expect(after.metadata.generation).toBe(before.metadata.generation);
+    expect(after.spec.replicas).toBe(1);
+  });
+
+  it('removing a template prunes exactly that object', async () => {
+    await rm(join(dir, '.kube/cronjob.yaml.ejs'));
+    await commitAll(dir, 'no more nightly report');
+    const r = await deploy();
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stderr).toMatch(/pruned CronJob\/hello-report/);
+    expect((await kubectl(['-n', namespace, 'get', 'cronjob', 'hello-report'], { allowFailure: true })).exitCode).not.toBe(0);
+    for (const kind of ['service/hello', 'ingress/hello', 'deployment/hello-app', 'statefulset/hello-worker', 'pvc/hello-uploads']) {
+      expect((await kubectl(['-n', namespace, 'get', kind], { allowFailure: true })).exitCode, kind).toBe(0);
+    }
+  });
+
+  it('two concurrent deploys are serialised by the release lock', async () => {
+    const [a, b] = await Promise.all([deploy('--set', 'greeting=first'), deploy('--set', 'greeting=second')]);
+    expect(a.exitCode, a.all).toBe(0);
+    expect(b.exitCode, b.all).toBe(0);
+    expect(`${a.stderr}\n${b.stderr}`).toMatch(/release hello-staging is locked by deploy by \S+@\S+ \(pid \d+\)/);
+    const h = (await history()).slice(-2);
+    expect(h.map((x) => x.status)).toEqual(['superseded', 'deployed']);
+    expect(Date.parse(h[1]!.startedAt)).toBeGreaterThanOrEqual(Date.parse(h[0]!.finishedAt!));
+  });
+
+  it('after kill -9 of a deploy mid-way, the next deploy succeeds without manual steps', async () => {
+    const child = execa(skiffBin, ['deploy', 'staging', '--namespace', namespace, '--set', 'greeting=killed'], { cwd: dir, env: { ...process.env, ...env() }, reject: false });
+    await waitFor(async () => (await kubectl(['-n', namespace, 'get', 'lease', 'skiff-lock-hello-staging'], { allowFailure: true })).exitCode === 0, 60_000, { description: 'the deploy to take its lock', intervalMs: 100 });
+    child.kill('SIGKILL');
+    await child;
+    const r = await deploy('--lock-timeout', '90s');
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stderr).toMatch(/taking over a stale lock of release hello-staging/);
+    const h = await history();
+    expect(h.at(-1)!.status).toBe('deployed');
+    expect(h.some((x) => x.status.startsWith('pending'))).toBe(false);
+  });
+
+  it('dismiss --with-history deletes the objects and the records', async () => {
+    const r = await skiff(['dismiss', 'staging', '--namespace', namespace, '--with-history'], { cwd: dir, env: env() });
+    expect(r.exitCode, r.all).toBe(0);
+    expect((await kubectl(['-n', namespace, 'get', 'deployment', 'hello-app'], { allowFailure: true })).exitCode).not.toBe(0);
+    const secrets = await kubectlJson(['-n', namespace, 'get', 'secrets', '-l', 'owner=skiff']);
+    expect(secrets.items).toEqual([]);
+  });
+});
