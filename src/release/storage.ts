@@ -166,12 +166,11 @@ export class ReleaseStorage {
     if (!(max > 0)) return [];
     const all = await this.revisions(release);
     const complete = all.filter((r) => r.complete);
-    if (complete.length <= max) return [];
     const keep = new Set(complete.slice(-max).map((r) => r.revision));
     // An unreadable old revision is pruned like any other instead of blocking pruning for good.
     const deployed = complete.findLast((r) => statusOf(r) === 'deployed');
     if (deployed) keep.add(deployed.revision);
-    const oldestKept = Math.min(...keep);
+    const oldestKept = keep.size ? Math.min(...keep) : 0;
     const doomed = all.filter((r) => !keep.has(r.revision) && (r.complete || r.revision < oldestKept));
     // Chunk 0 first: a revision without it is already gone for every reader.
     const names = doomed.flatMap((r) => [...r.secrets].sort((a, b) => Number(a.metadata.labels?.[PART_LABEL] ?? 0) - Number(b.metadata.labels?.[PART_LABEL] ?? 0)).map((s) => s.metadata.name));

@@ -484,9 +484,11 @@ function runTemplate(file: string, compiled: Compiled, scope: Record<string, unk
     const hint =
       e instanceof ReferenceError
         ? `; templates see ${LOCALS.join(', ')}`
-        : e instanceof TypeError
-          ? ' (a missing value? check the values files, or guard it with required(value, "message"))'
-          : '';
+        : e instanceof TypeError && /read[- ]only|not extensible|Cannot (add|delete) property/i.test(original)
+          ? ' (values are read-only in templates: copy first, e.g. [...values.list].sort())'
+          : e instanceof TypeError
+            ? ' (a missing value? check the values files, or guard it with required(value, "message"))'
+            : '';
     throw renderError(file, line, `${original}${hint}`, e);
   }
 }
@@ -660,6 +662,9 @@ function validateAndComplete(manifests: Manifest[], fileOf: Map<Manifest, Render
       if (typeof o[field] !== 'string' || o[field] === '') throw problemAt(r, line, `${field} must be a non-empty string, found ${JSON.stringify(o[field])}`);
     }
     const kind = o.kind as string;
+    if (kind === 'List' || kind.endsWith('List')) {
+      if (Array.isArray(o.items)) throw problemAt(r, line, `kind: ${kind} is not applied as such; put each item in its own YAML document (separated by ---)`);
+    }
     const meta = o.metadata;
     if (meta === undefined || meta === null) throw problemAt(r, line, `${kind}: missing metadata.name; every object needs apiVersion, kind and metadata.name`);
     if (!isPlainMap(meta)) throw problemAt(r, line, `${kind}: metadata must be a mapping`);
