@@ -19,6 +19,8 @@ export interface Project {
 
 export interface ProjectOptions {
   dev?: boolean;
+  /** The command only reads the release (history, status…): no warning about uncommitted changes. */
+  readOnly?: boolean;
   registry?: string;
   configFile?: string;
 }
@@ -34,10 +36,10 @@ export async function loadProject(ctx: RunContext, opts: ProjectOptions = {}): P
   const git = await readGitInfo(root, ctx.env);
   const mode: SourceMode = opts.dev ? 'worktree' : 'commit';
   if (mode === 'commit' && git.dirty) {
-    if (isCI(ctx.env)) {
+    if (isCI(ctx.env) && !opts.readOnly) {
       throw new ConfigError(`${root}: the working tree has uncommitted changes; in CI skiff builds the commit only — commit the changes, or pass --dev to build the working tree`);
     }
-    ctx.reporter.warn(`uncommitted changes are not part of the build: skiff builds commit ${git.commit.slice(0, 8)} (use --dev to build the working tree)`);
+    if (!opts.readOnly) ctx.reporter.warn(`uncommitted changes are not part of the build: skiff builds commit ${git.commit.slice(0, 8)} (use --dev to build the working tree)`);
   }
   return { root, config, git, mode, registry: resolveRegistry(config, ctx.env, opts.registry) };
 }

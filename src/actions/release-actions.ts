@@ -44,7 +44,7 @@ export function manifestsToYaml(manifests: Manifest[]): string {
 
 /** skiff history: the stored revisions, newest last. */
 export async function runHistory(ctx: RunContext, opts: TargetOptions): Promise<ReleaseRecord[]> {
-  const project = await loadProject(ctx, opts);
+  const project = await loadProject(ctx, { ...opts, readOnly: true });
   const target = resolveTarget(project, opts.env, opts);
   const { storage } = await connect(target, opts);
   return storage.history(target.release);
@@ -53,7 +53,7 @@ export async function runHistory(ctx: RunContext, opts: TargetOptions): Promise<
 export function formatHistory(records: ReleaseRecord[]): string {
   const rows = [['REVISION', 'UPDATED', 'STATUS', 'COMMIT', 'IMAGES', 'DESCRIPTION']];
   for (const r of records) {
-    const images = Object.entries(r.images).map(([n, ref]) => `${n}:${(ref.split(':').pop() ?? '').slice(0, 12)}`).join(',');
+    const images = Object.entries(r.images).sort(([a], [b]) => a.localeCompare(b)).map(([n, ref]) => `${n}:${(ref.split(':').pop() ?? '').slice(0, 12)}`).join(',');
     rows.push([String(r.revision), (r.finishedAt ?? r.startedAt).replace('T', ' ').replace(/\.\d+Z$/, 'Z'), r.status, r.git.commit.slice(0, 8), images, r.description]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
@@ -62,7 +62,7 @@ export function formatHistory(records: ReleaseRecord[]): string {
 
 /** skiff rollback: re-apply revision N (default: the deployed one before the current) as a new revision. */
 export async function runRollback(ctx: RunContext, opts: TargetOptions & { to?: number; timeoutMs?: number; forceConflicts?: boolean }): Promise<ReleaseOutcome> {
-  const project = await loadProject(ctx, opts);
+  const project = await loadProject(ctx, { ...opts, readOnly: true });
   const target = resolveTarget(project, opts.env, opts);
   const { kube, storage } = await connect(target, opts);
   return withReleaseLock(ctx, kube, target, 'rollback', opts, async () => {
@@ -95,7 +95,7 @@ export interface ObjectStatus {
 
 /** skiff status: the current revision and the live readiness of its objects. */
 export async function runStatus(ctx: RunContext, opts: TargetOptions) {
-  const project = await loadProject(ctx, opts);
+  const project = await loadProject(ctx, { ...opts, readOnly: true });
   const target = resolveTarget(project, opts.env, opts);
   const { kube, storage } = await connect(target, opts);
   const history = await storage.history(target.release);
@@ -162,7 +162,7 @@ export async function runDiff(ctx: RunContext, opts: TargetOptions & RenderFlags
 
 /** skiff dismiss: delete the release's objects and, with --with-history, its records. */
 export async function runDismiss(ctx: RunContext, opts: TargetOptions & { withHistory?: boolean }) {
-  const project = await loadProject(ctx, opts);
+  const project = await loadProject(ctx, { ...opts, readOnly: true });
   const target = resolveTarget(project, opts.env, opts);
   const { kube, storage } = await connect(target, opts);
   if (!(await kube.get('v1', 'Namespace', undefined, target.namespace))) throw new ConfigError(`namespace ${target.namespace} does not exist; release ${target.release} is not deployed`);

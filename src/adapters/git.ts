@@ -47,7 +47,7 @@ export async function readGitInfo(root: string, env: NodeJS.ProcessEnv = process
   const [branchR, tagR, statusR, remoteR] = await Promise.all([
     git(root, ['symbolic-ref', '-q', '--short', 'HEAD'], { reject: false }),
     git(root, ['describe', '--tags', '--exact-match', 'HEAD'], { reject: false }),
-    git(root, ['status', '--porcelain', '--untracked-files=normal'], { reject: false }),
+    git(root, ['status', '--porcelain', '--untracked-files=normal', '--', '.', ':(exclude).skiff'], { reject: false }),
     git(root, ['remote', 'get-url', 'origin'], { reject: false }),
   ]);
   const branch = env.CI_COMMIT_BRANCH || env.CI_COMMIT_REF_NAME || (branchR.exitCode === 0 ? branchR.stdout : undefined);
@@ -91,7 +91,8 @@ export async function listWorkingTree(root: string, dir: string): Promise<TreeEn
   if (dir !== '') args.push('--', dir);
   const r = await git(root, args);
   const prefix = dir === '' ? '' : `${dir}/`;
-  const paths = [...new Set(r.stdout.split('\0').filter(Boolean))];
+  // .skiff/ holds skiff's own output (reports, kubeconfig); it is never build input.
+  const paths = [...new Set(r.stdout.split('\0').filter((p) => p && !p.startsWith('.skiff/')))];
   const entries: TreeEntry[] = [];
   const batch = 64;
   for (let i = 0; i < paths.length; i += batch) {
