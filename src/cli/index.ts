@@ -155,6 +155,21 @@ Examples:
       }),
     );
 
+  program
+    .command('init')
+    .description('write skiff.yaml, a .kube/ skeleton and .gitlab-ci.yml (existing files are kept)')
+    .option('--project <name>', 'project name (default: the repository folder name)')
+    .option('--registry <prefix>', 'image repository prefix (default: 127.0.0.1:5000/<project>)')
+    .action((opts) =>
+      run(program, async ({ ctx, json }) => {
+        const { runInit } = await import('../actions/init.js');
+        const r = await runInit(ctx, opts);
+        if (json) return printJson(r);
+        for (const f of r.written) ctx.reporter.info(`wrote ${f}`);
+        for (const f of r.kept) ctx.reporter.info(`kept ${f} (already there)`);
+      }),
+    );
+
   addReleaseCommands(program, run);
   return program;
 }

@@ -1,0 +1,26 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { commitAll, git, skiff, uniqueRegistry } from '../helpers/skiff.js';
+
+it('skiff init scaffolds a project that builds, and never overwrites a file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-init-'));
+  await git(dir, 'init', '-q', '-b', 'main');
+  await writeFile(join(dir, 'Dockerfile'), 'FROM skiff-base/busybox:1\nCMD ["httpd", "-f", "-p", "8080"]\n');
+  await writeFile(join(dir, '.gitlab-ci.yml'), '# ours\n');
+  const registry = uniqueRegistry();
+  const r = await skiff(['init', '--project', 'shop', '--registry', registry], { cwd: dir });
+  expect(r.exitCode, r.all).toBe(0);
+  expect(r.stderr).toMatch(/wrote skiff\.yaml/);
+  expect(r.stderr).toMatch(/kept \.gitlab-ci\.yml \(already there\)/);
+  expect(await readFile(join(dir, '.gitlab-ci.yml'), 'utf8')).toBe('# ours\n');
+  expect(await readFile(join(dir, 'skiff.yaml'), 'utf8')).toContain(`registry: ${registry}`);
+  await commitAll(dir, 'scaffold');
+  const build = await skiff(['build', '-o', 'json'], { cwd: dir });
+  expect(build.exitCode, build.all).toBe(0);
+  expect(JSON.parse(build.stdout).images[0]).toMatchObject({ image: 'app', built: true });
+  const again = await skiff(['init'], { cwd: dir });
+  expect(again.exitCode).toBe(0);
+  expect(again.stderr).not.toMatch(/wrote/);
+});
