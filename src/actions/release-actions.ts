@@ -22,11 +22,12 @@ export interface TargetOptions extends ProjectOptions, KubeFlags {
 }
 
 /** skiff render: the objects a deploy would apply, without touching a cluster. */
-export async function runRender(ctx: RunContext, opts: ProjectOptions & RenderFlags & { env: string; namespace?: string; outputDir?: string; imageRefs?: Record<string, string> }) {
+export async function runRender(ctx: RunContext, opts: ProjectOptions & RenderFlags & { env: string; namespace?: string; outputDir?: string; imageRefs?: Record<string, string>; showSecrets?: boolean }) {
   const project = await loadProject(ctx, opts);
   const target = resolveTarget(project, opts.env, opts);
   const images = opts.imageRefs ?? (await resolveImageRefs(ctx, project, await planImages(project)));
   const rendered = await renderForTarget(ctx, project, target, images, opts);
+  if (!opts.showSecrets) rendered.manifests = rendered.manifests.map((m) => ({ ...m, object: maskSecretObject(m.object) }));
   if (opts.outputDir) {
     const dir = join(ctx.cwd, opts.outputDir);
     await mkdir(dir, { recursive: true });
@@ -113,6 +114,16 @@ export async function runStatus(ctx: RunContext, opts: TargetOptions) {
     return { object: name, state: v.state, message: v.message };
   }));
   return { release: target.release, namespace: target.namespace, revision: current.revision, status: current.status, commit: current.git.commit, description: current.description, objects };
+}
+
+/** A Secret with every value replaced, for printing. */
+export function maskSecretObject(obj: KubeObject): KubeObject {
+  if (obj.kind !== 'Secret') return obj;
+  const copy = JSON.parse(JSON.stringify(obj)) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  for (const field of ['data', 'stringData']) {
+    for (const key of Object.keys(copy[field] ?? {})) copy[field][key] = '(masked; --show-secrets to print)';
+  }
+  return copy as KubeObject;
 }
 
 const VOLATILE_METADATA = ['managedFields', 'resourceVersion', 'uid', 'generation', 'creationTimestamp', 'selfLink'];

@@ -64,7 +64,7 @@ async function run(program: Command, body: (s: Session) => Promise<void>): Promi
   } catch (e) {
     session.close();
     const err = e instanceof SkiffError ? e : undefined;
-    const code = err?.exitCode ?? ExitCode.failed;
+    const code = session.ctx.signal.aborted ? ExitCode.interrupted : (err?.exitCode ?? ExitCode.failed);
     const message = err ? oneLine(err.message) : `internal error: ${(e as Error)?.stack ?? String(e)}\nThis is a bug in skiff; please report it with the command you ran.`;
     if (session.json && !err?.resultPrinted) {
       process.stdout.write(`${JSON.stringify({ error: { kind: err?.kind ?? 'internal', exitCode: code, message, detail: err?.detail } }, null, 2)}\n`);

@@ -75,11 +75,12 @@ export function addReleaseCommands(program: Command, run: Run) {
     .option('-f, --values <file>', 'extra values file (repeatable)', collect)
     .option('--set <key=value>', 'set a value (repeatable)', collect)
     .option('--output-dir <dir>', 'write one file per object into <dir> instead of printing')
+    .option('--show-secrets', 'print Secret values instead of masking them')
     .addHelpText('after', '\nExamples:\n  skiff render staging\n  skiff render production --set replicas=3 --output-dir out/')
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
         const { runRender, manifestsToYaml } = await import('../actions/release-actions.js');
-        const r = await runRender(ctx, { env, dev: o.dev, registry: o.registry, namespace: o.namespace, valuesFiles: o.values, set: o.set, outputDir: o.outputDir });
+        const r = await runRender(ctx, { env, dev: o.dev, registry: o.registry, namespace: o.namespace, valuesFiles: o.values, set: o.set, outputDir: o.outputDir, showSecrets: o.showSecrets });
         if (json) process.stdout.write(`${JSON.stringify({ release: r.release, namespace: r.namespace, images: r.images, objects: r.manifests.map((m) => m.object) }, null, 2)}\n`);
         else if (!o.outputDir) process.stdout.write(manifestsToYaml(r.manifests));
         else ctx.reporter.info(`wrote ${r.manifests.length} objects to ${o.outputDir}`);

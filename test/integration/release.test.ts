@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +42,12 @@ afterAll(async () => {
 });
 
 describe('skiff deploy on a real cluster', () => {
+  it('deploying before the images are pushed exits 2 and says what to run', async () => {
+    const r = await skiff(['deploy', 'staging', '--namespace', namespace], { cwd: dir, env: { ...env(), SKIFF_REGISTRY: uniqueRegistry() } });
+    expect(r.exitCode, r.all).toBe(2);
+    expect(r.stderr).toMatch(/error: not in the registry yet: .*\/app:[0-9a-f]{32}.*; run "skiff build --push" first/);
+  });
+
   it('a broken template exits 2 with file:line and writes nothing to the cluster', async () => {
     await editFile(dir, '.kube/service.yaml', (t) => t.replace('  ports:', '  ports:\n    - port: [unclosed'));
     await commitAll(dir, 'broken service');
@@ -75,6 +82,25 @@ describe('skiff deploy on a real cluster', () => {
     expect(h[0]!.images.app).toBe(v1.app);
   });
 
+  it('a secret value reaches the cluster but never the output, render or the release history', async () => {
+    const password = 'S3cret-Pw-41x';
+    const r = await deploy('--set', `db.password=${password}`, '-v');
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.all).not.toContain(password);
+    const live = await kubectlJson(['-n', namespace, 'get', 'secret', 'hello-db']);
+    expect(Buffer.from(live.data.DATABASE_PASSWORD, 'base64').toString()).toBe(password);
+    const records = (await kubectlJson(['-n', namespace, 'get', 'secrets', '-l', 'owner=skiff'])).items as Array<{ data: { release: string } }>;
+    expect(records.length).toBeGreaterThan(0);
+    for (const rec of records) {
+      const text = gunzipSync(Buffer.from(rec.data.release, 'base64')).toString(); // one chunk each: this release is small
+      expect(text).not.toContain(password);
+    }
+    const rendered = await skiff(['render', 'staging', '--namespace', namespace, '--set', `db.password=${password}`], { cwd: dir, env: env() });
+    expect(rendered.exitCode, rendered.all).toBe(0);
+    expect(rendered.stdout).toMatch(/DATABASE_PASSWORD: \(masked; --show-secrets to print\)/);
+    expect(rendered.all).not.toContain(password);
+  });
+
   it('diff shows nothing after a deploy, and the change a --set would make', async () => {
     const same = await skiff(['diff', 'staging', '--namespace', namespace, '--exit-code'], { cwd: dir, env: env() });
     expect(same.exitCode, same.all).toBe(0);
@@ -95,10 +121,10 @@ describe('skiff deploy on a real cluster', () => {
     expect(r.exitCode, r.all).toBe(0);
     expect(await deploymentImage()).toBe(v2.app);
     const h = await history();
-    expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'superseded'], [2, 'deployed']]);
+    expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'superseded'], [2, 'superseded'], [3, 'deployed']]);
     const status = await skiff(['status', 'staging', '--namespace', namespace, '-o', 'json'], { cwd: dir, env: env() });
     const s = JSON.parse(status.stdout);
-    expect(s.revision).toBe(2);
+    expect(s.revision).toBe(3);
     expect(s.objects.find((o: { object: string }) => o.object === 'Deployment/hello-app').state).toBe('ready');
   });
 
@@ -113,20 +139,20 @@ describe('skiff deploy on a real cluster', () => {
     expect(failure).toMatchObject({ object: 'Deployment/hello-app', container: 'web', reason: 'CrashLoopBackOff', exitCode: 3 });
     expect(failure.logs.at(-1)).toBe('fatal: cannot connect to the database');
     expect(elapsed).toBeLessThan(90_000); // well before the 3m timeout: reported when the crash loop starts
-    expect(result.rolledBack).toMatchObject({ status: 'deployed', revision: 4 });
+    expect(result.rolledBack).toMatchObject({ status: 'deployed', revision: 5 });
     expect(await deploymentImage()).toBe(v2.app);
     await waitFor(async () => (await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app'])).status.availableReplicas === 1, 60_000, { description: 'v2 available again' });
     const h = await history();
-    expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'superseded'], [2, 'superseded'], [3, 'failed'], [4, 'deployed']]);
-    expect(h[2]!.description).toMatch(/CrashLoopBackOff in container web \(exit 3\); last log: fatal: cannot connect to the database/);
+    expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'superseded'], [2, 'superseded'], [3, 'superseded'], [4, 'failed'], [5, 'deployed']]);
+    expect(h[3]!.description).toMatch(/CrashLoopBackOff in container web \(exit 3\); last log: fatal: cannot connect to the database/);
   });
 
   it('a tag that does not exist is diagnosed as an image pull failure', async () => {
     const r = await deploy('--set', `app.image=${registry}/app:does-not-exist`, '--no-auto-rollback', '--timeout', '2m');
     expect(r.exitCode, r.all).toBe(1);
     expect(r.stderr).toMatch(/Deployment\/hello-app pod hello-app-\S+ container web: (ErrImagePull|ImagePullBackOff)/);
-    expect(r.stderr).toMatch(/error: release hello-staging revision 5 failed/);
-    expect((await history()).at(-1)).toMatchObject({ revision: 5, status: 'failed' });
+    expect(r.stderr).toMatch(/error: release hello-staging revision 6 failed/);
+    expect((await history()).at(-1)).toMatchObject({ revision: 6, status: 'failed' });
   });
 
   it('rollback --to 1 re-applies revision 1 as a new revision', async () => {
@@ -134,7 +160,7 @@ describe('skiff deploy on a real cluster', () => {
     expect(r.exitCode, r.all).toBe(0);
     expect(await deploymentImage()).toBe(v1.app);
     const h = await history();
-    expect(h.at(-1)).toMatchObject({ revision: 6, status: 'deployed', description: 'rollback to 1 complete' });
+    expect(h.at(-1)).toMatchObject({ revision: 7, status: 'deployed', description: 'rollback to 1 complete' });
     expect(h.filter((x) => x.status === 'deployed')).toHaveLength(1);
   });
 
