@@ -3,7 +3,7 @@ import { describe as describeObject, explainApplyError, type KubeClient } from '
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
 import type { ReadinessPolicy } from '../core/readiness.js';
-import { WorkFailedError } from '../errors.js';
+import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
 import type { RunContext } from '../context.js';
 import { applyPhases, hookOf } from '../render/order.js';
 import { objectKey } from '../render/object-key.js';
@@ -129,6 +129,9 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     return await finish('deployed', opts.rollbackOf ? `rollback to ${opts.rollbackOf} complete` : `${previousDeployed ? 'upgrade' : 'install'} complete`, { pruned });
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
+    // A rejected object (conflict, invalid field) is a failed revision like any other, so the
+    // caller can roll back; an unreachable cluster or a bug is recorded and passed on.
+    if (e instanceof SkiffError && e.exitCode !== ExitCode.infrastructure) return finish('failed', message);
     await finish('failed', message).catch(() => {});
     throw e;
   }

@@ -210,6 +210,16 @@ describe('skiff deploy on a real cluster', () => {
     expect(h.some((x) => x.status.startsWith('pending'))).toBe(false);
   });
 
+  it('a field owned by another manager is a clear conflict; --force-conflicts takes it over', async () => {
+    await kubectl(['-n', namespace, 'patch', 'configmap', 'hello-config', '--type', 'merge', '-p', '{"data":{"GREETING":"hijacked"}}', '--field-manager', 'ops-hotfix']);
+    const r = await deploy('--set', 'greeting=ours', '--no-auto-rollback');
+    expect(r.exitCode, r.all).toBe(1);
+    expect(r.stderr).toMatch(/ConfigMap\/hello-config in \S+: fields are owned by another manager: .*data\.GREETING.*ops-hotfix.*; pass --force-conflicts/);
+    const forced = await deploy('--set', 'greeting=ours', '--force-conflicts');
+    expect(forced.exitCode, forced.all).toBe(0);
+    expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'hello-config'])).data.GREETING).toBe('ours');
+  });
+
   it('dismiss --with-history deletes the objects and the records', async () => {
     const r = await skiff(['dismiss', 'staging', '--namespace', namespace, '--with-history'], { cwd: dir, env: env() });
     expect(r.exitCode, r.all).toBe(0);
