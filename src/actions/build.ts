@@ -2,10 +2,13 @@ import { posix } from 'node:path';
 import { ConfigError, InfrastructureError, WorkFailedError, isSkiffError, SkiffError } from '../errors.js';
 import { contextTar } from '../adapters/context-tar.js';
 import { findCredentials, registryHost, type RegistryCredentials } from '../adapters/credentials.js';
-import { BuildStepFailure, type DockerEngine } from '../adapters/docker.js';
+import { BuildStepFailure } from '../adapters/build-failure.js';
+import type { DockerEngine } from '../adapters/docker.js';
 import { changedPaths } from '../adapters/git.js';
 import { RegistryClient } from '../adapters/registry.js';
-import { lineOfStep, parseDockerfile } from '../core/dockerfile.js';
+import { lineOfStep, parseDockerfile, withLabels } from '../core/dockerfile.js';
+
+const GENERATED_DOCKERFILE = '.skiff.Dockerfile';
 import { explainChange, labelsToDigests, sanitizeTag } from '../core/image-inputs.js';
 import { Semaphore } from '../core/concurrency.js';
 import type { RunContext } from '../context.js';
@@ -73,17 +76,24 @@ export class RegistryAccess {
  * order with bounded parallelism, then push.
  */
 export async function runBuild(ctx: RunContext, opts: BuildOptions): Promise<BuildResult> {
+  // Load the Engine client's modules while git works; a no-op push build never uses them.
+  const warm = import('../adapters/docker.js').catch(() => undefined);
   const project = await loadProject(ctx, opts);
   if (opts.push && !project.registry) {
     throw new ConfigError(`nothing to push to: set "registry" in ${project.config.file}, SKIFF_REGISTRY or --registry`);
   }
   const plans = await planImages(project, opts.images ?? []);
+  void warm;
   return buildPlanned(ctx, project, plans, opts);
 }
 
 export async function buildPlanned(ctx: RunContext, project: Project, plans: ImagePlan[], opts: BuildOptions): Promise<BuildResult> {
-  const docker = await ctx.docker();
-  await docker.ping();
+  // The Engine client is loaded and pinged only when an image is not already in the registry.
+  let engine: Promise<DockerEngine> | undefined;
+  const docker = () => (engine ??= ctx.docker().then(async (d) => {
+    await d.ping();
+    return d;
+  }));
   const registries = new RegistryAccess(ctx.env);
   const useRegistry = Boolean(opts.push && project.registry);
   const semaphore = new Semaphore(Math.max(1, opts.parallel ?? 2));
@@ -127,7 +137,7 @@ async function processImage(
   ctx: RunContext,
   project: Project,
   plan: ImagePlan,
-  docker: DockerEngine,
+  engine: () => Promise<DockerEngine>,
   registries: RegistryAccess,
   opts: BuildOptions,
   signal: AbortSignal,
@@ -146,6 +156,7 @@ async function processImage(
     }
   }
 
+  const docker = await engine();
   const local = await docker.inspectImage(plan.ref);
   let built = false;
   let changes: string[] | undefined;
@@ -181,14 +192,21 @@ async function processImage(
 async function buildImage(ctx: RunContext, project: Project, plan: ImagePlan, docker: DockerEngine, registries: RegistryAccess, signal: AbortSignal) {
   // FROM may name a dependency that only the registry has.
   for (const dep of plan.config.dependsOn) await registries.for(plan.buildArgs[dependencyArgName(dep)] ?? plan.repository);
+  // The labels go into one LABEL step of a generated Dockerfile; the Engine removes it and
+  // the generated .dockerignore from the context (they list themselves), so COPY never sees them.
+  const labels = { ...plan.labels, 'org.opencontainers.image.created': project.mode === 'commit' ? project.git.committedAt : ctx.now().toISOString() };
+  const extraFiles = {
+    [GENERATED_DOCKERFILE]: withLabels(plan.dockerfileText, plan.config.target, labels),
+    '.dockerignore': `.dockerignore\n${GENERATED_DOCKERFILE}\n`,
+  };
   try {
     await docker.build({
-      context: contextTar({ kind: project.mode, root: project.root }, plan.entries),
-      dockerfile: plan.dockerfile,
+      context: contextTar({ kind: project.mode, root: project.root }, plan.entries, extraFiles),
+      dockerfile: GENERATED_DOCKERFILE,
       tag: plan.ref,
       target: plan.config.target,
       buildArgs: plan.buildArgs,
-      labels: { ...plan.labels, 'org.opencontainers.image.created': ctx.now().toISOString() },
+      labels: {},
       registryAuth: await registries.all(),
       onLog: (line) => ctx.reporter.log(plan.name, line),
       signal,

@@ -14,7 +14,7 @@ const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
  * Streams the build context as a tar: exactly the given entries, contents
  * from the commit's blobs (one `git cat-file` process) or from the working tree.
  */
-export function contextTar(source: ContextSource, entries: TreeEntry[]): Readable {
+export function contextTar(source: ContextSource, entries: TreeEntry[], extraFiles: Record<string, string> = {}): Readable {
   const pack = tar.pack();
   const blobs = source.kind === 'commit' ? new BlobReader(source.root) : undefined;
   const read = async (e: TreeEntry): Promise<Buffer> => {
@@ -22,6 +22,8 @@ export function contextTar(source: ContextSource, entries: TreeEntry[]): Readabl
     const abs = join(source.root, e.repoPath);
     return e.mode === '120000' ? Buffer.from(await readlink(abs)) : readFile(abs);
   };
+  // Files skiff adds (the generated Dockerfile, its .dockerignore) replace context files of the same name.
+  entries = entries.filter((e) => !(e.path in extraFiles));
   const writeAll = async () => {
     // Read ahead a little while the previous entry is written.
     const window = 16;
@@ -38,6 +40,12 @@ export function contextTar(source: ContextSource, entries: TreeEntry[]): Readabl
           pack.entry({ name: e.path, mode: e.mode === '100755' ? 0o755 : 0o644, mtime: FIXED_MTIME, size: content.length }, content, (err) => (err ? reject(err) : resolve()));
         });
       }
+    }
+    for (const [name, content] of Object.entries(extraFiles)) {
+      const body = Buffer.from(content);
+      await new Promise<void>((resolve, reject) => {
+        pack.entry({ name, mode: 0o644, mtime: FIXED_MTIME, size: body.length }, body, (err) => (err ? reject(err) : resolve()));
+      });
     }
     pack.finalize();
   };

@@ -2,16 +2,9 @@ import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { InfrastructureError, SkiffError } from '../errors.js';
 import type { RegistryCredentials } from './credentials.js';
+import { BuildStepFailure } from './build-failure.js';
 
-/** A build that the Engine ran and that failed at a step. */
-export class BuildStepFailure extends Error {
-  constructor(
-    message: string,
-    readonly step?: { number: number; text: string },
-  ) {
-    super(message);
-  }
-}
+export { BuildStepFailure };
 
 export interface BuildRequest {
   context: Readable;

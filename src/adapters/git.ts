@@ -1,13 +1,14 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { ConfigError, InfrastructureError } from '../errors.js';
 import { gitBlobId, type ContextEntry } from '../core/image-inputs.js';
 
 export interface GitInfo {
   root: string;
   commit: string;
+  /** Committer date, ISO 8601: the images' creation time, so rebuilding the same commit gives the same label. */
+  committedAt: string;
   branch?: string;
   tag?: string;
   dirty: boolean;
@@ -21,14 +22,26 @@ export interface TreeEntry extends ContextEntry {
   repoPath: string;
 }
 
-async function git(root: string, args: string[], opts: { reject?: boolean } = {}) {
-  try {
-    return await execa('git', args, { cwd: root, reject: opts.reject ?? true, stripFinalNewline: true, maxBuffer: 512 * 1024 * 1024 });
-  } catch (e) {
-    const err = e as { stderr?: string; code?: string };
-    if (err.code === 'ENOENT') throw new InfrastructureError('git is not installed; install it (apt-get install git)');
-    throw e;
-  }
+interface GitOutput {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs git and collects its output. Plain child_process: git is on every hot
+ * path (a no-op build is a handful of git calls), so no wrapper library.
+ */
+function git(root: string, args: string[], opts: { reject?: boolean } = {}): Promise<GitOutput> {
+  return new Promise((resolve, reject) => {
+    execFile('git', args, { cwd: root, maxBuffer: 512 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : (err as { code?: unknown }).code) : 0;
+      if (code === 'ENOENT') return reject(new InfrastructureError('git is not installed; install it (apt-get install git)'));
+      const out = { exitCode: typeof code === 'number' ? code : 1, stdout: stdout.replace(/\n$/, ''), stderr };
+      if (out.exitCode !== 0 && (opts.reject ?? true)) return reject(new Error(`git ${args.join(' ')} failed: ${stderr.trim()}`));
+      resolve(out);
+    });
+  });
 }
 
 export async function findRepoRoot(cwd: string): Promise<string> {
@@ -42,18 +55,21 @@ export async function findRepoRoot(cwd: string): Promise<string> {
  * a detached HEAD, so the branch and tag come from CI_COMMIT_* variables.
  */
 export async function readGitInfo(root: string, env: NodeJS.ProcessEnv = process.env): Promise<GitInfo> {
-  const head = await git(root, ['rev-parse', '--verify', '-q', 'HEAD^{commit}'], { reject: false });
-  if (head.exitCode !== 0) throw new ConfigError(`${root}: the repository has no commit yet; commit your files first ("git add -A && git commit -m init")`);
-  const [branchR, tagR, statusR, remoteR] = await Promise.all([
-    git(root, ['symbolic-ref', '-q', '--short', 'HEAD'], { reject: false }),
-    git(root, ['describe', '--tags', '--exact-match', 'HEAD'], { reject: false }),
+  // Three git processes: commit, date and ref names in one `log`, the dirty check, the remote.
+  const [head, statusR, remoteR] = await Promise.all([
+    git(root, ['log', '-1', '--format=%H%x00%cI%x00%D', 'HEAD'], { reject: false }),
     git(root, ['status', '--porcelain', '--untracked-files=normal', '--', '.', ':(exclude).skiff'], { reject: false }),
-    git(root, ['remote', 'get-url', 'origin'], { reject: false }),
+    git(root, ['config', '--get', 'remote.origin.url'], { reject: false }),
   ]);
-  const branch = env.CI_COMMIT_BRANCH || env.CI_COMMIT_REF_NAME || (branchR.exitCode === 0 ? branchR.stdout : undefined);
-  const tag = env.CI_COMMIT_TAG || (tagR.exitCode === 0 ? tagR.stdout : undefined);
-  const source = env.CI_PROJECT_URL || (remoteR.exitCode === 0 ? stripCredentials(remoteR.stdout) : undefined);
-  return { root, commit: head.stdout, branch: branch || undefined, tag: tag || undefined, dirty: statusR.stdout.trim() !== '', source };
+  if (head.exitCode !== 0 || !head.stdout) throw new ConfigError(`${root}: the repository has no commit yet; commit your files first ("git add -A && git commit -m init")`);
+  const [commit = '', committedAt = '', refs = ''] = head.stdout.trim().split('\0');
+  const names = refs.split(', ').filter(Boolean);
+  const localBranch = names.find((n) => n.startsWith('HEAD -> '))?.slice('HEAD -> '.length);
+  const localTag = names.find((n) => n.startsWith('tag: '))?.slice('tag: '.length);
+  const branch = env.CI_COMMIT_BRANCH || (env.CI_COMMIT_TAG ? undefined : env.CI_COMMIT_REF_NAME) || localBranch;
+  const tag = env.CI_COMMIT_TAG || localTag;
+  const source = env.CI_PROJECT_URL || (remoteR.exitCode === 0 && remoteR.stdout ? stripCredentials(remoteR.stdout) : undefined);
+  return { root, commit, committedAt: new Date(committedAt).toISOString(), branch: branch || undefined, tag: tag || undefined, dirty: statusR.stdout.trim() !== '', source };
 }
 
 export function stripCredentials(url: string): string {
@@ -120,8 +136,9 @@ export async function listWorkingTree(root: string, dir: string): Promise<TreeEn
 
 /** A file's content at a commit, or undefined when it is not there. */
 export async function readCommitFile(root: string, commit: string, path: string): Promise<Buffer | undefined> {
-  const r = await execa('git', ['cat-file', 'blob', `${commit}:${path}`], { cwd: root, reject: false, encoding: 'buffer' });
-  return r.exitCode === 0 ? Buffer.from(r.stdout) : undefined;
+  return new Promise((resolve) => {
+    execFile('git', ['cat-file', 'blob', `${commit}:${path}`], { cwd: root, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => resolve(err ? undefined : stdout));
+  });
 }
 
 /** Paths below dir that differ between a commit and another commit (or the working tree when `to` is undefined). */

@@ -52,3 +52,36 @@ export function lineOfStep(instructions: DockerfileInstruction[], stepNumber: nu
   if (byText.length === 1) return byText[0]!.line;
   return byPosition?.line ?? byText[0]?.line;
 }
+
+/** The escape character of a Dockerfile (`# escape=` parser directive, default backslash). */
+export function escapeCharacter(content: string): string {
+  for (const raw of content.split(/\r?\n/)) {
+    const line = raw.trim();
+    const directive = /^#\s*escape\s*=\s*(\S)\s*$/i.exec(line);
+    if (directive) return directive[1]!;
+    if (!/^#\s*\w+\s*=/.test(line)) break; // directives only stand at the very top
+  }
+  return '\\';
+}
+
+/**
+ * The Dockerfile with one LABEL instruction carrying all labels, at the end
+ * of the stage that is built (the target, else the last). One instruction is
+ * one build step; the Engine API's `labels` parameter costs a step per label.
+ */
+export function withLabels(content: string, target: string | undefined, labels: Record<string, string>): string {
+  const esc = escapeCharacter(content);
+  const quote = (s: string) => `"${s.replace(new RegExp(`[${esc === '\\' ? '\\\\' : esc}"$]`, 'g'), (c) => `${esc}${c}`)}"`;
+  const instruction = `LABEL ${Object.entries(labels).map(([k, v]) => `${quote(k)}=${quote(v)}`).join(' ')}`;
+  const lines = content.replace(/\s+$/, '').split(/\r?\n/);
+  if (target) {
+    const instructions = parseDockerfile(content);
+    const stageStart = instructions.findIndex((ins) => ins.keyword === 'FROM' && new RegExp(`\\s+as\\s+${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`, 'i').test(ins.text));
+    const next = stageStart === -1 ? undefined : instructions.slice(stageStart + 1).find((ins) => ins.keyword === 'FROM');
+    if (next) {
+      lines.splice(next.line - 1, 0, instruction);
+      return `${lines.join('\n')}\n`;
+    }
+  }
+  return `${lines.join('\n')}\n${instruction}\n`;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lineOfStep, parseDockerfile } from '../../src/core/dockerfile.js';
+import { lineOfStep, parseDockerfile, withLabels } from '../../src/core/dockerfile.js';
 
 const lines = (...l: string[]) => l.join('\n');
 
@@ -153,5 +153,24 @@ describe('lineOfStep', () => {
     expect(lineOfStep(instructions, 42, 'RUN make')).toBe(2);
     expect(lineOfStep(instructions, 42, 'RUN nothing')).toBeUndefined();
     expect(lineOfStep([], 1, 'FROM busybox')).toBeUndefined();
+  });
+});
+
+describe('withLabels', () => {
+  it('appends one LABEL instruction with every label, quoted', () => {
+    const out = withLabels('FROM base\nRUN make\n', undefined, { 'a.b': 'x "y" $z', c: '1' });
+    expect(out).toBe('FROM base\nRUN make\nLABEL "a.b"="x \\"y\\" \\$z" "c"="1"\n');
+  });
+
+  it('puts the LABEL at the end of the target stage, before the next FROM', () => {
+    const text = 'FROM base AS build\nRUN make \\\n  all\nFROM build AS runtime\nCMD ["app"]\nFROM runtime AS debug\nRUN apk add gdb\n';
+    const out = withLabels(text, 'runtime', { k: 'v' });
+    expect(out).toBe('FROM base AS build\nRUN make \\\n  all\nFROM build AS runtime\nCMD ["app"]\nLABEL "k"="v"\nFROM runtime AS debug\nRUN apk add gdb\n');
+    expect(parseDockerfile(out).map((i) => i.keyword)).toEqual(['FROM', 'RUN', 'FROM', 'CMD', 'LABEL', 'FROM', 'RUN']);
+  });
+
+  it('uses the escape character of the # escape directive', () => {
+    const out = withLabels('# escape=`\nFROM base\n', undefined, { k: 'a"b' });
+    expect(out).toBe('# escape=`\nFROM base\nLABEL "k"="a`"b"\n');
   });
 });

@@ -1,0 +1,92 @@
+// Shared helpers for the benchmarks: timing child processes, medians, the
+// summary line, and which Docker builder the `docker build` CLI can use here.
+import { spawn as spawnAsync, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** SKIFF_BIN runs the benchmarks against another build of skiff, e.g. an experiment's. */
+export const skiffBin = process.env.SKIFF_BIN ?? join(repoRoot, 'bin', 'skiff');
+
+/** A fresh environment for skiff runs: no CI detection, no colour, no TTY views. */
+export const skiffEnv = { ...process.env, CI: '', GITLAB_CI: '', NO_COLOR: '1' };
+
+function spawn(cmd, args, opts) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 170_000, ...opts });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+/** Runs a command to completion; throws with its output when it fails. Returns stdout. */
+export const run = (cmd, args, opts = {}) => spawn(cmd, args, opts).stdout;
+
+/** Wall-clock milliseconds of one run of a command (including process start), and its output. */
+export function timed(cmd, args, opts = {}) {
+  const t0 = performance.now();
+  const { stdout, stderr } = spawn(cmd, args, opts);
+  return { ms: performance.now() - t0, stdout, stderr };
+}
+
+/** Like run, but asynchronous, for running several commands at once. */
+export function runAsync(cmd, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawnAsync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 170_000, ...opts });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}\n${out}`))));
+  });
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export const secs = (ms) => `${(ms / 1000).toFixed(ms < 100 ? 3 : 2)}s`;
+export const list = (xs) => xs.map(secs).join(' ');
+
+export function git(dir, ...args) {
+  return run('git', ['-c', 'user.email=bench@skiff.local', '-c', 'user.name=skiff bench', ...args], { cwd: dir });
+}
+
+export function tempDir(prefix) {
+  return mkdtempSync(join(tmpdir(), `skiff-bench-${prefix}-`));
+}
+
+export const nonce = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+
+/**
+ * The `docker build` CLI uses BuildKit only through the buildx plugin; without
+ * it the CLI falls back to (or, with DOCKER_BUILDKIT=1, refuses instead of) the
+ * classic builder. skiff always uses the classic builder through the Engine API.
+ */
+export function dockerBuilder() {
+  const buildx = spawnSync('docker', ['buildx', 'version'], { encoding: 'utf8' });
+  if (buildx.status === 0) return { name: 'BuildKit (buildx)', env: { ...process.env, DOCKER_BUILDKIT: '1' } };
+  return { name: 'classic builder (DOCKER_BUILDKIT=0; no buildx plugin for this CLI)', env: { ...process.env, DOCKER_BUILDKIT: '0' } };
+}
+
+/** Removes images by reference, ignoring ones already gone. */
+export function removeImages(refs) {
+  for (let i = 0; i < refs.length; i += 50) spawnSync('docker', ['rmi', '-f', ...refs.slice(i, i + 50)], { encoding: 'utf8' });
+}
+
+/** Every local tag of the repositories under a prefix, e.g. 127.0.0.1:5000/bench-x. */
+export function localTags(prefix) {
+  const out = run('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}']);
+  return out.split('\n').filter((l) => l.startsWith(`${prefix}/`));
+}
+
+/** The one line bench/run collects: "P1 no-op build: skiff 0.12s vs docker build 1.40s = 0.09x (target <= 0.2x)". */
+export function summary(label, ours, theirsName, theirs, target) {
+  const ratio = ours / theirs;
+  const verdict = ratio <= target ? '' : '  MISSED';
+  return `${label}: skiff ${secs(ours)} vs ${theirsName} ${secs(theirs)} = ${ratio.toFixed(2)}x (target <= ${target}x)${verdict}`;
+}

@@ -1,0 +1,45 @@
+// Preload that shows where a skiff run's wall time goes: every child process
+// (git), Engine API call (HTTP over the Docker socket) and registry fetch, with
+// its start offset and duration. The first offset is the time spent starting
+// Node and loading modules.
+//   node --import ./bench/trace.mjs bin/skiff build --push
+import childProcess from 'node:child_process';
+import http from 'node:http';
+import { syncBuiltinESMExports } from 'node:module';
+import { performance } from 'node:perf_hooks';
+
+const log = (start, what) => {
+  const t = performance.now();
+  process.stderr.write(`[trace] +${start.toFixed(0).padStart(5)}ms ${(t - start).toFixed(1).padStart(7)}ms  ${what}\n`);
+};
+
+for (const name of ['spawn', 'execFile']) {
+  const original = childProcess[name];
+  childProcess[name] = function (cmd, args, ...rest) {
+    const t = performance.now();
+    const child = original.call(this, cmd, args, ...rest);
+    child.once('exit', () => log(t, `${cmd} ${(Array.isArray(args) ? args : []).join(' ').slice(0, 90)}`));
+    return child;
+  };
+}
+
+const request = http.request;
+http.request = function (...args) {
+  const t = performance.now();
+  const req = request.apply(this, args);
+  const opts = typeof args[0] === 'object' ? args[0] : {};
+  const what = `engine ${opts.method ?? 'GET'} ${String(opts.path ?? args[0]).split('?')[0]}`;
+  req.once('response', (res) => res.once('close', () => log(t, what)));
+  return req;
+};
+syncBuiltinESMExports();
+
+const fetch = globalThis.fetch;
+globalThis.fetch = async (url, init) => {
+  const t = performance.now();
+  const res = await fetch(url, init);
+  log(t, `fetch ${init?.method ?? 'GET'} ${String(url).replace(/^https?:\/\/[^/]+/, '')} -> ${res.status}`);
+  return res;
+};
+
+process.once('exit', () => log(0, 'process exit (from process start)'));
