@@ -23,11 +23,29 @@ export interface ReadinessPolicy {
   allowedRestarts: number;
   /** How long a pod may stay unschedulable before that counts as failure. */
   unschedulableGraceMs: number;
+  /**
+   * How long a container may stay in a state the kubelet retries on its own
+   * (CreateContainerConfigError and friends) before that counts as failure.
+   */
+  retriedStateGraceMs: number;
 }
 
-export const defaultPolicy: ReadinessPolicy = { allowedRestarts: 0, unschedulableGraceMs: 10_000 };
+export const defaultPolicy: ReadinessPolicy = { allowedRestarts: 0, unschedulableGraceMs: 10_000, retriedStateGraceMs: 15_000 };
 
-const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'CreateContainerConfigError', 'CreateContainerError', 'InvalidImageName', 'RunContainerError', 'ErrImageNeverPull']);
+/**
+ * When a problem was first seen, keyed by pod, container and reason. The
+ * tracker keeps this memory across watch events; a one-off snapshot (skiff
+ * status) has none, and then a problem counts from the moment it is seen.
+ */
+export type FirstSeen = (key: string) => number | undefined;
+
+const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
+/**
+ * Waiting reasons the kubelet retries itself and that often clear: "failed to
+ * sync configmap cache" right after a namespace is created, a Secret applied a
+ * moment after the pod. They fail the rollout only when they persist.
+ */
+const RETRIED_WAITING = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 
 /** Kinds whose readiness is followed; everything else is ready once applied. */
 export function isTracked(kind: string): boolean {
@@ -35,7 +53,7 @@ export function isTracked(kind: string): boolean {
 }
 
 /** A pod's first fatal problem, if any (pure). */
-export function podProblem(pod: Obj, policy: ReadinessPolicy, now: Date): PodProblem | undefined {
+export function podProblem(pod: Obj, policy: ReadinessPolicy, now: Date, firstSeen?: FirstSeen): PodProblem | undefined {
   const name = pod.metadata.name;
   const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])] as Array<Record<string, any>>;
   for (const cs of statuses) {
@@ -43,6 +61,11 @@ export function podProblem(pod: Obj, policy: ReadinessPolicy, now: Date): PodPro
     const last = cs.lastState?.terminated;
     if (waiting && FATAL_WAITING.has(waiting.reason)) {
       if (waiting.reason === 'CrashLoopBackOff' && (cs.restartCount ?? 0) <= policy.allowedRestarts) continue;
+      return { pod: name, container: cs.name, reason: waiting.reason, message: waiting.message, exitCode: last?.exitCode, restarts: cs.restartCount };
+    }
+    if (waiting && RETRIED_WAITING.has(waiting.reason)) {
+      const since = firstSeen ? firstSeen(`${name}/${cs.name}/${waiting.reason}`) : undefined;
+      if (since !== undefined && now.getTime() - since < policy.retriedStateGraceMs) continue;
       return { pod: name, container: cs.name, reason: waiting.reason, message: waiting.message, exitCode: last?.exitCode, restarts: cs.restartCount };
     }
     if (last?.reason === 'OOMKilled' && (cs.restartCount ?? 0) > policy.allowedRestarts) {
@@ -71,13 +94,13 @@ function podReady(pod: Obj): boolean {
  * The verdict for one applied object from its live state, the pods of its
  * current revision and, for Deployments, its ReplicaSets. Pure.
  */
-export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; bindImmediately?: boolean }, policy: ReadinessPolicy, now: Date): RolloutVerdict {
+export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; bindImmediately?: boolean; firstSeen?: FirstSeen }, policy: ReadinessPolicy, now: Date): RolloutVerdict {
   const gen = obj.metadata.generation as number | undefined;
   const observed = obj.status?.observedGeneration as number | undefined;
   const stale = gen !== undefined && (observed === undefined || observed < gen);
   const firstProblem = () => {
     for (const p of related.pods) {
-      const problem = podProblem(p, policy, now);
+      const problem = podProblem(p, policy, now, related.firstSeen);
       if (problem) return problem;
     }
     return undefined;
@@ -131,7 +154,7 @@ export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; b
       return { state: 'progressing', message: `${obj.status?.active ?? 0} active, ${obj.status?.failed ?? 0} failed` };
     }
     case 'Pod': {
-      const problem = podProblem(obj, policy, now);
+      const problem = podProblem(obj, policy, now, related.firstSeen);
       if (problem) return { state: 'failed', message: problem.reason, problem };
       const phase = obj.status?.phase;
       if (phase === 'Succeeded') return { state: 'ready', message: 'succeeded' };

@@ -73,6 +73,13 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
   // PVCs whose StorageClass binds on first use are ready once applied.
   const bindLater = new Set<string>();
 
+  // When each retried container state (CreateContainerConfigError…) was first seen.
+  const problemSeen = new Map<string, number>();
+  const firstSeen = (key: string) => {
+    if (!problemSeen.has(key)) problemSeen.set(key, req.now().getTime());
+    return problemSeen.get(key);
+  };
+
   let pendingSyncs = 0;
   const evaluate = () => {
     if (pendingSyncs > 0) return; // judge only once every watch has listed its current state
@@ -87,7 +94,7 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
         const gen = cur.metadata.generation as number | undefined;
         const stale = gen !== undefined && (cur.status?.observedGeneration ?? 0) < gen;
         const pods = stale ? [] : currentPods(cur, [...(live.get('Pod')?.values() ?? [])].filter((p) => p.metadata.namespace === ns), [...(live.get('ReplicaSet')?.values() ?? [])]);
-        v = verdict(cur, { pods, bindImmediately: !bindLater.has(`${ns}/${o.metadata.name}`) }, req.policy, now);
+        v = verdict(cur, { pods, bindImmediately: !bindLater.has(`${ns}/${o.metadata.name}`), firstSeen }, req.policy, now);
       }
       verdicts.set(id(o), v);
       const shown = `${v.state} ${v.message}`;
