@@ -3,6 +3,7 @@ import { request as httpsRequest, Agent as HttpsAgent, type RequestOptions } fro
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { ConfigError, InfrastructureError, SkiffError, WorkFailedError } from '../errors.js';
 import type { KubeObject } from '../release/types.js';
+import { loadConnection } from './kubeconfig.js';
 
 export const FIELD_MANAGER = 'skiff';
 
@@ -41,8 +42,9 @@ export class KubeApiError extends Error {
 }
 
 /**
- * A small Kubernetes REST client: the kubeconfig handling (contexts, TLS,
- * tokens, exec plugins, in-cluster) comes from @kubernetes/client-node; the
+ * A small Kubernetes REST client: kubeconfig handling is ./kubeconfig.ts for
+ * certificates and tokens, @kubernetes/client-node for exec plugins, auth
+ * providers and in-cluster config; the
  * requests (server-side apply, dry-run, watch with resume, logs) are plain
  * HTTPS with keep-alive.
  */
@@ -56,6 +58,13 @@ export class KubeClient {
   ) {}
 
   static async connect(opts: { context?: string; kubeconfig?: string } = {}): Promise<KubeClient> {
+    const simple = loadConnection(opts, process.env);
+    if (simple) return new KubeClient(simple.server, simple.context, simple.options, simple.namespace);
+    return KubeClient.connectWithClientNode(opts);
+  }
+
+  /** Exec plugins, auth providers, proxies and in-cluster config, through @kubernetes/client-node. */
+  private static async connectWithClientNode(opts: { context?: string; kubeconfig?: string }): Promise<KubeClient> {
     const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     try {

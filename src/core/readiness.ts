@@ -60,7 +60,9 @@ export function podProblem(pod: Obj, policy: ReadinessPolicy, now: Date, firstSe
     const waiting = cs.state?.waiting;
     const last = cs.lastState?.terminated;
     if (waiting && FATAL_WAITING.has(waiting.reason)) {
-      if (waiting.reason === 'CrashLoopBackOff' && (cs.restartCount ?? 0) <= policy.allowedRestarts) continue;
+      // CrashLoopBackOff with restartCount n: the container has crashed n + 1 times and the
+      // kubelet waits before restart n + 1. With no restarts allowed the first crash fails.
+      if (waiting.reason === 'CrashLoopBackOff' && (cs.restartCount ?? 0) < policy.allowedRestarts) continue;
       return { pod: name, container: cs.name, reason: waiting.reason, message: waiting.message, exitCode: last?.exitCode, restarts: cs.restartCount };
     }
     if (waiting && RETRIED_WAITING.has(waiting.reason)) {

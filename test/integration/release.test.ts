@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -218,6 +218,33 @@ describe('skiff deploy on a real cluster', () => {
     const forced = await deploy('--set', 'greeting=ours', '--force-conflicts');
     expect(forced.exitCode, forced.all).toBe(0);
     expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'hello-config'])).data.GREETING).toBe('ours');
+  });
+
+  it('a kubeconfig with a service-account token (CA file beside it) reads the history; a bad token exits 3', async () => {
+    await kubectl(['-n', namespace, 'create', 'serviceaccount', 'deployer']);
+    await kubectl(['-n', namespace, 'create', 'rolebinding', 'deployer-admin', '--clusterrole', 'admin', `--serviceaccount=${namespace}:deployer`]);
+    const token = (await kubectl(['-n', namespace, 'create', 'token', 'deployer'])).stdout.trim();
+    const admin = (await kubectl(['config', 'view', '--raw', '-o', 'json'])).stdout;
+    const cluster = JSON.parse(admin).clusters[0].cluster;
+    const kdir = join(dir, '..', `kube-${uniqueSuffix()}`);
+    await mkdir(kdir, { recursive: true });
+    await writeFile(join(kdir, 'ca.crt'), Buffer.from(cluster['certificate-authority-data'], 'base64'));
+    const config = (t: string) => `apiVersion: v1\nkind: Config\ncurrent-context: ci\nclusters:\n- name: c\n  cluster: {server: "${cluster.server}", certificate-authority: ca.crt}\nusers:\n- name: deployer\n  user: {token: "${t}"}\ncontexts:\n- name: ci\n  context: {cluster: c, user: deployer, namespace: ${namespace}}\n`;
+    await writeFile(join(kdir, 'config'), config(token));
+    await writeFile(join(kdir, 'bad'), config('not-a-token'));
+    const ok = await skiff(['history', 'staging', '--namespace', namespace, '-o', 'json'], { cwd: dir, env: { ...env(), KUBECONFIG: join(kdir, 'config') } });
+    expect(ok.exitCode, ok.all).toBe(0);
+    expect(JSON.parse(ok.stdout).at(-1).status).toBe('deployed');
+    const bad = await skiff(['history', 'staging', '--namespace', namespace], { cwd: dir, env: { ...env(), KUBECONFIG: join(kdir, 'bad') } });
+    expect(bad.exitCode, bad.all).toBe(3);
+    expect(bad.stderr).toMatch(/rejected the credentials of context ci/);
+    expect(bad.all).not.toContain('not-a-token');
+  });
+
+  it('an unknown --kube-context exits 2 naming the contexts there are', async () => {
+    const r = await deploy('--kube-context', 'production-eu');
+    expect(r.exitCode, r.all).toBe(2);
+    expect(r.stderr.trim()).toBe('error: kube context "production-eu" is not in the kubeconfig (contexts: skiff); fix environments.<env>.kubeContext or --kube-context');
   });
 
   it('dismiss --with-history deletes the objects and the records', async () => {

@@ -21,8 +21,10 @@ describe('podProblem', () => {
 
   it('tolerates CrashLoopBackOff up to the allowed restarts, then reports the exit code', () => {
     const crashing = (restarts: number) => pod('web-1', [{ ...waiting('CrashLoopBackOff', 'back-off', restarts), lastState: { terminated: { exitCode: 3, reason: 'Error' } } }]);
+    // The first crash: the kubelet backs off before restart 1.
+    expect(podProblem(crashing(0), defaultPolicy, now)).toMatchObject({ reason: 'CrashLoopBackOff', exitCode: 3, restarts: 0 });
     expect(podProblem(crashing(1), { ...defaultPolicy, allowedRestarts: 2 }, now)).toBeUndefined();
-    expect(podProblem(crashing(3), { ...defaultPolicy, allowedRestarts: 2 }, now)).toMatchObject({ reason: 'CrashLoopBackOff', exitCode: 3, restarts: 3 });
+    expect(podProblem(crashing(2), { ...defaultPolicy, allowedRestarts: 2 }, now)).toMatchObject({ reason: 'CrashLoopBackOff', exitCode: 3, restarts: 2 });
   });
 
   it('lets the kubelet retry CreateContainerConfigError for the grace period before failing', () => {

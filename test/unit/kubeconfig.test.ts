@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { connectionOptions, kubeconfigPaths, needsFullSupport, selectContext } from '../../src/adapters/kubeconfig.js';
+import { ConfigError } from '../../src/errors.js';
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+const team = {
+  path: '/home/dev/.kube/team.yaml',
+  text: `
+apiVersion: v1
+kind: Config
+current-context: staging
+clusters:
+  - name: staging
+    cluster: { server: "https://staging.example:6443/", certificate-authority: certs/ca.crt }
+  - name: prod
+    cluster: { server: "https://prod.example:6443", certificate-authority-data: ${b64('PROD CA')}, tls-server-name: api.prod }
+users:
+  - name: ci
+    user: { token: secret-token }
+  - name: dev
+    user: { client-certificate: /abs/dev.crt, client-key-data: ${b64('DEV KEY')} }
+  - name: oidc
+    user: { exec: { apiVersion: client.authentication.k8s.io/v1, command: kubelogin } }
+contexts:
+  - name: staging
+    context: { cluster: staging, user: ci, namespace: shop }
+  - name: prod
+    context: { cluster: prod, user: dev }
+  - name: sso
+    context: { cluster: prod, user: oidc }
+  - name: broken
+    context: { cluster: nowhere, user: ci }
+`,
+};
+const personal = {
+  path: '/home/dev/.kube/config',
+  text: `
+current-context: prod
+clusters:
+  - name: staging
+    cluster: { server: "https://shadowed.example" }
+users: []
+contexts:
+  - name: laptop
+    context: { cluster: staging }
+`,
+};
+
+describe('kubeconfig', () => {
+  it('reads --kubeconfig, else every KUBECONFIG entry, else ~/.kube/config', () => {
+    expect(kubeconfigPaths('/x/cfg', { KUBECONFIG: '/a:/b' })).toEqual(['/x/cfg']);
+    expect(kubeconfigPaths(undefined, { KUBECONFIG: '/a::/b' })).toEqual(['/a', '/b']);
+    expect(kubeconfigPaths(undefined, { HOME: '/home/dev' })).toEqual(['/home/dev/.kube/config']);
+  });
+
+  it('merges files like kubectl: the first file to name an entry or a current context wins', () => {
+    const sel = selectContext([team, personal]);
+    expect(sel).toMatchObject({ context: 'staging', namespace: 'shop', server: 'https://staging.example:6443' });
+    // The second file's contexts are still usable, with the first file's clusters.
+    expect(selectContext([team, personal], 'laptop')).toMatchObject({ context: 'laptop', namespace: 'default', server: 'https://staging.example:6443' });
+  });
+
+  it('resolves relative certificate paths against the file that names them, and decodes inline data', () => {
+    const read = (p: string) => Buffer.from(`contents of ${p}`);
+    const staging = connectionOptions(selectContext([team]), read);
+    expect(String(staging.ca)).toBe('contents of /home/dev/.kube/certs/ca.crt');
+    expect(staging.headers).toEqual({ authorization: 'Bearer secret-token' });
+    const prod = connectionOptions(selectContext([team], 'prod'), read);
+    expect(String(prod.ca)).toBe('PROD CA');
+    expect(String(prod.cert)).toBe('contents of /abs/dev.crt');
+    expect(String(prod.key)).toBe('DEV KEY');
+    expect(prod.servername).toBe('api.prod');
+    expect(prod.headers).toBeUndefined();
+  });
+
+  it('names the context and file when a certificate cannot be read', () => {
+    const read = () => {
+      throw Object.assign(new Error('nope'), { code: 'ENOENT' });
+    };
+    expect(() => connectionOptions(selectContext([team]), read)).toThrow('kube context "staging": cannot read certificate-authority /home/dev/.kube/certs/ca.crt: ENOENT');
+  });
+
+  it('leaves exec plugins and proxies to the full client', () => {
+    expect(needsFullSupport(selectContext([team], 'sso'))).toBe('user exec');
+    expect(needsFullSupport(selectContext([team], 'prod'))).toBeUndefined();
+  });
+
+  it('explains an unknown context, a dangling cluster and a file that is not YAML', () => {
+    expect(() => selectContext([team], 'qa')).toThrow(ConfigError);
+    expect(() => selectContext([team], 'qa')).toThrow('kube context "qa" is not in the kubeconfig (contexts: staging, prod, sso, broken)');
+    expect(() => selectContext([team], 'broken')).toThrow('kube context "broken" names cluster "nowhere", which is not in the kubeconfig or has no server');
+    expect(() => selectContext([{ path: '/k', text: 'clusters: [' }])).toThrow(/^cannot read kubeconfig \/k: /);
+    expect(() => selectContext([{ path: '/k', text: 'contexts: []' }])).toThrow('no current context in /k (contexts: none)');
+  });
+});
