@@ -5,6 +5,7 @@
 //   node --import ./bench/trace.mjs bin/skiff build --push
 import childProcess from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
 import { performance } from 'node:perf_hooks';
 
@@ -23,15 +24,19 @@ for (const name of ['spawn', 'execFile']) {
   };
 }
 
-const request = http.request;
-http.request = function (...args) {
-  const t = performance.now();
-  const req = request.apply(this, args);
-  const opts = typeof args[0] === 'object' ? args[0] : {};
-  const what = `engine ${opts.method ?? 'GET'} ${String(opts.path ?? args[0]).split('?')[0]}`;
-  req.once('response', (res) => res.once('close', () => log(t, what)));
-  return req;
-};
+// Engine API calls (http over the socket) and Kubernetes API calls (https).
+for (const [mod, label] of [[http, 'engine'], [https, 'kube']]) {
+  const request = mod.request;
+  mod.request = function (...args) {
+    const t = performance.now();
+    const req = request.apply(this, args);
+    // request(url, options, cb) or request(options, cb)
+    const opts = args.find((a) => a && typeof a === 'object' && !(a instanceof URL)) ?? {};
+    const what = `${label} ${opts.method ?? 'GET'} ${String(opts.path ?? args[0]).split('?')[0]}`;
+    req.once('response', (res) => res.once('close', () => log(t, what)));
+    return req;
+  };
+}
 syncBuiltinESMExports();
 
 const fetch = globalThis.fetch;
