@@ -90,3 +90,17 @@ export function summary(label, ours, theirsName, theirs, target) {
   const verdict = ratio <= target ? '' : '  MISSED';
   return `${label}: skiff ${secs(ours)} vs ${theirsName} ${secs(theirs)} = ${ratio.toFixed(2)}x (target <= ${target}x)${verdict}`;
 }
+
+/**
+ * Starts bench/latency-proxy.mjs in its own process (the benchmarks time
+ * commands with spawnSync, which would stall an in-process proxy) and
+ * resolves with its port and a stop function.
+ */
+export function startLatencyProxy(targetPort, oneWayMs) {
+  const child = spawnAsync(process.execPath, [join(repoRoot, 'bench', 'latency-proxy.mjs'), String(targetPort), String(oneWayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`latency proxy exited ${code}`)));
+    child.stdout.once('data', (d) => resolve({ port: Number(String(d).trim()), stop: () => child.kill() }));
+  });
+}

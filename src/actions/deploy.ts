@@ -1,9 +1,8 @@
-import { KubeApiError, type KubeClient } from '../adapters/kube.js';
+import { explainApplyError, KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../adapters/kube.js';
 import { defaultPolicy } from '../core/readiness.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import { isCI, type RunContext } from '../context.js';
 import { loadProject, type Project, type ProjectOptions } from '../project.js';
-import { explainApplyError } from '../adapters/kube.js';
 import { isClusterScoped } from '../render/render.js';
 import { hookOf } from '../render/order.js';
 import type { Manifest, ReleaseRecord } from '../release/types.js';
@@ -82,7 +81,7 @@ export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace:
   const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, namespace));
   const namespaces = new Set(manifests.filter((m) => m.object.kind === 'Namespace').map((m) => m.object.metadata.name));
   const checkable = manifests.filter((m) => isClusterScoped(m.object.kind) || (m.object.metadata.namespace === namespace ? nsExists : !namespaces.has(m.object.metadata.namespace ?? '')));
-  await mapLimit(checkable, 8, async (m) => {
+  await mapLimit(checkable, PARALLEL_REQUESTS, async (m) => {
     try {
       // Hook Jobs are recreated on every deploy, so check them under another name:
       // comparing with the previous run's Job would report its immutable template.

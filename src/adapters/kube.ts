@@ -6,6 +6,11 @@ import type { KubeObject } from '../release/types.js';
 import { loadConnection } from './kubeconfig.js';
 
 export const FIELD_MANAGER = 'skiff';
+/**
+ * Requests in flight at once (and sockets kept open): applying 100 objects to
+ * a cluster 20 ms away takes 7 round trips, not 100.
+ */
+export const PARALLEL_REQUESTS = 16;
 
 export interface ResourceInfo {
   /** "/api/v1" or "/apis/apps/v1" */
@@ -107,7 +112,7 @@ export class KubeClient {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const isHttps = url.protocol === 'https:';
-    this.agent ??= isHttps ? new HttpsAgent({ keepAlive: true, maxSockets: 16 }) : new HttpAgent({ keepAlive: true, maxSockets: 16 });
+    this.agent ??= isHttps ? new HttpsAgent({ keepAlive: true, maxSockets: PARALLEL_REQUESTS }) : new HttpAgent({ keepAlive: true, maxSockets: PARALLEL_REQUESTS });
     const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
     return new Promise((resolve, reject) => {
       const req = (isHttps ? httpsRequest : httpRequest)(

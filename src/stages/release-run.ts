@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { describe as describeObject, explainApplyError, type KubeClient } from '../adapters/kube.js';
+import { describe as describeObject, explainApplyError, PARALLEL_REQUESTS, type KubeClient } from '../adapters/kube.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
 import type { ReadinessPolicy } from '../core/readiness.js';
@@ -40,8 +40,6 @@ export interface ReleaseOutcome {
   pruned: string[];
   durationMs: number;
 }
-
-const APPLY_PARALLEL = 8;
 
 /**
  * Applies one revision of a release and follows it to a verdict: record it
@@ -107,7 +105,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
 
     const applied: KubeObject[] = [];
     for (const phase of applyPhases(main)) {
-      const objs = await mapLimit(phase, APPLY_PARALLEL, async (m) => applyOne(kube, m, opts.forceConflicts));
+      const objs = await mapLimit(phase, PARALLEL_REQUESTS, async (m) => applyOne(kube, m, opts.forceConflicts));
       for (const o of objs) {
         reporter.status(`${o.kind}/${o.metadata.name}`, 'applied');
         applied.push(o);
