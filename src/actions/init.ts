@@ -18,7 +18,7 @@ export interface InitOptions {
 function destination(templatePath: string): string {
   if (templatePath.startsWith('.kube/')) return templatePath;
   const name = templatePath.replace(/\.ejs$/, '');
-  return name === 'gitlab-ci.yml' ? '.gitlab-ci.yml' : name;
+  return name === 'gitlab-ci.yml' || name === 'dockerignore' ? `.${name}` : name;
 }
 
 async function walk(dir: string, prefix = ''): Promise<string[]> {
@@ -32,8 +32,8 @@ async function walk(dir: string, prefix = ''): Promise<string[]> {
 }
 
 /**
- * skiff init: writes skiff.yaml, a .kube/ skeleton and a .gitlab-ci.yml into
- * the repository. Never overwrites: existing files are reported and kept.
+ * skiff init: writes skiff.yaml, a .kube/ skeleton, a .gitlab-ci.yml and a
+ * .dockerignore that keeps deployment files out of the image into the repository. Never overwrites: existing files are reported and kept.
  */
 export async function runInit(ctx: RunContext, opts: InitOptions): Promise<{ written: string[]; kept: string[] }> {
   const root = await findRepoRoot(ctx.cwd);
@@ -50,7 +50,7 @@ export async function runInit(ctx: RunContext, opts: InitOptions): Promise<{ wri
       continue;
     }
     const source = await readFile(join(TEMPLATES, template), 'utf8');
-    // skiff.yaml and .gitlab-ci.yml are rendered now; .kube/ templates stay templates.
+    // skiff.yaml, .gitlab-ci.yml and .dockerignore are rendered now; .kube/ templates stay templates.
     const content = template.startsWith('.kube/') ? source : ejs.render(source, { project, registry });
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, content, { flag: 'wx' });

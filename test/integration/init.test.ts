@@ -20,6 +20,13 @@ it('skiff init scaffolds a project that builds, and never overwrites a file', as
   const build = await skiff(['build', '-o', 'json'], { cwd: dir });
   expect(build.exitCode, build.all).toBe(0);
   expect(JSON.parse(build.stdout).images[0]).toMatchObject({ image: 'app', built: true });
+  // Deployment files are outside the image: a template change keeps the image's tag.
+  expect(await readFile(join(dir, '.dockerignore'), 'utf8')).toMatch(/^\.kube\/$/m);
+  await writeFile(join(dir, '.kube', 'values.yaml'), 'replicas: 3\n');
+  await commitAll(dir, 'three replicas');
+  const rebuilt = await skiff(['build', '-o', 'json'], { cwd: dir });
+  expect(rebuilt.exitCode, rebuilt.all).toBe(0);
+  expect(JSON.parse(rebuilt.stdout).images[0]).toMatchObject({ image: 'app', built: false, tag: JSON.parse(build.stdout).images[0].tag });
   const again = await skiff(['init'], { cwd: dir });
   expect(again.exitCode).toBe(0);
   expect(again.stderr).not.toMatch(/wrote/);
