@@ -7,7 +7,7 @@
 // Before every run the inputs get a unique nonce (a line in worker.sh, a
 // shell comment on base's RUN), so no step after FROM hits the layer cache on
 // either side; app misses because its base is new.
-//   worker + build work — the worker image with a RUN step of ~1.5 s of CPU
+//   worker + build work — the worker image with a RUN step of ~1 s of CPU
 //                     work, the shape of a real build (a compile, a bundle):
 //                     skiff's fixed costs (Node start, git, one LABEL step)
 //                     against a build that does something.
@@ -94,7 +94,7 @@ try {
   const workerDockerfile = join(dir, 'worker', 'Dockerfile');
   writeFileSync(workerDockerfile, readFileSync(workerDockerfile, 'utf8').replace('COPY worker.sh', 'RUN i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done\nCOPY worker.sh'));
   git(dir, 'commit', '-q', '-am', 'a build step with work');
-  lines.push(await measure('worker + RUN step of ~1.5 s', ['worker']));
+  lines.push(await measure('worker + RUN step of ~1 s', ['worker']));
   for (const line of lines) console.log(line);
 } finally {
   removeImages([...localTags(registry), ...dockerTags]);
