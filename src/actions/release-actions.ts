@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import type { RunContext } from '../context.js';
 import { defaultPolicy, currentPods, verdict, isTracked, type RolloutVerdict } from '../core/readiness.js';
+import { mapLimit } from '../core/concurrency.js';
 import { unifiedDiff } from '../core/diff.js';
 import { loadProject, type ProjectOptions } from '../project.js';
 import { applyPhases, hookOf } from '../render/order.js';
@@ -31,10 +32,8 @@ export async function runRender(ctx: RunContext, opts: ProjectOptions & RenderFl
   if (opts.outputDir) {
     const dir = join(ctx.cwd, opts.outputDir);
     await mkdir(dir, { recursive: true });
-    for (const m of rendered.manifests) {
-      const file = join(dir, `${m.object.kind.toLowerCase()}-${m.object.metadata.name}.yaml`);
-      await writeFile(file, stringify(m.object));
-    }
+    // Written a few at a time: a thousand sequential writes would be most of the run.
+    await mapLimit(rendered.manifests, 16, (m) => writeFile(join(dir, `${m.object.kind.toLowerCase()}-${m.object.metadata.name}.yaml`), stringify(m.object)));
   }
   return { release: target.release, namespace: target.namespace, manifests: rendered.manifests, images };
 }
