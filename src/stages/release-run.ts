@@ -88,10 +88,9 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     record.description = description;
     record.finishedAt = ctx.now().toISOString();
     await storage.update(maskSecrets(record));
-    if (status === 'deployed') {
-      await storage.markSuperseded(target.release, revision);
-      await storage.pruneHistory(target.release, opts.historyMax);
-    }
+    if (status === 'deployed') await storage.markSuperseded(target.release, revision);
+    // Failed revisions count towards historyMax too (as in Helm); the last deployed one is always kept.
+    await storage.pruneHistory(target.release, opts.historyMax);
     return { release: target.release, namespace: target.namespace, revision, status, description, failures: [], notReady: [], pruned: [], durationMs: Date.now() - started, ...extra };
   };
 

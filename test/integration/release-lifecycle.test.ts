@@ -1,0 +1,118 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubeconfigPath, kubectl, kubectlJson, requireCluster, uniqueSuffix } from '../helpers/cluster.js';
+import { commitAll, git, skiff, uniqueRegistry } from '../helpers/skiff.js';
+
+// A small node-agent project: a DaemonSet, a bare Pod, and ConfigMaps, with
+// deploy.historyMax 3. The tests run in order on one release.
+let dir: string;
+const namespace = `agent-${uniqueSuffix()}`;
+const registry = uniqueRegistry();
+const env = () => ({ KUBECONFIG: kubeconfigPath(), SKIFF_REGISTRY: registry });
+const deploy = (...args: string[]) => skiff(['deploy', 'testing', '--namespace', namespace, '--timeout', '2m', ...args], { cwd: dir, env: env() });
+const history = async () => {
+  const r = await skiff(['history', 'testing', '--namespace', namespace, '-o', 'json'], { cwd: dir, env: env() });
+  expect(r.exitCode, r.all).toBe(0);
+  return JSON.parse(r.stdout) as Array<{ revision: number; status: string; description: string }>;
+};
+const exists = async (kind: string, name: string) => (await kubectl(['-n', namespace, 'get', kind, name], { allowFailure: true })).exitCode === 0;
+
+const daemonSet = `apiVersion: apps/v1
+kind: DaemonSet
+metadata: { name: agent }
+spec:
+  selector: { matchLabels: { app: agent } }
+  template:
+    metadata: { labels: { app: agent } }
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+        - name: agent
+          image: <%= images.agent %>
+<% if (values.crash) { -%>
+          command: ["sh", "-c", "echo agent cannot reach the collector; exit 4"]
+<% } -%>
+          readinessProbe: { httpGet: { path: /, port: 8080 }, periodSeconds: 1 }
+`;
+const pod = `apiVersion: v1
+kind: Pod
+metadata: { name: probe }
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+    - name: probe
+      image: <%= images.agent %>
+      readinessProbe: { httpGet: { path: /, port: 8080 }, periodSeconds: 1 }
+`;
+const configMap = (name: string, annotations = '') => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${annotations}data:\n  count: "<%= values.count %>"\n`;
+
+beforeAll(async () => {
+  await requireCluster();
+  dir = await mkdtemp(join(tmpdir(), 'skiff-agent-'));
+  await writeFile(join(dir, 'skiff.yaml'), 'project: agent\nimages:\n  agent: {}\nenvironments:\n  testing: {}\ndeploy:\n  historyMax: 3\n');
+  await writeFile(join(dir, 'Dockerfile'), 'FROM skiff-base/busybox:1\nRUN mkdir /www && echo ok > /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n');
+  await writeFile(join(dir, '.dockerignore'), '.kube/\n');
+  await mkdir(join(dir, '.kube'));
+  await writeFile(join(dir, '.kube', 'values.yaml'), 'count: 0\ncrash: false\n');
+  await writeFile(join(dir, '.kube', 'daemonset.yaml.ejs'), daemonSet);
+  await writeFile(join(dir, '.kube', 'pod.yaml.ejs'), pod);
+  await writeFile(join(dir, '.kube', 'counter.yaml.ejs'), configMap('counter'));
+  await writeFile(join(dir, '.kube', 'legacy.yaml.ejs'), configMap('legacy', '  annotations: { skiff.io/keep: "true" }\n'));
+  await writeFile(join(dir, '.kube', 'scratch.yaml.ejs'), configMap('scratch'));
+  await git(dir, 'init', '-q', '-b', 'main');
+  await commitAll(dir, 'agent');
+  const build = await skiff(['build', '--push'], { cwd: dir, env: env() });
+  expect(build.exitCode, build.all).toBe(0);
+});
+
+afterAll(async () => {
+  await kubectl(['delete', 'namespace', namespace, '--wait=false', '--ignore-not-found'], { allowFailure: true });
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('a DaemonSet, a bare Pod, kept objects and a bounded history', () => {
+  it('tracks the DaemonSet and the bare Pod until they are ready', async () => {
+    const r = await deploy();
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stderr).toMatch(/DaemonSet\/agent: ready 1\/1 available/);
+    expect(r.stderr).toMatch(/Pod\/probe: ready/);
+    const ds = await kubectlJson(['-n', namespace, 'get', 'daemonset', 'agent']);
+    expect(ds.status.numberReady).toBe(1);
+    const probe = await kubectlJson(['-n', namespace, 'get', 'pod', 'probe']);
+    expect(probe.status.conditions.find((c: { type: string }) => c.type === 'Ready').status).toBe('True');
+  });
+
+  it('prunes a removed template unless it is annotated skiff.io/keep', async () => {
+    await rm(join(dir, '.kube', 'legacy.yaml.ejs'));
+    await rm(join(dir, '.kube', 'scratch.yaml.ejs'));
+    await commitAll(dir, 'drop two ConfigMaps');
+    const r = await deploy();
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stderr).toMatch(/ConfigMap\/scratch: pruned/);
+    expect(r.stderr).not.toMatch(/ConfigMap\/legacy: pruned/);
+    expect(await exists('configmap', 'scratch')).toBe(false);
+    expect(await exists('configmap', 'legacy')).toBe(true);
+  });
+
+  it('keeps only deploy.historyMax revisions, in the history and in the cluster', async () => {
+    for (const n of [1, 2, 3]) {
+      const r = await deploy('--set', `count=${n}`);
+      expect(r.exitCode, r.all).toBe(0);
+    }
+    expect((await history()).map((h) => [h.revision, h.status])).toEqual([[3, 'superseded'], [4, 'superseded'], [5, 'deployed']]);
+    const secrets = await kubectlJson(['-n', namespace, 'get', 'secrets', '-l', 'owner=skiff,name=agent-testing']);
+    expect(secrets.items.map((s: { metadata: { labels: Record<string, string> } }) => Number(s.metadata.labels.version)).sort()).toEqual([3, 4, 5]);
+    expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'counter'])).data.count).toBe('3');
+  });
+
+  it('a crashing DaemonSet pod fails the deploy with its exit code and last log line; the last deployed revision is kept', async () => {
+    const r = await deploy('--set', 'crash=true', '--set', 'count=4', '--no-auto-rollback');
+    expect(r.exitCode, r.all).toBe(1);
+    expect(r.stderr).toMatch(/DaemonSet\/agent pod agent-\w+ container agent: CrashLoopBackOff \(exit code 4\)/);
+    expect(r.stderr).toMatch(/\| agent cannot reach the collector/);
+    // Revision 5 is the last deployed one: it stays although it is older than historyMax allows.
+    expect((await history()).map((h) => [h.revision, h.status])).toEqual([[4, 'superseded'], [5, 'deployed'], [6, 'failed']]);
+  });
+});
