@@ -21,6 +21,8 @@ export interface TestCaseResult {
   exitCode: number;
   passed: boolean;
   timedOut: boolean;
+  /** Stopped by Ctrl-C (SIGINT/SIGTERM). */
+  interrupted: boolean;
   durationMs: number;
   reports: string[];
   missingReports: string[];
@@ -34,19 +36,10 @@ export interface TestRunResult {
 
 /**
  * The test stage: runs each configured test command in its image (built
- * first when missing), network "none" by default, copies report files to
- * .skiff/reports/<test>/, and fails when any test fails.
+ * first when missing), network "none" by default, and copies report files to
+ * .skiff/reports/<test>/. Failed tests are in the result (testsFailed makes
+ * the error).
  */
-export async function runTests(ctx: RunContext, opts: TestOptions): Promise<TestRunResult> {
-  const project = await loadProject(ctx, opts);
-  const result = await testProject(ctx, project, opts);
-  if (!result.passed) {
-    const failed = result.tests.filter((t) => !t.passed);
-    throw new WorkFailedError('test', `${failed.length} of ${result.tests.length} tests failed: ${failed.map((t) => `${t.test} (${t.timedOut ? 'timed out' : `exit ${t.exitCode}`})`).join(', ')}`, { detail: result });
-  }
-  return result;
-}
-
 export async function testProject(ctx: RunContext, project: Project, opts: TestOptions): Promise<TestRunResult> {
   const { config } = project;
   const names = opts.tests?.length ? opts.tests : Object.keys(config.tests);
@@ -100,6 +93,7 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestO
       exitCode: outcome.exitCode,
       passed,
       timedOut: outcome.timedOut,
+      interrupted: outcome.interrupted,
       durationMs: outcome.durationMs,
       reports: outcome.copied.map((p) => relative(project.root, p)),
       missingReports: outcome.missing,
@@ -108,9 +102,16 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestO
   return { commit: project.git.commit, passed: results.every((r) => r.passed), tests: results };
 }
 
+/** The error for a run with failed tests: each one named with what happened to it. */
+export function testsFailed(result: TestRunResult): WorkFailedError {
+  const failed = result.tests.filter((t) => !t.passed);
+  const how = (t: TestCaseResult) => (t.interrupted ? 'interrupted' : t.timedOut ? 'timed out' : `exit ${t.exitCode}`);
+  return new WorkFailedError('test', `${failed.length} of ${result.tests.length} tests failed: ${failed.map((t) => `${t.test} (${how(t)})`).join(', ')}`, { detail: result });
+}
+
 /** A fixed-width table of test outcomes for the terminal. */
 export function formatTestTable(results: TestCaseResult[]): string {
-  const rows = [['TEST', 'IMAGE', 'EXIT', 'DURATION', 'RESULT'], ...results.map((r) => [r.test, r.image, r.timedOut ? '-' : String(r.exitCode), formatDuration(r.durationMs), r.passed ? 'passed' : r.timedOut ? 'timed out' : 'FAILED'])];
+  const rows = [['TEST', 'IMAGE', 'EXIT', 'DURATION', 'RESULT'], ...results.map((r) => [r.test, r.image, r.timedOut ? '-' : String(r.exitCode), formatDuration(r.durationMs), r.passed ? 'passed' : r.interrupted ? 'interrupted' : r.timedOut ? 'timed out' : 'FAILED'])];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }

@@ -141,16 +141,16 @@ Examples:
   skiff test unit             run one test`)
     .action((tests: string[], opts) =>
       run(program, async ({ ctx, json }) => {
-        const { testProject, formatTestTable } = await import('../actions/test.js');
+        const { testProject, testsFailed, formatTestTable } = await import('../actions/test.js');
         const { loadProject } = await import('../project.js');
-        const { WorkFailedError } = await import('../errors.js');
         const project = await loadProject(ctx, opts);
         const result = await testProject(ctx, project, { ...opts, tests });
         if (json) printJson(result);
         else if (result.tests.length) process.stderr.write(`\n${formatTestTable(result.tests)}\n`);
         if (!result.passed) {
-          const failed = result.tests.filter((t) => !t.passed).map((t) => t.test);
-          throw new WorkFailedError('test', `${failed.length} of ${result.tests.length} tests failed: ${failed.join(', ')}`);
+          const error = testsFailed(result);
+          error.resultPrinted = json; // stdout already holds the result as one JSON document
+          throw error;
         }
       }),
     );

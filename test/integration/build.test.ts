@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AUTH_PASSWORD, AUTH_REGISTRY, AUTH_USER, commitAll, dockerImageId, editFile, engineEvents, fixtureRepo,
-  registryDigest, registryTags, removeTempDirs, skiff, uniqueRegistry,
+  registryDigest, registryTags, removeTempDirs, skiff, skiffBin, uniqueRegistry,
 } from '../helpers/skiff.js';
 
 interface JsonImage { image: string; reference: string; tag: string; digest?: string; built: boolean; pushed: boolean; reason: string; changes?: string[] }
@@ -169,6 +169,32 @@ describe('skiff test', () => {
     expect(r.stderr).toMatch(/error: 1 of 1 tests failed: unit/);
     expect(existsSync(join(dir, '.skiff/reports/unit/report.xml'))).toBe(true);
     expect(await readFile(join(dir, '.skiff/reports/unit/report.xml'), 'utf8')).toContain('failures="1"');
+    // With -o json, stdout is one JSON document: the result, failures included.
+    const json = await skiff(['test', '--registry', uniqueRegistry(), '-o', 'json'], { cwd: dir });
+    expect(json.exitCode, json.all).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ passed: false, tests: [{ test: 'unit', exitCode: 1, passed: false, interrupted: false }] });
+  });
+
+  it('Ctrl-C during a test stops it, removes its container and exits 130', async () => {
+    const dir = await fixtureRepo('hello');
+    await editFile(dir, 'skiff.yaml', (t) => t.replace('"/app/run-tests"', '"echo started; sleep 60"'));
+    await commitAll(dir, 'slow test');
+    const { execa } = await import('execa');
+    const child = execa(skiffBin, ['test', '--registry', uniqueRegistry()], { cwd: dir, reject: false, all: true, env: { ...process.env, CI: '', NO_COLOR: '1' } });
+    let output = '';
+    let sent = false;
+    child.all!.on('data', (d: Buffer) => {
+      output += d;
+      // One Ctrl-C: a second one means "quit at once, skip the clean-up".
+      if (!sent && output.includes('[unit] started')) sent = child.kill('SIGINT');
+    });
+    const r = await child;
+    expect(r.exitCode, r.all).toBe(130);
+    expect(r.all).toMatch(/SIGINT: stopping and cleaning up/);
+    expect(r.all).toMatch(/unit\s+app\s+137\s+\S+\s+interrupted/);
+    expect(r.all).toMatch(/error: 1 of 1 tests failed: unit \(interrupted\)/);
+    const left = await execa('docker', ['ps', '-a', '--filter', 'label=io.skiff.test=unit', '--format', '{{.ID}}']);
+    expect(left.stdout.trim()).toBe('');
   });
 
   it('a test that runs past its timeout is killed, reported, and its container removed', async () => {
