@@ -1,4 +1,5 @@
 import { explainApplyError, KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../adapters/kube.js';
+import { bySha, hasMaskedStrings, restoreSecretStrings, secretStrings } from '../core/secret-material.js';
 import { defaultPolicy } from '../core/readiness.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import { isCI, type RunContext } from '../context.js';
@@ -99,18 +100,39 @@ export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace:
 /** Re-applies a stored revision as a new revision (Helm's rollback semantics). */
 export async function rollbackTo(ctx: RunContext, kube: KubeClient, storage: ReleaseStorage, target: ReleaseTarget, record: ReleaseRecord, runOpts: Omit<Parameters<typeof runRelease>[3], 'manifests' | 'rollbackOf' | 'values' | 'images' | 'git' | 'target'> & { target?: ReleaseTarget }): Promise<ReleaseOutcome> {
   const manifests: Manifest[] = [];
-  for (const obj of record.manifests) {
+  // Secret strings written into other objects are masked in history: take them back
+  // from the live Secrets (by checksum) or from the same field of the live object.
+  const liveSecrets = record.manifests.some(hasMaskedStrings)
+    ? (await Promise.all(record.manifests.filter((o) => o.kind === 'Secret').map((o) => kube.get('v1', 'Secret', o.metadata.namespace, o.metadata.name)))).filter((o) => o !== undefined)
+    : [];
+  const known = bySha(secretStrings({}, liveSecrets).keys());
+  const unrestored: string[] = [];
+  for (const stored of record.manifests) {
     // Secret values are never stored; the live Secret keeps its data.
-    if (obj.kind === 'Secret' && obj.metadata.annotations?.['skiff.io/masked'] === 'true') {
-      ctx.reporter.warn(`Secret/${obj.metadata.name}: values are not kept in history; leaving the live Secret as it is`);
+    if (stored.kind === 'Secret' && stored.metadata.annotations?.['skiff.io/masked'] === 'true') {
+      ctx.reporter.warn(`Secret/${stored.metadata.name}: values are not kept in history; leaving the live Secret as it is`);
       continue;
     }
+    let obj = stored;
+    if (hasMaskedStrings(stored)) {
+      const restored = restoreSecretStrings(stored, await kube.get(stored.apiVersion, stored.kind, stored.metadata.namespace, stored.metadata.name), known);
+      obj = restored.object;
+      for (const path of restored.kept) ctx.reporter.warn(`${stored.kind}/${stored.metadata.name} ${path}: the secret value it held at revision ${record.revision} has changed since and is not kept in history; keeping the live value`);
+      unrestored.push(...restored.unrestored.map((path) => `${stored.kind}/${stored.metadata.name} ${path}`));
+    }
     manifests.push({ object: obj, source: { file: `revision ${record.revision}`, line: 0 } });
+  }
+  if (unrestored.length) {
+    throw new WorkFailedError(
+      'deploy',
+      `cannot roll back to revision ${record.revision}: ${unrestored.join(', ')} held a secret value that the history keeps masked and the live object no longer has; deploy that revision's commit (${record.git.commit.slice(0, 8)}) instead`,
+    );
   }
   const outcome = await runRelease(ctx, kube, storage, {
     ...runOpts,
     target,
     manifests,
+    recorded: record.manifests,
     values: record.values,
     images: record.images,
     git: record.git,

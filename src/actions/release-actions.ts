@@ -7,6 +7,7 @@ import type { RunContext } from '../context.js';
 import { defaultPolicy, currentPods, verdict, isTracked, type RolloutVerdict } from '../core/readiness.js';
 import { mapLimit } from '../core/concurrency.js';
 import { unifiedDiff } from '../core/diff.js';
+import { maskSecretStrings, type SecretStrings } from '../core/secret-material.js';
 import { loadProject, type ProjectOptions } from '../project.js';
 import { applyPhases, hookOf } from '../render/order.js';
 import type { KubeObject, Manifest, ReleaseRecord } from '../release/types.js';
@@ -28,7 +29,7 @@ export async function runRender(ctx: RunContext, opts: ProjectOptions & RenderFl
   const target = resolveTarget(project, opts.env, opts);
   const images = opts.imageRefs ?? (await resolveImageRefs(ctx, project, await planImages(project)));
   const rendered = await renderForTarget(ctx, project, target, images, opts);
-  if (!opts.showSecrets) rendered.manifests = rendered.manifests.map((m) => ({ ...m, object: maskSecretObject(m.object) }));
+  if (!opts.showSecrets) rendered.manifests = rendered.manifests.map((m) => ({ ...m, object: maskSecretObject(maskSecretStrings(m.object, rendered.secrets).object) }));
   if (opts.outputDir) {
     const dir = join(ctx.cwd, opts.outputDir);
     await mkdir(dir, { recursive: true });
@@ -127,9 +128,9 @@ export function maskSecretObject(obj: KubeObject): KubeObject {
 
 const VOLATILE_METADATA = ['managedFields', 'resourceVersion', 'uid', 'generation', 'creationTimestamp', 'selfLink'];
 
-function comparable(obj: KubeObject | undefined): string {
+function comparable(obj: KubeObject | undefined, secrets: SecretStrings): string {
   if (!obj) return '';
-  const copy = JSON.parse(JSON.stringify(obj)) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const copy = JSON.parse(JSON.stringify(maskSecretStrings(obj, secrets).object)) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   delete copy.status;
   for (const k of VOLATILE_METADATA) delete copy.metadata[k];
   if (copy.metadata.annotations) delete copy.metadata.annotations['deployment.kubernetes.io/revision'];
@@ -156,8 +157,8 @@ export async function runDiff(ctx: RunContext, opts: TargetOptions & RenderFlags
     if (hookOf(o)) continue; // hooks are recreated on every deploy, not diffed
     const live = nsExists ? await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name) : undefined;
     const after = nsExists ? await kube.apply(o, { dryRun: true, force: true }) : o;
-    const before = comparable(live);
-    const next = comparable(after);
+    const before = comparable(live, rendered.secrets);
+    const next = comparable(after, rendered.secrets);
     if (before !== next) diffs.push({ object: `${o.kind}/${o.metadata.name}`, change: live ? 'update' : 'create', diff: unifiedDiff(before, next, `live ${o.kind}/${o.metadata.name}`, `rendered ${o.kind}/${o.metadata.name}`) });
   }
   const current = nsExists ? await storage.lastDeployed(target.release) : undefined;
@@ -165,7 +166,7 @@ export async function runDiff(ctx: RunContext, opts: TargetOptions & RenderFlags
   for (const o of current?.manifests ?? []) {
     if (keys.has(`${o.kind}/${o.metadata.namespace}/${o.metadata.name}`) || o.metadata.annotations?.['skiff.io/keep'] === 'true' || o.metadata.annotations?.['skiff.io/hook']) continue;
     const live = await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name);
-    if (live) diffs.push({ object: `${o.kind}/${o.metadata.name}`, change: 'delete', diff: unifiedDiff(comparable(live), '', `live ${o.kind}/${o.metadata.name}`, '(pruned)') });
+    if (live) diffs.push({ object: `${o.kind}/${o.metadata.name}`, change: 'delete', diff: unifiedDiff(comparable(live, rendered.secrets), '', `live ${o.kind}/${o.metadata.name}`, '(pruned)') });
   }
   return { release: target.release, namespace: target.namespace, changes: diffs };
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { maskSecretStrings, SECRET_KEY, secretStrings, sha12 } from '../core/secret-material.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import type { KubeObject, ReleaseRecord } from './types.js';
 
@@ -19,17 +20,12 @@ export const MAX_CHUNKS = 8;
 // Masking
 
 const MASKED_VALUE = /^\(masked( sha256:[0-9a-f]{12})?\)$/;
-const SECRET_KEY = /pass(word)?|secret|token|key|credential/i;
-
-function digest12(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, 12);
-}
 
 /** The checksum of the secret bytes, so that history and diff still tell "changed" from "unchanged". */
 function maskSecretValue(value: unknown, encoding: 'base64' | 'utf8'): unknown {
   if (typeof value === 'string' && MASKED_VALUE.test(value)) return value;
   const bytes = typeof value === 'string' ? Buffer.from(value, encoding) : Buffer.from(JSON.stringify(value) ?? '', 'utf8');
-  return `(masked sha256:${digest12(bytes)})`;
+  return `(masked sha256:${sha12(bytes)})`;
 }
 
 function maskMap(map: unknown, encoding: 'base64' | 'utf8'): unknown {
@@ -74,13 +70,15 @@ function maskValues(v: unknown, underSecretKey: boolean): unknown {
  * the decoded bytes, the same for data and stringData) and annotated
  * skiff.io/masked: "true"; in the values, every string or number under a key
  * that looks secret (password, token, key, ...) becomes "(masked)".
- * Idempotent. Secret values interpolated into other objects (an env value in
- * a Deployment, a ConfigMap) are not found: reference Secrets instead.
+ * Idempotent. Secret strings written into other objects (an env value in a
+ * Deployment, a password in a URL) are replaced by "(masked sha256:…)" inside
+ * their field; a rollback takes them back from the live object.
  */
 export function maskSecrets(record: ReleaseRecord): ReleaseRecord {
+  const secrets = secretStrings(record.values, record.manifests);
   return {
     ...record,
-    manifests: record.manifests.map(maskObject),
+    manifests: record.manifests.map((o) => maskObject(maskSecretStrings(o, secrets).object)),
     values: maskValues(record.values, false) as Record<string, unknown>,
   };
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { BlobReader, listCommitTree, listWorkingTree } from '../adapters/git.js';
+import { maskSecretStrings, secretStrings, type SecretStrings } from '../core/secret-material.js';
 import { parseYamlWithPositions } from '../config/yaml-positions.js';
 import { isTemplateFile, isValuesFile, renderRelease, type RenderOutput, type TemplateFile } from '../render/render.js';
 import { RegistryAccess } from '../actions/build.js';
@@ -75,7 +76,7 @@ export interface RenderFlags {
 }
 
 /** Renders .kube/ for one environment with the given image references. Pure apart from reading files. */
-export async function renderForTarget(ctx: RunContext, project: Project, target: ReleaseTarget, images: Record<string, string>, flags: RenderFlags): Promise<RenderOutput> {
+export async function renderForTarget(ctx: RunContext, project: Project, target: ReleaseTarget, images: Record<string, string>, flags: RenderFlags): Promise<RenderOutput & { secrets: SecretStrings }> {
   const files = await readKubeDir(project);
   if (!files.some((f) => isTemplateFile(f.path))) {
     throw new ConfigError(`${KUBE_DIR}/ has no templates${project.mode === 'commit' ? ` at commit ${project.git.commit.slice(0, 8)}` : ''}; add *.yaml or *.yaml.ejs files${project.mode === 'commit' ? ' and commit them' : ''}`);
@@ -101,7 +102,7 @@ export async function renderForTarget(ctx: RunContext, project: Project, target:
     }
     valueSources.push({ origin: relative(ctx.cwd, abs), values: parseValues(relative(ctx.cwd, abs), content) });
   }
-  return renderRelease({
+  const output = renderRelease({
     templates: files.filter((f) => isTemplateFile(f.path) && !isValuesFile(f.path)),
     valueSources,
     sets: flags.set ?? [],
@@ -112,4 +113,11 @@ export async function renderForTarget(ctx: RunContext, project: Project, target:
     project: project.config.project,
     git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },
   });
+  const secrets = secretStrings(output.values, output.manifests.map((m) => m.object));
+  for (const m of output.manifests) {
+    for (const hit of maskSecretStrings(m.object, secrets).hits) {
+      ctx.reporter.warn(`${m.source.file}: ${m.object.kind}/${m.object.metadata.name} ${hit.path} holds ${hit.origin} in clear, for anyone who can read the object (skiff masks it in output and history); put it in a Secret and reference it (secretKeyRef, envFrom)`);
+    }
+  }
+  return { ...output, secrets };
 }

@@ -23,6 +23,13 @@ export interface ReleaseRunOptions {
   tests?: ReleaseRecord['tests'];
   /** Set when re-applying a stored revision. */
   rollbackOf?: number;
+  /**
+   * What the revision records, and what pruning keeps, when that differs from
+   * what is applied: a rollback applies objects with their secret strings put
+   * back and leaves Secrets whose values history does not keep as they are, but
+   * records the stored revision as it was (masked), Secrets included.
+   */
+  recorded?: KubeObject[];
   timeoutMs: number;
   forceConflicts: boolean;
   policy: ReadinessPolicy;
@@ -71,7 +78,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     description: opts.rollbackOf ? `rollback to ${opts.rollbackOf}` : previousDeployed ? 'upgrade' : 'install',
     environment: target.env,
     project: opts.project,
-    manifests: opts.manifests.map((m) => m.object),
+    manifests: opts.recorded ?? opts.manifests.map((m) => m.object),
     values: opts.values,
     images: opts.images,
     git: opts.git,
@@ -122,7 +129,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     const postResult = await runHooks(ctx, kube, post, 'post-deploy', opts);
     if (postResult) return await finish('failed', postResult.description, { failures: postResult.failures, notReady: postResult.notReady });
 
-    const pruned = previousDeployed ? await prune(ctx, kube, previousDeployed.manifests, opts.manifests.map((m) => m.object)) : [];
+    const pruned = previousDeployed ? await prune(ctx, kube, previousDeployed.manifests, record.manifests) : [];
     return await finish('deployed', opts.rollbackOf ? `rollback to ${opts.rollbackOf} complete` : `${previousDeployed ? 'upgrade' : 'install'} complete`, { pruned });
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);

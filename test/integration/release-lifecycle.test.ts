@@ -1,5 +1,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, kubectl, kubectlJson, requireCluster, uniqueSuffix } from '../helpers/cluster.js';
@@ -55,7 +56,10 @@ beforeAll(async () => {
   await writeFile(join(dir, 'Dockerfile'), 'FROM skiff-base/busybox:1\nRUN mkdir /www && echo ok > /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n');
   await writeFile(join(dir, '.dockerignore'), '.kube/\n');
   await mkdir(join(dir, '.kube'));
-  await writeFile(join(dir, '.kube', 'values.yaml'), 'count: 0\ncrash: false\n');
+  await writeFile(join(dir, '.kube', 'values.yaml'), 'count: 0\ncrash: false\ndb:\n  password: dev-password-1\n');
+  // The password twice: in a Secret, as it should be, and in clear inside a URL in a ConfigMap.
+  await writeFile(join(dir, '.kube', 'db-secret.yaml.ejs'), 'apiVersion: v1\nkind: Secret\nmetadata: { name: db }\nstringData:\n  password: <%= quote(values.db.password) %>\n');
+  await writeFile(join(dir, '.kube', 'dsn.yaml.ejs'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: dsn }\ndata:\n  DATABASE_URL: "postgres://agent:<%= values.db.password %>@db:5432/agent"\n');
   await writeFile(join(dir, '.kube', 'daemonset.yaml.ejs'), daemonSet);
   await writeFile(join(dir, '.kube', 'pod.yaml.ejs'), pod);
   await writeFile(join(dir, '.kube', 'counter.yaml.ejs'), configMap('counter'));
@@ -114,5 +118,45 @@ describe('a DaemonSet, a bare Pod, kept objects and a bounded history', () => {
     expect(r.stderr).toMatch(/\| agent cannot reach the collector/);
     // Revision 5 is the last deployed one: it stays although it is older than historyMax allows.
     expect((await history()).map((h) => [h.revision, h.status])).toEqual([[4, 'superseded'], [5, 'deployed'], [6, 'failed']]);
+  });
+
+  it('a password written in clear into a ConfigMap is flagged, masked in output and history, and restored by a rollback', async () => {
+    const password = 'Pw-one-77x';
+    const r = await deploy('--set', `db.password=${password}`, '-v');
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stderr).toMatch(/warning: \.kube\/dsn\.yaml\.ejs: ConfigMap\/dsn data\.DATABASE_URL holds values db\.password in clear/);
+    expect(r.all).not.toContain(password);
+    expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'dsn'])).data.DATABASE_URL).toBe(`postgres://agent:${password}@db:5432/agent`);
+    const records = (await kubectlJson(['-n', namespace, 'get', 'secrets', '-l', 'owner=skiff,name=agent-testing'])).items as Array<{ data: { release: string } }>;
+    for (const rec of records) {
+      const text = gunzipSync(Buffer.from(rec.data.release, 'base64')).toString();
+      expect(text).not.toContain(password);
+    }
+    const rendered = await skiff(['render', 'testing', '--set', `db.password=${password}`], { cwd: dir, env: env() });
+    expect(rendered.stdout).toMatch(/DATABASE_URL: postgres:\/\/agent:\(masked sha256:[0-9a-f]{12}\)@db:5432\/agent/);
+    expect(rendered.all).not.toContain(password);
+
+    const revision = (await history()).at(-1)!.revision;
+    expect((await deploy('--set', `db.password=${password}`, '--set', 'count=9')).exitCode).toBe(0);
+    const back = await skiff(['rollback', 'testing', '--namespace', namespace, '--to', String(revision)], { cwd: dir, env: env() });
+    expect(back.exitCode, back.all).toBe(0);
+    expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'dsn'])).data.DATABASE_URL).toBe(`postgres://agent:${password}@db:5432/agent`);
+    expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'counter'])).data.count).toBe('0');
+    // The Secret whose values history does not keep is left as it is, never pruned.
+    expect(back.stderr).not.toMatch(/pruned/);
+    const live = await kubectlJson(['-n', namespace, 'get', 'secret', 'db']);
+    expect(Buffer.from(live.data.password, 'base64').toString()).toBe(password);
+    // The rollback's own record keeps the password masked too.
+    const after = (await kubectlJson(['-n', namespace, 'get', 'secrets', '-l', 'owner=skiff,name=agent-testing'])).items as Array<{ data: { release: string } }>;
+    for (const rec of after) expect(gunzipSync(Buffer.from(rec.data.release, 'base64')).toString()).not.toContain(password);
+  });
+
+  it('a rollback across a password change keeps the live password and says so', async () => {
+    const target = (await history()).at(-1)!.revision;
+    expect((await deploy('--set', 'db.password=Pw-two-88y')).exitCode).toBe(0);
+    const back = await skiff(['rollback', 'testing', '--namespace', namespace, '--to', String(target)], { cwd: dir, env: env() });
+    expect(back.exitCode, back.all).toBe(0);
+    expect(back.stderr).toMatch(new RegExp(`ConfigMap/dsn data\\.DATABASE_URL: the secret value it held at revision ${target} has changed since and is not kept in history; keeping the live value`));
+    expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'dsn'])).data.DATABASE_URL).toBe('postgres://agent:Pw-two-88y@db:5432/agent');
   });
 });

@@ -162,6 +162,10 @@ describe('skiff deploy on a real cluster', () => {
     const h = await history();
     expect(h.at(-1)).toMatchObject({ revision: 7, status: 'deployed', description: 'rollback to 1 complete' });
     expect(h.filter((x) => x.status === 'deployed')).toHaveLength(1);
+    // History does not keep Secret values: the live Secret stays as it is, and is not pruned.
+    expect(r.stderr).toMatch(/Secret\/hello-db: values are not kept in history; leaving the live Secret as it is/);
+    expect(r.stderr).not.toMatch(/pruned/);
+    expect((await kubectl(['-n', namespace, 'get', 'secret', 'hello-db'], { allowFailure: true })).exitCode).toBe(0);
   });
 
   it('a failing pre-deploy Job stops the deploy before anything else changes', async () => {
