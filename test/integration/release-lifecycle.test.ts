@@ -4,7 +4,8 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, kubectl, kubectlJson, requireCluster, uniqueSuffix } from '../helpers/cluster.js';
-import { commitAll, git, skiff, uniqueRegistry } from '../helpers/skiff.js';
+import { execa } from 'execa';
+import { commitAll, git, skiff, skiffBin, uniqueRegistry } from '../helpers/skiff.js';
 
 // A small node-agent project: a DaemonSet, a bare Pod, and ConfigMaps, with
 // deploy.historyMax 3. The tests run in order on one release.
@@ -35,7 +36,7 @@ spec:
 <% if (values.crash) { -%>
           command: ["sh", "-c", "echo agent cannot reach the collector; exit 4"]
 <% } -%>
-          readinessProbe: { httpGet: { path: /, port: 8080 }, periodSeconds: 1 }
+          readinessProbe: { httpGet: { path: <%= values.neverReady ? '/not-there' : '/' %>, port: 8080 }, periodSeconds: 1 }
 `;
 const pod = `apiVersion: v1
 kind: Pod
@@ -158,5 +159,24 @@ describe('a DaemonSet, a bare Pod, kept objects and a bounded history', () => {
     expect(back.exitCode, back.all).toBe(0);
     expect(back.stderr).toMatch(new RegExp(`ConfigMap/dsn data\\.DATABASE_URL: the secret value it held at revision ${target} has changed since and is not kept in history; keeping the live value`));
     expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'dsn'])).data.DATABASE_URL).toBe('postgres://agent:Pw-two-88y@db:5432/agent');
+  });
+
+  it('Ctrl-C during a rollout marks the revision failed, releases the lock and exits 130', async () => {
+    const child = execa(skiffBin, ['deploy', 'testing', '--namespace', namespace, '--set', 'neverReady=true', '--no-auto-rollback'], { cwd: dir, env: { ...process.env, ...env(), CI: '', NO_COLOR: '1' }, reject: false, all: true });
+    let output = '';
+    let sent = false;
+    child.all!.on('data', (d: Buffer) => {
+      output += d;
+      if (!sent && /DaemonSet\/agent: waiting 0\/1 available/.test(output)) sent = child.kill('SIGINT');
+    });
+    const r = await child;
+    expect(r.exitCode, r.all).toBe(130);
+    const last = (await history()).at(-1)!;
+    expect(last).toMatchObject({ status: 'failed', description: 'interrupted' });
+    expect(await exists('lease', 'skiff-lock-agent-testing')).toBe(false);
+    // The next deploy neither waits for a lock nor finds a pending revision.
+    const next = await deploy();
+    expect(next.exitCode, next.all).toBe(0);
+    expect(next.stderr).not.toMatch(/locked by|left pending/);
   });
 });
