@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Script } from 'node:vm';
 import ejs from 'ejs';
-import { isMap, isSeq, LineCounter, parse, parseAllDocuments, stringify, type Tags } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parse, parseAllDocuments, stringify, visit, type Tags } from 'yaml';
 import { ConfigError } from '../errors.js';
 import type { KubeObject, Manifest } from '../release/types.js';
 import { describeObject, objectKey, apiGroup } from './object-key.js';
@@ -33,6 +33,8 @@ export interface RenderOutput {
   manifests: Manifest[];
   /** The merged values, --set applied. */
   values: Record<string, unknown>;
+  /** Things that render but are likely not what was meant, with file:line. */
+  warnings: string[];
 }
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -532,7 +534,7 @@ function problemAt(r: RenderedFile, line: number, what: string): ConfigError {
   return renderError(r.file, line, `${what}${note(r, line)}`);
 }
 
-function parseManifests(r: RenderedFile): Manifest[] {
+function parseManifests(r: RenderedFile, warnings: string[]): Manifest[] {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(r.text, { ...K8S_YAML, lineCounter, prettyErrors: false, uniqueKeys: true });
   const out: Manifest[] = [];
@@ -543,6 +545,16 @@ function parseManifests(r: RenderedFile): Manifest[] {
       const what = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '');
       throw problemAt(r, line, `invalid YAML: ${what}`);
     }
+    // YAML 1.1 (kubectl's reading) turns plain keys like y, n, on, off into booleans.
+    visit(doc, {
+      Pair(_, pair) {
+        const key = pair.key;
+        if (isScalar(key) && typeof key.value === 'boolean' && key.type === 'PLAIN' && key.range) {
+          const line = lineCounter.linePos(key.range[0]).line;
+          warnings.push(`${r.file}:${line}: the key ${key.source} is read as ${key.value} (YAML 1.1, as kubectl reads it)${note(r, line)}; quote it ("${key.source}") if you meant the text`);
+        }
+      },
+    });
     const contents = doc.contents;
     if (contents === null) continue;
     const line = lineCounter.linePos(contents.range?.[0] ?? 0).line;
@@ -747,16 +759,17 @@ export function renderRelease(input: RenderInput): RenderOutput {
 
   const templates = [...input.templates].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const manifests: Manifest[] = [];
+  const warnings: string[] = [];
   const fileOf = new Map<Manifest, RenderedFile>();
   for (const t of templates) {
     // Without a tag there is nothing to run: the file is its own output (and a stray "%>" survives).
     const text = t.content.includes('<%') ? runTemplate(t.path, compileTemplate(t.path, t.content), scope) : t.content;
     const r: RenderedFile = { file: t.path, template: t.content, text };
-    for (const m of parseManifests(r)) {
+    for (const m of parseManifests(r, warnings)) {
       manifests.push(m);
       fileOf.set(m, r);
     }
   }
   validateAndComplete(manifests, fileOf, input);
-  return { manifests, values };
+  return { manifests, values, warnings };
 }

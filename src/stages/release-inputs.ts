@@ -113,6 +113,7 @@ export async function renderForTarget(ctx: RunContext, project: Project, target:
     project: project.config.project,
     git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },
   });
+  for (const w of output.warnings) ctx.reporter.warn(w);
   const secrets = secretStrings(output.values, output.manifests.map((m) => m.object));
   for (const m of output.manifests) {
     for (const hit of maskSecretStrings(m.object, secrets).hits) {

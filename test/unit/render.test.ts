@@ -252,6 +252,12 @@ ${CM('two', 'data:\n  mode: "0644"\n  percent: 100%>\n')}`;
     expect(out.manifests[1]!.object.x).toEqual({ defaultMode: 420 });
   });
 
+  it('warns where a plain key is read as a boolean (y, n, on, off), as kubectl would read it', () => {
+    const out = render({ '.kube/c.yaml': CM('c', 'data:\n  n: "3"\n  "y": "4"\n  count: "5"\n') });
+    expect(out.manifests[0]!.object.data).toEqual({ false: '3', y: '4', count: '5' });
+    expect(out.warnings).toEqual(['.kube/c.yaml:6: the key n is read as false (YAML 1.1, as kubectl reads it); quote it ("n") if you meant the text']);
+  });
+
   it('orders output by file path, whatever the input order', () => {
     const out = render({ '.kube/b.yaml': CM('b'), '.kube/a/x.yaml': CM('ax'), '.kube/a.yaml': CM('a') });
     expect(out.manifests.map((m) => m.source.file)).toEqual(['.kube/a.yaml', '.kube/a/x.yaml', '.kube/b.yaml']);
