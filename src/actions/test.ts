@@ -7,7 +7,7 @@ import { formatDuration } from '../core/duration.js';
 import type { RunContext } from '../context.js';
 import { loadProject, type Project, type ProjectOptions } from '../project.js';
 import { planImages } from '../stages/image-plan.js';
-import { buildPlanned } from './build.js';
+import { buildPlanned, RegistryAccess } from './build.js';
 
 export interface TestOptions extends ProjectOptions {
   tests?: string[];
@@ -54,8 +54,29 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestO
   const plans = await planImages(project, [...new Set(tests.map((t) => t.image))]);
   const docker = await ctx.docker();
   await docker.ping();
+  const notLocal = [];
+  for (const plan of plans) if (!(await docker.inspectImage(plan.ref))) notLocal.push(plan);
+  // As in a CI pipeline whose build job pushed: take the image from the registry when it is there.
   const missing = [];
-  for (const plan of plans) if (!(await docker.inspectImage(plan.ref))) missing.push(plan);
+  if (notLocal.length && project.registry) {
+    const registries = new RegistryAccess(ctx.env);
+    for (const plan of notLocal) {
+      const { client, credentials } = await registries.for(plan.repository);
+      let pushed = false;
+      try {
+        pushed = Boolean(await client.manifest(plan.repository.split('/').slice(1).join('/'), plan.tag));
+      } catch (e) {
+        ctx.reporter.warn(`${plan.name}: cannot ask the registry for ${plan.ref} (${(e as Error).message}); building it here`);
+      }
+      if (!pushed) {
+        missing.push(plan);
+        continue;
+      }
+      ctx.reporter.status(plan.name, 'pulling', plan.ref);
+      await docker.pull(plan.repository, plan.tag, credentials, (line) => ctx.reporter.debug(`[${plan.name}] ${line}`), ctx.signal);
+      ctx.reporter.status(plan.name, 'pulled', plan.ref);
+    }
+  } else missing.push(...notLocal);
   if (missing.length) {
     ctx.reporter.info(`building ${missing.map((p) => p.name).join(', ')} first: no local image for this commit`);
     await buildPlanned(ctx, project, plans, { push: false });

@@ -158,6 +158,21 @@ describe('skiff test', () => {
     expect(report).toContain('failures="0"');
   });
 
+  it('takes the image from the registry when a build job pushed it and this machine does not have it', async () => {
+    const dir = await fixtureRepo('hello');
+    const registry = uniqueRegistry();
+    const pushed = await skiff(['build', '--push', '--registry', registry, '-o', 'json'], { cwd: dir });
+    expect(pushed.exitCode, pushed.all).toBe(0);
+    const app = images(pushed.stdout).app!;
+    const { execa } = await import('execa');
+    await execa('docker', ['rmi', '-f', app.reference]);
+    const r = await skiff(['test', '--registry', registry], { cwd: dir });
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`app: pulled ${app.reference.replace(/[.]/g, '\\.')}`));
+    expect(r.stderr).not.toMatch(/building/);
+    expect(await dockerImageId(app.reference)).toBeDefined();
+  });
+
   it('a failing test exits 1 with a summary table, and its report is still copied out', async () => {
     const dir = await fixtureRepo('hello');
     await editFile(dir, 'app/www/index.html', () => '<h1>Goodbye</h1>\n');
