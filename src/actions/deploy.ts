@@ -1,5 +1,5 @@
 import { explainApplyError, KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../adapters/kube.js';
-import { bySha, hasMaskedStrings, restoreSecretStrings, secretStrings } from '../core/secret-material.js';
+import { bySha, hasMaskedStrings, maskDeep, redactError, redactingReporter, restoreSecretStrings, secretStrings } from '../core/secret-material.js';
 import { defaultPolicy } from '../core/readiness.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import { isCI, type RunContext } from '../context.js';
@@ -34,12 +34,22 @@ export interface DeployResult extends ReleaseOutcome {
  * the registry, a server-side dry run) before the first write; then, under
  * the release lock, the revision is applied and followed to a verdict.
  */
-export async function runDeploy(ctx: RunContext, opts: DeployOptions, extras: { project?: Project; tests?: ReleaseRecord['tests'] } = {}): Promise<DeployResult> {
-  const project = extras.project ?? (await loadProject(ctx, opts));
+export async function runDeploy(outer: RunContext, opts: DeployOptions, extras: { project?: Project; tests?: ReleaseRecord['tests'] } = {}): Promise<DeployResult> {
+  const project = extras.project ?? (await loadProject(outer, opts));
   const target = resolveTarget(project, opts.env, opts);
   const plans = await planImages(project);
-  const images = await resolveImageRefs(ctx, project, plans);
-  const rendered = await renderForTarget(ctx, project, target, images, opts);
+  const images = await resolveImageRefs(outer, project, plans);
+  const rendered = await renderForTarget(outer, project, target, images, opts);
+  // From here on a secret may come back in an API message, a log line or a diagnosis: mask it.
+  const ctx: RunContext = { ...outer, reporter: redactingReporter(outer.reporter, rendered.secrets) };
+  try {
+    return maskDeep(await deployRendered(ctx, project, target, images, rendered, opts, extras), rendered.secrets);
+  } catch (e) {
+    throw redactError(e, rendered.secrets);
+  }
+}
+
+async function deployRendered(ctx: RunContext, project: Project, target: ReleaseTarget, images: Record<string, string>, rendered: Awaited<ReturnType<typeof renderForTarget>>, opts: DeployOptions, extras: { tests?: ReleaseRecord['tests'] }): Promise<DeployResult> {
   const { kube, storage } = await connect(target, opts);
   await dryRun(kube, rendered.manifests, target.namespace);
 
@@ -64,7 +74,7 @@ export async function runDeploy(ctx: RunContext, opts: DeployOptions, extras: { 
       const lastGood = await storage.lastDeployed(target.release);
       if (lastGood) {
         ctx.reporter.warn(`deploy failed; rolling back to revision ${lastGood.revision}`);
-        result.rolledBack = await rollbackTo(ctx, kube, storage, target, lastGood, { ...runOpts, timeoutMs: runOpts.timeoutMs });
+        result.rolledBack = await rollbackTo(ctx, kube, storage, target, lastGood, { ...runOpts, timeoutMs: runOpts.timeoutMs }, rendered.secrets.keys());
       } else {
         ctx.reporter.warn('deploy failed and there is no earlier deployed revision to roll back to');
       }
@@ -98,14 +108,23 @@ export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace:
 }
 
 /** Re-applies a stored revision as a new revision (Helm's rollback semantics). */
-export async function rollbackTo(ctx: RunContext, kube: KubeClient, storage: ReleaseStorage, target: ReleaseTarget, record: ReleaseRecord, runOpts: Omit<Parameters<typeof runRelease>[3], 'manifests' | 'rollbackOf' | 'values' | 'images' | 'git' | 'target'> & { target?: ReleaseTarget }): Promise<ReleaseOutcome> {
+export async function rollbackTo(
+  ctx: RunContext,
+  kube: KubeClient,
+  storage: ReleaseStorage,
+  target: ReleaseTarget,
+  record: ReleaseRecord,
+  runOpts: Omit<Parameters<typeof runRelease>[3], 'manifests' | 'rollbackOf' | 'values' | 'images' | 'git' | 'target'> & { target?: ReleaseTarget },
+  /** Secret strings known besides the live Secrets' (an auto-rollback knows the failed render's). */
+  knownSecrets: Iterable<string> = [],
+): Promise<ReleaseOutcome> {
   const manifests: Manifest[] = [];
   // Secret strings written into other objects are masked in history: take them back
   // from the live Secrets (by checksum) or from the same field of the live object.
   const liveSecrets = record.manifests.some(hasMaskedStrings)
     ? (await Promise.all(record.manifests.filter((o) => o.kind === 'Secret').map((o) => kube.get('v1', 'Secret', o.metadata.namespace, o.metadata.name)))).filter((o) => o !== undefined)
     : [];
-  const known = bySha(secretStrings({}, liveSecrets).keys());
+  const known = bySha([...secretStrings({}, liveSecrets).keys(), ...knownSecrets]);
   const unrestored: string[] = [];
   for (const stored of record.manifests) {
     // Secret values are never stored; the live Secret keeps its data.

@@ -7,7 +7,7 @@ import type { RunContext } from '../context.js';
 import { defaultPolicy, currentPods, verdict, isTracked, type RolloutVerdict } from '../core/readiness.js';
 import { mapLimit } from '../core/concurrency.js';
 import { unifiedDiff } from '../core/diff.js';
-import { maskSecretStrings, type SecretStrings } from '../core/secret-material.js';
+import { maskPaths, maskSecretStrings, secretStrings, type SecretStrings } from '../core/secret-material.js';
 import { loadProject, type ProjectOptions } from '../project.js';
 import { applyPhases, hookOf } from '../render/order.js';
 import type { KubeObject, Manifest, ReleaseRecord } from '../release/types.js';
@@ -128,9 +128,14 @@ export function maskSecretObject(obj: KubeObject): KubeObject {
 
 const VOLATILE_METADATA = ['managedFields', 'resourceVersion', 'uid', 'generation', 'creationTimestamp', 'selfLink'];
 
-function comparable(obj: KubeObject | undefined, secrets: SecretStrings): string {
+/**
+ * An object as YAML for a diff, without secret material: known secret strings
+ * masked inline, and fields at `wholePaths` (where the rendered object has a
+ * secret) masked whole when they hold one skiff does not know, say an old password.
+ */
+function comparable(obj: KubeObject | undefined, secrets: SecretStrings, wholePaths: ReadonlySet<string> = new Set()): string {
   if (!obj) return '';
-  const copy = JSON.parse(JSON.stringify(maskSecretStrings(obj, secrets).object)) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const copy = JSON.parse(JSON.stringify(maskPaths(maskSecretStrings(obj, secrets).object, wholePaths))) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   delete copy.status;
   for (const k of VOLATILE_METADATA) delete copy.metadata[k];
   if (copy.metadata.annotations) delete copy.metadata.annotations['deployment.kubernetes.io/revision'];
@@ -151,23 +156,33 @@ export async function runDiff(ctx: RunContext, opts: TargetOptions & RenderFlags
   const rendered = await renderForTarget(ctx, project, target, images, opts);
   const { kube, storage } = await connect(target, opts);
   const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, target.namespace));
-  const diffs: Array<{ object: string; change: 'create' | 'update' | 'delete'; diff: string }> = [];
+  const compared: Array<{ o: KubeObject; live?: KubeObject; after: KubeObject }> = [];
   for (const m of applyPhases(rendered.manifests).flat()) {
     const o = m.object;
     if (hookOf(o)) continue; // hooks are recreated on every deploy, not diffed
     const live = nsExists ? await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name) : undefined;
     const after = nsExists ? await kube.apply(o, { dryRun: true, force: true }) : o;
-    const before = comparable(live, rendered.secrets);
-    const next = comparable(after, rendered.secrets);
-    if (before !== next) diffs.push({ object: `${o.kind}/${o.metadata.name}`, change: live ? 'update' : 'create', diff: unifiedDiff(before, next, `live ${o.kind}/${o.metadata.name}`, `rendered ${o.kind}/${o.metadata.name}`) });
+    compared.push({ o, live, after });
   }
   const current = nsExists ? await storage.lastDeployed(target.release) : undefined;
   const keys = new Set(rendered.manifests.map((m) => `${m.object.kind}/${m.object.metadata.namespace}/${m.object.metadata.name}`));
+  const doomed: KubeObject[] = [];
   for (const o of current?.manifests ?? []) {
     if (keys.has(`${o.kind}/${o.metadata.namespace}/${o.metadata.name}`) || o.metadata.annotations?.['skiff.io/keep'] === 'true' || o.metadata.annotations?.['skiff.io/hook']) continue;
     const live = await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name);
-    if (live) diffs.push({ object: `${o.kind}/${o.metadata.name}`, change: 'delete', diff: unifiedDiff(comparable(live, rendered.secrets), '', `live ${o.kind}/${o.metadata.name}`, '(pruned)') });
+    if (live) doomed.push(live);
   }
+  // The live Secrets' values are secrets too: the old ones still in live objects are masked as well.
+  const liveSecrets = [...compared.map((c) => c.live), ...doomed].filter((o): o is KubeObject => o?.kind === 'Secret');
+  const secrets = new Map([...rendered.secrets, ...secretStrings({}, liveSecrets)]);
+  const diffs: Array<{ object: string; change: 'create' | 'update' | 'delete'; diff: string }> = [];
+  for (const { o, live, after } of compared) {
+    const secretPaths = new Set(maskSecretStrings(after, secrets).hits.map((h) => h.path));
+    const before = comparable(live, secrets, secretPaths);
+    const next = comparable(after, secrets);
+    if (before !== next) diffs.push({ object: `${o.kind}/${o.metadata.name}`, change: live ? 'update' : 'create', diff: unifiedDiff(before, next, `live ${o.kind}/${o.metadata.name}`, `rendered ${o.kind}/${o.metadata.name}`) });
+  }
+  for (const live of doomed) diffs.push({ object: `${live.kind}/${live.metadata.name}`, change: 'delete', diff: unifiedDiff(comparable(live, secrets), '', `live ${live.kind}/${live.metadata.name}`, '(pruned)') });
   return { release: target.release, namespace: target.namespace, changes: diffs };
 }
 

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { RequestOptions } from 'node:https';
 import { parse } from 'yaml';
@@ -44,7 +45,7 @@ export interface Connection {
 export function kubeconfigPaths(flag: string | undefined, env: NodeJS.ProcessEnv): string[] {
   if (flag) return [flag];
   const list = (env.KUBECONFIG ?? '').split(':').filter(Boolean);
-  return list.length ? list : [join(env.HOME ?? '', '.kube', 'config')];
+  return list.length ? list : [join(env.HOME || homedir(), '.kube', 'config')];
 }
 
 /**
@@ -121,13 +122,17 @@ export function connectionOptions(sel: SelectedContext, read: (path: string) => 
   const options: RequestOptions = {};
   const ca = data(c, 'certificate-authority-data') ?? file(c, 'certificate-authority');
   if (ca) options.ca = ca;
-  if (c.value['insecure-skip-tls-verify'] === true) options.rejectUnauthorized = false;
+  if (c.value['insecure-skip-tls-verify'] === true) {
+    if (ca) throw new ConfigError(`kube context "${sel.context}": its cluster sets both a certificate authority and insecure-skip-tls-verify; kubectl refuses that too, keep one`);
+    options.rejectUnauthorized = false;
+  }
   if (typeof c.value['tls-server-name'] === 'string') options.servername = c.value['tls-server-name'];
   const cert = data(u, 'client-certificate-data') ?? file(u, 'client-certificate');
   const key = data(u, 'client-key-data') ?? file(u, 'client-key');
   if (cert) options.cert = cert;
   if (key) options.key = key;
-  const token = typeof u.value.token === 'string' && u.value.token ? u.value.token : file(u, 'tokenFile')?.toString().trim();
+  // As in client-go, a tokenFile (which can be rotated) wins over an inline token.
+  const token = file(u, 'tokenFile')?.toString().trim() || (typeof u.value.token === 'string' && u.value.token ? u.value.token : undefined);
   if (token) options.headers = { authorization: `Bearer ${token}` };
   else if (typeof u.value.username === 'string' && typeof u.value.password === 'string') {
     options.headers = { authorization: `Basic ${Buffer.from(`${u.value.username}:${u.value.password}`).toString('base64')}` };

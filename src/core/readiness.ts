@@ -66,7 +66,7 @@ export function podProblem(pod: Obj, policy: ReadinessPolicy, now: Date, firstSe
       return { pod: name, container: cs.name, reason: waiting.reason, message: waiting.message, exitCode: last?.exitCode, restarts: cs.restartCount };
     }
     if (waiting && RETRIED_WAITING.has(waiting.reason)) {
-      const since = firstSeen ? firstSeen(`${name}/${cs.name}/${waiting.reason}`) : undefined;
+      const since = firstSeen ? firstSeen(`${pod.metadata.namespace ?? ''}/${name}/${cs.name}/${waiting.reason}`) : undefined;
       if (since !== undefined && now.getTime() - since < policy.retriedStateGraceMs) continue;
       return { pod: name, container: cs.name, reason: waiting.reason, message: waiting.message, exitCode: last?.exitCode, restarts: cs.restartCount };
     }
@@ -188,7 +188,7 @@ function firstFailedJobPod(pods: Obj[]): PodProblem | undefined {
 /**
  * The pods that belong to an object's current revision: for a Deployment the
  * newest ReplicaSet's pods, for a StatefulSet the update revision's, for a
- * Job or DaemonSet its own.
+ * DaemonSet those of its current template generation, for a Job its own.
  */
 export function currentPods(obj: Obj, pods: Obj[], replicaSets: Obj[] = []): Obj[] {
   const uid = obj.metadata.uid as string | undefined;
@@ -205,8 +205,13 @@ export function currentPods(obj: Obj, pods: Obj[], replicaSets: Obj[] = []): Obj
       const rev = obj.status?.updateRevision;
       return pods.filter((p) => ownedBy(p, uid) && (!rev || p.metadata.labels?.['controller-revision-hash'] === rev));
     }
+    case 'DaemonSet': {
+      // Pods of the current template carry its generation; a crashing pod of the
+      // template being replaced is not this rollout's failure.
+      const generation = String(obj.metadata.generation ?? '');
+      return pods.filter((p) => ownedBy(p, uid) && (!generation || (p.metadata.labels?.['pod-template-generation'] ?? generation) === generation));
+    }
     case 'Job':
-    case 'DaemonSet':
       return pods.filter((p) => ownedBy(p, uid));
     default:
       return [];

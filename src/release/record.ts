@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { maskSecretStrings, SECRET_KEY, secretStrings, sha12 } from '../core/secret-material.js';
+import { maskSecretStrings, maskText, SECRET_KEY, secretStrings, sha12 } from '../core/secret-material.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import type { KubeObject, ReleaseRecord } from './types.js';
 
@@ -78,6 +78,8 @@ export function maskSecrets(record: ReleaseRecord): ReleaseRecord {
   const secrets = secretStrings(record.values, record.manifests);
   return {
     ...record,
+    // The description can quote a log line or an API message that holds one.
+    description: maskText(record.description ?? '', secrets).text,
     manifests: record.manifests.map((o) => maskObject(maskSecretStrings(o, secrets).object)),
     values: maskValues(record.values, false) as Record<string, unknown>,
   };

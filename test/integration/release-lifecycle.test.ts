@@ -159,6 +159,12 @@ describe('a DaemonSet, a bare Pod, kept objects and a bounded history', () => {
     expect(back.exitCode, back.all).toBe(0);
     expect(back.stderr).toMatch(new RegExp(`ConfigMap/dsn data\\.DATABASE_URL: the secret value it held at revision ${target} has changed since and is not kept in history; keeping the live value`));
     expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'dsn'])).data.DATABASE_URL).toBe('postgres://agent:Pw-two-88y@db:5432/agent');
+    // diff shows that the password changes, and neither the old nor the new one.
+    const diff = await skiff(['diff', 'testing', '--namespace', namespace, '--set', 'db.password=Pw-three-99z'], { cwd: dir, env: env() });
+    expect(diff.exitCode, diff.all).toBe(0);
+    expect(diff.stdout).toMatch(/# update ConfigMap\/dsn/);
+    expect(diff.stdout).toMatch(/-  DATABASE_URL: postgres:\/\/agent:\(masked sha256:[0-9a-f]{12}\)@db:5432\/agent/);
+    expect(diff.all).not.toMatch(/Pw-two-88y|Pw-three-99z/);
   });
 
   it('Ctrl-C during a rollout marks the revision failed, releases the lock and exits 130', async () => {

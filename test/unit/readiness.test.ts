@@ -29,9 +29,9 @@ describe('podProblem', () => {
 
   it('lets the kubelet retry CreateContainerConfigError for the grace period before failing', () => {
     const p = pod('web-1', [waiting('CreateContainerConfigError', 'failed to sync configmap cache: timed out waiting for the condition')]);
-    const seen = new Map<string, number>([['web-1/web/CreateContainerConfigError', now.getTime() - 5_000]]);
+    const seen = new Map<string, number>([['/web-1/web/CreateContainerConfigError', now.getTime() - 5_000]]);
     expect(podProblem(p, defaultPolicy, now, (k) => seen.get(k))).toBeUndefined();
-    seen.set('web-1/web/CreateContainerConfigError', now.getTime() - defaultPolicy.retriedStateGraceMs);
+    seen.set('/web-1/web/CreateContainerConfigError', now.getTime() - defaultPolicy.retriedStateGraceMs);
     expect(podProblem(p, defaultPolicy, now, (k) => seen.get(k))).toMatchObject({ reason: 'CreateContainerConfigError', message: expect.stringContaining('configmap cache') });
   });
 
@@ -97,6 +97,12 @@ describe('verdict', () => {
 });
 
 describe('currentPods', () => {
+  it("a DaemonSet's current pods are those of its template generation: an old crashing pod is not the rollout's", () => {
+    const ds: any = { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'agent', uid: 'ds1', generation: 3 } };
+    const owned = (name: string, generation: string): any => ({ ...pod(name, []), metadata: { name, labels: { 'pod-template-generation': generation }, ownerReferences: [{ uid: 'ds1' }] } });
+    expect(currentPods(ds, [owned('agent-old', '2'), owned('agent-new', '3')]).map((p) => p.metadata.name)).toEqual(['agent-new']);
+  });
+
   it("a Deployment's current pods are those of its newest ReplicaSet only", () => {
     const d: any = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', uid: 'd1', annotations: { 'deployment.kubernetes.io/revision': '2' } } };
     const rs = (uid: string, revision: string): any => ({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: `web-${uid}`, uid, annotations: { 'deployment.kubernetes.io/revision': revision }, ownerReferences: [{ uid: 'd1' }] } });

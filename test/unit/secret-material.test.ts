@@ -11,12 +11,20 @@ const config = (url: string): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMa
 describe('secretStrings', () => {
   it('takes values under secret-looking keys and the secret-looking keys of Secrets, long enough to matter', () => {
     const found = secretStrings(values, [secret, config('x')]);
-    expect([...found]).toEqual([
-      [password, 'values db.password'],
-      ['123456789', 'values apiToken'],
-      ['from-the-secret', 'Secret/db password'],
-    ]);
+    expect(new Set(found.values())).toEqual(new Set(['values db.password', 'values apiToken', 'Secret/db password']));
+    for (const s of [password, '123456789', 'from-the-secret']) expect(found.has(s)).toBe(true);
     // "abc" is too short to look for, the Secret's username is not secret-looking, the ConfigMap is no source.
+    expect([...found.keys()].some((k) => k.includes('postgres') || k === 'abc')).toBe(false);
+  });
+
+  it('looks for the forms a template writes: as is, URL-encoded, base64', () => {
+    const found = secretStrings({ password: 'p@ss/w0rd:x' }, []);
+    expect([...found.keys()]).toEqual(['p@ss/w0rd:x', 'p%40ss%2Fw0rd%3Ax', Buffer.from('p@ss/w0rd:x').toString('base64')]);
+  });
+
+  it('does not take the names of secrets for secrets (secretName, tokenFile, imagePullSecrets)', () => {
+    const found = secretStrings({ tls: { secretName: 'app-tls-cert' }, auth: { tokenFile: '/var/run/token' }, imagePullSecrets: ['registry-cred'], serviceAccountKeyRef: 'sa-key-ref' }, []);
+    expect(found.size).toBe(0);
   });
 
   it('ignores values that are masked already', () => {
@@ -32,6 +40,14 @@ describe('maskSecretStrings', () => {
     expect(JSON.stringify(object)).not.toContain(password);
     expect(hits).toEqual([{ path: 'data.DATABASE_URL', origin: 'values db.password' }]);
     expect(hasMaskedStrings(object)).toBe(true);
+  });
+
+  it('never rewrites what identifies an object, and masks overlapping secrets as one stretch', () => {
+    const secrets = secretStrings({ token: 'shared-name-1', password: 'abcdefXYZ', key: 'XYZghijk' }, []);
+    const obj = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'shared-name-1', labels: { app: 'shared-name-1' } }, data: { both: 'abcdefXYZghijk!' } } as unknown as KubeObject;
+    const { object } = maskSecretStrings(obj, secrets);
+    expect(object.metadata).toEqual(obj.metadata);
+    expect((object as any).data.both).toBe(`${maskToken('abcdefXYZghijk')}!`); // eslint-disable-line @typescript-eslint/no-explicit-any
   });
 
   it('leaves objects without secrets, and Secrets, untouched (the same object)', () => {
@@ -54,6 +70,12 @@ describe('restoreSecretStrings', () => {
 
   it('restores from the live field when the text around the mask and the checksum match', () => {
     const { object, kept } = restoreSecretStrings(stored, config(`postgres://app:${password}@db:5432/app`));
+    expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(kept).toEqual([]);
+  });
+
+  it('finds the secret inside a live field that changed around it, so the stored text comes back', () => {
+    const { object, kept } = restoreSecretStrings(stored, config(`postgres://app:${password}@db-new:5432/app`));
     expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`); // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(kept).toEqual([]);
   });
