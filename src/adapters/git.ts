@@ -216,3 +216,18 @@ export class BlobReader {
     this.child.stdin.end();
   }
 }
+
+/**
+ * The newest `perRef` commits of every local and remote branch and every tag
+ * (what cleanup keeps the images of). A shallow clone gives what it has.
+ */
+export async function recentCommits(root: string, perRef: number): Promise<Set<string>> {
+  const refs = await git(root, ['for-each-ref', '--format=%(objectname)', 'refs/heads', 'refs/remotes', 'refs/tags']);
+  const heads = [...new Set([...refs.stdout.split('\n').filter(Boolean), 'HEAD'])];
+  const out = new Set<string>();
+  for (const ref of heads) {
+    const r = await git(root, ['rev-list', `--max-count=${perRef}`, ref, '--'], { reject: false });
+    for (const c of r.stdout.split('\n')) if (c) out.add(c);
+  }
+  return out;
+}

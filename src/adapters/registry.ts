@@ -116,6 +116,37 @@ export class RegistryClient {
     if (!res.ok) throw new InfrastructureError(`registry ${this.host} refused tag ${repository}:${tag} (${res.status})`);
   }
 
+  /** Every tag of a repository (following the API's pagination); none when it does not exist. */
+  async tags(repository: string): Promise<string[]> {
+    const out: string[] = [];
+    let path: string | undefined = `/v2/${repository}/tags/list?n=1000`;
+    while (path) {
+      const res = await this.request('GET', path, `repository:${repository}:pull`);
+      if (res.status === 404) {
+        await res.body?.cancel();
+        return out;
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new InfrastructureError(`registry ${this.host} answered ${res.status} listing the tags of ${repository}`);
+      }
+      const body = (await res.json()) as { tags?: string[] | null };
+      out.push(...(body.tags ?? []));
+      const next = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
+      path = next ? (next.startsWith('/') ? next : new URL(next).pathname + new URL(next).search) : undefined;
+    }
+    return out;
+  }
+
+  /** Deletes a manifest by digest (and with it every tag on it). */
+  async deleteManifest(repository: string, digest: string): Promise<void> {
+    const res = await this.request('DELETE', `/v2/${repository}/manifests/${digest}`, `repository:${repository}:delete`);
+    await res.body?.cancel();
+    if (res.status === 404) return; // gone already
+    if (res.status === 405) throw new InfrastructureError(`registry ${this.host} does not allow deleting images (Distribution: storage.delete.enabled: true)`);
+    if (!res.ok) throw new InfrastructureError(`registry ${this.host} refused to delete ${repository}@${digest} (${res.status})`);
+  }
+
   /** The image config's labels (single-platform images), for explaining rebuilds. */
   async labels(repository: string, reference: string): Promise<Record<string, string> | undefined> {
     const m = await this.manifest(repository, reference, true);

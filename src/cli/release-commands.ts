@@ -198,5 +198,30 @@ export function addReleaseCommands(program: Command, run: Run) {
         else ctx.reporter.info(`release ${r.release}: deleted ${r.deleted.length} objects${r.historyDeleted ? ' and its history' : ''}`);
       }),
     );
+
+  program
+    .command('cleanup')
+    .description('delete from the registry the images no release revision and no recent commit needs')
+    .option('--keep-commits <n>', 'keep the images of this many newest commits of every branch and tag', (v) => Number.parseInt(v, 10), 10)
+    .option('--dry-run', 'list what would be deleted, delete nothing')
+    .option('--registry <prefix>', 'image repository prefix (overrides skiff.yaml)')
+    .option('--kubeconfig <file>', 'kubeconfig to read the release histories with (default: KUBECONFIG, ~/.kube/config)')
+    .addHelpText('after', `
+Every environment of skiff.yaml is read first: images referenced by any stored
+revision are kept, so every rollback still works. Tags that are branch or Git
+tag names, or that skiff did not make, are never removed. The registry frees
+the space in its own garbage collection (registry garbage-collect).
+
+Examples:
+  skiff cleanup --dry-run
+  skiff cleanup --keep-commits 20`)
+    .action((o) =>
+      run(program, async ({ ctx, json }) => {
+        const { runCleanup } = await import('../actions/cleanup.js');
+        const r = await runCleanup(ctx, o);
+        if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        else ctx.reporter.info(`${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} images; kept ${r.kept}`);
+      }),
+    );
   void Option;
 }

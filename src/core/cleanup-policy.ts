@@ -1,0 +1,49 @@
+/**
+ * Which images of a repository `skiff cleanup` may delete. Pure.
+ *
+ * skiff tags every image by content (32 hex digits) and adds the commit (40
+ * hex digits), the branch and the Git tag as extra tags. A registry deletes a
+ * manifest with every tag on it, so the unit of deletion is a digest, and a
+ * digest goes only when nothing keeps it:
+ *   - a content tag that a release revision still references, or that one of
+ *     the recent commits of a branch or tag builds (keptContentTags);
+ *   - a digest a release revision pins (keptDigests);
+ *   - any tag skiff did not make from content or a commit (a branch name, a
+ *     Git tag, a tag someone pushed by hand): those stay untouched.
+ */
+
+export const CONTENT_TAG = /^[0-9a-f]{32}$/;
+const COMMIT_TAG = /^[0-9a-f]{40}$/;
+
+export interface CleanupInput {
+  /** tag → manifest digest, for every tag of the repository. */
+  tags: Map<string, string>;
+  keptContentTags: ReadonlySet<string>;
+  keptDigests: ReadonlySet<string>;
+  /** Commits whose commit tags keep their image (the recent ones). */
+  keptCommits: ReadonlySet<string>;
+}
+
+export interface Deletion {
+  digest: string;
+  /** Every tag that goes with it. */
+  tags: string[];
+}
+
+export function planCleanup(input: CleanupInput): { delete: Deletion[]; kept: number } {
+  const byDigest = new Map<string, string[]>();
+  for (const [tag, digest] of input.tags) byDigest.set(digest, [...(byDigest.get(digest) ?? []), tag]);
+  const doomed: Deletion[] = [];
+  let kept = 0;
+  for (const [digest, tags] of byDigest) {
+    const keeps = (tag: string) => {
+      if (CONTENT_TAG.test(tag)) return input.keptContentTags.has(tag);
+      if (COMMIT_TAG.test(tag)) return input.keptCommits.has(tag);
+      return true; // a branch, a Git tag, or not skiff's
+    };
+    if (input.keptDigests.has(digest) || !tags.some((t) => CONTENT_TAG.test(t)) || tags.some(keeps)) kept++;
+    else doomed.push({ digest, tags: [...tags].sort() });
+  }
+  doomed.sort((a, b) => (a.tags[0]! < b.tags[0]! ? -1 : 1));
+  return { delete: doomed, kept };
+}
