@@ -68,7 +68,7 @@ async function deployRendered(ctx: RunContext, project: Project, target: Release
   };
   await ensureNamespace(kube, target.namespace);
   return withReleaseLock(ctx, kube, target, 'deploy', opts, async () => {
-    const outcome = await runRelease(ctx, kube, storage, { ...runOpts, manifests: rendered.manifests });
+    const outcome = await runRelease(ctx, kube, storage, { ...runOpts, manifests: rendered.manifests, secrets: rendered.secrets });
     const result: DeployResult = { ...outcome, images };
     if (outcome.status !== 'deployed' && autoRollback && !ctx.signal.aborted) {
       const lastGood = await storage.lastDeployed(target.release);
@@ -119,12 +119,13 @@ export async function rollbackTo(
   knownSecrets: Iterable<string> = [],
 ): Promise<ReleaseOutcome> {
   const manifests: Manifest[] = [];
-  // Secret strings written into other objects are masked in history: take them back
-  // from the live Secrets (by checksum) or from the same field of the live object.
-  const liveSecrets = record.manifests.some(hasMaskedStrings)
-    ? (await Promise.all(record.manifests.filter((o) => o.kind === 'Secret').map((o) => kube.get('v1', 'Secret', o.metadata.namespace, o.metadata.name)))).filter((o) => o !== undefined)
-    : [];
-  const known = bySha([...secretStrings({}, liveSecrets).keys(), ...knownSecrets]);
+  // The live Secrets' values are what this rollback must keep out of output and history,
+  // and, with knownSecrets, what masked fields of the stored objects are restored from
+  // (by checksum; else from the same field of the live object).
+  const liveSecrets = (await Promise.all(record.manifests.filter((o) => o.kind === 'Secret').map((o) => kube.get('v1', 'Secret', o.metadata.namespace, o.metadata.name)))).filter((o) => o !== undefined);
+  const secrets = secretStrings({}, liveSecrets);
+  for (const s of knownSecrets) if (!secrets.has(s)) secrets.set(s, 'the failed revision');
+  const known = bySha(secrets.keys());
   const unrestored: string[] = [];
   for (const stored of record.manifests) {
     // Secret values are never stored; the live Secret keeps its data.
@@ -147,16 +148,23 @@ export async function rollbackTo(
       `cannot roll back to revision ${record.revision}: ${unrestored.join(', ')} held a secret value that the history keeps masked and the live object no longer has; deploy that revision's commit (${record.git.commit.slice(0, 8)}) instead`,
     );
   }
-  const outcome = await runRelease(ctx, kube, storage, {
-    ...runOpts,
-    target,
-    manifests,
-    recorded: record.manifests,
-    values: record.values,
-    images: record.images,
-    git: record.git,
-    rollbackOf: record.revision,
-  });
+  const quiet: RunContext = { ...ctx, reporter: redactingReporter(ctx.reporter, secrets) };
+  const outcome = maskDeep(
+    await runRelease(quiet, kube, storage, {
+      ...runOpts,
+      target,
+      manifests,
+      recorded: record.manifests,
+      values: record.values,
+      images: record.images,
+      git: record.git,
+      rollbackOf: record.revision,
+      secrets,
+    }).catch((e: unknown) => {
+      throw redactError(e, secrets);
+    }),
+    secrets,
+  );
   if (outcome.status !== 'deployed') throw new WorkFailedError('deploy', `rollback to revision ${record.revision} failed: ${outcome.description}`, { detail: outcome });
   return outcome;
 }

@@ -74,8 +74,9 @@ function maskValues(v: unknown, underSecretKey: boolean): unknown {
  * Deployment, a password in a URL) are replaced by "(masked sha256:…)" inside
  * their field; a rollback takes them back from the live object.
  */
-export function maskSecrets(record: ReleaseRecord): ReleaseRecord {
+export function maskSecrets(record: ReleaseRecord, extra?: ReadonlyMap<string, string>): ReleaseRecord {
   const secrets = secretStrings(record.values, record.manifests);
+  for (const [s, origin] of extra ?? []) if (!secrets.has(s)) secrets.set(s, origin);
   return {
     ...record,
     // The description can quote a log line or an API message that holds one.

@@ -8,6 +8,7 @@ import type { RunContext } from '../context.js';
 import { applyPhases, hookOf } from '../render/order.js';
 import { objectKey } from '../render/object-key.js';
 import { maskSecrets } from '../release/record.js';
+import type { SecretStrings } from '../core/secret-material.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import type { KubeObject, Manifest, ReleaseRecord, ReleaseStatus } from '../release/types.js';
 import { formatDiagnosis, trackRollout, type Diagnosis } from './track.js';
@@ -30,6 +31,8 @@ export interface ReleaseRunOptions {
    * records the stored revision as it was (masked), Secrets included.
    */
   recorded?: KubeObject[];
+  /** Secret strings to keep out of the stored record besides those its values and Secrets give. */
+  secrets?: SecretStrings;
   timeoutMs: number;
   forceConflicts: boolean;
   policy: ReadinessPolicy;
@@ -87,14 +90,14 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     tests: opts.tests,
     rollbackOf: opts.rollbackOf,
   };
-  await storage.create(maskSecrets(record));
+  await storage.create(maskSecrets(record, opts.secrets));
   reporter.info(`release ${target.release} revision ${revision} (${record.description}) → namespace ${target.namespace}`);
 
   const finish = async (status: ReleaseStatus, description: string, extra: Partial<ReleaseOutcome> = {}): Promise<ReleaseOutcome> => {
     record.status = status;
     record.description = description;
     record.finishedAt = ctx.now().toISOString();
-    await storage.update(maskSecrets(record));
+    await storage.update(maskSecrets(record, opts.secrets));
     if (status === 'deployed') await storage.markSuperseded(target.release, revision);
     // Failed revisions count towards historyMax too (as in Helm); the last deployed one is always kept.
     await storage.pruneHistory(target.release, opts.historyMax);
