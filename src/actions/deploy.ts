@@ -1,5 +1,5 @@
 import { explainApplyError, KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../adapters/kube.js';
-import { bySha, hasMaskedStrings, maskDeep, redactError, redactingReporter, restoreSecretStrings, secretStrings } from '../core/secret-material.js';
+import { bySha, hasMaskedStrings, maskDeep, redactError, redactingReporter, restoreSecretStrings, secretStrings, type SecretStrings } from '../core/secret-material.js';
 import { defaultPolicy } from '../core/readiness.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import { isCI, type RunContext } from '../context.js';
@@ -43,7 +43,7 @@ export async function runDeploy(outer: RunContext, opts: DeployOptions, extras: 
   // From here on a secret may come back in an API message, a log line or a diagnosis: mask it.
   const ctx: RunContext = { ...outer, reporter: redactingReporter(outer.reporter, rendered.secrets) };
   try {
-    return maskDeep(await deployRendered(ctx, project, target, images, rendered, opts, extras), rendered.secrets);
+    return maskOutcomeText(await deployRendered(ctx, project, target, images, rendered, opts, extras), rendered.secrets);
   } catch (e) {
     throw redactError(e, rendered.secrets);
   }
@@ -107,6 +107,17 @@ export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace:
   });
 }
 
+/**
+ * An outcome with secret strings masked in its free text (description,
+ * diagnoses with their events and log lines); names, namespaces and image
+ * references are left as they are.
+ */
+function maskOutcomeText<T extends ReleaseOutcome & { rolledBack?: ReleaseOutcome }>(outcome: T, secrets: SecretStrings): T {
+  const masked = { ...outcome, description: maskDeep(outcome.description, secrets), failures: maskDeep(outcome.failures, secrets), notReady: maskDeep(outcome.notReady, secrets) };
+  if (outcome.rolledBack) masked.rolledBack = maskOutcomeText(outcome.rolledBack, secrets);
+  return masked;
+}
+
 /** Re-applies a stored revision as a new revision (Helm's rollback semantics). */
 export async function rollbackTo(
   ctx: RunContext,
@@ -126,6 +137,7 @@ export async function rollbackTo(
   const secrets = secretStrings({}, liveSecrets);
   for (const s of knownSecrets) if (!secrets.has(s)) secrets.set(s, 'the failed revision');
   const known = bySha(secrets.keys());
+  const budget = { searches: 50 };
   const unrestored: string[] = [];
   for (const stored of record.manifests) {
     // Secret values are never stored; the live Secret keeps its data.
@@ -135,8 +147,9 @@ export async function rollbackTo(
     }
     let obj = stored;
     if (hasMaskedStrings(stored)) {
-      const restored = restoreSecretStrings(stored, await kube.get(stored.apiVersion, stored.kind, stored.metadata.namespace, stored.metadata.name), known);
+      const restored = restoreSecretStrings(stored, await kube.get(stored.apiVersion, stored.kind, stored.metadata.namespace, stored.metadata.name), known, budget);
       obj = restored.object;
+      for (const secret of restored.found) if (!secrets.has(secret)) secrets.set(secret, `${stored.kind}/${stored.metadata.name}`);
       for (const path of restored.kept) ctx.reporter.warn(`${stored.kind}/${stored.metadata.name} ${path}: the secret value it held at revision ${record.revision} has changed since and is not kept in history; keeping the live value`);
       unrestored.push(...restored.unrestored.map((path) => `${stored.kind}/${stored.metadata.name} ${path}`));
     }
@@ -149,7 +162,7 @@ export async function rollbackTo(
     );
   }
   const quiet: RunContext = { ...ctx, reporter: redactingReporter(ctx.reporter, secrets) };
-  const outcome = maskDeep(
+  const outcome = maskOutcomeText(
     await runRelease(quiet, kube, storage, {
       ...runOpts,
       target,

@@ -7,13 +7,13 @@ import type { RunContext } from '../context.js';
 import { defaultPolicy, currentPods, verdict, isTracked, type RolloutVerdict } from '../core/readiness.js';
 import { mapLimit } from '../core/concurrency.js';
 import { unifiedDiff } from '../core/diff.js';
-import { maskPaths, maskSecretStrings, secretStrings, type SecretStrings } from '../core/secret-material.js';
+import { maskPaths, maskSecretStrings, redactError, secretStrings, type SecretStrings } from '../core/secret-material.js';
 import { loadProject, type ProjectOptions } from '../project.js';
 import { applyPhases, hookOf } from '../render/order.js';
 import type { KubeObject, Manifest, ReleaseRecord } from '../release/types.js';
 import { planImages } from '../stages/image-plan.js';
 import { connect, withReleaseLock, type KubeFlags } from '../stages/kube-session.js';
-import { renderForTarget, resolveImageRefs, resolveTarget, type RenderFlags } from '../stages/release-inputs.js';
+import { renderForTarget, resolveImageRefs, resolveTarget, type ReleaseTarget, type RenderFlags } from '../stages/release-inputs.js';
 import type { ReleaseOutcome } from '../stages/release-run.js';
 import { rollbackTo } from './deploy.js';
 
@@ -154,6 +154,13 @@ export async function runDiff(ctx: RunContext, opts: TargetOptions & RenderFlags
   const target = resolveTarget(project, opts.env, opts);
   const images = await resolveImageRefs(ctx, project, await planImages(project));
   const rendered = await renderForTarget(ctx, project, target, images, opts);
+  // A dry run's rejection can quote a field's value: keep secrets out of the error.
+  return diffRendered(target, rendered, opts).catch((e: unknown) => {
+    throw redactError(e, rendered.secrets);
+  });
+}
+
+async function diffRendered(target: ReleaseTarget, rendered: Awaited<ReturnType<typeof renderForTarget>>, opts: TargetOptions) {
   const { kube, storage } = await connect(target, opts);
   const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, target.namespace));
   const compared: Array<{ o: KubeObject; live?: KubeObject; after: KubeObject }> = [];

@@ -12,19 +12,40 @@ import type { Reporter } from '../context.js';
  * the release history, and a rollback takes it back from the live cluster.
  */
 
+/** Any key that might hold secret material: what the stored values mask (broad on purpose). */
 export const SECRET_KEY = /pass(word)?|secret|token|key|credential/i;
-/** Keys that look secret but hold the name or place of one: secretName, tokenFile, imagePullSecrets, keyRef. */
-const NAMES_A_SECRET = /(name|names|ref|refs|file|path|secrets)$/i;
+/** Words of a key that mark its value as a secret string to look for in other objects. */
+const SECRET_WORDS = new Set(['password', 'passwd', 'pwd', 'pass', 'passphrase', 'secret', 'token', 'credential', 'credentials', 'apikey', 'privatekey']);
+/** Last words of keys that hold the name or place of a secret, not the secret: secretName, tokenFile, keyRef. */
+const NAMES_A_SECRET = new Set(['name', 'names', 'ref', 'refs', 'file', 'path', 'secrets', 'id', 'key']);
 /** Shorter values are not looked for elsewhere: "1", "true" or a port would mask half a manifest. */
 export const MIN_SECRET_LENGTH = 6;
 const TOKEN = /\(masked sha256:([0-9a-f]{12})\)/g;
 const HAS_TOKEN = /\(masked sha256:[0-9a-f]{12}\)/;
 const MASKED = /^\(masked( sha256:[0-9a-f]{12})?(; --show-secrets to print)?\)$/;
-/** Fields that identify an object: never rewritten, or it could not be found again. */
-const IDENTITY = /^(apiVersion|kind|metadata\.(name|namespace|generateName|labels(\..*)?|ownerReferences.*))$/;
+/**
+ * Fields never rewritten: what identifies an object or selects others (a name,
+ * a namespace, labels and selectors anywhere), or it could not be found again.
+ */
+function isIdentity(path: readonly string[]): boolean {
+  const last = path.at(-1);
+  if (path.length === 1 && (last === 'apiVersion' || last === 'kind')) return true;
+  if (last === 'name' || last === 'namespace' || last === 'generateName') return true;
+  return path.some((seg) => seg === 'labels' || seg === 'matchLabels' || seg === 'selector' || seg === 'ownerReferences');
+}
 
+/**
+ * Whether a key's value is a secret to look for elsewhere: by its words
+ * (camelCase, snake_case, kebab-case, dots), so apiKey, db.password and
+ * AWS_SECRET_ACCESS_KEY count, and keycloak, secretName, tokenFile or a bare
+ * `key` (secretKeyRef.key, a toleration's key) do not.
+ */
 export function isSecretKey(key: string): boolean {
-  return SECRET_KEY.test(key) && !NAMES_A_SECRET.test(key);
+  const words = key.split(/[-_.\s/]+|(?<=[a-z0-9])(?=[A-Z])/).filter(Boolean).map((w) => w.toLowerCase());
+  const last = words.at(-1);
+  if (last === undefined || (NAMES_A_SECRET.has(last) && !(last === 'key' && words.length > 1))) return false;
+  if (words.some((w) => SECRET_WORDS.has(w))) return true;
+  return last === 'key'; // apiKey, sshKey, accessKey, tls.key (a bare key returned above)
 }
 
 export function sha12(text: string | Buffer): string {
@@ -45,7 +66,10 @@ export function secretStrings(values: unknown, objects: readonly KubeObject[]): 
     if (typeof value === 'number') value = String(value);
     if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH || MASKED.test(value)) return;
     // The forms a template is likely to write it in: as is, inside a URL, base64-encoded.
-    for (const form of [value, encodeURIComponent(value), Buffer.from(value).toString('base64')]) if (!found.has(form)) found.set(form, origin);
+    const trimmed = value.trimEnd(); // a Secret file's trailing newline is not part of what templates write
+    for (const form of [value, trimmed, encodeURIComponent(value), JSON.stringify(value).slice(1, -1), Buffer.from(value).toString('base64')]) {
+      if (form.length >= MIN_SECRET_LENGTH && !found.has(form)) found.set(form, origin);
+    }
   };
   const walk = (v: unknown, path: string, secret: boolean) => {
     if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`, secret));
@@ -137,8 +161,8 @@ export interface SecretHit {
 export function maskSecretStrings(obj: KubeObject, secrets: SecretStrings): { object: KubeObject; hits: SecretHit[] } {
   if (obj.kind === 'Secret' || secrets.size === 0) return { object: obj, hits: [] };
   const hits: SecretHit[] = [];
-  const object = mapStrings(obj, (v, path) => {
-    if (IDENTITY.test(path)) return v;
+  const object = mapStrings(obj, (v, path, segs) => {
+    if (isIdentity(segs)) return v;
     const masked = maskText(v, secrets);
     for (const origin of masked.origins) hits.push({ path, origin });
     return masked.text;
@@ -163,7 +187,29 @@ export function bySha(secrets: Iterable<string>): Map<string, string> {
 }
 
 /** Live texts longer than this are not searched substring by substring. */
-const MAX_SEARCHED = 400;
+const MAX_SEARCHED = 256;
+
+/**
+ * When the live text has the stored text's literal parts around the masks
+ * (the usual case: nothing but the secret could differ), what stands in each
+ * mask's place, by its checksum when the checksum matches. Linear: the
+ * literal parts are found with indexOf, left to right.
+ */
+function secretsAround(masked: string, live: string): Map<string, string> {
+  const parts = masked.split(TOKEN); // [text, hash, text, hash, …, text]
+  const out = new Map<string, string>();
+  if (!live.startsWith(parts[0]!) || !live.endsWith(parts.at(-1)!)) return out;
+  let pos = parts[0]!.length;
+  for (let i = 1; i < parts.length; i += 2) {
+    const next = parts[i + 1]!;
+    const end = i + 2 >= parts.length ? live.length - next.length : live.indexOf(next, pos + 1);
+    if (end < pos) return out;
+    const candidate = live.slice(pos, end);
+    if (sha12(candidate) === parts[i]) out.set(parts[i]!, candidate);
+    pos = end + next.length;
+  }
+  return out;
+}
 
 /** The substring of `live` whose checksum is `hash`, if any (at least MIN_SECRET_LENGTH long). */
 function findByHash(live: string, hash: string): string | undefined {
@@ -185,45 +231,63 @@ function findByHash(live: string, hash: string): string | undefined {
  * rotated), the live field is kept as it is, like a live Secret (`kept`);
  * with no live field, the path is `unrestored` and the object cannot be applied.
  */
-export function restoreSecretStrings(stored: KubeObject, live: KubeObject | undefined, known: Map<string, string> = new Map()): { object: KubeObject; kept: string[]; unrestored: string[] } {
+export function restoreSecretStrings(
+  stored: KubeObject,
+  live: KubeObject | undefined,
+  known: Map<string, string> = new Map(),
+  budget: { searches: number } = { searches: 20 },
+): { object: KubeObject; kept: string[]; unrestored: string[]; found: string[] } {
   const kept: string[] = [];
   const unrestored: string[] = [];
-  const liveAt = (path: string): unknown => {
+  const liveAt = (segs: readonly string[]): unknown => {
     let cur: unknown = live;
-    for (const part of path.match(/[^.[\]]+/g) ?? []) {
+    for (const part of segs) {
       if (cur === null || typeof cur !== 'object') return undefined;
       cur = Object.hasOwn(cur, part) ? (cur as Record<string, unknown>)[part] : undefined;
     }
     return cur;
   };
-  const object = mapStrings(stored, (v, path) => {
+  const found: string[] = [];
+  const object = mapStrings(stored, (v, path, segs) => {
     if (!HAS_TOKEN.test(v)) return v;
-    const l = liveAt(path);
+    const l = liveAt(segs);
     let missing = false;
+    const fromLive = typeof l === 'string' ? secretsAround(v, l) : new Map<string, string>();
     const restored = v.replace(TOKEN, (token, hash: string) => {
-      const secret = known.get(hash) ?? (typeof l === 'string' ? findByHash(l, hash) : undefined);
+      const secret = known.get(hash) ?? fromLive.get(hash) ?? (typeof l === 'string' && budget.searches-- > 0 ? findByHash(l, hash) : undefined);
       if (secret === undefined) missing = true;
+      else found.push(secret);
       return secret ?? token;
     });
     if (!missing) return restored;
     if (typeof l === 'string') {
       kept.push(path);
+      found.push(l); // the live text holds a secret skiff does not know: keep all of it out of output
       return l;
     }
     unrestored.push(path);
     return v;
   }) as KubeObject;
-  return { object, kept, unrestored };
+  return { object, kept, unrestored, found };
 }
 
-/** A copy with every string field passed through fn(value, path); '__proto__' keys stay plain data. */
-function mapStrings(value: unknown, fn: (v: string, path: string) => string, path = ''): unknown {
-  if (typeof value === 'string') return fn(value, path);
-  if (Array.isArray(value)) return value.map((x, i) => mapStrings(x, fn, `${path}[${i}]`));
+/** The display form of a field path: spec.containers[0].env[1].value */
+function showPath(segs: readonly string[]): string {
+  return segs.map((seg, i) => (/^\d+$/.test(seg) ? `[${seg}]` : i === 0 ? seg : `.${seg}`)).join('');
+}
+
+/**
+ * A copy with every string field passed through fn(value, path, segments);
+ * '__proto__' keys stay plain data. Segments are the keys and indexes, so a
+ * key with dots in it (an annotation, app.properties) stays one segment.
+ */
+function mapStrings(value: unknown, fn: (v: string, path: string, segs: readonly string[]) => string, segs: string[] = []): unknown {
+  if (typeof value === 'string') return fn(value, showPath(segs), segs);
+  if (Array.isArray(value)) return value.map((x, i) => mapStrings(x, fn, [...segs, String(i)]));
   if (typeof value === 'object' && value !== null) {
     const copy: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(value)) {
-      const v = mapStrings(x, fn, path ? `${path}.${k}` : k);
+      const v = mapStrings(x, fn, [...segs, k]);
       if (k === '__proto__') Object.defineProperty(copy, k, { value: v, enumerable: true, writable: true, configurable: true });
       else copy[k] = v;
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bySha, hasMaskedStrings, maskSecretStrings, maskToken, restoreSecretStrings, secretStrings } from '../../src/core/secret-material.js';
+import { bySha, hasMaskedStrings, isSecretKey, maskSecretStrings, maskToken, restoreSecretStrings, secretStrings } from '../../src/core/secret-material.js';
 import { maskSecrets } from '../../src/release/record.js';
 import type { KubeObject, ReleaseRecord } from '../../src/release/types.js';
 
@@ -32,6 +32,19 @@ describe('secretStrings', () => {
   });
 });
 
+describe('isSecretKey', () => {
+  it('reads the words of a key: secrets by name, not the names of secrets nor look-alikes', () => {
+    for (const k of ['password', 'DATABASE_PASSWORD', 'apiKey', 'secretKey', 'AWS_SECRET_ACCESS_KEY', 'tls.key', 'authToken', 'credentials']) expect(isSecretKey(k), k).toBe(true);
+    for (const k of ['key', 'keycloak', 'secretName', 'tokenFile', 'imagePullSecrets', 'secretKeyRef', 'monkey', 'keys']) expect(isSecretKey(k), k).toBe(false);
+  });
+
+  it('finds a JSON-escaped secret and a Secret value without its trailing newline', () => {
+    const found = secretStrings({ password: 'p"ss\\word1' }, [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, data: { token: Buffer.from('tok-en-123\n').toString('base64') } } as KubeObject]);
+    expect(found.has('p\\"ss\\\\word1')).toBe(true);
+    expect(found.has('tok-en-123')).toBe(true);
+  });
+});
+
 describe('maskSecretStrings', () => {
   it('replaces a secret inside a field with its checksum and says where it was', () => {
     const secrets = secretStrings(values, [secret]);
@@ -43,7 +56,7 @@ describe('maskSecretStrings', () => {
   });
 
   it('never rewrites what identifies an object, and masks overlapping secrets as one stretch', () => {
-    const secrets = secretStrings({ token: 'shared-name-1', password: 'abcdefXYZ', key: 'XYZghijk' }, []);
+    const secrets = secretStrings({ token: 'shared-name-1', password: 'abcdefXYZ', apiKey: 'XYZghijk' }, []);
     const obj = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'shared-name-1', labels: { app: 'shared-name-1' } }, data: { both: 'abcdefXYZghijk!' } } as unknown as KubeObject;
     const { object } = maskSecretStrings(obj, secrets);
     expect(object.metadata).toEqual(obj.metadata);
@@ -78,6 +91,22 @@ describe('restoreSecretStrings', () => {
     const { object, kept } = restoreSecretStrings(stored, config(`postgres://app:${password}@db-new:5432/app`));
     expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`); // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(kept).toEqual([]);
+  });
+
+  it('restores a field whose key has dots in it (an annotation, app.properties)', () => {
+    const withDots = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg', annotations: { 'example.com/dsn': `pg://a:${password}@h` } }, data: { 'app.properties': `db.password=${password}` } } as unknown as KubeObject;
+    const masked = maskSecretStrings(withDots, secrets).object;
+    const { object, kept, unrestored } = restoreSecretStrings(masked, withDots);
+    expect(object).toEqual(withDots);
+    expect([kept, unrestored]).toEqual([[], []]);
+  });
+
+  it('never masks names, labels or selectors, even when they equal a secret', () => {
+    const s2 = secretStrings({ password: 'web-frontend' }, []);
+    const dep = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web-frontend', labels: { app: 'web-frontend' } }, spec: { selector: { matchLabels: { app: 'web-frontend' } }, template: { spec: { containers: [{ name: 'web-frontend', env: [{ name: 'X', value: 'web-frontend' }] }] } } } } as unknown as KubeObject;
+    const { object, hits } = maskSecretStrings(dep, s2);
+    expect(hits.map((h) => h.path)).toEqual(['spec.template.spec.containers[0].env[0].value']);
+    expect((object as any).spec.selector.matchLabels.app).toBe('web-frontend'); // eslint-disable-line @typescript-eslint/no-explicit-any
   });
 
   it('keeps a rotated secret live, and cannot apply a field the live object does not have', () => {
