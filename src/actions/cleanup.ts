@@ -1,71 +1,106 @@
-import { recentCommits } from '../adapters/git.js';
+import { isShallow, recentCommits } from '../adapters/git.js';
+import { KubeClient } from '../adapters/kube.js';
 import { mapLimit } from '../core/concurrency.js';
-import { CONTENT_TAG, planCleanup } from '../core/cleanup-policy.js';
-import { ConfigError, SkiffError } from '../errors.js';
+import { CONTENT_TAG, planCleanup, type Deletion } from '../core/cleanup-policy.js';
+import { formatDuration } from '../core/duration.js';
+import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
 import type { RunContext } from '../context.js';
-import { loadProject, type ProjectOptions } from '../project.js';
+import { loadProject, type Project, type ProjectOptions } from '../project.js';
+import { SecretDriver } from '../release/secret-driver.js';
+import { ReleaseStorage } from '../release/storage.js';
 import { planImages } from '../stages/image-plan.js';
-import { connect, type KubeFlags } from '../stages/kube-session.js';
+import type { KubeFlags } from '../stages/kube-session.js';
 import { resolveTarget } from '../stages/release-inputs.js';
 import { RegistryAccess } from './build.js';
 
 export interface CleanupOptions extends ProjectOptions, KubeFlags {
   /** Images of this many newest commits of every branch and tag are kept. */
   keepCommits?: number;
+  /** Images built more recently than this are kept (a build or deploy may be using them right now). */
+  minAgeMs?: number;
   dryRun?: boolean;
 }
 
 export interface CleanupResult {
   dryRun: boolean;
-  /** What the release histories reference, per environment. */
-  environments: Array<{ env: string; release: string; namespace: string; revisions: number }>;
+  /** The release histories read: every skiff release in the clusters of the environments. */
+  releases: Array<{ context: string; namespace: string; release: string; revisions: number }>;
   deleted: Array<{ image: string; digest: string; tags: string[] }>;
   kept: number;
 }
 
+interface InUse {
+  contentTags: Set<string>;
+  digests: Set<string>;
+  releases: CleanupResult['releases'];
+}
+
+/**
+ * Every image any skiff release record references, in every namespace of
+ * every cluster the environments name: releases deployed with --namespace,
+ * or of an environment since removed from skiff.yaml, count too. A cluster
+ * where that cannot be listed stops the cleanup.
+ */
+async function imagesInUse(project: Project, opts: CleanupOptions): Promise<InUse> {
+  const contexts = new Map<string, string | undefined>();
+  for (const env of Object.keys(project.config.environments)) {
+    const context = resolveTarget(project, env).kubeContext;
+    contexts.set(context ?? '(current context)', context);
+  }
+  const used: InUse = { contentTags: new Set(), digests: new Set(), releases: [] };
+  for (const [label, context] of contexts) {
+    try {
+      const kube = await KubeClient.connect({ context, kubeconfig: opts.kubeconfig });
+      const byNamespace = await kube.namespacesWith('v1', 'Secret', 'owner=skiff');
+      for (const [namespace, secrets] of byNamespace) {
+        const storage = new ReleaseStorage(new SecretDriver(kube, namespace), namespace);
+        for (const release of new Set(secrets.map((s) => s.metadata.labels?.name).filter((n): n is string => Boolean(n)))) {
+          const revisions = await storage.history(release);
+          for (const record of revisions) {
+            for (const ref of Object.values(record.images ?? {})) {
+              const m = /:([^:/@]+)@(sha256:[0-9a-f]{64})$/.exec(ref);
+              if (m) {
+                used.contentTags.add(m[1]!);
+                used.digests.add(m[2]!);
+              }
+            }
+          }
+          used.releases.push({ context: label, namespace, release, revisions: revisions.length });
+        }
+      }
+    } catch (e) {
+      if (e instanceof SkiffError) {
+        e.message = `kube context ${label}: ${e.message}; cleanup reads the release histories of every namespace (it needs to list Secrets cluster-wide) to know which images are in use, and deletes nothing without them`;
+      }
+      throw e;
+    }
+  }
+  return used;
+}
+
 /**
  * skiff cleanup: deletes from the registry the images nothing needs any more
- * (werf's cleanup). Kept: every image a release revision of any environment
+ * (werf's cleanup). Kept: every image a skiff release record in the clusters
  * references (so every rollback still works), the images of the newest
- * commits of every branch and tag, and anything tagged by hand or with a
- * branch or Git tag name. Everything is read first; deletion starts only when
- * every environment's history could be read.
+ * commits of every branch and tag, images younger than minAge, and anything
+ * tagged by hand or with a branch or Git tag name. What the releases use is
+ * read again just before deleting.
  */
 export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise<CleanupResult> {
   const project = await loadProject(ctx, { ...opts, readOnly: true });
   if (!project.registry) throw new ConfigError(`no registry configured: set "registry" in ${project.config.file}, SKIFF_REGISTRY or --registry`);
   const keepCommits = opts.keepCommits ?? 10;
   if (!Number.isInteger(keepCommits) || keepCommits < 1) throw new ConfigError(`--keep-commits must be a whole number ≥ 1, got ${opts.keepCommits}`);
-
-  // 1. What the releases use, in every environment (an unreachable one stops the cleanup).
-  const keptContentTags = new Set<string>();
-  const keptDigests = new Set<string>();
-  const environments: CleanupResult['environments'] = [];
-  for (const env of Object.keys(project.config.environments)) {
-    const target = resolveTarget(project, env);
-    let revisions;
-    try {
-      const { storage } = await connect(target, opts);
-      revisions = await storage.history(target.release);
-    } catch (e) {
-      if (e instanceof SkiffError) e.message = `environment ${env} (namespace ${target.namespace}): ${e.message}; cleanup needs every environment's history to know what is in use`;
-      throw e;
-    }
-    for (const record of revisions) {
-      for (const ref of Object.values(record.images ?? {})) {
-        const m = /:([^:/@]+)@(sha256:[0-9a-f]{64})$/.exec(ref);
-        if (m) {
-          keptContentTags.add(m[1]!);
-          keptDigests.add(m[2]!);
-        }
-      }
-    }
-    environments.push({ env, release: target.release, namespace: target.namespace, revisions: revisions.length });
-    ctx.reporter.status(`environment ${env}`, 'read', `${revisions.length} revisions of ${target.release} in ${target.namespace}`);
+  const minAgeMs = opts.minAgeMs ?? 60 * 60_000;
+  if (await isShallow(project.root)) {
+    throw new ConfigError(`${project.root} is a shallow clone: cleanup must see the newest commits of every branch and tag; fetch them all (in GitLab CI: GIT_DEPTH: "0", then git fetch origin '+refs/heads/*:refs/remotes/origin/*' --tags)`);
   }
 
-  // 2. What the newest commits of every branch and tag build.
+  // 1. What the releases use, and what the newest commits of every branch and tag build.
+  const used = await imagesInUse(project, opts);
+  for (const r of used.releases) ctx.reporter.status(`release ${r.release}`, 'read', `${r.revisions} revisions in ${r.namespace} (${r.context})`);
   const commits = await recentCommits(project.root, keepCommits);
+  const keptContentTags = new Set(used.contentTags);
   for (const commit of commits) {
     try {
       for (const plan of await planImages({ ...project, mode: 'commit', git: { ...project.git, commit } })) keptContentTags.add(plan.tag);
@@ -74,11 +109,12 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
       ctx.reporter.debug(`commit ${commit.slice(0, 8)} does not build with today's ${project.config.file}: ${e.message}`);
     }
   }
-  ctx.reporter.info(`keeping the images of ${environments.reduce((n, e) => n + e.revisions, 0)} release revisions and of ${commits.size} recent commits`);
+  ctx.reporter.info(`keeping the images of ${used.releases.reduce((n, r) => n + r.revisions, 0)} release revisions, of ${commits.size} recent commits, and those built in the last ${formatDuration(minAgeMs)}`);
 
-  // 3. Each image repository: read every tag, then delete what nothing keeps.
+  // 2. Each image repository: every tag read, then what nothing keeps.
   const registries = new RegistryAccess(ctx.env);
-  const result: CleanupResult = { dryRun: Boolean(opts.dryRun), environments, deleted: [], kept: 0 };
+  const result: CleanupResult = { dryRun: Boolean(opts.dryRun), releases: used.releases, deleted: [], kept: 0 };
+  const candidates: Array<{ image: string; repository: string; path: string; deletion: Deletion }> = [];
   for (const image of Object.keys(project.config.images)) {
     const repository = `${project.registry}/${image}`;
     const path = repository.split('/').slice(1).join('/');
@@ -86,16 +122,34 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
     const tags = new Map<string, string>();
     await mapLimit(await client.tags(path), 8, async (tag) => {
       const m = await client.manifest(path, tag);
-      if (m?.digest) tags.set(tag, m.digest);
+      // A tag whose digest is unknown could be the one keeping an image: stop rather than guess.
+      if (!m?.digest) throw new InfrastructureError(`registry ${client.host} gave no digest for ${repository}:${tag}; not cleaning up ${image}`);
+      tags.set(tag, m.digest);
     });
-    const plan = planCleanup({ tags, keptContentTags, keptDigests, keptCommits: commits });
+    const plan = planCleanup({ tags, keptContentTags, keptDigests: used.digests, keptCommits: commits });
     result.kept += plan.kept;
-    for (const d of plan.delete) {
-      if (!opts.dryRun) await client.deleteManifest(path, d.digest);
-      const content = d.tags.filter((t) => CONTENT_TAG.test(t));
-      ctx.reporter.status(image, opts.dryRun ? 'would delete' : 'deleted', `${repository}:${content.join(',')} (${d.digest.slice(0, 19)}…${d.tags.length > content.length ? `, with tags ${d.tags.filter((t) => !CONTENT_TAG.test(t)).join(', ')}` : ''})`);
-      result.deleted.push({ image, digest: d.digest, tags: d.tags });
+    for (const deletion of plan.delete) {
+      const created = await client.created(path, deletion.digest);
+      if (!created || ctx.now().getTime() - created.getTime() < minAgeMs) {
+        result.kept++;
+        continue;
+      }
+      candidates.push({ image, repository, path, deletion });
     }
+  }
+
+  // 3. Read the releases again: a deploy may have started using one of them meanwhile.
+  const now = candidates.length && !opts.dryRun ? await imagesInUse(project, opts) : used;
+  for (const { image, repository, path, deletion } of candidates) {
+    const content = deletion.tags.filter((t) => CONTENT_TAG.test(t));
+    if (deletion.tags.some((t) => now.contentTags.has(t)) || now.digests.has(deletion.digest)) {
+      result.kept++;
+      continue;
+    }
+    if (!opts.dryRun) await (await registries.for(repository)).client.deleteManifest(path, deletion.digest);
+    const others = deletion.tags.filter((t) => !CONTENT_TAG.test(t));
+    ctx.reporter.status(image, opts.dryRun ? 'would delete' : 'deleted', `${repository}:${content.join(',')} (${deletion.digest.slice(0, 19)}…${others.length ? `, with tags ${others.join(', ')}` : ''})`);
+    result.deleted.push({ image, digest: deletion.digest, tags: deletion.tags });
   }
   return result;
 }

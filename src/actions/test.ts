@@ -54,8 +54,10 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestO
   const plans = await planImages(project, [...new Set(tests.map((t) => t.image))]);
   const docker = await ctx.docker();
   await docker.ping();
+  // Only the images tests run in are needed here; what they are built from only when building.
+  const testImages = new Set(tests.map((t) => t.image));
   const notLocal = [];
-  for (const plan of plans) if (!(await docker.inspectImage(plan.ref))) notLocal.push(plan);
+  for (const plan of plans) if (testImages.has(plan.name) && !(await docker.inspectImage(plan.ref))) notLocal.push(plan);
   // As in a CI pipeline whose build job pushed: take the image from the registry when it is there.
   const missing = [];
   if (notLocal.length && project.registry) {
@@ -73,8 +75,15 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestO
         continue;
       }
       ctx.reporter.status(plan.name, 'pulling', plan.ref);
-      await docker.pull(plan.repository, plan.tag, credentials, (line) => ctx.reporter.debug(`[${plan.name}] ${line}`), ctx.signal);
-      ctx.reporter.status(plan.name, 'pulled', plan.ref);
+      try {
+        await docker.pull(plan.repository, plan.tag, credentials, (line) => ctx.reporter.debug(`[${plan.name}] ${line}`), ctx.signal);
+        ctx.reporter.status(plan.name, 'pulled', plan.ref);
+      } catch (e) {
+        // A platform the registry does not have, an Engine that will not talk to it: build here instead.
+        if (ctx.signal.aborted) throw e;
+        ctx.reporter.warn(`${plan.name}: cannot pull ${plan.ref} (${(e as Error).message}); building it here`);
+        missing.push(plan);
+      }
     }
   } else missing.push(...notLocal);
   if (missing.length) {

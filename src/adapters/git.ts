@@ -221,6 +221,10 @@ export class BlobReader {
  * The newest `perRef` commits of every local and remote branch and every tag
  * (what cleanup keeps the images of). A shallow clone gives what it has.
  */
+export async function isShallow(root: string): Promise<boolean> {
+  return (await git(root, ['rev-parse', '--is-shallow-repository'])).stdout.trim() === 'true';
+}
+
 export async function recentCommits(root: string, perRef: number): Promise<Set<string>> {
   const refs = await git(root, ['for-each-ref', '--format=%(objectname)', 'refs/heads', 'refs/remotes', 'refs/tags']);
   const heads = [...new Set([...refs.stdout.split('\n').filter(Boolean), 'HEAD'])];

@@ -218,6 +218,19 @@ export class KubeClient {
     return this.check(res, `read of ${kind} ${name}`) as KubeObject & Record<string, unknown>;
   }
 
+  /** Namespaces (of a namespaced kind) that hold objects matching a label selector, across the cluster. */
+  async namespacesWith(apiVersion: string, kind: string, labelSelector: string): Promise<Map<string, Array<KubeObject & Record<string, unknown>>>> {
+    const r = await this.resource(apiVersion, kind);
+    const res = await this.request('GET', `${r.base}/${r.plural}`, { query: { labelSelector } });
+    const body = this.check(res, `list of ${kind} in all namespaces`) as { items: Array<KubeObject & Record<string, unknown>> };
+    const out = new Map<string, Array<KubeObject & Record<string, unknown>>>();
+    for (const item of body.items) {
+      const ns = item.metadata.namespace ?? '';
+      out.set(ns, [...(out.get(ns) ?? []), item]);
+    }
+    return out;
+  }
+
   async list(apiVersion: string, kind: string, namespace: string | undefined, query: { labelSelector?: string; fieldSelector?: string } = {}): Promise<ListResult> {
     const res = await this.request('GET', await this.path(apiVersion, kind, namespace), { query });
     if (res.status === 404) return { items: [], resourceVersion: '' };

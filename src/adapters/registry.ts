@@ -138,6 +138,21 @@ export class RegistryClient {
     return out;
   }
 
+  /** When the image behind a digest was built (its config's "created"); undefined when unknown (an index). */
+  async created(repository: string, digest: string): Promise<Date | undefined> {
+    const m = await this.manifest(repository, digest, true);
+    if (!m?.body) return undefined;
+    const manifest = JSON.parse(m.body.toString()) as { config?: { digest: string } };
+    if (!manifest.config) return undefined;
+    const res = await this.request('GET', `/v2/${repository}/blobs/${manifest.config.digest}`, `repository:${repository}:pull`);
+    if (!res.ok) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const created = Date.parse(((await res.json()) as { created?: string }).created ?? '');
+    return Number.isNaN(created) ? undefined : new Date(created);
+  }
+
   /** Deletes a manifest by digest (and with it every tag on it). */
   async deleteManifest(repository: string, digest: string): Promise<void> {
     const res = await this.request('DELETE', `/v2/${repository}/manifests/${digest}`, `repository:${repository}:delete`);

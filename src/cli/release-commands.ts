@@ -203,14 +203,17 @@ export function addReleaseCommands(program: Command, run: Run) {
     .command('cleanup')
     .description('delete from the registry the images no release revision and no recent commit needs')
     .option('--keep-commits <n>', 'keep the images of this many newest commits of every branch and tag', (v) => Number.parseInt(v, 10), 10)
+    .option('--min-age <duration>', 'keep images built more recently than this', duration('--min-age'), 60 * 60_000)
     .option('--dry-run', 'list what would be deleted, delete nothing')
     .option('--registry <prefix>', 'image repository prefix (overrides skiff.yaml)')
     .option('--kubeconfig <file>', 'kubeconfig to read the release histories with (default: KUBECONFIG, ~/.kube/config)')
     .addHelpText('after', `
-Every environment of skiff.yaml is read first: images referenced by any stored
-revision are kept, so every rollback still works. Tags that are branch or Git
-tag names, or that skiff did not make, are never removed. The registry frees
-the space in its own garbage collection (registry garbage-collect).
+The clusters of every environment are read first: images referenced by any
+stored skiff revision in any namespace are kept, so every rollback still works
+(this needs to list Secrets cluster-wide). Tags that are branch or Git tag
+names, or that skiff did not make, are never removed; nor images younger than
+--min-age. A shallow clone is refused. The registry frees the space in its own
+garbage collection (registry garbage-collect).
 
 Examples:
   skiff cleanup --dry-run
@@ -218,7 +221,7 @@ Examples:
     .action((o) =>
       run(program, async ({ ctx, json }) => {
         const { runCleanup } = await import('../actions/cleanup.js');
-        const r = await runCleanup(ctx, o);
+        const r = await runCleanup(ctx, { ...o, minAgeMs: o.minAge });
         if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
         else ctx.reporter.info(`${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} images; kept ${r.kept}`);
       }),

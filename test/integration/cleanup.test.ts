@@ -5,8 +5,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kubeconfigPath, kubectl, requireCluster, uniqueSuffix } from '../helpers/cluster.js';
 import { commitAll, git, registryTags, skiff, uniqueRegistry } from '../helpers/skiff.js';
 
-// Four commits, each pushed; the first one deployed. cleanup --keep-commits 2
-// keeps the deployed image and the two newest, and deletes the second.
+// Five commits, each pushed; the first deployed to the testing environment, the
+// second by hand to another namespace (--namespace). cleanup --keep-commits 2
+// keeps both deployed images and the two newest, and deletes the third.
 let dir: string;
 const registry = uniqueRegistry();
 const namespace = `clean-${uniqueSuffix()}`;
@@ -27,50 +28,60 @@ beforeAll(async () => {
   await mkdir(join(dir, '.kube'));
   await writeFile(join(dir, '.kube', 'web.yaml.ejs'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: web }\ndata:\n  image: <%= images.web %>\n');
   await git(dir, 'init', '-q', '-b', 'main');
-  for (const n of [1, 2, 3, 4]) {
+  for (const n of [1, 2, 3, 4, 5]) {
     await writeFile(join(dir, 'Dockerfile'), `FROM skiff-base/busybox:1\nRUN echo ${n} > /version\n`);
     await commitAll(dir, `version ${n}`);
     const tag = await tagOf();
     commits.push({ sha: (await git(dir, 'rev-parse', 'HEAD')).stdout.trim(), tag });
-    if (n === 1) {
-      const d = await skiff(['deploy', 'testing'], { cwd: dir, env: env() });
+    if (n <= 2) {
+      const d = await skiff(['deploy', 'testing', ...(n === 2 ? ['--namespace', `${namespace}-adhoc`] : [])], { cwd: dir, env: env() });
       expect(d.exitCode, d.all).toBe(0);
     }
   }
 });
 
 afterAll(async () => {
-  await kubectl(['delete', 'namespace', namespace, '--wait=false', '--ignore-not-found'], { allowFailure: true });
+  await kubectl(['delete', 'namespace', namespace, `${namespace}-adhoc`, '--wait=false', '--ignore-not-found'], { allowFailure: true });
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-it('without every environment\'s history it deletes nothing and says which environment failed', async () => {
+it('without the release histories, or in a shallow clone, it deletes nothing and says why', async () => {
   const before = (await registryTags(repo)).sort();
-  const r = await skiff(['cleanup'], { cwd: dir, env: env({ KUBECONFIG: join(dir, 'no-such-kubeconfig') }) });
+  const r = await skiff(['cleanup', '--min-age', '0s'], { cwd: dir, env: env({ KUBECONFIG: join(dir, 'no-such-kubeconfig') }) });
   expect(r.exitCode, r.all).toBe(2);
-  expect(r.stderr).toMatch(/error: environment testing \(namespace clean-\S+\): no kubeconfig found/);
+  expect(r.stderr).toMatch(/error: kube context \(current context\): no kubeconfig found .*deletes nothing without them/);
+  const shallow = `${dir}-shallow`;
+  await git(tmpdir(), 'clone', '-q', '--depth', '1', `file://${dir}`, shallow);
+  const s = await skiff(['cleanup', '--min-age', '0s'], { cwd: shallow, env: env() });
+  expect(s.exitCode, s.all).toBe(2);
+  expect(s.stderr).toMatch(/is a shallow clone: cleanup must see the newest commits of every branch and tag/);
+  await rm(shallow, { recursive: true, force: true });
   expect((await registryTags(repo)).sort()).toEqual(before);
 });
 
-it('--dry-run lists the image of the second commit and deletes nothing', async () => {
+it('--dry-run lists the image of the third commit and deletes nothing; images younger than --min-age stay', async () => {
   const before = (await registryTags(repo)).sort();
-  const r = await skiff(['cleanup', '--keep-commits', '2', '--dry-run', '-o', 'json'], { cwd: dir, env: env() });
+  const r = await skiff(['cleanup', '--keep-commits', '2', '--min-age', '0s', '--dry-run', '-o', 'json'], { cwd: dir, env: env() });
   expect(r.exitCode, r.all).toBe(0);
   const result = JSON.parse(r.stdout);
-  expect(result.deleted.map((d: { tags: string[] }) => d.tags.sort())).toEqual([[commits[1]!.tag, commits[1]!.sha].sort()]);
+  expect(result.deleted.map((d: { tags: string[] }) => d.tags.sort())).toEqual([[commits[2]!.tag, commits[2]!.sha].sort()]);
+  // Every skiff release in the cluster is read, the one deployed by hand to another namespace too.
+  expect(result.releases.map((x: { namespace: string }) => x.namespace)).toEqual(expect.arrayContaining([namespace, `${namespace}-adhoc`]));
+  const young = await skiff(['cleanup', '--keep-commits', '2', '--dry-run', '-o', 'json'], { cwd: dir, env: env() });
+  expect(JSON.parse(young.stdout).deleted).toEqual([]);
   expect((await registryTags(repo)).sort()).toEqual(before);
 });
 
 it('deletes what nothing needs: the deployed image, the newest commits and the branch tag stay', async () => {
-  const r = await skiff(['cleanup', '--keep-commits', '2'], { cwd: dir, env: env() });
+  const r = await skiff(['cleanup', '--keep-commits', '2', '--min-age', '0s'], { cwd: dir, env: env() });
   expect(r.exitCode, r.all).toBe(0);
-  expect(r.stderr).toMatch(new RegExp(`web: deleted ${registry.replace(/[.]/g, '\\.')}/web:${commits[1]!.tag}`));
+  expect(r.stderr).toMatch(new RegExp(`web: deleted ${registry.replace(/[.]/g, '\\.')}/web:${commits[2]!.tag}`));
   const tags = await registryTags(repo);
-  expect(tags).not.toContain(commits[1]!.tag);
-  expect(tags).not.toContain(commits[1]!.sha);
-  for (const kept of [commits[0]!, commits[2]!, commits[3]!]) expect(tags).toContain(kept.tag);
+  expect(tags).not.toContain(commits[2]!.tag);
+  expect(tags).not.toContain(commits[2]!.sha);
+  // Deployed (also by hand with --namespace) or recent: still there, so every rollback works.
+  for (const kept of [commits[0]!, commits[1]!, commits[3]!, commits[4]!]) expect(tags).toContain(kept.tag);
   expect(tags).toContain('main');
-  // The deployed revision can still be rolled back to: its image is there.
-  const again = await skiff(['cleanup', '--keep-commits', '2', '-o', 'json'], { cwd: dir, env: env() });
+  const again = await skiff(['cleanup', '--keep-commits', '2', '--min-age', '0s', '-o', 'json'], { cwd: dir, env: env() });
   expect(JSON.parse(again.stdout).deleted).toEqual([]);
 });
