@@ -140,16 +140,7 @@ export class RegistryClient {
 
   /** When the image behind a digest was built (its config's "created"); undefined when unknown (an index). */
   async created(repository: string, digest: string): Promise<Date | undefined> {
-    const m = await this.manifest(repository, digest, true);
-    if (!m?.body) return undefined;
-    const manifest = JSON.parse(m.body.toString()) as { config?: { digest: string } };
-    if (!manifest.config) return undefined;
-    const res = await this.request('GET', `/v2/${repository}/blobs/${manifest.config.digest}`, `repository:${repository}:pull`);
-    if (!res.ok) {
-      await res.body?.cancel();
-      return undefined;
-    }
-    const created = Date.parse(((await res.json()) as { created?: string }).created ?? '');
+    const created = Date.parse((await this.imageConfig(repository, digest))?.created ?? '');
     return Number.isNaN(created) ? undefined : new Date(created);
   }
 
@@ -164,6 +155,11 @@ export class RegistryClient {
 
   /** The image config's labels (single-platform images), for explaining rebuilds. */
   async labels(repository: string, reference: string): Promise<Record<string, string> | undefined> {
+    return (await this.imageConfig(repository, reference))?.config?.Labels ?? undefined;
+  }
+
+  /** The image config blob of a single-platform image; undefined for an index or a missing image. */
+  private async imageConfig(repository: string, reference: string): Promise<{ created?: string; config?: { Labels?: Record<string, string> } } | undefined> {
     const m = await this.manifest(repository, reference, true);
     if (!m?.body) return undefined;
     const manifest = JSON.parse(m.body.toString()) as { config?: { digest: string } };
@@ -173,7 +169,6 @@ export class RegistryClient {
       await res.body?.cancel();
       return undefined;
     }
-    const config = (await res.json()) as { config?: { Labels?: Record<string, string> } };
-    return config.config?.Labels ?? undefined;
+    return (await res.json()) as { created?: string; config?: { Labels?: Record<string, string> } };
   }
 }
