@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { ConfigError, InfrastructureError, WorkFailedError, isSkiffError, SkiffError } from '../errors.js';
 import { contextTar } from '../adapters/context-tar.js';
-import { findCredentials, registryHost, type RegistryCredentials } from '../adapters/credentials.js';
+import { findCredentials, registryHost, repositoryPath, type RegistryCredentials } from '../adapters/credentials.js';
 import { BuildStepFailure } from '../adapters/build-failure.js';
 import type { DockerEngine } from '../adapters/docker.js';
 import { changedPaths } from '../adapters/git.js';
@@ -145,7 +145,7 @@ async function processImage(
   const { reporter } = ctx;
   const base = { image: plan.name, reference: plan.ref, repository: plan.repository, tag: plan.tag, tags: [plan.tag, ...plan.humanTags] };
   const registry = opts.push ? await registries.for(plan.repository) : undefined;
-  const repoPath = plan.repository.split('/').slice(1).join('/');
+  const repoPath = repositoryPath(plan.repository);
 
   if (registry) {
     const existing = await registry.client.manifest(repoPath, plan.tag);
@@ -235,7 +235,7 @@ async function explainRebuild(ctx: RunContext, project: Project, plan: ImagePlan
     labels = (await docker.inspectImage(`${plan.repository}:${previousTag}`))?.labels;
     if (!labels && push) {
       const { client } = await registries.for(plan.repository);
-      labels = await client.labels(plan.repository.split('/').slice(1).join('/'), previousTag).catch((e: unknown) => {
+      labels = await client.labels(repositoryPath(plan.repository), previousTag).catch((e: unknown) => {
         if (e instanceof InfrastructureError) throw e;
         return undefined;
       });

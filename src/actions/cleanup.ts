@@ -1,3 +1,4 @@
+import { repositoryPath } from '../adapters/credentials.js';
 import { isShallow, recentCommits } from '../adapters/git.js';
 import { KubeClient } from '../adapters/kube.js';
 import { mapLimit } from '../core/concurrency.js';
@@ -6,8 +7,7 @@ import { formatDuration } from '../core/duration.js';
 import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
 import type { RunContext } from '../context.js';
 import { loadProject, type Project, type ProjectOptions } from '../project.js';
-import { SecretDriver } from '../release/secret-driver.js';
-import { ReleaseStorage } from '../release/storage.js';
+import { MemoryDriver, ReleaseStorage } from '../release/storage.js';
 import { planImages } from '../stages/image-plan.js';
 import type { KubeFlags } from '../stages/kube-session.js';
 import { resolveTarget } from '../stages/release-inputs.js';
@@ -53,7 +53,10 @@ async function imagesInUse(project: Project, opts: CleanupOptions): Promise<InUs
       const kube = await KubeClient.connect({ context, kubeconfig: opts.kubeconfig });
       const byNamespace = await kube.namespacesWith('v1', 'Secret', 'owner=skiff');
       for (const [namespace, secrets] of byNamespace) {
-        const storage = new ReleaseStorage(new SecretDriver(kube, namespace), namespace);
+        // The records were just listed: read them from memory, not once more per release.
+        const listed = new MemoryDriver();
+        await listed.create(secrets);
+        const storage = new ReleaseStorage(listed, namespace);
         for (const release of new Set(secrets.map((s) => s.metadata.labels?.name).filter((n): n is string => Boolean(n)))) {
           const revisions = await storage.history(release);
           for (const record of revisions) {
@@ -117,7 +120,7 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
   const candidates: Array<{ image: string; repository: string; path: string; deletion: Deletion }> = [];
   for (const image of Object.keys(project.config.images)) {
     const repository = `${project.registry}/${image}`;
-    const path = repository.split('/').slice(1).join('/');
+    const path = repositoryPath(repository);
     const { client } = await registries.for(repository);
     const tags = new Map<string, string>();
     await mapLimit(await client.tags(path), 8, async (tag) => {

@@ -8,7 +8,7 @@ import { isClusterScoped } from '../render/render.js';
 import { hookOf } from '../render/order.js';
 import type { Manifest, ReleaseRecord } from '../release/types.js';
 import { planImages } from '../stages/image-plan.js';
-import { renderForTarget, resolveImageRefs, resolveTarget, type ReleaseTarget, type RenderFlags } from '../stages/release-inputs.js';
+import { renderForTarget, resolveImageRefs, resolveTarget, type ReleaseTarget, type RenderedRelease, type RenderFlags } from '../stages/release-inputs.js';
 import { connect, ensureNamespace, withReleaseLock, type KubeFlags } from '../stages/kube-session.js';
 import { runRelease, type ReleaseOutcome } from '../stages/release-run.js';
 import type { ReleaseStorage } from '../release/storage.js';
@@ -49,7 +49,7 @@ export async function runDeploy(outer: RunContext, opts: DeployOptions, extras: 
   }
 }
 
-async function deployRendered(ctx: RunContext, project: Project, target: ReleaseTarget, images: Record<string, string>, rendered: Awaited<ReturnType<typeof renderForTarget>>, opts: DeployOptions, extras: { tests?: ReleaseRecord['tests'] }): Promise<DeployResult> {
+async function deployRendered(ctx: RunContext, project: Project, target: ReleaseTarget, images: Record<string, string>, rendered: RenderedRelease, opts: DeployOptions, extras: { tests?: ReleaseRecord['tests'] }): Promise<DeployResult> {
   const { kube, storage } = await connect(target, opts);
   await dryRun(kube, rendered.manifests, target.namespace);
 

@@ -32,8 +32,9 @@ async function walk(dir: string, prefix = ''): Promise<string[]> {
 }
 
 /**
- * skiff init: writes skiff.yaml, a .kube/ skeleton, a .gitlab-ci.yml and a
- * .dockerignore that keeps deployment files out of the image into the repository. Never overwrites: existing files are reported and kept.
+ * skiff init: writes into the repository skiff.yaml, a .kube/ skeleton, a
+ * .gitlab-ci.yml and a .dockerignore that keeps deployment files out of the
+ * image. Never overwrites: existing files are reported and kept.
  */
 export async function runInit(ctx: RunContext, opts: InitOptions): Promise<{ written: string[]; kept: string[] }> {
   const root = await findRepoRoot(ctx.cwd);

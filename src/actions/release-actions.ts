@@ -13,7 +13,7 @@ import { applyPhases, hookOf } from '../render/order.js';
 import type { KubeObject, Manifest, ReleaseRecord } from '../release/types.js';
 import { planImages } from '../stages/image-plan.js';
 import { connect, withReleaseLock, type KubeFlags } from '../stages/kube-session.js';
-import { renderForTarget, resolveImageRefs, resolveTarget, type ReleaseTarget, type RenderFlags } from '../stages/release-inputs.js';
+import { renderForTarget, resolveImageRefs, resolveTarget, type ReleaseTarget, type RenderedRelease, type RenderFlags } from '../stages/release-inputs.js';
 import type { ReleaseOutcome } from '../stages/release-run.js';
 import { rollbackTo } from './deploy.js';
 
@@ -160,7 +160,7 @@ export async function runDiff(ctx: RunContext, opts: TargetOptions & RenderFlags
   });
 }
 
-async function diffRendered(target: ReleaseTarget, rendered: Awaited<ReturnType<typeof renderForTarget>>, opts: TargetOptions) {
+async function diffRendered(target: ReleaseTarget, rendered: RenderedRelease, opts: TargetOptions) {
   const { kube, storage } = await connect(target, opts);
   const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, target.namespace));
   const compared: Array<{ o: KubeObject; live?: KubeObject; after: KubeObject }> = [];

@@ -1,3 +1,4 @@
+import { repositoryPath } from '../adapters/credentials.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ConfigError, WorkFailedError } from '../errors.js';
@@ -66,7 +67,7 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestO
       const { client, credentials } = await registries.for(plan.repository);
       let pushed = false;
       try {
-        pushed = Boolean(await client.manifest(plan.repository.split('/').slice(1).join('/'), plan.tag));
+        pushed = Boolean(await client.manifest(repositoryPath(plan.repository), plan.tag));
       } catch (e) {
         ctx.reporter.warn(`${plan.name}: cannot ask the registry for ${plan.ref} (${(e as Error).message}); building it here`);
       }

@@ -17,6 +17,11 @@ interface DockerConfigFile {
 }
 
 /** The registry host of an image reference or repository prefix ("127.0.0.1:5000/hello" → "127.0.0.1:5000"). */
+/** The repository's path on its registry: "127.0.0.1:5000/hello/app" → "hello/app". */
+export function repositoryPath(repository: string): string {
+  return repository.split('/').slice(1).join('/');
+}
+
 export function registryHost(repository: string): string {
   const first = repository.split('/')[0] ?? repository;
   return first.includes('.') || first.includes(':') || first === 'localhost' ? first : 'docker.io';

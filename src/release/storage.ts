@@ -17,7 +17,7 @@ export interface ReleaseDriver {
   delete(names: string[]): Promise<void>;
 }
 
-/** A driver in memory, for tests. */
+/** A driver in memory: for tests, and for reading records already listed (cleanup). */
 export class MemoryDriver implements ReleaseDriver {
   private readonly secrets = new Map<string, KubeObject>();
 

@@ -1,3 +1,4 @@
+import { repositoryPath } from '../adapters/credentials.js';
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ConfigError } from '../errors.js';
@@ -60,7 +61,7 @@ export async function resolveImageRefs(ctx: RunContext, project: Project, plans:
   const missing: string[] = [];
   await Promise.all(plans.map(async (plan) => {
     const { client } = await registries.for(plan.repository);
-    const m = await client.manifest(plan.repository.split('/').slice(1).join('/'), plan.tag);
+    const m = await client.manifest(repositoryPath(plan.repository), plan.tag);
     if (!m) missing.push(plan.ref);
     else refs[plan.name] = `${plan.ref}@${m.digest}`;
   }));
@@ -75,8 +76,11 @@ export interface RenderFlags {
   set?: string[];
 }
 
+/** A rendered release and the secret strings to keep out of output and history. */
+export type RenderedRelease = RenderOutput & { secrets: SecretStrings };
+
 /** Renders .kube/ for one environment with the given image references. Pure apart from reading files. */
-export async function renderForTarget(ctx: RunContext, project: Project, target: ReleaseTarget, images: Record<string, string>, flags: RenderFlags): Promise<RenderOutput & { secrets: SecretStrings }> {
+export async function renderForTarget(ctx: RunContext, project: Project, target: ReleaseTarget, images: Record<string, string>, flags: RenderFlags): Promise<RenderedRelease> {
   const files = await readKubeDir(project);
   if (!files.some((f) => isTemplateFile(f.path))) {
     throw new ConfigError(`${KUBE_DIR}/ has no templates${project.mode === 'commit' ? ` at commit ${project.git.commit.slice(0, 8)}` : ''}; add *.yaml or *.yaml.ejs files${project.mode === 'commit' ? ' and commit them' : ''}`);
