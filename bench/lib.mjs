@@ -97,7 +97,9 @@ export function summary(label, ours, theirsName, theirs, target) {
  * resolves with its port and a stop function.
  */
 export function startLatencyProxy(targetPort, oneWayMs) {
-  const child = spawnAsync(process.execPath, [join(repoRoot, 'bench', 'latency-proxy.mjs'), String(targetPort), String(oneWayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawnAsync(process.execPath, [join(repoRoot, 'bench', 'latency-proxy.mjs'), String(targetPort), String(oneWayMs)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`latency proxy exited ${code}`)));

@@ -92,7 +92,10 @@ try {
   const lines = [await measure('worker', ['worker']), await measure('hello, 3 images', [])];
   // The same worker image with a build step that takes time, like a compile.
   const workerDockerfile = join(dir, 'worker', 'Dockerfile');
-  writeFileSync(workerDockerfile, readFileSync(workerDockerfile, 'utf8').replace('COPY worker.sh', 'RUN i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done\nCOPY worker.sh'));
+  writeFileSync(
+    workerDockerfile,
+    readFileSync(workerDockerfile, 'utf8').replace('COPY worker.sh', 'RUN i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done\nCOPY worker.sh'),
+  );
   git(dir, 'commit', '-q', '-am', 'a build step with work');
   lines.push(await measure('worker + RUN step of ~1 s', ['worker']));
   for (const line of lines) console.log(line);

@@ -30,7 +30,10 @@ const fresh = (prefix) => {
 
 function project(dir, templates) {
   writeFileSync(join(dir, 'skiff.yaml'), 'project: bench\nimages:\n  web: {}\nenvironments:\n  bench: {}\n');
-  writeFileSync(join(dir, 'Dockerfile'), 'FROM skiff-base/busybox:1\nRUN mkdir /www && echo ok > /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n');
+  writeFileSync(
+    join(dir, 'Dockerfile'),
+    'FROM skiff-base/busybox:1\nRUN mkdir /www && echo ok > /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n',
+  );
   mkdirSync(join(dir, '.kube'), { recursive: true });
   for (const [name, text] of Object.entries(templates)) writeFileSync(join(dir, '.kube', name), text);
   git(dir, 'init', '-q', '-b', 'main');
@@ -41,7 +44,9 @@ function project(dir, templates) {
 function hundredObjects({ crash = false } = {}) {
   const t = {};
   for (let i = 0; i < 50; i++) t[`cm-${i}.yaml`] = `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: cm-${i} }\ndata: { key: "value ${i}" }\n`;
-  for (let i = 0; i < 30; i++) t[`svc-${i}.yaml`] = `apiVersion: v1\nkind: Service\nmetadata: { name: svc-${i} }\nspec:\n  selector: { app: web-${i % 20} }\n  ports: [{ port: 80, targetPort: 8080 }]\n`;
+  for (let i = 0; i < 30; i++)
+    t[`svc-${i}.yaml`] =
+      `apiVersion: v1\nkind: Service\nmetadata: { name: svc-${i} }\nspec:\n  selector: { app: web-${i % 20} }\n  ports: [{ port: 80, targetPort: 8080 }]\n`;
   for (let i = 0; i < 20; i++) {
     t[`web-${i}.yaml.ejs`] = `apiVersion: apps/v1
 kind: Deployment
@@ -124,7 +129,9 @@ try {
   console.log(`P4 skiff deploy, nothing changed:       ${list(local.p4s)}  median ${secs(median(local.p4s))}`);
   console.log(`P4 kubectl apply, nothing changed:      ${list(local.p4k)}  median ${secs(median(local.p4k))}`);
   lines.push(summary('P3 deploy 100 objects until ready', median(local.p3s), 'kubectl apply + rollout status', median(local.p3k), 0.5));
-  lines.push(`P4 redeploy, nothing changed: skiff ${secs(median(local.p4s))} (target <= 1s${median(local.p4s) <= 1000 ? '' : '  MISSED'}); kubectl apply ${secs(median(local.p4k))}`);
+  lines.push(
+    `P4 redeploy, nothing changed: skiff ${secs(median(local.p4s))} (target <= 1s${median(local.p4s) <= 1000 ? '' : '  MISSED'}); kubectl apply ${secs(median(local.p4k))}`,
+  );
 
   // The same through a 20 ms round trip: where per-request latency, not the node, dominates.
   const proxy = await startLatencyProxy(6443, 10);
@@ -151,13 +158,21 @@ try {
     const ns = fresh('p5');
     k('create', 'namespace', ns);
     // A separate watcher notes when the pod's container enters CrashLoopBackOff.
-    const watcher = spawnAsync(kubectl, ['--kubeconfig', kubeconfig, 'get', 'pods', '-n', ns, '-w', '-o', 'jsonpath={.status.containerStatuses[0].state.waiting.reason}{"\\n"}'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const watcher = spawnAsync(
+      kubectl,
+      ['--kubeconfig', kubeconfig, 'get', 'pods', '-n', ns, '-w', '-o', 'jsonpath={.status.containerStatuses[0].state.waiting.reason}{"\\n"}'],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
     let crashAt;
     watcher.stdout.on('data', (d) => {
       if (!crashAt && String(d).includes('CrashLoopBackOff')) crashAt = performance.now();
     });
     const reportAt = await new Promise((resolve, reject) => {
-      const child = spawnAsync(skiffBin, ['deploy', 'bench', '--namespace', ns, '--no-auto-rollback'], { cwd: crashDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawnAsync(skiffBin, ['deploy', 'bench', '--namespace', ns, '--no-auto-rollback'], {
+        cwd: crashDir,
+        env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let err = '';
       let at;
       child.stderr.on('data', (d) => {
@@ -176,16 +191,19 @@ try {
   }
   const ms = (x) => `${Math.round(x)}ms`;
   console.log(`P5 CrashLoopBackOff → skiff's report:   ${p5.map(ms).join(' ')}  median ${ms(median(p5))}`);
-  lines.push(`P5 crash loop to complete failure report (diagnosis, events, logs): ${ms(median(p5))} after a separate kubectl watch printed CrashLoopBackOff (target <= 2s${median(p5) <= 2000 ? '' : '  MISSED'})`);
+  lines.push(
+    `P5 crash loop to complete failure report (diagnosis, events, logs): ${ms(median(p5))} after a separate kubectl watch printed CrashLoopBackOff (target <= 2s${median(p5) <= 2000 ? '' : '  MISSED'})`,
+  );
 
   // P7: render 1,000 template files.
   const renderDir = tempDir('render');
   work.push(renderDir);
   const many = {};
   for (let i = 0; i < 1000; i++) {
-    many[`cm-${i}.yaml${i % 2 ? '.ejs' : ''}`] = i % 2
-      ? `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\n  annotations: { checksum: "<%= sha256(values) %>" }\ndata:\n  image: <%= quote(images.web) %>\n  env: <%= env %>\n`
-      : `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  key: value-${i}\n`;
+    many[`cm-${i}.yaml${i % 2 ? '.ejs' : ''}`] =
+      i % 2
+        ? `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\n  annotations: { checksum: "<%= sha256(values) %>" }\ndata:\n  image: <%= quote(images.web) %>\n  env: <%= env %>\n`
+        : `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  key: value-${i}\n`;
   }
   project(renderDir, many);
   const pushed = skiff(renderDir, ['build', '--push']);

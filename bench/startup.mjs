@@ -12,7 +12,13 @@ node();
 const s = [];
 const n = [];
 for (let i = 0; i < N; i++) {
-  if (i % 2) { n.push(node()); s.push(skiff()); } else { s.push(skiff()); n.push(node()); }
+  if (i % 2) {
+    n.push(node());
+    s.push(skiff());
+  } else {
+    s.push(skiff());
+    n.push(node());
+  }
 }
 console.log(`startup: node ${process.version} (${process.execPath})`);
 console.log(`bin/skiff --version: ${list(s)}  median ${list([median(s)])}`);

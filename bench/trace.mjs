@@ -25,7 +25,10 @@ for (const name of ['spawn', 'execFile']) {
 }
 
 // Engine API calls (http over the socket) and Kubernetes API calls (https).
-for (const [mod, label] of [[http, 'engine'], [https, 'kube']]) {
+for (const [mod, label] of [
+  [http, 'engine'],
+  [https, 'kube'],
+]) {
   const request = mod.request;
   mod.request = function (...args) {
     const t = performance.now();

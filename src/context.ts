@@ -1,4 +1,6 @@
 import type { DockerEngine } from './adapters/docker.js';
+import type { CiContext } from './ci.js';
+import type { KubeClient } from './kube/client.js';
 
 /**
  * Where actions report progress. Actions never print: the CLI picks an
@@ -10,34 +12,33 @@ export interface Reporter {
   warn(message: string): void;
   /** A line of output from a build, test or container, labelled with its source. */
   log(source: string, line: string): void;
-  /** A unit of work (image, test, object) changed state. */
+  /**
+   * A unit of work (image, test, object) changed state. The line reads
+   * `subject: state (detail)`, so the detail never repeats the state.
+   */
   status(subject: string, state: string, detail?: string): void;
   /** Shown only with --verbose. */
   debug(message: string): void;
 }
 
+/** Which cluster to talk to: a kubeconfig context and file (defaults: the current context, KUBECONFIG). */
+export interface ClusterSelector {
+  context?: string;
+  kubeconfig?: string;
+}
+
 /**
  * Everything an action depends on, passed in once (Helm's Configuration):
- * the working directory, environment, reporter, clock, abort signal and the
- * lazily created clients of the outside world.
+ * the working directory, environment, CI facts, reporter, clock, abort signal
+ * and the lazily created clients of the outside world.
  */
 export interface RunContext {
   cwd: string;
   env: NodeJS.ProcessEnv;
+  ci: CiContext;
   reporter: Reporter;
   now: () => Date;
   signal: AbortSignal;
   docker: () => Promise<DockerEngine>;
+  kube: (cluster: ClusterSelector) => Promise<KubeClient>;
 }
-
-export function isCI(env: NodeJS.ProcessEnv): boolean {
-  return Boolean(env.CI && env.CI !== 'false' && env.CI !== '0') || Boolean(env.GITLAB_CI);
-}
-
-export const silentReporter: Reporter = {
-  info() {},
-  warn() {},
-  log() {},
-  status() {},
-  debug() {},
-};

@@ -57,13 +57,6 @@ export class InfrastructureError extends SkiffError {
   }
 }
 
-export class InterruptedError extends SkiffError {
-  override readonly name = 'InterruptedError';
-  constructor(message = 'interrupted') {
-    super('interrupted', ExitCode.interrupted, message);
-  }
-}
-
 export function isSkiffError(e: unknown): e is SkiffError {
   return e instanceof SkiffError;
 }

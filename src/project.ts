@@ -2,7 +2,8 @@ import { loadConfig } from './config/load.js';
 import type { ProjectConfig } from './config/types.js';
 import { findRepoRoot, readGitInfo, type GitInfo } from './adapters/git.js';
 import { ConfigError } from './errors.js';
-import { isCI, type RunContext } from './context.js';
+import type { CiContext } from './ci.js';
+import type { RunContext } from './context.js';
 import { join } from 'node:path';
 
 /** Where the build context comes from: the commit (default) or the working tree (--dev). */
@@ -33,23 +34,32 @@ export interface ProjectOptions {
 export async function loadProject(ctx: RunContext, opts: ProjectOptions = {}): Promise<Project> {
   const root = await findRepoRoot(ctx.cwd);
   const config = await loadConfig(root, opts.configFile ? join(ctx.cwd, opts.configFile) : undefined);
-  const git = await readGitInfo(root, ctx.env);
+  const git = await readGitInfo(root, ctx.ci);
   const mode: SourceMode = opts.dev ? 'worktree' : 'commit';
   if (mode === 'commit' && git.dirty) {
-    if (isCI(ctx.env) && !opts.readOnly) {
-      throw new ConfigError(`${root}: the working tree has uncommitted changes; in CI skiff builds the commit only — commit the changes, or pass --dev to build the working tree`);
+    if (ctx.ci.active && !opts.readOnly) {
+      throw new ConfigError(
+        `${root}: the working tree has uncommitted changes; in CI skiff builds the commit only — commit the changes, or pass --dev to build the working tree`,
+      );
     }
-    if (!opts.readOnly) ctx.reporter.warn(`uncommitted changes are not part of the build: skiff builds commit ${git.commit.slice(0, 8)} (use --dev to build the working tree)`);
+    if (!opts.readOnly)
+      ctx.reporter.warn(`uncommitted changes are not part of the build: skiff builds commit ${git.commit.slice(0, 8)} (use --dev to build the working tree)`);
   }
-  return { root, config, git, mode, registry: resolveRegistry(config, ctx.env, opts.registry) };
+  return { root, config, git, mode, registry: resolveRegistry(config, ctx.env, ctx.ci, opts.registry) };
 }
 
 /** --registry, then SKIFF_REGISTRY, then GitLab's CI_REGISTRY_IMAGE, then skiff.yaml. */
-export function resolveRegistry(config: ProjectConfig, env: NodeJS.ProcessEnv, flag?: string): string | undefined {
-  const value = flag || env.SKIFF_REGISTRY || (env.GITLAB_CI ? env.CI_REGISTRY_IMAGE : undefined) || config.registry;
+function resolveRegistry(config: ProjectConfig, env: NodeJS.ProcessEnv, ci: Pick<CiContext, 'registryImage'>, flag?: string): string | undefined {
+  const value = flag || env.SKIFF_REGISTRY || ci.registryImage || config.registry;
   if (value === undefined) return undefined;
-  if (!/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._\/-]+)?$/i.test(value)) {
+  if (!/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._/-]+)?$/i.test(value)) {
     throw new ConfigError(`registry "${value}" is not a valid repository prefix; use host[:port]/path, e.g. 127.0.0.1:5000/${config.project}`);
   }
   return value.replace(/\/+$/, '').toLowerCase();
+}
+
+/** The registry images are pushed to; exit 2 when none is configured. */
+export function pushRegistry(project: Project): string {
+  if (!project.registry) throw new ConfigError(`nothing to push to: set "registry" in ${project.config.file}, SKIFF_REGISTRY or --registry`);
+  return project.registry;
 }

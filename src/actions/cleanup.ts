@@ -1,6 +1,5 @@
-import { repositoryPath } from '../adapters/credentials.js';
+import { parseImageRef, repositoryPath } from '../core/image-ref.js';
 import { isShallow, recentCommits } from '../adapters/git.js';
-import { KubeClient } from '../adapters/kube.js';
 import { mapLimit } from '../core/concurrency.js';
 import { CONTENT_TAG, planCleanup, type Deletion } from '../core/cleanup-policy.js';
 import { formatDuration } from '../core/duration.js';
@@ -10,8 +9,9 @@ import { loadProject, type Project, type ProjectOptions } from '../project.js';
 import { MemoryDriver, ReleaseStorage } from '../release/storage.js';
 import { planImages } from '../stages/image-plan.js';
 import type { KubeFlags } from '../stages/kube-session.js';
+import { sealRecord } from '../stages/redact.js';
 import { resolveTarget } from '../stages/release-inputs.js';
-import { RegistryAccess } from './build.js';
+import { RegistryAccess } from '../adapters/registry.js';
 
 export interface CleanupOptions extends ProjectOptions, KubeFlags {
   /** Images of this many newest commits of every branch and tag are kept. */
@@ -41,7 +41,7 @@ interface InUse {
  * or of an environment since removed from skiff.yaml, count too. A cluster
  * where that cannot be listed stops the cleanup.
  */
-async function imagesInUse(project: Project, opts: CleanupOptions): Promise<InUse> {
+async function imagesInUse(ctx: RunContext, project: Project, opts: CleanupOptions): Promise<InUse> {
   const contexts = new Map<string, string | undefined>();
   for (const env of Object.keys(project.config.environments)) {
     const context = resolveTarget(project, env).kubeContext;
@@ -50,21 +50,21 @@ async function imagesInUse(project: Project, opts: CleanupOptions): Promise<InUs
   const used: InUse = { contentTags: new Set(), digests: new Set(), releases: [] };
   for (const [label, context] of contexts) {
     try {
-      const kube = await KubeClient.connect({ context, kubeconfig: opts.kubeconfig });
+      const kube = await ctx.kube({ context, kubeconfig: opts.kubeconfig });
       const byNamespace = await kube.namespacesWith('v1', 'Secret', 'owner=skiff');
       for (const [namespace, secrets] of byNamespace) {
         // The records were just listed: read them from memory, not once more per release.
         const listed = new MemoryDriver();
         await listed.create(secrets);
-        const storage = new ReleaseStorage(listed, namespace);
+        const storage = new ReleaseStorage(listed, namespace, sealRecord);
         for (const release of new Set(secrets.map((s) => s.metadata.labels?.name).filter((n): n is string => Boolean(n)))) {
           const revisions = await storage.history(release);
           for (const record of revisions) {
             for (const ref of Object.values(record.images ?? {})) {
-              const m = /:([^:/@]+)@(sha256:[0-9a-f]{64})$/.exec(ref);
-              if (m) {
-                used.contentTags.add(m[1]!);
-                used.digests.add(m[2]!);
+              const { tag, digest } = parseImageRef(ref);
+              if (tag && digest) {
+                used.contentTags.add(tag);
+                used.digests.add(digest);
               }
             }
           }
@@ -96,12 +96,14 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
   if (!Number.isInteger(keepCommits) || keepCommits < 1) throw new ConfigError(`--keep-commits must be a whole number ≥ 1, got ${opts.keepCommits}`);
   const minAgeMs = opts.minAgeMs ?? 60 * 60_000;
   if (await isShallow(project.root)) {
-    throw new ConfigError(`${project.root} is a shallow clone: cleanup must see the newest commits of every branch and tag; fetch them all (in GitLab CI: GIT_DEPTH: "0", then git fetch origin '+refs/heads/*:refs/remotes/origin/*' --tags)`);
+    throw new ConfigError(
+      `${project.root} is a shallow clone: cleanup must see the newest commits of every branch and tag; fetch them all (in GitLab CI: GIT_DEPTH: "0", then git fetch origin '+refs/heads/*:refs/remotes/origin/*' --tags)`,
+    );
   }
 
   // 1. What the releases use, and what the newest commits of every branch and tag build.
-  const used = await imagesInUse(project, opts);
-  for (const r of used.releases) ctx.reporter.status(`release ${r.release}`, 'read', `${r.revisions} revisions in ${r.namespace} (${r.context})`);
+  const used = await imagesInUse(ctx, project, opts);
+  for (const r of used.releases) ctx.reporter.status(`release ${r.release}`, 'read', `${r.revisions} revisions in ${r.namespace}, context ${r.context}`);
   const commits = await recentCommits(project.root, keepCommits);
   const keptContentTags = new Set(used.contentTags);
   for (const commit of commits) {
@@ -112,10 +114,12 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
       ctx.reporter.debug(`commit ${commit.slice(0, 8)} does not build with today's ${project.config.file}: ${e.message}`);
     }
   }
-  ctx.reporter.info(`keeping the images of ${used.releases.reduce((n, r) => n + r.revisions, 0)} release revisions, of ${commits.size} recent commits, and those built in the last ${formatDuration(minAgeMs)}`);
+  ctx.reporter.info(
+    `keeping the images of ${used.releases.reduce((n, r) => n + r.revisions, 0)} release revisions, of ${commits.size} recent commits, and those built in the last ${formatDuration(minAgeMs)}`,
+  );
 
   // 2. Each image repository: every tag read, then what nothing keeps.
-  const registries = new RegistryAccess(ctx.env);
+  const registries = new RegistryAccess(ctx.env, ctx.ci);
   const result: CleanupResult = { dryRun: Boolean(opts.dryRun), releases: used.releases, deleted: [], kept: 0 };
   const candidates: Array<{ image: string; repository: string; path: string; deletion: Deletion }> = [];
   for (const image of Object.keys(project.config.images)) {
@@ -142,7 +146,7 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
   }
 
   // 3. Read the releases again: a deploy may have started using one of them meanwhile.
-  const now = candidates.length && !opts.dryRun ? await imagesInUse(project, opts) : used;
+  const now = candidates.length && !opts.dryRun ? await imagesInUse(ctx, project, opts) : used;
   for (const { image, repository, path, deletion } of candidates) {
     const content = deletion.tags.filter((t) => CONTENT_TAG.test(t));
     if (deletion.tags.some((t) => now.contentTags.has(t)) || now.digests.has(deletion.digest)) {
@@ -151,7 +155,11 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
     }
     if (!opts.dryRun) await (await registries.for(repository)).client.deleteManifest(path, deletion.digest);
     const others = deletion.tags.filter((t) => !CONTENT_TAG.test(t));
-    ctx.reporter.status(image, opts.dryRun ? 'would delete' : 'deleted', `${repository}:${content.join(',')} (${deletion.digest.slice(0, 19)}…${others.length ? `, with tags ${others.join(', ')}` : ''})`);
+    ctx.reporter.status(
+      image,
+      opts.dryRun ? 'would delete' : 'deleted',
+      `${repository}:${content.join(',')}, ${deletion.digest.slice(0, 19)}…${others.length ? `, with tags ${others.join(', ')}` : ''}`,
+    );
     result.deleted.push({ image, digest: deletion.digest, tags: deletion.tags });
   }
   return result;

@@ -38,8 +38,14 @@ async function walk(dir: string, prefix = ''): Promise<string[]> {
  */
 export async function runInit(ctx: RunContext, opts: InitOptions): Promise<{ written: string[]; kept: string[] }> {
   const root = await findRepoRoot(ctx.cwd);
-  const project = opts.project ?? basename(root).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(project)) throw new ConfigError(`cannot derive a project name from "${basename(root)}"; pass --project NAME (lower-case letters, digits, "-")`);
+  const project =
+    opts.project ??
+    basename(root)
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '');
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(project))
+    throw new ConfigError(`cannot derive a project name from "${basename(root)}"; pass --project NAME (lower-case letters, digits, "-")`);
   const registry = opts.registry ?? `127.0.0.1:5000/${project}`;
   const written: string[] = [];
   const kept: string[] = [];

@@ -54,7 +54,7 @@ export async function runContainer(engine: DockerEngine, run: ContainerRun): Pro
     const missing: string[] = [];
     for (const path of run.copyOut) {
       try {
-        const archive = (await container.getArchive({ path })) as unknown as NodeJS.ReadableStream;
+        const archive = await container.getArchive({ path });
         copied.push(...(await extractTo(archive, run.copyTo)));
       } catch (e) {
         if ((e as { statusCode?: number }).statusCode === 404) missing.push(path);
@@ -113,7 +113,7 @@ async function extractTo(archive: NodeJS.ReadableStream, dir: string): Promise<s
       }
     }
   })();
-  Readable.from(archive as AsyncIterable<Buffer>).pipe(extract as unknown as NodeJS.WritableStream);
+  Readable.from(archive as AsyncIterable<Buffer>).pipe(extract);
   await done;
   return written;
 }

@@ -37,7 +37,9 @@ export function contextTar(source: ContextSource, entries: TreeEntry[], extraFil
         pack.entry({ name: e.path, type: 'symlink', linkname: content.toString(), mode: 0o777, mtime: FIXED_MTIME });
       } else {
         await new Promise<void>((resolve, reject) => {
-          pack.entry({ name: e.path, mode: e.mode === '100755' ? 0o755 : 0o644, mtime: FIXED_MTIME, size: content.length }, content, (err) => (err ? reject(err) : resolve()));
+          pack.entry({ name: e.path, mode: e.mode === '100755' ? 0o755 : 0o644, mtime: FIXED_MTIME, size: content.length }, content, (err) =>
+            err ? reject(err) : resolve(),
+          );
         });
       }
     }
@@ -53,5 +55,5 @@ export function contextTar(source: ContextSource, entries: TreeEntry[], extraFil
     .catch((err: Error) => pack.destroy(err))
     .finally(() => blobs?.close());
   // tar-stream packs are streamx streams; the Engine client wants a Node stream.
-  return Readable.from(pack as unknown as AsyncIterable<Buffer>);
+  return Readable.from(pack);
 }

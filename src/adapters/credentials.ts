@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { CiContext } from '../ci.js';
 
 export interface RegistryCredentials {
   username: string;
@@ -16,17 +17,6 @@ interface DockerConfigFile {
   credsStore?: string;
 }
 
-/** The registry host of an image reference or repository prefix ("127.0.0.1:5000/hello" → "127.0.0.1:5000"). */
-/** The repository's path on its registry: "127.0.0.1:5000/hello/app" → "hello/app". */
-export function repositoryPath(repository: string): string {
-  return repository.split('/').slice(1).join('/');
-}
-
-export function registryHost(repository: string): string {
-  const first = repository.split('/')[0] ?? repository;
-  return first.includes('.') || first.includes(':') || first === 'localhost' ? first : 'docker.io';
-}
-
 function sameHost(key: string, host: string): boolean {
   const strip = (s: string) => s.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
   const k = strip(key);
@@ -39,12 +29,13 @@ function sameHost(key: string, host: string): boolean {
  * SKIFF_REGISTRY_USER/PASSWORD, then GitLab's CI_REGISTRY_USER/PASSWORD (for
  * CI_REGISTRY's host), then the Docker config's credHelpers, auths and credsStore.
  */
-export async function findCredentials(host: string, env: NodeJS.ProcessEnv = process.env): Promise<RegistryCredentials | undefined> {
+export async function findCredentials(host: string, env: NodeJS.ProcessEnv, ci: Pick<CiContext, 'registryLogin'>): Promise<RegistryCredentials | undefined> {
   if (env.SKIFF_REGISTRY_USER && env.SKIFF_REGISTRY_PASSWORD !== undefined) {
     return { username: env.SKIFF_REGISTRY_USER, password: env.SKIFF_REGISTRY_PASSWORD, origin: 'SKIFF_REGISTRY_USER/SKIFF_REGISTRY_PASSWORD' };
   }
-  if (env.CI_REGISTRY_USER && env.CI_REGISTRY_PASSWORD !== undefined && (!env.CI_REGISTRY || sameHost(env.CI_REGISTRY, host))) {
-    return { username: env.CI_REGISTRY_USER, password: env.CI_REGISTRY_PASSWORD, origin: 'CI_REGISTRY_USER/CI_REGISTRY_PASSWORD' };
+  const job = ci.registryLogin;
+  if (job && (!job.host || sameHost(job.host, host))) {
+    return { username: job.username, password: job.password, origin: 'CI_REGISTRY_USER/CI_REGISTRY_PASSWORD' };
   }
   const dir = env.DOCKER_CONFIG || join(homedir(), '.docker');
   let config: DockerConfigFile;
@@ -61,7 +52,8 @@ export async function findCredentials(host: string, env: NodeJS.ProcessEnv = pro
     const colon = decoded.indexOf(':');
     if (colon > 0) return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), origin: `${join(dir, 'config.json')} auths` };
   }
-  if (entry?.username && entry.password !== undefined) return { username: entry.username, password: entry.password, origin: `${join(dir, 'config.json')} auths` };
+  if (entry?.username && entry.password !== undefined)
+    return { username: entry.username, password: entry.password, origin: `${join(dir, 'config.json')} auths` };
   if (config.credsStore) return fromHelper(config.credsStore, host);
   return undefined;
 }
@@ -72,7 +64,8 @@ function fromHelper(helper: string, host: string): Promise<RegistryCredentials |
       if (err) return resolve(undefined);
       try {
         const parsed = JSON.parse(stdout) as { Username?: string; Secret?: string };
-        if (parsed.Username && parsed.Secret !== undefined) return resolve({ username: parsed.Username, password: parsed.Secret, origin: `docker-credential-${helper}` });
+        if (parsed.Username && parsed.Secret !== undefined)
+          return resolve({ username: parsed.Username, password: parsed.Secret, origin: `docker-credential-${helper}` });
       } catch {
         /* an unreadable answer is no credential */
       }

@@ -39,7 +39,9 @@ export class DockerEngine {
 
   private unreachable(e: unknown): InfrastructureError {
     const where = process.env.DOCKER_HOST ?? '/var/run/docker.sock';
-    return new InfrastructureError(`Docker Engine at ${where} is unreachable (${(e as Error).message}); start it (scripts/services up) or set DOCKER_HOST`, { cause: e });
+    return new InfrastructureError(`Docker Engine at ${where} is unreachable (${(e as Error).message}); start it (scripts/services up) or set DOCKER_HOST`, {
+      cause: e,
+    });
   }
 
   async ping(): Promise<void> {
@@ -116,28 +118,50 @@ export class DockerEngine {
   }
 
   /** Pulls repository:tag into the Engine (a registry's credentials when it needs them). */
-  async pull(repository: string, tag: string, credentials: RegistryCredentials | undefined, onLog: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  async pull(
+    repository: string,
+    tag: string,
+    credentials: RegistryCredentials | undefined,
+    onLog: (line: string) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const authconfig = credentials ? { username: credentials.username, password: credentials.password, serveraddress: repository.split('/')[0]! } : undefined;
     let stream: NodeJS.ReadableStream;
     try {
       stream = await this.api.pull(`${repository}:${tag}`, { authconfig, abortSignal: signal });
     } catch (e) {
       const status = (e as { statusCode?: number }).statusCode;
-      if (status === 401 || status === 403) throw new InfrastructureError(`pull of ${repository}:${tag} was denied by the registry${credentials ? ` for user "${credentials.username}" (from ${credentials.origin})` : ' (no credentials found)'}`, { kind: 'auth' });
-      if (status !== undefined) throw new InfrastructureError(`pull of ${repository}:${tag} failed: ${redact(cleanEngineMessage((e as Error).message), credentials)}`);
+      if (status === 401 || status === 403)
+        throw new InfrastructureError(
+          `pull of ${repository}:${tag} was denied by the registry${credentials ? ` for user "${credentials.username}" (from ${credentials.origin})` : ' (no credentials found)'}`,
+          { kind: 'auth' },
+        );
+      if (status !== undefined)
+        throw new InfrastructureError(`pull of ${repository}:${tag} failed: ${redact(cleanEngineMessage((e as Error).message), credentials)}`);
       throw this.unreachable(e);
     }
     const events = await this.follow(stream, (ev) => {
       if (ev.status && !ev.progress) onLog(`${ev.id ? `${ev.id}: ` : ''}${ev.status}`);
     });
     const failure = events.find((ev) => ev.error || ev.errorDetail);
-    if (failure) throw new InfrastructureError(`pull of ${repository}:${tag} failed: ${redact(cleanEngineMessage(failure.errorDetail?.message ?? failure.error ?? 'pull failed'), credentials)}`);
+    if (failure)
+      throw new InfrastructureError(
+        `pull of ${repository}:${tag} failed: ${redact(cleanEngineMessage(failure.errorDetail?.message ?? failure.error ?? 'pull failed'), credentials)}`,
+      );
   }
 
   /** Pushes repository:tag; returns the manifest digest. Unauthorized pushes (reported inside a 200 stream) become exit 3. */
-  async push(repository: string, tag: string, credentials: RegistryCredentials | undefined, onLog: (line: string) => void, signal?: AbortSignal): Promise<string> {
+  async push(
+    repository: string,
+    tag: string,
+    credentials: RegistryCredentials | undefined,
+    onLog: (line: string) => void,
+    signal?: AbortSignal,
+  ): Promise<string> {
     // The Engine wants an X-Registry-Auth header even for anonymous pushes.
-    const authconfig = credentials ? { username: credentials.username, password: credentials.password, serveraddress: repository.split('/')[0]! } : { username: '', password: '', serveraddress: '' };
+    const authconfig = credentials
+      ? { username: credentials.username, password: credentials.password, serveraddress: repository.split('/')[0]! }
+      : { username: '', password: '', serveraddress: '' };
     let stream: NodeJS.ReadableStream;
     try {
       stream = await this.api.getImage(`${repository}:${tag}`).push({ tag, authconfig, abortSignal: signal });
@@ -153,7 +177,10 @@ export class DockerEngine {
     if (failure) {
       const message = cleanEngineMessage(failure.errorDetail?.message ?? failure.error ?? 'push failed');
       if (/unauthori[sz]ed|authentication required|denied|forbidden|no basic auth/i.test(message)) {
-        throw new InfrastructureError(`push of ${repository}:${tag} was denied by the registry${credentials ? ` for user "${credentials.username}" (from ${credentials.origin})` : ' (no credentials found)'}: ${redact(message, credentials)}`, { kind: 'auth' });
+        throw new InfrastructureError(
+          `push of ${repository}:${tag} was denied by the registry${credentials ? ` for user "${credentials.username}" (from ${credentials.origin})` : ' (no credentials found)'}: ${redact(message, credentials)}`,
+          { kind: 'auth' },
+        );
       }
       throw new InfrastructureError(`push of ${repository}:${tag} failed: ${redact(message, credentials)}`);
     }

@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CiContext } from '../ci.js';
 import { ConfigError, InfrastructureError } from '../errors.js';
 import { gitBlobId, type ContextEntry } from '../core/image-inputs.js';
 
@@ -35,7 +36,11 @@ interface GitOutput {
 function git(root: string, args: string[], opts: { reject?: boolean } = {}): Promise<GitOutput> {
   return new Promise((resolve, reject) => {
     execFile('git', args, { cwd: root, maxBuffer: 512 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : (err as { code?: unknown }).code) : 0;
+      const code = err
+        ? typeof (err as NodeJS.ErrnoException).code === 'number'
+          ? Number((err as NodeJS.ErrnoException).code)
+          : (err as { code?: unknown }).code
+        : 0;
       if (code === 'ENOENT') return reject(new InfrastructureError('git is not installed; install it (apt-get install git)'));
       const out = { exitCode: typeof code === 'number' ? code : 1, stdout: stdout.replace(/\n$/, ''), stderr };
       if (out.exitCode !== 0 && (opts.reject ?? true)) return reject(new Error(`git ${args.join(' ')} failed: ${stderr.trim()}`));
@@ -46,7 +51,8 @@ function git(root: string, args: string[], opts: { reject?: boolean } = {}): Pro
 
 export async function findRepoRoot(cwd: string): Promise<string> {
   const r = await git(cwd, ['rev-parse', '--show-toplevel'], { reject: false });
-  if (r.exitCode !== 0) throw new ConfigError(`${cwd}: not a Git repository; skiff builds from a commit — run "git init" and commit, or cd into the repository`);
+  if (r.exitCode !== 0)
+    throw new ConfigError(`${cwd}: not a Git repository; skiff builds from a commit — run "git init" and commit, or cd into the repository`);
   return r.stdout;
 }
 
@@ -54,25 +60,34 @@ export async function findRepoRoot(cwd: string): Promise<string> {
  * The commit and names skiff tags images with. Under GitLab CI the checkout is
  * a detached HEAD, so the branch and tag come from CI_COMMIT_* variables.
  */
-export async function readGitInfo(root: string, env: NodeJS.ProcessEnv = process.env): Promise<GitInfo> {
+export async function readGitInfo(root: string, ci: Pick<CiContext, 'commitBranch' | 'commitTag' | 'projectUrl'> = {}): Promise<GitInfo> {
   // Three git processes: commit, date and ref names in one `log`, the dirty check, the remote.
   const [head, statusR, remoteR] = await Promise.all([
     git(root, ['log', '-1', '--format=%H%x00%cI%x00%D', 'HEAD'], { reject: false }),
     git(root, ['status', '--porcelain', '--untracked-files=normal', '--', '.', ':(exclude).skiff'], { reject: false }),
     git(root, ['config', '--get', 'remote.origin.url'], { reject: false }),
   ]);
-  if (head.exitCode !== 0 || !head.stdout) throw new ConfigError(`${root}: the repository has no commit yet; commit your files first ("git add -A && git commit -m init")`);
+  if (head.exitCode !== 0 || !head.stdout)
+    throw new ConfigError(`${root}: the repository has no commit yet; commit your files first ("git add -A && git commit -m init")`);
   const [commit = '', committedAt = '', refs = ''] = head.stdout.trim().split('\0');
   const names = refs.split(', ').filter(Boolean);
   const localBranch = names.find((n) => n.startsWith('HEAD -> '))?.slice('HEAD -> '.length);
   const localTag = names.find((n) => n.startsWith('tag: '))?.slice('tag: '.length);
-  const branch = env.CI_COMMIT_BRANCH || (env.CI_COMMIT_TAG ? undefined : env.CI_COMMIT_REF_NAME) || localBranch;
-  const tag = env.CI_COMMIT_TAG || localTag;
-  const source = env.CI_PROJECT_URL || (remoteR.exitCode === 0 && remoteR.stdout ? stripCredentials(remoteR.stdout) : undefined);
-  return { root, commit, committedAt: new Date(committedAt).toISOString(), branch: branch || undefined, tag: tag || undefined, dirty: statusR.stdout.trim() !== '', source };
+  const branch = ci.commitBranch || localBranch;
+  const tag = ci.commitTag || localTag;
+  const source = ci.projectUrl || (remoteR.exitCode === 0 && remoteR.stdout ? stripCredentials(remoteR.stdout) : undefined);
+  return {
+    root,
+    commit,
+    committedAt: new Date(committedAt).toISOString(),
+    branch: branch || undefined,
+    tag: tag || undefined,
+    dirty: statusR.stdout.trim() !== '',
+    source,
+  };
 }
 
-export function stripCredentials(url: string): string {
+function stripCredentials(url: string): string {
   return url.replace(/^(\w+:\/\/)[^@/]+@/, '$1');
 }
 
@@ -113,22 +128,24 @@ export async function listWorkingTree(root: string, dir: string): Promise<TreeEn
   const batch = 64;
   for (let i = 0; i < paths.length; i += batch) {
     const slice = paths.slice(i, i + batch);
-    const results = await Promise.all(slice.map(async (repoPath) => {
-      const abs = join(root, repoPath);
-      let st;
-      try {
-        st = await lstat(abs);
-      } catch {
-        return undefined; // deleted in the working tree
-      }
-      if (st.isSymbolicLink()) {
-        const target = await readlink(abs);
-        return { repoPath, path: repoPath.slice(prefix.length), mode: '120000', oid: gitBlobId(Buffer.from(target)) };
-      }
-      if (!st.isFile()) return undefined;
-      const content = await readFile(abs);
-      return { repoPath, path: repoPath.slice(prefix.length), mode: st.mode & 0o111 ? '100755' : '100644', oid: gitBlobId(content) };
-    }));
+    const results = await Promise.all(
+      slice.map(async (repoPath) => {
+        const abs = join(root, repoPath);
+        let st;
+        try {
+          st = await lstat(abs);
+        } catch {
+          return undefined; // deleted in the working tree
+        }
+        if (st.isSymbolicLink()) {
+          const target = await readlink(abs);
+          return { repoPath, path: repoPath.slice(prefix.length), mode: '120000', oid: gitBlobId(Buffer.from(target)) };
+        }
+        if (!st.isFile()) return undefined;
+        const content = await readFile(abs);
+        return { repoPath, path: repoPath.slice(prefix.length), mode: st.mode & 0o111 ? '100755' : '100644', oid: gitBlobId(content) };
+      }),
+    );
     for (const e of results) if (e) entries.push(e);
   }
   return entries;
@@ -137,7 +154,9 @@ export async function listWorkingTree(root: string, dir: string): Promise<TreeEn
 /** A file's content at a commit, or undefined when it is not there. */
 export async function readCommitFile(root: string, commit: string, path: string): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
-    execFile('git', ['cat-file', 'blob', `${commit}:${path}`], { cwd: root, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => resolve(err ? undefined : stdout));
+    execFile('git', ['cat-file', 'blob', `${commit}:${path}`], { cwd: root, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (err, stdout) =>
+      resolve(err ? undefined : stdout),
+    );
   });
 }
 

@@ -1,49 +1,24 @@
 import { existsSync } from 'node:fs';
 import { request as httpsRequest, Agent as HttpsAgent, type RequestOptions } from 'node:https';
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
-import { ConfigError, InfrastructureError, SkiffError, WorkFailedError } from '../errors.js';
-import type { KubeObject } from '../release/types.js';
+import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
+import { KubeApiError, PARALLEL_REQUESTS, type KubeClient, type ListQuery, type ListResult, type WatchEvent, type Watcher } from '../kube/client.js';
+import { objectRef } from '../kube/object-key.js';
+import type { KubeObject, LiveObject } from '../kube/types.js';
 import { loadConnection } from './kubeconfig.js';
 
 export const FIELD_MANAGER = 'skiff';
-/**
- * Requests in flight at once (and sockets kept open): applying 100 objects to
- * a cluster 20 ms away takes 7 round trips, not 100.
- */
-export const PARALLEL_REQUESTS = 16;
 
-export interface ResourceInfo {
+interface ResourceInfo {
   /** "/api/v1" or "/apis/apps/v1" */
   base: string;
   plural: string;
   namespaced: boolean;
 }
 
-export interface KubeResponse {
+interface KubeResponse {
   status: number;
   body: unknown;
-}
-
-export interface WatchEvent {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
-  object: KubeObject & Record<string, unknown>;
-}
-
-export interface ListResult {
-  items: Array<KubeObject & Record<string, unknown>>;
-  resourceVersion: string;
-}
-
-/** An API error from the server, with its Status body. */
-export class KubeApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-    message: string,
-    readonly causes: Array<{ field?: string; message?: string; reason?: string }> = [],
-  ) {
-    super(message);
-  }
 }
 
 /**
@@ -53,7 +28,7 @@ export class KubeApiError extends Error {
  * requests (server-side apply, dry-run, watch with resume, logs) are plain
  * HTTPS with keep-alive.
  */
-export class KubeClient {
+export class HttpKubeClient implements KubeClient {
   private readonly discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
   private constructor(
     readonly server: string,
@@ -62,14 +37,14 @@ export class KubeClient {
     readonly defaultNamespace: string,
   ) {}
 
-  static async connect(opts: { context?: string; kubeconfig?: string } = {}): Promise<KubeClient> {
+  static async connect(opts: { context?: string; kubeconfig?: string } = {}): Promise<HttpKubeClient> {
     const simple = loadConnection(opts, process.env);
-    if (simple) return new KubeClient(simple.server, simple.context, simple.options, simple.namespace);
-    return KubeClient.connectWithClientNode(opts);
+    if (simple) return new HttpKubeClient(simple.server, simple.context, simple.options, simple.namespace);
+    return HttpKubeClient.connectWithClientNode(opts);
   }
 
   /** Exec plugins, auth providers, proxies and in-cluster config, through @kubernetes/client-node. */
-  private static async connectWithClientNode(opts: { context?: string; kubeconfig?: string }): Promise<KubeClient> {
+  private static async connectWithClientNode(opts: { context?: string; kubeconfig?: string }): Promise<HttpKubeClient> {
     const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     try {
@@ -79,7 +54,9 @@ export class KubeClient {
         const candidates = (process.env.KUBECONFIG ?? '').split(':').filter(Boolean);
         const found = candidates.length ? candidates.some((f) => existsSync(f)) : existsSync(`${home}/.kube/config`);
         if (!found && !process.env.KUBERNETES_SERVICE_HOST) {
-          throw new ConfigError(`no kubeconfig found (${candidates.length ? `KUBECONFIG=${process.env.KUBECONFIG}` : '~/.kube/config'} does not exist) and not running in a cluster; set KUBECONFIG or --kubeconfig`);
+          throw new ConfigError(
+            `no kubeconfig found (${candidates.length ? `KUBECONFIG=${process.env.KUBECONFIG}` : '~/.kube/config'} does not exist) and not running in a cluster; set KUBECONFIG or --kubeconfig`,
+          );
         }
         kc.loadFromDefault();
       }
@@ -89,7 +66,14 @@ export class KubeClient {
     }
     if (opts.context) {
       if (!kc.getContexts().some((c) => c.name === opts.context)) {
-        throw new ConfigError(`kube context "${opts.context}" is not in the kubeconfig (contexts: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'}); fix environments.<env>.kubeContext or --kube-context`);
+        throw new ConfigError(
+          `kube context "${opts.context}" is not in the kubeconfig (contexts: ${
+            kc
+              .getContexts()
+              .map((c) => c.name)
+              .join(', ') || 'none'
+          }); fix environments.<env>.kubeContext or --kube-context`,
+        );
       }
       kc.setCurrentContext(opts.context);
     }
@@ -102,17 +86,23 @@ export class KubeClient {
       throw new ConfigError(`kube context "${kc.getCurrentContext()}" (server ${cluster.server}) cannot be used: ${(e as Error).message}`);
     }
     const ctx = kc.getContextObject(kc.getCurrentContext());
-    return new KubeClient(cluster.server.replace(/\/+$/, ''), kc.getCurrentContext(), options, ctx?.namespace ?? 'default');
+    return new HttpKubeClient(cluster.server.replace(/\/+$/, ''), kc.getCurrentContext(), options, ctx?.namespace ?? 'default');
   }
 
   private agent: HttpsAgent | HttpAgent | undefined;
 
   /** One HTTP request; resolves with status and parsed JSON (or text). */
-  request(method: string, path: string, init: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; signal?: AbortSignal; raw?: boolean } = {}): Promise<KubeResponse> {
+  request(
+    method: string,
+    path: string,
+    init: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; signal?: AbortSignal; raw?: boolean } = {},
+  ): Promise<KubeResponse> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const isHttps = url.protocol === 'https:';
-    this.agent ??= isHttps ? new HttpsAgent({ keepAlive: true, maxSockets: PARALLEL_REQUESTS }) : new HttpAgent({ keepAlive: true, maxSockets: PARALLEL_REQUESTS });
+    this.agent ??= isHttps
+      ? new HttpsAgent({ keepAlive: true, maxSockets: PARALLEL_REQUESTS })
+      : new HttpAgent({ keepAlive: true, maxSockets: PARALLEL_REQUESTS });
     const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
     return new Promise((resolve, reject) => {
       const req = (isHttps ? httpsRequest : httpRequest)(
@@ -154,15 +144,22 @@ export class KubeClient {
 
   private unreachable(e: Error): Error {
     if (e.name === 'AbortError') return e;
-    return new InfrastructureError(`Kubernetes API ${this.server} (context ${this.context}) is unreachable: ${e.message}; check the cluster and KUBECONFIG`, { cause: e });
+    return new InfrastructureError(`Kubernetes API ${this.server} (context ${this.context}) is unreachable: ${e.message}; check the cluster and KUBECONFIG`, {
+      cause: e,
+    });
   }
 
   /** Throws a typed error for a non-2xx answer. */
   private check(res: KubeResponse, what: string): unknown {
     if (res.status >= 200 && res.status < 300) return res.body;
-    const status = (typeof res.body === 'object' && res.body ? res.body : {}) as { message?: string; reason?: string; details?: { causes?: Array<{ field?: string; message?: string; reason?: string }> } };
+    const status = (typeof res.body === 'object' && res.body ? res.body : {}) as {
+      message?: string;
+      reason?: string;
+      details?: { causes?: Array<{ field?: string; message?: string; reason?: string }> };
+    };
     const message = status.message ?? String(res.body).slice(0, 300);
-    if (res.status === 401) throw new InfrastructureError(`Kubernetes API ${this.server} rejected the credentials of context ${this.context} (${what})`, { kind: 'auth' });
+    if (res.status === 401)
+      throw new InfrastructureError(`Kubernetes API ${this.server} rejected the credentials of context ${this.context} (${what})`, { kind: 'auth' });
     if (res.status === 403) throw new InfrastructureError(`Kubernetes API ${this.server} forbids ${what}: ${message}`, { kind: 'auth' });
     throw new KubeApiError(res.status, status.reason ?? '', message, status.details?.causes ?? []);
   }
@@ -198,32 +195,28 @@ export class KubeClient {
   }
 
   /** Server-side apply with skiff's field manager. */
-  async apply(obj: KubeObject, opts: { dryRun?: boolean; force?: boolean } = {}): Promise<KubeObject & Record<string, unknown>> {
+  async apply(obj: KubeObject, opts: { dryRun?: boolean; force?: boolean } = {}): Promise<LiveObject> {
     const path = await this.path(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
     const res = await this.request('PATCH', path, {
       body: obj,
       contentType: 'application/apply-patch+yaml',
       query: { fieldManager: FIELD_MANAGER, force: opts.force ? 'true' : undefined, dryRun: opts.dryRun ? 'All' : undefined },
     });
-    try {
-      return this.check(res, `apply of ${describe(obj)}`) as KubeObject & Record<string, unknown>;
-    } catch (e) {
-      throw explainApplyError(e, obj);
-    }
+    return this.check(res, `apply of ${objectRef(obj)}`) as LiveObject;
   }
 
-  async get(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<(KubeObject & Record<string, unknown>) | undefined> {
+  async get(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<LiveObject | undefined> {
     const res = await this.request('GET', await this.path(apiVersion, kind, namespace, name));
     if (res.status === 404) return undefined;
-    return this.check(res, `read of ${kind} ${name}`) as KubeObject & Record<string, unknown>;
+    return this.check(res, `read of ${kind} ${name}`) as LiveObject;
   }
 
   /** Namespaces (of a namespaced kind) that hold objects matching a label selector, across the cluster. */
-  async namespacesWith(apiVersion: string, kind: string, labelSelector: string): Promise<Map<string, Array<KubeObject & Record<string, unknown>>>> {
+  async namespacesWith(apiVersion: string, kind: string, labelSelector: string): Promise<Map<string, Array<LiveObject>>> {
     const r = await this.resource(apiVersion, kind);
     const res = await this.request('GET', `${r.base}/${r.plural}`, { query: { labelSelector } });
-    const body = this.check(res, `list of ${kind} in all namespaces`) as { items: Array<KubeObject & Record<string, unknown>> };
-    const out = new Map<string, Array<KubeObject & Record<string, unknown>>>();
+    const body = this.check(res, `list of ${kind} in all namespaces`) as { items: Array<LiveObject> };
+    const out = new Map<string, Array<LiveObject>>();
     for (const item of body.items) {
       const ns = item.metadata.namespace ?? '';
       out.set(ns, [...(out.get(ns) ?? []), item]);
@@ -231,10 +224,10 @@ export class KubeClient {
     return out;
   }
 
-  async list(apiVersion: string, kind: string, namespace: string | undefined, query: { labelSelector?: string; fieldSelector?: string } = {}): Promise<ListResult> {
-    const res = await this.request('GET', await this.path(apiVersion, kind, namespace), { query });
+  async list(apiVersion: string, kind: string, namespace: string | undefined, query: ListQuery = {}): Promise<ListResult> {
+    const res = await this.request('GET', await this.path(apiVersion, kind, namespace), { query: { ...query } });
     if (res.status === 404) return { items: [], resourceVersion: '' };
-    const body = this.check(res, `list of ${kind}`) as { items: Array<KubeObject & Record<string, unknown>>; metadata: { resourceVersion: string } };
+    const body = this.check(res, `list of ${kind}`) as { items: Array<LiveObject>; metadata: { resourceVersion: string } };
     for (const item of body.items) {
       item.apiVersion ??= apiVersion;
       item.kind ??= kind;
@@ -242,19 +235,33 @@ export class KubeClient {
     return { items: body.items, resourceVersion: body.metadata.resourceVersion };
   }
 
-  async create(obj: KubeObject): Promise<KubeObject & Record<string, unknown>> {
-    const res = await this.request('POST', await this.path(obj.apiVersion, obj.kind, obj.metadata.namespace), { body: obj, query: { fieldManager: FIELD_MANAGER } });
-    return this.check(res, `create of ${describe(obj)}`) as KubeObject & Record<string, unknown>;
+  async create(obj: KubeObject): Promise<LiveObject> {
+    const res = await this.request('POST', await this.path(obj.apiVersion, obj.kind, obj.metadata.namespace), {
+      body: obj,
+      query: { fieldManager: FIELD_MANAGER },
+    });
+    return this.check(res, `create of ${objectRef(obj)}`) as LiveObject;
   }
 
-  async replace(obj: KubeObject): Promise<KubeObject & Record<string, unknown>> {
-    const res = await this.request('PUT', await this.path(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name), { body: obj, query: { fieldManager: FIELD_MANAGER } });
-    return this.check(res, `update of ${describe(obj)}`) as KubeObject & Record<string, unknown>;
+  async replace(obj: KubeObject): Promise<LiveObject> {
+    const res = await this.request('PUT', await this.path(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name), {
+      body: obj,
+      query: { fieldManager: FIELD_MANAGER },
+    });
+    return this.check(res, `update of ${objectRef(obj)}`) as LiveObject;
   }
 
   /** Deletes an object; true when it existed. */
-  async delete(apiVersion: string, kind: string, namespace: string | undefined, name: string, propagation: 'Background' | 'Foreground' = 'Background'): Promise<boolean> {
-    const res = await this.request('DELETE', await this.path(apiVersion, kind, namespace, name), { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: propagation } });
+  async delete(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    propagation: 'Background' | 'Foreground' = 'Background',
+  ): Promise<boolean> {
+    const res = await this.request('DELETE', await this.path(apiVersion, kind, namespace, name), {
+      body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: propagation },
+    });
     if (res.status === 404) return false;
     this.check(res, `delete of ${kind} ${name}`);
     return true;
@@ -274,7 +281,7 @@ export class KubeClient {
    * change. A dropped connection resumes from the last resourceVersion; an
    * expired one (410) re-lists and replays the list as ADDED events.
    */
-  async watch(apiVersion: string, kind: string, namespace: string | undefined, query: { labelSelector?: string; fieldSelector?: string }, onEvent: (ev: WatchEvent) => void, signal: AbortSignal, onSynced?: () => void): Promise<void> {
+  async watch(apiVersion: string, kind: string, namespace: string | undefined, query: ListQuery, { onEvent, signal, onSynced }: Watcher): Promise<void> {
     const path = await this.path(apiVersion, kind, namespace);
     let resourceVersion = '';
     const relist = async () => {
@@ -285,75 +292,70 @@ export class KubeClient {
     await relist();
     onSynced?.();
     while (!signal.aborted) {
-      const outcome = await this.watchOnce(path, { ...query, resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: '300' }, (ev) => {
-        const rv = (ev.object.metadata as { resourceVersion?: string }).resourceVersion;
-        if (rv) resourceVersion = rv;
-        if (ev.type !== 'BOOKMARK') {
-          ev.object.apiVersion ??= apiVersion;
-          ev.object.kind ??= kind;
-          onEvent(ev);
-        }
-      }, signal).catch((e: unknown) => (signal.aborted ? 'aborted' : e instanceof SkiffError ? Promise.reject(e) : 'dropped'));
+      const outcome = await this.watchOnce(
+        path,
+        { ...query, resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: '300' },
+        (ev) => {
+          const rv = (ev.object.metadata as { resourceVersion?: string }).resourceVersion;
+          if (rv) resourceVersion = rv;
+          if (ev.type !== 'BOOKMARK') {
+            ev.object.apiVersion ??= apiVersion;
+            ev.object.kind ??= kind;
+            onEvent(ev);
+          }
+        },
+        signal,
+      ).catch((e: unknown) => (signal.aborted ? 'aborted' : e instanceof SkiffError ? Promise.reject(e) : 'dropped'));
       if (outcome === 'gone') await relist();
       else if (outcome === 'dropped' && !signal.aborted) await new Promise((r) => setTimeout(r, 200));
     }
   }
 
-  private watchOnce(path: string, query: Record<string, string>, onEvent: (ev: WatchEvent) => void, signal: AbortSignal): Promise<'ended' | 'gone' | 'dropped' | 'aborted'> {
+  private watchOnce(
+    path: string,
+    query: Record<string, string>,
+    onEvent: (ev: WatchEvent) => void,
+    signal: AbortSignal,
+  ): Promise<'ended' | 'gone' | 'dropped' | 'aborted'> {
     const url = new URL(this.server + path);
     url.searchParams.set('watch', '1');
     for (const [k, v] of Object.entries(query)) if (v) url.searchParams.set(k, v);
     const isHttps = url.protocol === 'https:';
     return new Promise((resolve, reject) => {
       if (signal.aborted) return resolve('aborted');
-      const req = (isHttps ? httpsRequest : httpRequest)(url, { ...this.options, headers: { ...(this.options.headers as Record<string, string> | undefined), accept: 'application/json' }, signal }, (res) => {
-        if (res.statusCode === 410) {
-          res.resume();
-          return resolve('gone');
-        }
-        if (res.statusCode !== 200) {
-          res.resume();
-          return resolve('dropped');
-        }
-        let rest = '';
-        let gone = false;
-        res.on('data', (chunk: Buffer) => {
-          const lines = (rest + chunk.toString()).split('\n');
-          rest = lines.pop() ?? '';
-          for (const line of lines) {
-            if (!line.trim()) continue;
-            const ev = JSON.parse(line) as WatchEvent & { type: string; object: { code?: number } };
-            if ((ev.type as string) === 'ERROR') {
-              if ((ev.object as { code?: number }).code === 410) gone = true;
-              continue;
-            }
-            onEvent(ev);
+      const req = (isHttps ? httpsRequest : httpRequest)(
+        url,
+        { ...this.options, headers: { ...(this.options.headers as Record<string, string> | undefined), accept: 'application/json' }, signal },
+        (res) => {
+          if (res.statusCode === 410) {
+            res.resume();
+            return resolve('gone');
           }
-        });
-        res.on('end', () => resolve(gone ? 'gone' : 'ended'));
-        res.on('error', () => resolve(signal.aborted ? 'aborted' : 'dropped'));
-      });
+          if (res.statusCode !== 200) {
+            res.resume();
+            return resolve('dropped');
+          }
+          let rest = '';
+          let gone = false;
+          res.on('data', (chunk: Buffer) => {
+            const lines = (rest + chunk.toString()).split('\n');
+            rest = lines.pop() ?? '';
+            for (const line of lines) {
+              if (!line.trim()) continue;
+              const ev = JSON.parse(line) as WatchEvent & { type: string; object: { code?: number } };
+              if ((ev.type as string) === 'ERROR') {
+                if ((ev.object as { code?: number }).code === 410) gone = true;
+                continue;
+              }
+              onEvent(ev);
+            }
+          });
+          res.on('end', () => resolve(gone ? 'gone' : 'ended'));
+          res.on('error', () => resolve(signal.aborted ? 'aborted' : 'dropped'));
+        },
+      );
       req.on('error', (e) => (signal.aborted ? resolve('aborted') : e.message.includes('ECONNREFUSED') ? reject(this.unreachable(e)) : resolve('dropped')));
       req.end();
     });
   }
-}
-
-export function describe(obj: KubeObject): string {
-  return `${obj.kind}/${obj.metadata.name}${obj.metadata.namespace ? ` in ${obj.metadata.namespace}` : ''}`;
-}
-
-/** Turns an apply failure into a message that names the object, the field and how to fix it. */
-export function explainApplyError(e: unknown, obj: KubeObject, source?: { file: string; line: number }): unknown {
-  if (!(e instanceof KubeApiError)) return e;
-  const where = source ? `${source.file}:${source.line}: ` : '';
-  if (e.status === 409 && e.reason === 'Conflict') {
-    const fields = e.causes.map((c) => `${c.field ?? '?'} (${c.message ?? 'conflict'})`).join(', ');
-    return new WorkFailedError('deploy', `${where}${describe(obj)}: fields are owned by another manager: ${fields || e.message}; pass --force-conflicts to take them over`);
-  }
-  if (e.status === 400 || e.status === 422 || e.status === 404) {
-    const fields = e.causes.map((c) => `${c.field ? `${c.field}: ` : ''}${c.message ?? ''}`).join('; ');
-    return new ConfigError(`${where}${describe(obj)} is invalid: ${fields || e.message}`);
-  }
-  return new WorkFailedError('deploy', `${where}${describe(obj)}: ${e.message}`);
 }

@@ -65,7 +65,8 @@ export function selectContext(files: KubeconfigFile[], wanted?: string): Selecte
     } catch (e) {
       throw new ConfigError(`cannot read kubeconfig ${file.path}: ${(e as Error).message.split('\n')[0]}; set KUBECONFIG or --kubeconfig`);
     }
-    if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`cannot read kubeconfig ${file.path}: not a kubeconfig (expected a mapping); set KUBECONFIG or --kubeconfig`);
+    if (typeof doc !== 'object' || Array.isArray(doc))
+      throw new ConfigError(`cannot read kubeconfig ${file.path}: not a kubeconfig (expected a mapping); set KUBECONFIG or --kubeconfig`);
     const dir = dirname(file.path);
     const collect = (list: unknown, field: string, into: Map<string, Sourced>) => {
       for (const item of Array.isArray(list) ? (list as Entry[]) : []) {
@@ -80,26 +81,39 @@ export function selectContext(files: KubeconfigFile[], wanted?: string): Selecte
   }
   const names = [...contexts.keys()];
   const name = wanted ?? current;
-  if (!name) throw new ConfigError(`no current context in ${files.map((f) => f.path).join(', ')} (contexts: ${names.join(', ') || 'none'}); set one with kubectl config use-context, or environments.<env>.kubeContext`);
+  if (!name)
+    throw new ConfigError(
+      `no current context in ${files.map((f) => f.path).join(', ')} (contexts: ${names.join(', ') || 'none'}); set one with kubectl config use-context, or environments.<env>.kubeContext`,
+    );
   const context = contexts.get(name);
   if (!context) {
-    if (wanted) throw new ConfigError(`kube context "${wanted}" is not in the kubeconfig (contexts: ${names.join(', ') || 'none'}); fix environments.<env>.kubeContext or --kube-context`);
+    if (wanted)
+      throw new ConfigError(
+        `kube context "${wanted}" is not in the kubeconfig (contexts: ${names.join(', ') || 'none'}); fix environments.<env>.kubeContext or --kube-context`,
+      );
     throw new ConfigError(`the current context "${name}" is not in the kubeconfig (contexts: ${names.join(', ') || 'none'})`);
   }
-  const clusterName = String(context.value.cluster ?? '');
+  const clusterName = typeof context.value.cluster === 'string' ? context.value.cluster : '';
   const cluster = clusters.get(clusterName);
   if (!cluster || typeof cluster.value.server !== 'string' || !cluster.value.server) {
     throw new ConfigError(`kube context "${name}" names cluster "${clusterName}", which is not in the kubeconfig or has no server`);
   }
-  const userName = context.value.user === undefined ? undefined : String(context.value.user);
+  const userName = typeof context.value.user === 'string' ? context.value.user : undefined;
   const user = userName === undefined ? { value: {}, dir: context.dir } : users.get(userName);
   if (!user) throw new ConfigError(`kube context "${name}" names user "${userName}", which is not in the kubeconfig`);
-  return { context: name, namespace: typeof context.value.namespace === 'string' && context.value.namespace ? context.value.namespace : 'default', server: cluster.value.server.replace(/\/+$/, ''), cluster, user };
+  return {
+    context: name,
+    namespace: typeof context.value.namespace === 'string' && context.value.namespace ? context.value.namespace : 'default',
+    server: cluster.value.server.replace(/\/+$/, ''),
+    cluster,
+    user,
+  };
 }
 
 /** Why this context needs client-node's full kubeconfig support, if it does. Pure. */
 export function needsFullSupport(sel: SelectedContext): string | undefined {
-  for (const key of ['exec', 'auth-provider', 'as', 'as-groups', 'as-user-extra', 'impersonate', 'impersonate-groups']) if (sel.user.value[key] !== undefined) return `user ${key}`;
+  for (const key of ['exec', 'auth-provider', 'as', 'as-groups', 'as-user-extra', 'impersonate', 'impersonate-groups'])
+    if (sel.user.value[key] !== undefined) return `user ${key}`;
   if (sel.cluster.value['proxy-url'] !== undefined) return 'cluster proxy-url';
   return undefined;
 }
@@ -116,14 +130,17 @@ export function connectionOptions(sel: SelectedContext, read: (path: string) => 
       throw new ConfigError(`kube context "${sel.context}": cannot read ${key} ${full}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   };
-  const data = (s: Sourced, key: string) => (typeof s.value[key] === 'string' && s.value[key] ? Buffer.from(s.value[key] as string, 'base64') : undefined);
+  const data = (s: Sourced, key: string) => (typeof s.value[key] === 'string' && s.value[key] ? Buffer.from(s.value[key], 'base64') : undefined);
   const c = sel.cluster;
   const u = sel.user;
   const options: RequestOptions = {};
   const ca = data(c, 'certificate-authority-data') ?? file(c, 'certificate-authority');
   if (ca) options.ca = ca;
   if (c.value['insecure-skip-tls-verify'] === true) {
-    if (ca) throw new ConfigError(`kube context "${sel.context}": its cluster sets both a certificate authority and insecure-skip-tls-verify; kubectl refuses that too, keep one`);
+    if (ca)
+      throw new ConfigError(
+        `kube context "${sel.context}": its cluster sets both a certificate authority and insecure-skip-tls-verify; kubectl refuses that too, keep one`,
+      );
     options.rejectUnauthorized = false;
   }
   if (typeof c.value['tls-server-name'] === 'string') options.servername = c.value['tls-server-name'];

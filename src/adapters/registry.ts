@@ -1,5 +1,7 @@
 import { InfrastructureError } from '../errors.js';
-import type { RegistryCredentials } from './credentials.js';
+import type { CiContext } from '../ci.js';
+import { findCredentials, type RegistryCredentials } from './credentials.js';
+import { registryHost } from '../core/image-ref.js';
 
 const MANIFEST_TYPES = [
   'application/vnd.oci.image.index.v1+json',
@@ -15,7 +17,7 @@ export interface ManifestInfo {
 }
 
 /** Plain HTTP for loopback registries (as the Engine allows), HTTPS for everything else. */
-export function registryBaseUrl(host: string): string {
+function registryBaseUrl(host: string): string {
   const insecure = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host) || (process.env.SKIFF_INSECURE_REGISTRIES ?? '').split(',').includes(host);
   return `${insecure ? 'http' : 'https'}://${host === 'docker.io' ? 'registry-1.docker.io' : host}`;
 }
@@ -52,7 +54,10 @@ export class RegistryClient {
       }
     } catch (e) {
       if (e instanceof InfrastructureError) throw e;
-      throw new InfrastructureError(`registry ${this.host} is unreachable: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`, { cause: e });
+      throw new InfrastructureError(
+        `registry ${this.host} is unreachable: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`,
+        { cause: e },
+      );
     }
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
@@ -94,7 +99,9 @@ export class RegistryClient {
 
   /** The manifest of repository:reference, or undefined when it does not exist. */
   async manifest(repository: string, reference: string, withBody = false): Promise<ManifestInfo | undefined> {
-    const res = await this.request(withBody ? 'GET' : 'HEAD', `/v2/${repository}/manifests/${reference}`, `repository:${repository}:pull`, { headers: { accept: MANIFEST_TYPES } });
+    const res = await this.request(withBody ? 'GET' : 'HEAD', `/v2/${repository}/manifests/${reference}`, `repository:${repository}:pull`, {
+      headers: { accept: MANIFEST_TYPES },
+    });
     if (res.status === 404) {
       await res.body?.cancel();
       return undefined;
@@ -111,7 +118,10 @@ export class RegistryClient {
   async tagManifest(repository: string, from: string, tag: string): Promise<void> {
     const m = await this.manifest(repository, from, true);
     if (!m?.body) throw new InfrastructureError(`registry ${this.host}: ${repository}:${from} vanished while tagging`);
-    const res = await this.request('PUT', `/v2/${repository}/manifests/${tag}`, `repository:${repository}:pull,push`, { headers: { 'content-type': m.mediaType }, body: m.body });
+    const res = await this.request('PUT', `/v2/${repository}/manifests/${tag}`, `repository:${repository}:pull,push`, {
+      headers: { 'content-type': m.mediaType },
+      body: m.body,
+    });
     await res.body?.cancel();
     if (!res.ok) throw new InfrastructureError(`registry ${this.host} refused tag ${repository}:${tag} (${res.status})`);
   }
@@ -170,5 +180,34 @@ export class RegistryClient {
       return undefined;
     }
     return (await res.json()) as { created?: string; config?: { Labels?: Record<string, string> } };
+  }
+}
+
+/** Registry access for one run: a client and credentials per registry host. */
+export class RegistryAccess {
+  private readonly clients = new Map<string, Promise<{ client: RegistryClient; credentials?: RegistryCredentials }>>();
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly ci: Pick<CiContext, 'registryLogin'>,
+  ) {}
+
+  for(repository: string) {
+    const host = registryHost(repository);
+    let entry = this.clients.get(host);
+    if (!entry) {
+      entry = findCredentials(host, this.env, this.ci).then((credentials) => ({ client: new RegistryClient(host, credentials), credentials }));
+      this.clients.set(host, entry);
+    }
+    return entry;
+  }
+
+  /** Credentials by host for every registry used so far, for FROM pulls during builds. */
+  async all(): Promise<Record<string, RegistryCredentials>> {
+    const out: Record<string, RegistryCredentials> = {};
+    for (const [host, p] of this.clients) {
+      const { credentials } = await p;
+      if (credentials) out[host] = credentials;
+    }
+    return out;
   }
 }

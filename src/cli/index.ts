@@ -1,84 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import type { RunContext, Reporter } from '../context.js';
-import { ExitCode, SkiffError, oneLine } from '../errors.js';
-import { LineReporter, LiveReporter } from './reporter.js';
+import { ExitCode } from '../errors.js';
+import { formatBuildResult, formatTestTable } from './format.js';
 import { addReleaseCommands } from './release-commands.js';
+import { printJson, run } from './session.js';
 
 // Commands are imported when they run, so `skiff --version` and `--help` start fast.
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-export interface GlobalOptions {
-  output: 'text' | 'json';
-  verbose?: boolean;
-  dir?: string;
-}
-
-interface Session {
-  ctx: RunContext;
-  json: boolean;
-  close: () => void;
-}
-
-function openSession(global: GlobalOptions): Session {
-  const json = global.output === 'json';
-  const stderr = process.stderr;
-  let reporter: Reporter;
-  let close = () => {};
-  if (!json && stderr.isTTY && !process.env.CI) {
-    const live = new LiveReporter(stderr, global.verbose);
-    reporter = live;
-    close = () => live.close();
-  } else {
-    reporter = new LineReporter(stderr, global.verbose, !json || Boolean(global.verbose));
-  }
-  const abort = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) process.exit(ExitCode.interrupted);
-    reporter.warn(`${sig}: stopping and cleaning up (press Ctrl-C again to quit at once)`);
-    abort.abort(new Error(sig));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  let docker: Promise<import('../adapters/docker.js').DockerEngine> | undefined;
-  const ctx: RunContext = {
-    cwd: global.dir ?? process.cwd(),
-    env: process.env,
-    reporter,
-    now: () => new Date(),
-    signal: abort.signal,
-    docker: () => (docker ??= import('../adapters/docker.js').then((m) => new m.DockerEngine())),
-  };
-  return { ctx, json, close };
-}
-
-/** Runs one command: the only place that turns errors into exit codes. */
-async function run(program: Command, body: (s: Session) => Promise<void>): Promise<void> {
-  const session = openSession(program.opts<GlobalOptions>());
-  try {
-    await body(session);
-    session.close();
-    process.exitCode = process.exitCode ?? ExitCode.ok;
-  } catch (e) {
-    session.close();
-    const err = e instanceof SkiffError ? e : undefined;
-    const code = session.ctx.signal.aborted ? ExitCode.interrupted : (err?.exitCode ?? ExitCode.failed);
-    const message = err ? oneLine(err.message) : `internal error: ${(e as Error)?.stack ?? String(e)}\nThis is a bug in skiff; please report it with the command you ran.`;
-    if (session.json && !err?.resultPrinted) {
-      process.stdout.write(`${JSON.stringify({ error: { kind: err?.kind ?? 'internal', exitCode: code, message, detail: err?.detail } }, null, 2)}\n`);
-    }
-    process.stderr.write(`error: ${message}\n`);
-    process.exitCode = code;
-  }
-}
-
-export function printJson(value: unknown) {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('skiff')
     .description('From a Git commit to a running Kubernetes release: build, test, push, render, deploy, track, roll back.')
     .version(version, '-V, --version')
@@ -86,7 +16,9 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'show more detail (push progress, debug lines)')
     .option('-C, --dir <path>', 'run as if started in <path>')
     .showHelpAfterError('(run with --help for usage)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Exit codes:
   0  success
   1  the work failed (build step, test, rollout)
@@ -98,7 +30,8 @@ Examples:
   skiff build --push          build changed images from HEAD and push them
   skiff test                  run the tests of skiff.yaml in the built images
   skiff deploy staging        render .kube/ for staging, apply, track until ready
-  skiff ship production       build, test, push and deploy in one go`);
+  skiff ship production       build, test, push and deploy in one go`,
+    );
 
   program
     .command('build')
@@ -109,20 +42,20 @@ Examples:
     .option('--why', 'say for each image why it is or is not rebuilt')
     .option('--registry <prefix>', 'image repository prefix, e.g. 127.0.0.1:5000/hello (overrides skiff.yaml)')
     .option('--parallel <n>', 'images built at once', (v) => Number.parseInt(v, 10), 2)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   skiff build                 build every image of skiff.yaml from HEAD
   skiff build app --push      build app (and what it depends on) and push
-  skiff build --dev --why     build the working tree and explain each rebuild`)
+  skiff build --dev --why     build the working tree and explain each rebuild`,
+    )
     .action((images: string[], opts) =>
       run(program, async ({ ctx, json }) => {
         const { runBuild } = await import('../actions/build.js');
         const result = await runBuild(ctx, { ...opts, images });
         if (json) return printJson(result);
-        for (const img of result.images) {
-          const what = img.built ? (img.pushed ? 'built and pushed' : 'built') : img.pushed ? 'pushed' : 'unchanged';
-          ctx.reporter.info(`${img.image}: ${what} ${img.reference}${img.digest && img.pushed ? `@${img.digest}` : ''}${opts.why && img.changes ? ` — ${img.changes.length ? img.changes.join('; ') : 'no input changed'}` : ''}`);
-        }
+        for (const line of formatBuildResult(result, Boolean(opts.why))) ctx.reporter.info(line);
       }),
     );
 
@@ -133,18 +66,20 @@ Examples:
     .option('--dev', 'use images of the working tree instead of HEAD')
     .option('--registry <prefix>', 'image repository prefix (overrides skiff.yaml)')
     .option('--parallel <n>', 'tests run at once', (v) => Number.parseInt(v, 10), 2)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Reports listed under tests.<name>.reports are copied to .skiff/reports/<name>/.
 
 Examples:
   skiff test                  run every test
-  skiff test unit             run one test`)
+  skiff test unit             run one test`,
+    )
     .action((tests: string[], opts) =>
       run(program, async ({ ctx, json }) => {
-        const { testProject, testsFailed, formatTestTable } = await import('../actions/test.js');
-        const { loadProject } = await import('../project.js');
-        const project = await loadProject(ctx, opts);
-        const result = await testProject(ctx, project, { ...opts, tests });
+        const { runTest } = await import('../actions/test.js');
+        const { testsFailed } = await import('../stages/test.js');
+        const result = await runTest(ctx, { ...opts, tests });
         if (json) printJson(result);
         else if (result.tests.length) process.stderr.write(`\n${formatTestTable(result.tests)}\n`);
         if (!result.passed) {
@@ -170,7 +105,7 @@ Examples:
       }),
     );
 
-  addReleaseCommands(program, run);
+  addReleaseCommands(program);
   return program;
 }
 

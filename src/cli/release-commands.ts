@@ -1,9 +1,10 @@
-import { type Command, Option } from 'commander';
-import { parseDuration } from '../core/duration.js';
-import { ConfigError } from '../errors.js';
+import type { Command } from 'commander';
+import type { DeployOptions, DeployResult } from '../actions/deploy.js';
 import type { RunContext } from '../context.js';
-
-type Run = (program: Command, body: (s: { ctx: RunContext; json: boolean }) => Promise<void>) => Promise<void>;
+import { parseDuration } from '../core/duration.js';
+import { ConfigError, WorkFailedError } from '../errors.js';
+import { formatDeploySummary, formatHistory, formatStatus, manifestsToYaml } from './format.js';
+import { printJson, run } from './session.js';
 
 const duration = (flag: string) => (v: string) => {
   const ms = parseDuration(v);
@@ -11,6 +12,21 @@ const duration = (flag: string) => (v: string) => {
   return ms;
 };
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+interface DeployFlags {
+  dev?: boolean;
+  registry?: string;
+  namespace?: string;
+  kubeContext?: string;
+  kubeconfig?: string;
+  values?: string[];
+  set?: string[];
+  timeout?: number;
+  lockTimeout?: number;
+  autoRollback?: boolean;
+  forceConflicts?: boolean;
+  allowedRestarts?: number;
+}
 
 function targetOptions(cmd: Command): Command {
   return cmd
@@ -33,7 +49,8 @@ function deployOptions(cmd: Command): Command {
     .option('--allowed-restarts <n>', 'container restarts tolerated before a crash loop fails the deploy', (v) => Number.parseInt(v, 10));
 }
 
-function deployOpts(env: string, o: Record<string, any>) { // eslint-disable-line @typescript-eslint/no-explicit-any
+/** commander's parsed flags of deploy and ship, as the action's options. */
+function deployOpts(env: string, o: DeployFlags): DeployOptions {
   return {
     env,
     dev: o.dev,
@@ -51,27 +68,27 @@ function deployOpts(env: string, o: Record<string, any>) { // eslint-disable-lin
   };
 }
 
-async function reportDeploy(ctx: RunContext, json: boolean, result: import('../actions/deploy.js').DeployResult) {
-  const { formatDiagnosis } = await import('../stages/track.js');
-  const { WorkFailedError } = await import('../errors.js');
-  if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  if (result.status === 'deployed') {
-    ctx.reporter.info(`release ${result.release} revision ${result.revision} deployed in ${(result.durationMs / 1000).toFixed(1)}s${result.pruned.length ? `; pruned ${result.pruned.join(', ')}` : ''}`);
-    return;
-  }
-  if (!json) {
-    for (const f of result.failures) process.stderr.write(`\n${formatDiagnosis(f)}\n`);
-    if (result.rolledBack) ctx.reporter.info(`rolled back: revision ${result.rolledBack.revision} restores revision ${result.revision - 1 > 0 ? 'the last deployed' : ''} (${result.rolledBack.description})`);
-  }
-  const error = new WorkFailedError('deploy', `release ${result.release} revision ${result.revision} failed: ${result.description}${result.rolledBack ? `; rolled back (revision ${result.rolledBack.revision})` : ''}`);
+/** Prints a deploy's verdict; a failed deploy becomes the error that sets the exit code. */
+function reportDeploy(ctx: RunContext, json: boolean, result: DeployResult) {
+  if (json) printJson(result);
+  const summary = formatDeploySummary(result);
+  if (result.status === 'deployed') return ctx.reporter.info(summary.join('\n'));
+  if (!json) for (const line of summary) process.stderr.write(`${line}\n`);
+  const error = new WorkFailedError(
+    'deploy',
+    `release ${result.release} revision ${result.revision} failed: ${result.description}${result.rolledBack ? `; rolled back (revision ${result.rolledBack.revision})` : ''}`,
+  );
   error.resultPrinted = json;
   throw error;
 }
 
-export function addReleaseCommands(program: Command, run: Run) {
-  targetOptions(program.command('render'))
-    .description('render .kube/ for an environment with the exact image references')
-    .argument('<env>', 'environment from skiff.yaml')
+/** A command that works on one environment's release: `skiff <name> <env>` with the target flags. */
+function envCommand(program: Command, name: string, description: string, flags: (cmd: Command) => Command): Command {
+  return flags(program.command(name)).description(description).argument('<env>', 'environment from skiff.yaml');
+}
+
+export function addReleaseCommands(program: Command) {
+  envCommand(program, 'render', 'render .kube/ for an environment with the exact image references', targetOptions)
     .option('-f, --values <file>', 'extra values file (repeatable)', collect)
     .option('--set <key=value>', 'set a value (repeatable)', collect)
     .option('--output-dir <dir>', 'write one file per object into <dir> instead of printing')
@@ -79,81 +96,65 @@ export function addReleaseCommands(program: Command, run: Run) {
     .addHelpText('after', '\nExamples:\n  skiff render staging\n  skiff render production --set replicas=3 --output-dir out/')
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
-        const { runRender, manifestsToYaml } = await import('../actions/release-actions.js');
-        const r = await runRender(ctx, { env, dev: o.dev, registry: o.registry, namespace: o.namespace, valuesFiles: o.values, set: o.set, outputDir: o.outputDir, showSecrets: o.showSecrets });
-        if (json) process.stdout.write(`${JSON.stringify({ release: r.release, namespace: r.namespace, images: r.images, objects: r.manifests.map((m) => m.object) }, null, 2)}\n`);
+        const { runRender } = await import('../actions/render.js');
+        const r = await runRender(ctx, {
+          env,
+          dev: o.dev,
+          registry: o.registry,
+          namespace: o.namespace,
+          valuesFiles: o.values,
+          set: o.set,
+          outputDir: o.outputDir,
+          showSecrets: o.showSecrets,
+        });
+        if (json) printJson({ release: r.release, namespace: r.namespace, images: r.images, objects: r.manifests.map((m) => m.object) });
         else if (!o.outputDir) process.stdout.write(manifestsToYaml(r.manifests));
         else ctx.reporter.info(`wrote ${r.manifests.length} objects to ${o.outputDir}`);
+        if (r.masked && !json) ctx.reporter.info('secret values are masked as (masked sha256:…); --show-secrets prints them');
       }),
     );
 
-  deployOptions(program.command('deploy'))
-    .description('render, validate, apply and follow the rollout of an environment')
-    .argument('<env>', 'environment from skiff.yaml')
-    .addHelpText('after', '\nThe images must already be in the registry (skiff build --push), or use "skiff ship".\n\nExamples:\n  skiff deploy staging\n  skiff deploy production --timeout 10m --auto-rollback')
+  envCommand(program, 'deploy', 'render, validate, apply and follow the rollout of an environment', deployOptions)
+    .addHelpText(
+      'after',
+      '\nThe images must already be in the registry (skiff build --push), or use "skiff ship".\n\nExamples:\n  skiff deploy staging\n  skiff deploy production --timeout 10m --auto-rollback',
+    )
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
         const { runDeploy } = await import('../actions/deploy.js');
-        await reportDeploy(ctx, json, await runDeploy(ctx, deployOpts(env, o)));
+        reportDeploy(ctx, json, await runDeploy(ctx, deployOpts(env, o)));
       }),
     );
 
-  deployOptions(program.command('ship'))
-    .description('build, test, push and deploy in one go')
-    .argument('<env>', 'environment from skiff.yaml')
+  envCommand(program, 'ship', 'build, test, push and deploy in one go', deployOptions)
     .option('--skip-tests', 'do not run the tests of skiff.yaml')
     .addHelpText('after', '\nExamples:\n  skiff ship staging')
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
-        const { loadProject } = await import('../project.js');
-        const { planImages } = await import('../stages/image-plan.js');
-        const { buildPlanned } = await import('../actions/build.js');
-        const { testProject } = await import('../actions/test.js');
-        const { runDeploy } = await import('../actions/deploy.js');
-        const { WorkFailedError } = await import('../errors.js');
-        const project = await loadProject(ctx, o);
-        const { resolveTarget } = await import('../stages/release-inputs.js');
-        resolveTarget(project, env, o);
-        if (!project.registry) throw new ConfigError(`nothing to push to: set "registry" in ${project.config.file}, SKIFF_REGISTRY or --registry`);
-        await buildPlanned(ctx, project, await planImages(project), { push: true });
-        let tests;
-        if (!o.skipTests) {
-          const t = await testProject(ctx, project, {});
-          tests = t.tests.map((r) => ({ test: r.test, passed: r.passed, exitCode: r.exitCode, durationMs: r.durationMs }));
-          if (!t.passed) throw new WorkFailedError('test', `tests failed (${t.tests.filter((r) => !r.passed).map((r) => r.test).join(', ')}); not deploying`);
-        }
-        await reportDeploy(ctx, json, await runDeploy(ctx, deployOpts(env, o), { project, tests }));
+        const { runShip } = await import('../actions/ship.js');
+        reportDeploy(ctx, json, await runShip(ctx, { ...deployOpts(env, o), skipTests: o.skipTests }));
       }),
     );
 
-  targetOptions(program.command('history'))
-    .description('list the revisions of a release')
-    .argument('<env>', 'environment from skiff.yaml')
-    .action((env: string, o) =>
-      run(program, async ({ json, ctx }) => {
-        const { runHistory, formatHistory } = await import('../actions/release-actions.js');
-        const records = await runHistory(ctx, { env, ...o });
-        if (json) process.stdout.write(`${JSON.stringify(records.map(({ manifests, ...r }) => ({ ...r, objects: manifests.length })), null, 2)}\n`);
-        else process.stdout.write(records.length ? `${formatHistory(records)}\n` : 'no revisions\n');
-      }),
-    );
+  envCommand(program, 'history', 'list the revisions of a release', targetOptions).action((env: string, o) =>
+    run(program, async ({ json, ctx }) => {
+      const { runHistory } = await import('../actions/history.js');
+      const records = await runHistory(ctx, { env, ...o });
+      if (json) printJson(records.map(({ manifests, ...r }) => ({ ...r, objects: manifests.length })));
+      else process.stdout.write(records.length ? `${formatHistory(records)}\n` : 'no revisions\n');
+    }),
+  );
 
-  targetOptions(program.command('status'))
-    .description('the current revision of a release and the live readiness of its objects')
-    .argument('<env>', 'environment from skiff.yaml')
-    .action((env: string, o) =>
-      run(program, async ({ json, ctx }) => {
-        const { runStatus } = await import('../actions/release-actions.js');
-        const s = await runStatus(ctx, { env, ...o });
-        if (json) return void process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
-        process.stdout.write(`release ${s.release} in ${s.namespace}: ${s.revision ? `revision ${s.revision} ${s.status}` : s.status}\n`);
-        for (const obj of s.objects) process.stdout.write(`  ${obj.object.padEnd(40)} ${obj.state.padEnd(12)} ${obj.message}\n`);
-      }),
-    );
+  envCommand(program, 'status', 'the current revision of a release and the live readiness of its objects', targetOptions).action((env: string, o) =>
+    run(program, async ({ json, ctx }) => {
+      const { runStatus } = await import('../actions/status.js');
+      const s = await runStatus(ctx, { env, ...o });
+      if (json) printJson(s);
+      else process.stdout.write(`${formatStatus(s)}\n`);
+    }),
+  );
 
-  targetOptions(program.command('rollback'))
-    .description('re-apply an earlier revision as a new revision, with full tracking')
-    .argument('<env>', 'environment from skiff.yaml')
+  envCommand(program, 'rollback', 're-apply an earlier revision as a new revision, with full tracking', targetOptions)
     .option('--to <revision>', 'revision to roll back to (default: the previous deployed one)', (v) => Number.parseInt(v, 10))
     .option('--timeout <duration>', 'how long to wait for readiness', duration('--timeout'))
     .option('--lock-timeout <duration>', 'how long to wait for another deploy of this release', duration('--lock-timeout'), 5 * 60_000)
@@ -161,40 +162,36 @@ export function addReleaseCommands(program: Command, run: Run) {
     .addHelpText('after', '\nExamples:\n  skiff rollback production\n  skiff rollback staging --to 3')
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
-        const { runRollback } = await import('../actions/release-actions.js');
+        const { runRollback } = await import('../actions/rollback.js');
         const r = await runRollback(ctx, { env, ...o, timeoutMs: o.timeout, lockTimeoutMs: o.lockTimeout });
-        if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        if (json) printJson(r);
         else ctx.reporter.info(`release ${r.release} revision ${r.revision}: ${r.description}`);
       }),
     );
 
-  targetOptions(program.command('diff'))
-    .description('what a deploy would change: server-side dry run against the live objects')
-    .argument('<env>', 'environment from skiff.yaml')
+  envCommand(program, 'diff', 'what a deploy would change: server-side dry run against the live objects', targetOptions)
     .option('-f, --values <file>', 'extra values file (repeatable)', collect)
     .option('--set <key=value>', 'set a value (repeatable)', collect)
     .option('--exit-code', 'exit 1 when there are changes')
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
-        const { runDiff } = await import('../actions/release-actions.js');
+        const { runDiff } = await import('../actions/diff.js');
         const d = await runDiff(ctx, { env, ...o, valuesFiles: o.values });
-        if (json) process.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+        if (json) printJson(d);
         else if (d.changes.length === 0) process.stdout.write('no changes\n');
         else for (const c of d.changes) process.stdout.write(`# ${c.change} ${c.object}\n${c.diff}\n`);
         if (o.exitCode && d.changes.length) process.exitCode = 1;
       }),
     );
 
-  targetOptions(program.command('dismiss'))
-    .description("delete a release's objects (and with --with-history its records)")
-    .argument('<env>', 'environment from skiff.yaml')
+  envCommand(program, 'dismiss', "delete a release's objects (and with --with-history its records)", targetOptions)
     .option('--with-history', 'also delete the release records')
     .option('--lock-timeout <duration>', 'how long to wait for another deploy of this release', duration('--lock-timeout'), 5 * 60_000)
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
-        const { runDismiss } = await import('../actions/release-actions.js');
+        const { runDismiss } = await import('../actions/dismiss.js');
         const r = await runDismiss(ctx, { env, ...o, lockTimeoutMs: o.lockTimeout });
-        if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        if (json) printJson(r);
         else ctx.reporter.info(`release ${r.release}: deleted ${r.deleted.length} objects${r.historyDeleted ? ' and its history' : ''}`);
       }),
     );
@@ -207,7 +204,9 @@ export function addReleaseCommands(program: Command, run: Run) {
     .option('--dry-run', 'list what would be deleted, delete nothing')
     .option('--registry <prefix>', 'image repository prefix (overrides skiff.yaml)')
     .option('--kubeconfig <file>', 'kubeconfig to read the release histories with (default: KUBECONFIG, ~/.kube/config)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 The clusters of every environment are read first: images referenced by any
 stored skiff revision in any namespace are kept, so every rollback still works
 (this needs to list Secrets cluster-wide). Tags that are branch or Git tag
@@ -217,14 +216,14 @@ garbage collection (registry garbage-collect).
 
 Examples:
   skiff cleanup --dry-run
-  skiff cleanup --keep-commits 20`)
+  skiff cleanup --keep-commits 20`,
+    )
     .action((o) =>
       run(program, async ({ ctx, json }) => {
         const { runCleanup } = await import('../actions/cleanup.js');
         const r = await runCleanup(ctx, { ...o, minAgeMs: o.minAge });
-        if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        if (json) printJson(r);
         else ctx.reporter.info(`${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} images; kept ${r.kept}`);
       }),
     );
-  void Option;
 }

@@ -1,15 +1,34 @@
 import type { Reporter } from '../context.js';
+import { statusLine } from './format.js';
 
 const useColor = (stream: NodeJS.WriteStream) => stream.isTTY && !process.env.NO_COLOR;
 
 const STATE_COLORS: Record<string, string> = {
-  built: '32', pushed: '32', passed: '32', ready: '32', deployed: '32', 'up to date': '36', applied: '36',
-  failed: '31', error: '31', 'timed out': '31',
-  building: '33', pushing: '33', running: '33', waiting: '33', progressing: '33', applying: '33',
+  built: '32',
+  pushed: '32',
+  passed: '32',
+  ready: '32',
+  deployed: '32',
+  'up to date': '36',
+  applied: '36',
+  failed: '31',
+  error: '31',
+  'timed out': '31',
+  building: '33',
+  pushing: '33',
+  running: '33',
+  waiting: '33',
+  progressing: '33',
+  applying: '33',
 };
 
 function paint(stream: NodeJS.WriteStream, code: string | undefined, text: string): string {
   return code && useColor(stream) ? `\x1b[${code}m${text}\x1b[0m` : text;
+}
+
+/** statusLine() with the subject in bold and the state in its colour, on a terminal. */
+function paintedStatus(stream: NodeJS.WriteStream, subject: string, state: string, detail?: string): string {
+  return statusLine(paint(stream, '1', subject), paint(stream, STATE_COLORS[state], state), detail);
 }
 
 /**
@@ -35,7 +54,7 @@ export class LineReporter implements Reporter {
     if (this.showLogs || this.verbose) this.write(`${paint(this.stream, '2', `[${source}]`)} ${line}`);
   }
   status(subject: string, state: string, detail?: string) {
-    this.write(`${paint(this.stream, '1', subject)}: ${paint(this.stream, STATE_COLORS[state], state)}${detail ? ` ${detail}` : ''}`);
+    this.write(paintedStatus(this.stream, subject, state, detail));
   }
   debug(message: string) {
     if (this.verbose) this.write(paint(this.stream, '2', message));
@@ -52,7 +71,10 @@ export class LiveReporter extends LineReporter {
   private readonly started = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly tty: NodeJS.WriteStream, verbose = false) {
+  constructor(
+    private readonly tty: NodeJS.WriteStream,
+    verbose = false,
+  ) {
     super(tty, verbose, true);
     this.timer = setInterval(() => this.redraw(), 500);
     this.timer.unref();
@@ -78,7 +100,7 @@ export class LiveReporter extends LineReporter {
     this.redraw();
   }
   override status(subject: string, state: string, detail?: string) {
-    const finished = /^(built|pushed|passed|failed|ready|deployed|up to date|error|applied|timed out)$/.test(state);
+    const finished = /^(built|pushed|passed|failed|ready|deployed|up to date|error|applied|timed out|interrupted|pruned|deleted)$/.test(state);
     if (!finished && !this.started.has(subject)) this.started.set(subject, Date.now());
     if (finished) {
       this.states.delete(subject);
@@ -86,7 +108,7 @@ export class LiveReporter extends LineReporter {
       super.status(subject, state, detail);
       return;
     }
-    this.states.set(subject, `${paint(this.tty, '1', subject)}: ${paint(this.tty, STATE_COLORS[state], state)}${detail ? ` ${detail}` : ''}`);
+    this.states.set(subject, paintedStatus(this.tty, subject, state, detail));
     this.redraw();
   }
   close() {

@@ -117,8 +117,12 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
   else if (!isPlain(raw)) problem('', `the top level must be a mapping of keys (project, images, ...), got ${typeName(raw)}`);
   const top = isPlain(raw) ? raw : {};
   knownKeys(top, '', ['project', 'registry', 'images', 'tests', 'environments', 'deploy']);
-  const project = string(top.project, 'project', { required: true, pattern: DNS_LABEL, hint: 'use lower-case letters, digits and "-" (it names releases)' }) ?? 'invalid';
-  const registry = string(top.registry, 'registry', { pattern: /^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._\/-]+)?$/i, hint: 'use host[:port]/path, e.g. 127.0.0.1:5000/hello' });
+  const project =
+    string(top.project, 'project', { required: true, pattern: DNS_LABEL, hint: 'use lower-case letters, digits and "-" (it names releases)' }) ?? 'invalid';
+  const registry = string(top.registry, 'registry', {
+    pattern: /^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._/-]+)?$/i,
+    hint: 'use host[:port]/path, e.g. 127.0.0.1:5000/hello',
+  });
 
   const images: Record<string, ImageConfig> = {};
   const imagesRaw = mapping(top.images, 'images', true) ?? {};
@@ -140,7 +144,11 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
   }
   for (const img of Object.values(images)) {
     img.dependsOn.forEach((dep, i) => {
-      if (!images[dep]) problem(`images.${img.name}.dependsOn[${i}]`, `images.${img.name}.dependsOn names "${dep}", which is not an image in skiff.yaml (images: ${Object.keys(images).join(', ')})`);
+      if (!images[dep])
+        problem(
+          `images.${img.name}.dependsOn[${i}]`,
+          `images.${img.name}.dependsOn names "${dep}", which is not an image in skiff.yaml (images: ${Object.keys(images).join(', ')})`,
+        );
       else if (dep === img.name) problem(`images.${img.name}.dependsOn[${i}]`, `image "${img.name}" depends on itself`);
     });
   }
@@ -154,7 +162,8 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
     const t = mapping(value, path) ?? {};
     knownKeys(t, path, ['image', 'command', 'env', 'workdir', 'timeout', 'reports', 'network']);
     const image = string(t.image, `${path}.image`, { required: true, hint: 'name an image from the images section' }) ?? '';
-    if (image && !images[image]) problem(`${path}.image`, `${path}.image names "${image}", which is not an image in skiff.yaml (images: ${Object.keys(images).join(', ')})`);
+    if (image && !images[image])
+      problem(`${path}.image`, `${path}.image names "${image}", which is not an image in skiff.yaml (images: ${Object.keys(images).join(', ')})`);
     let command: string[] = [];
     if (typeof t.command === 'string') command = ['sh', '-c', t.command];
     else if (t.command === undefined) problem(path, `${path}.command is required, e.g. command: ["sh", "-c", "./run-tests"]`);
@@ -203,8 +212,10 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
   const deployRaw = mapping(top.deploy, 'deploy') ?? {};
   knownKeys(deployRaw, 'deploy', ['historyMax', 'autoRollback', 'timeout']);
   const historyMax = deployRaw.historyMax ?? 10;
-  if (typeof historyMax !== 'number' || !Number.isInteger(historyMax) || historyMax < 1) problem('deploy.historyMax', `deploy.historyMax must be a whole number ≥ 1, got ${JSON.stringify(historyMax)}`);
-  if (deployRaw.autoRollback !== undefined && typeof deployRaw.autoRollback !== 'boolean') problem('deploy.autoRollback', 'deploy.autoRollback must be true or false');
+  if (typeof historyMax !== 'number' || !Number.isInteger(historyMax) || historyMax < 1)
+    problem('deploy.historyMax', `deploy.historyMax must be a whole number ≥ 1, got ${JSON.stringify(historyMax)}`);
+  if (deployRaw.autoRollback !== undefined && typeof deployRaw.autoRollback !== 'boolean')
+    problem('deploy.autoRollback', 'deploy.autoRollback must be true or false');
   const deploy: DeployConfig = {
     historyMax: typeof historyMax === 'number' && historyMax >= 1 ? Math.floor(historyMax) : 10,
     autoRollback: typeof deployRaw.autoRollback === 'boolean' ? deployRaw.autoRollback : undefined,
@@ -249,7 +260,6 @@ function editDistance(a: string, b: string): number {
   const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) dp[0]![j] = j;
   for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      dp[i]![j] = Math.min(dp[i - 1]![j]! + 1, dp[i]![j - 1]! + 1, dp[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++) dp[i]![j] = Math.min(dp[i - 1]![j]! + 1, dp[i]![j - 1]! + 1, dp[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
   return dp[a.length]![b.length]!;
 }

@@ -5,7 +5,8 @@ export function unifiedDiff(before: string, after: string, fromName: string, toN
   const n = a.length;
   const m = b.length;
   const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
   const ops: Array<{ op: ' ' | '-' | '+'; line: string; ai: number; bi: number }> = [];
   let i = 0;
   let j = 0;
@@ -17,14 +18,23 @@ export function unifiedDiff(before: string, after: string, fromName: string, toN
   const out = [`--- ${fromName}`, `+++ ${toName}`];
   let k = 0;
   while (k < ops.length) {
-    if (ops[k]!.op === ' ') { k++; continue; }
+    if (ops[k]!.op === ' ') {
+      k++;
+      continue;
+    }
     let start = Math.max(0, k - context);
     let end = k;
     while (end < ops.length) {
-      if (ops[end]!.op !== ' ') { end++; continue; }
+      if (ops[end]!.op !== ' ') {
+        end++;
+        continue;
+      }
       let run = 0;
       while (end + run < ops.length && ops[end + run]!.op === ' ') run++;
-      if (run > context * 2 || end + run >= ops.length) { end = Math.min(ops.length, end + context); break; }
+      if (run > context * 2 || end + run >= ops.length) {
+        end = Math.min(ops.length, end + context);
+        break;
+      }
       end += run;
     }
     const hunk = ops.slice(start, end);

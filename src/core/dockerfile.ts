@@ -54,7 +54,7 @@ export function lineOfStep(instructions: DockerfileInstruction[], stepNumber: nu
 }
 
 /** The escape character of a Dockerfile (`# escape=` parser directive, default backslash). */
-export function escapeCharacter(content: string): string {
+function escapeCharacter(content: string): string {
   for (const raw of content.split(/\r?\n/)) {
     const line = raw.trim();
     const directive = /^#\s*escape\s*=\s*(\S)\s*$/i.exec(line);
@@ -72,11 +72,15 @@ export function escapeCharacter(content: string): string {
 export function withLabels(content: string, target: string | undefined, labels: Record<string, string>): string {
   const esc = escapeCharacter(content);
   const quote = (s: string) => `"${s.replace(new RegExp(`[${esc === '\\' ? '\\\\' : esc}"$]`, 'g'), (c) => `${esc}${c}`)}"`;
-  const instruction = `LABEL ${Object.entries(labels).map(([k, v]) => `${quote(k)}=${quote(v)}`).join(' ')}`;
+  const instruction = `LABEL ${Object.entries(labels)
+    .map(([k, v]) => `${quote(k)}=${quote(v)}`)
+    .join(' ')}`;
   const lines = content.replace(/\s+$/, '').split(/\r?\n/);
   if (target) {
     const instructions = parseDockerfile(content);
-    const stageStart = instructions.findIndex((ins) => ins.keyword === 'FROM' && new RegExp(`\\s+as\\s+${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`, 'i').test(ins.text));
+    const stageStart = instructions.findIndex(
+      (ins) => ins.keyword === 'FROM' && new RegExp(`\\s+as\\s+${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`, 'i').test(ins.text),
+    );
     const next = stageStart === -1 ? undefined : instructions.slice(stageStart + 1).find((ins) => ins.keyword === 'FROM');
     if (next) {
       lines.splice(next.line - 1, 0, instruction);

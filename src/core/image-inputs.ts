@@ -89,7 +89,8 @@ export function explainChange(previous: InputDigests, current: InputDigests): st
   }
   const depNames = new Set([...Object.keys(previous.deps), ...Object.keys(current.deps)]);
   for (const name of [...depNames].sort()) {
-    if (previous.deps[name] !== current.deps[name]) reasons.push(`base image ${name} changed (${previous.deps[name] ?? 'none'} → ${current.deps[name] ?? 'none'})`);
+    if (previous.deps[name] !== current.deps[name])
+      reasons.push(`base image ${name} changed (${previous.deps[name] ?? 'none'} → ${current.deps[name] ?? 'none'})`);
   }
   if (previous.files !== current.files) reasons.push('context files changed');
   return reasons;

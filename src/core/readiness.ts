@@ -1,6 +1,5 @@
-import type { KubeObject } from '../release/types.js';
-
-type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+import { isStale } from '../kube/kinds.js';
+import type { ApiFields, LiveObject as Obj } from '../kube/types.js';
 
 export interface PodProblem {
   pod: string;
@@ -47,15 +46,10 @@ const FATAL_WAITING = new Set(['CrashLoopBackOff', 'ErrImagePull', 'ImagePullBac
  */
 const RETRIED_WAITING = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 
-/** Kinds whose readiness is followed; everything else is ready once applied. */
-export function isTracked(kind: string): boolean {
-  return ['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'Pod', 'PersistentVolumeClaim'].includes(kind);
-}
-
 /** A pod's first fatal problem, if any (pure). */
 export function podProblem(pod: Obj, policy: ReadinessPolicy, now: Date, firstSeen?: FirstSeen): PodProblem | undefined {
   const name = pod.metadata.name;
-  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])] as Array<Record<string, any>>;
+  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])] as ApiFields[];
   for (const cs of statuses) {
     const waiting = cs.state?.waiting;
     const last = cs.lastState?.terminated;
@@ -71,10 +65,25 @@ export function podProblem(pod: Obj, policy: ReadinessPolicy, now: Date, firstSe
       return { pod: name, container: cs.name, reason: waiting.reason, message: waiting.message, exitCode: last?.exitCode, restarts: cs.restartCount };
     }
     if (last?.reason === 'OOMKilled' && (cs.restartCount ?? 0) > policy.allowedRestarts) {
-      return { pod: name, container: cs.name, reason: 'OOMKilled', message: 'the container exceeded its memory limit', exitCode: last.exitCode, restarts: cs.restartCount };
+      return {
+        pod: name,
+        container: cs.name,
+        reason: 'OOMKilled',
+        message: 'the container exceeded its memory limit',
+        exitCode: last.exitCode,
+        restarts: cs.restartCount,
+      };
     }
     const term = cs.state?.terminated;
-    if (term?.reason === 'OOMKilled') return { pod: name, container: cs.name, reason: 'OOMKilled', message: 'the container exceeded its memory limit', exitCode: term.exitCode, restarts: cs.restartCount };
+    if (term?.reason === 'OOMKilled')
+      return {
+        pod: name,
+        container: cs.name,
+        reason: 'OOMKilled',
+        message: 'the container exceeded its memory limit',
+        exitCode: term.exitCode,
+        restarts: cs.restartCount,
+      };
   }
   const scheduled = (pod.status?.conditions ?? []).find((c: Record<string, string>) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
@@ -96,10 +105,13 @@ function podReady(pod: Obj): boolean {
  * The verdict for one applied object from its live state, the pods of its
  * current revision and, for Deployments, its ReplicaSets. Pure.
  */
-export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; bindImmediately?: boolean; firstSeen?: FirstSeen }, policy: ReadinessPolicy, now: Date): RolloutVerdict {
-  const gen = obj.metadata.generation as number | undefined;
-  const observed = obj.status?.observedGeneration as number | undefined;
-  const stale = gen !== undefined && (observed === undefined || observed < gen);
+export function verdict(
+  obj: Obj,
+  related: { pods: Obj[]; replicaSets?: Obj[]; bindImmediately?: boolean; firstSeen?: FirstSeen },
+  policy: ReadinessPolicy,
+  now: Date,
+): RolloutVerdict {
+  const stale = isStale(obj);
   const firstProblem = () => {
     for (const p of related.pods) {
       const problem = podProblem(p, policy, now, related.firstSeen);
@@ -107,8 +119,8 @@ export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; b
     }
     return undefined;
   };
-  if (stale && ['Deployment', 'StatefulSet', 'DaemonSet'].includes(obj.kind)) {
-    return { state: 'progressing', message: `waiting for the controller to pick up generation ${gen}` };
+  if (stale) {
+    return { state: 'progressing', message: `the controller has not picked up generation ${String(obj.metadata.generation)} yet` };
   }
   switch (obj.kind) {
     case 'Deployment': {
@@ -116,10 +128,19 @@ export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; b
       const s = obj.status ?? {};
       const progressing = condition(obj, 'Progressing');
       if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded') {
-        return { state: 'failed', message: progressing.message ?? 'progress deadline exceeded', problem: firstProblem() ?? { pod: '', reason: 'ProgressDeadlineExceeded', message: progressing.message } };
+        return {
+          state: 'failed',
+          message: progressing.message ?? 'progress deadline exceeded',
+          problem: firstProblem() ?? { pod: '', reason: 'ProgressDeadlineExceeded', message: progressing.message },
+        };
       }
       const replicaFailure = condition(obj, 'ReplicaFailure');
-      if (replicaFailure?.status === 'True') return { state: 'failed', message: replicaFailure.message ?? 'ReplicaSet could not create pods', problem: { pod: '', reason: replicaFailure.reason ?? 'FailedCreate', message: replicaFailure.message } };
+      if (replicaFailure?.status === 'True')
+        return {
+          state: 'failed',
+          message: replicaFailure.message ?? 'ReplicaSet could not create pods',
+          problem: { pod: '', reason: replicaFailure.reason ?? 'FailedCreate', message: replicaFailure.message },
+        };
       const problem = firstProblem();
       if (problem) return { state: 'failed', message: `pod ${problem.pod}: ${problem.reason}`, problem };
       const updated = s.updatedReplicas ?? 0;
@@ -136,7 +157,12 @@ export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; b
       if (problem) return { state: 'failed', message: `pod ${problem.pod}: ${problem.reason}`, problem };
       const rolling = (obj.spec?.updateStrategy?.type ?? 'RollingUpdate') === 'RollingUpdate';
       const revisionDone = !rolling || !s.updateRevision || s.currentRevision === s.updateRevision || (s.updatedReplicas ?? 0) >= want;
-      const ready = !stale && (s.readyReplicas ?? 0) >= want && (s.availableReplicas ?? s.readyReplicas ?? 0) >= want && revisionDone && (s.updatedReplicas ?? want) >= want;
+      const ready =
+        !stale &&
+        (s.readyReplicas ?? 0) >= want &&
+        (s.availableReplicas ?? s.readyReplicas ?? 0) >= want &&
+        revisionDone &&
+        (s.updatedReplicas ?? want) >= want;
       return { state: ready ? 'ready' : 'progressing', message: `${s.readyReplicas ?? 0}/${want} ready, ${s.updatedReplicas ?? 0}/${want} updated` };
     }
     case 'DaemonSet': {
@@ -149,25 +175,33 @@ export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; b
     }
     case 'Job': {
       const failed = condition(obj, 'Failed');
-      if (failed?.status === 'True') return { state: 'failed', message: `job failed: ${failed.reason ?? ''} ${failed.message ?? ''}`.trim(), problem: firstFailedJobPod(related.pods) ?? { pod: '', reason: failed.reason ?? 'JobFailed', message: failed.message } };
+      if (failed?.status === 'True')
+        return {
+          state: 'failed',
+          message: `job failed: ${failed.reason ?? ''} ${failed.message ?? ''}`.trim(),
+          problem: firstFailedJobPod(related.pods) ?? { pod: '', reason: failed.reason ?? 'JobFailed', message: failed.message },
+        };
       if (condition(obj, 'Complete')?.status === 'True') return { state: 'ready', message: `completed (${obj.status?.succeeded ?? 1} succeeded)` };
       const problem = firstProblem();
       if (problem && problem.reason !== 'CrashLoopBackOff') return { state: 'failed', message: `pod ${problem.pod}: ${problem.reason}`, problem };
-      return { state: 'progressing', message: `${obj.status?.active ?? 0} active, ${obj.status?.failed ?? 0} failed` };
+      const active = obj.status?.active ?? 0;
+      const failedPods = obj.status?.failed ?? 0;
+      return { state: 'progressing', message: active === 0 && failedPods === 0 ? 'no pod started yet' : `${active} running, ${failedPods} failed` };
     }
     case 'Pod': {
       const problem = podProblem(obj, policy, now, related.firstSeen);
       if (problem) return { state: 'failed', message: problem.reason, problem };
       const phase = obj.status?.phase;
       if (phase === 'Succeeded') return { state: 'ready', message: 'succeeded' };
-      if (phase === 'Failed') return { state: 'failed', message: 'pod failed', problem: firstFailedJobPod([obj]) ?? { pod: obj.metadata.name, reason: 'Failed' } };
+      if (phase === 'Failed')
+        return { state: 'failed', message: 'pod failed', problem: firstFailedJobPod([obj]) ?? { pod: obj.metadata.name, reason: 'Failed' } };
       return { state: podReady(obj) ? 'ready' : 'progressing', message: phase ?? 'Pending' };
     }
     case 'PersistentVolumeClaim': {
       const phase = obj.status?.phase;
       if (phase === 'Bound') return { state: 'ready', message: 'Bound' };
       if (phase === 'Lost') return { state: 'failed', message: 'claim lost its volume', problem: { pod: '', reason: 'ClaimLost' } };
-      if (related.bindImmediately === false) return { state: 'ready', message: 'Pending (binds when a pod uses it)' };
+      if (related.bindImmediately === false) return { state: 'ready', message: 'Pending; binds when a pod uses it' };
       return { state: 'progressing', message: phase ?? 'Pending' };
     }
     default:
@@ -177,9 +211,10 @@ export function verdict(obj: Obj, related: { pods: Obj[]; replicaSets?: Obj[]; b
 
 function firstFailedJobPod(pods: Obj[]): PodProblem | undefined {
   for (const p of pods) {
-    for (const cs of (p.status?.containerStatuses ?? []) as Array<Record<string, any>>) {
+    for (const cs of (p.status?.containerStatuses ?? []) as ApiFields[]) {
       const t = cs.state?.terminated ?? cs.lastState?.terminated;
-      if (t && t.exitCode !== 0) return { pod: p.metadata.name, container: cs.name, reason: t.reason ?? 'Error', exitCode: t.exitCode, restarts: cs.restartCount };
+      if (t && t.exitCode !== 0)
+        return { pod: p.metadata.name, container: cs.name, reason: t.reason ?? 'Error', exitCode: t.exitCode, restarts: cs.restartCount };
     }
   }
   return undefined;
@@ -192,13 +227,19 @@ function firstFailedJobPod(pods: Obj[]): PodProblem | undefined {
  */
 export function currentPods(obj: Obj, pods: Obj[], replicaSets: Obj[] = []): Obj[] {
   const uid = obj.metadata.uid as string | undefined;
-  const ownedBy = (o: Obj, ownerUid: string | undefined) => ((o.metadata.ownerReferences ?? []) as Array<{ uid: string }>).some((r: { uid: string }) => r.uid === ownerUid);
+  const ownedBy = (o: Obj, ownerUid: string | undefined) =>
+    ((o.metadata.ownerReferences ?? []) as Array<{ uid: string }>).some((r: { uid: string }) => r.uid === ownerUid);
   switch (obj.kind) {
     case 'Deployment': {
       const revision = obj.metadata.annotations?.['deployment.kubernetes.io/revision'];
       const mine = replicaSets.filter((rs) => ownedBy(rs, uid));
-      const newest = mine.find((rs) => rs.metadata.annotations?.['deployment.kubernetes.io/revision'] === revision) ??
-        mine.sort((a, b) => Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0))[0];
+      const newest =
+        mine.find((rs) => rs.metadata.annotations?.['deployment.kubernetes.io/revision'] === revision) ??
+        mine.sort(
+          (a, b) =>
+            Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) -
+            Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0),
+        )[0];
       return newest ? pods.filter((p) => ownedBy(p, newest.metadata.uid as string)) : [];
     }
     case 'StatefulSet': {
@@ -208,7 +249,7 @@ export function currentPods(obj: Obj, pods: Obj[], replicaSets: Obj[] = []): Obj
     case 'DaemonSet': {
       // Pods of the current template carry its generation; a crashing pod of the
       // template being replaced is not this rollout's failure.
-      const generation = String(obj.metadata.generation ?? '');
+      const generation = typeof obj.metadata.generation === 'number' ? String(obj.metadata.generation) : '';
       return pods.filter((p) => ownedBy(p, uid) && (!generation || (p.metadata.labels?.['pod-template-generation'] ?? generation) === generation));
     }
     case 'Job':

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { KubeObject } from '../release/types.js';
-import type { Reporter } from '../context.js';
+import type { KubeObject } from '../kube/types.js';
 
 /**
  * Secret material of a release and where it shows up outside Secrets. Pure.
@@ -22,7 +21,8 @@ const NAMES_A_SECRET = new Set(['name', 'names', 'ref', 'refs', 'file', 'path', 
 export const MIN_SECRET_LENGTH = 6;
 const TOKEN = /\(masked sha256:([0-9a-f]{12})\)/g;
 const HAS_TOKEN = /\(masked sha256:[0-9a-f]{12}\)/;
-const MASKED = /^\(masked( sha256:[0-9a-f]{12})?(; --show-secrets to print)?\)$/;
+/** A value skiff masked already (older records also hold the bare and the render forms). */
+export const MASKED = /^\(masked( sha256:[0-9a-f]{12})?(; --show-secrets to print)?\)$/;
 /**
  * Fields never rewritten: what identifies an object or selects others (a name,
  * a namespace, labels and selectors anywhere), or it could not be found again.
@@ -41,7 +41,10 @@ function isIdentity(path: readonly string[]): boolean {
  * `key` (secretKeyRef.key, a toleration's key) do not.
  */
 export function isSecretKey(key: string): boolean {
-  const words = key.split(/[-_.\s/]+|(?<=[a-z0-9])(?=[A-Z])/).filter(Boolean).map((w) => w.toLowerCase());
+  const words = key
+    .split(/[-_.\s/]+|(?<=[a-z0-9])(?=[A-Z])/)
+    .filter(Boolean)
+    .map((w) => w.toLowerCase());
   const last = words.at(-1);
   if (last === undefined || (NAMES_A_SECRET.has(last) && !(last === 'key' && words.length > 1))) return false;
   if (words.some((w) => SECRET_WORDS.has(w))) return true;
@@ -104,8 +107,9 @@ export function maskText(text: string, secrets: SecretStrings): { text: string; 
   let out = '';
   let pos = 0;
   const origins: string[] = [];
-  for (let i = 0; i < spans.length; ) {
-    let [start, end] = spans[i]!;
+  for (let i = 0; i < spans.length;) {
+    const start = spans[i]![0];
+    let end = spans[i]![1];
     const merged = new Set([spans[i]![2]]);
     for (i++; i < spans.length && spans[i]![0] < end; i++) {
       end = Math.max(end, spans[i]![1]);
@@ -116,34 +120,6 @@ export function maskText(text: string, secrets: SecretStrings): { text: string; 
     for (const o of merged) if (!origins.includes(o)) origins.push(o);
   }
   return { text: out + text.slice(pos), origins };
-}
-
-/** Any data (a result, an error's detail) with secret strings masked in every string in it. */
-export function maskDeep<T>(value: T, secrets: SecretStrings): T {
-  return secrets.size ? (mapStrings(value, (v) => maskText(v, secrets).text) as T) : value;
-}
-
-/** The error with secret strings masked in its message and detail. */
-export function redactError(e: unknown, secrets: SecretStrings): unknown {
-  if (e instanceof Error && secrets.size) {
-    e.message = maskText(e.message, secrets).text;
-    const withDetail = e as Error & { detail?: unknown };
-    if (withDetail.detail !== undefined) withDetail.detail = maskDeep(withDetail.detail, secrets);
-  }
-  return e;
-}
-
-/** A reporter that masks secret strings in everything it is given. */
-export function redactingReporter(reporter: Reporter, secrets: SecretStrings): Reporter {
-  if (secrets.size === 0) return reporter;
-  const m = (s: string) => maskText(s, secrets).text;
-  return {
-    info: (message) => reporter.info(m(message)),
-    warn: (message) => reporter.warn(m(message)),
-    log: (source, line) => reporter.log(source, m(line)),
-    status: (subject, state, detail) => reporter.status(subject, state, detail === undefined ? undefined : m(detail)),
-    debug: (message) => reporter.debug(m(message)),
-  };
 }
 
 export interface SecretHit {
@@ -281,7 +257,7 @@ function showPath(segs: readonly string[]): string {
  * '__proto__' keys stay plain data. Segments are the keys and indexes, so a
  * key with dots in it (an annotation, app.properties) stays one segment.
  */
-function mapStrings(value: unknown, fn: (v: string, path: string, segs: readonly string[]) => string, segs: string[] = []): unknown {
+export function mapStrings(value: unknown, fn: (v: string, path: string, segs: readonly string[]) => string, segs: string[] = []): unknown {
   if (typeof value === 'string') return fn(value, showPath(segs), segs);
   if (Array.isArray(value)) return value.map((x, i) => mapStrings(x, fn, [...segs, String(i)]));
   if (typeof value === 'object' && value !== null) {

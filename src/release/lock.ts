@@ -1,5 +1,6 @@
-import { hostname, userInfo } from 'node:os';
-import { KubeApiError, type KubeClient } from '../adapters/kube.js';
+import { hostname } from 'node:os';
+import type { CiContext } from '../ci.js';
+import { KubeApiError, type KubeClient } from '../kube/client.js';
 import { WorkFailedError } from '../errors.js';
 import type { Reporter } from '../context.js';
 
@@ -17,17 +18,11 @@ export interface ReleaseLock {
 
 const LEASE_SECONDS = 30;
 
-export function lockOwner(env: NodeJS.ProcessEnv, action: string): LockOwner {
-  let user = env.GITLAB_USER_LOGIN || env.USER || 'unknown';
-  try {
-    user = env.GITLAB_USER_LOGIN || userInfo().username;
-  } catch {
-    /* no passwd entry in some containers */
-  }
-  return { user, host: hostname(), pid: process.pid, ciJobUrl: env.CI_JOB_URL || undefined, action };
+export function lockOwner(ci: Pick<CiContext, 'actor' | 'jobUrl'>, action: string): LockOwner {
+  return { user: ci.actor, host: hostname(), pid: process.pid, ciJobUrl: ci.jobUrl, action };
 }
 
-export function describeOwner(o: LockOwner): string {
+function describeOwner(o: LockOwner): string {
   return `${o.action} by ${o.user}@${o.host} (pid ${o.pid})${o.ciJobUrl ? `, ${o.ciJobUrl}` : ''}`;
 }
 
@@ -46,7 +41,10 @@ function parseOwner(holder: string | undefined): LockOwner | undefined {
  * was killed) and is taken over with a warning, so nothing ever needs a
  * manual unlock. Writes use resourceVersion, so two takers cannot both win.
  */
-export async function acquireReleaseLock(kube: KubeClient, opts: { namespace: string; release: string; owner: LockOwner; timeoutMs: number; reporter: Reporter; now: () => Date; signal: AbortSignal }): Promise<ReleaseLock> {
+export async function acquireReleaseLock(
+  kube: KubeClient,
+  opts: { namespace: string; release: string; owner: LockOwner; timeoutMs: number; reporter: Reporter; now: () => Date; signal: AbortSignal },
+): Promise<ReleaseLock> {
   const name = `skiff-lock-${opts.release}`.slice(0, 253);
   const holder = JSON.stringify(opts.owner);
   const deadline = Date.now() + opts.timeoutMs;
@@ -57,7 +55,12 @@ export async function acquireReleaseLock(kube: KubeClient, opts: { namespace: st
     const body = {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name, namespace: opts.namespace, labels: { 'app.kubernetes.io/managed-by': 'skiff', 'skiff.io/release': opts.release }, ...(lease ? { resourceVersion: lease.metadata.resourceVersion } : {}) },
+      metadata: {
+        name,
+        namespace: opts.namespace,
+        labels: { 'app.kubernetes.io/managed-by': 'skiff', 'skiff.io/release': opts.release },
+        ...(lease ? { resourceVersion: lease.metadata.resourceVersion } : {}),
+      },
       spec: { holderIdentity: holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: microTime(now), renewTime: microTime(now) },
     };
     const spec = (lease?.spec ?? {}) as { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
@@ -70,7 +73,10 @@ export async function acquireReleaseLock(kube: KubeClient, opts: { namespace: st
         break;
       }
       if (expired) {
-        if (current) opts.reporter.warn(`taking over a stale lock of release ${opts.release}: ${describeOwner(current)} stopped renewing it ${Math.round((now.getTime() - renewed) / 1000)}s ago`);
+        if (current)
+          opts.reporter.warn(
+            `taking over a stale lock of release ${opts.release}: ${describeOwner(current)} stopped renewing it ${Math.round((now.getTime() - renewed) / 1000)}s ago`,
+          );
         await kube.replace(body);
         break;
       }
@@ -80,7 +86,10 @@ export async function acquireReleaseLock(kube: KubeClient, opts: { namespace: st
     }
     const who = describeOwner(current);
     if (Date.now() >= deadline) {
-      throw new WorkFailedError('deploy', `release ${opts.release} is locked by ${who}; gave up after ${Math.round(opts.timeoutMs / 1000)}s (raise --lock-timeout to wait longer)`);
+      throw new WorkFailedError(
+        'deploy',
+        `release ${opts.release} is locked by ${who}; gave up after ${Math.round(opts.timeoutMs / 1000)}s (raise --lock-timeout to wait longer)`,
+      );
     }
     if (announced !== who) {
       opts.reporter.info(`release ${opts.release} is locked by ${who}; waiting up to ${Math.round((deadline - Date.now()) / 1000)}s`);
@@ -97,9 +106,12 @@ export async function acquireReleaseLock(kube: KubeClient, opts: { namespace: st
     (lease.spec as { renewTime: string }).renewTime = microTime(opts.now());
     await kube.replace(lease);
   };
-  const timer = setInterval(() => {
-    if (!stopped) renew().catch((e) => opts.reporter.debug(`lock renewal failed: ${(e as Error).message}`));
-  }, (LEASE_SECONDS * 1000) / 3);
+  const timer = setInterval(
+    () => {
+      if (!stopped) renew().catch((e) => opts.reporter.debug(`lock renewal failed: ${(e as Error).message}`));
+    },
+    (LEASE_SECONDS * 1000) / 3,
+  );
   timer.unref();
   return {
     async release() {
@@ -120,6 +132,13 @@ function microTime(d: Date): string {
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { maskSecretStrings, maskText, SECRET_KEY, secretStrings, sha12 } from '../core/secret-material.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
-import type { KubeObject, ReleaseRecord } from './types.js';
+import type { KubeObject } from '../kube/types.js';
+import type { ReleaseRecord } from './types.js';
 
 export const RECORD_SECRET_TYPE = 'skiff.io/release.v1';
-export const MASKED_ANNOTATION = 'skiff.io/masked';
 export const PART_LABEL = 'skiff.io/part';
 /** On every chunk: how many chunks the record has, and the digest of the whole, so a half-written update is recognised. */
 export const PARTS_ANNOTATION = 'skiff.io/parts';
@@ -15,76 +14,6 @@ export const DIGEST_ANNOTATION = 'skiff.io/digest';
 export const MAX_CHUNK_BYTES = 900 * 1024;
 /** Beyond this a release is refused rather than spread over ever more Secrets. */
 export const MAX_CHUNKS = 8;
-
-// ---------------------------------------------------------------------------
-// Masking
-
-const MASKED_VALUE = /^\(masked( sha256:[0-9a-f]{12})?\)$/;
-
-/** The checksum of the secret bytes, so that history and diff still tell "changed" from "unchanged". */
-function maskSecretValue(value: unknown, encoding: 'base64' | 'utf8'): unknown {
-  if (typeof value === 'string' && MASKED_VALUE.test(value)) return value;
-  const bytes = typeof value === 'string' ? Buffer.from(value, encoding) : Buffer.from(JSON.stringify(value) ?? '', 'utf8');
-  return `(masked sha256:${sha12(bytes)})`;
-}
-
-function maskMap(map: unknown, encoding: 'base64' | 'utf8'): unknown {
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) return map;
-  return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, maskSecretValue(v, encoding)]));
-}
-
-function isSecret(o: KubeObject): boolean {
-  return o.kind === 'Secret' && o.apiVersion === 'v1';
-}
-
-function maskObject(o: KubeObject): KubeObject {
-  if (!isSecret(o)) return o;
-  const out: KubeObject = {
-    ...o,
-    metadata: { ...o.metadata, annotations: { ...o.metadata.annotations, [MASKED_ANNOTATION]: 'true' } },
-  };
-  if (o.data !== undefined) out.data = maskMap(o.data, 'base64');
-  if (o.stringData !== undefined) out.stringData = maskMap(o.stringData, 'utf8');
-  return out;
-}
-
-/** Strings and numbers under a secret-looking key, at any depth below it, become "(masked)"; booleans and nulls carry no secret. */
-function maskValues(v: unknown, underSecretKey: boolean): unknown {
-  if (Array.isArray(v)) return v.map((x) => maskValues(x, underSecretKey));
-  if (typeof v === 'object' && v !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) {
-      const value = maskValues(x, underSecretKey || SECRET_KEY.test(k));
-      if (k === '__proto__') Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
-      else out[k] = value;
-    }
-    return out;
-  }
-  if (underSecretKey && (typeof v === 'string' || typeof v === 'number')) return '(masked)';
-  return v;
-}
-
-/**
- * A copy of the record without secret material: Secret objects keep their
- * keys, each value replaced by "(masked sha256:<12 hex>)" (the checksum of
- * the decoded bytes, the same for data and stringData) and annotated
- * skiff.io/masked: "true"; in the values, every string or number under a key
- * that looks secret (password, token, key, ...) becomes "(masked)".
- * Idempotent. Secret strings written into other objects (an env value in a
- * Deployment, a password in a URL) are replaced by "(masked sha256:…)" inside
- * their field; a rollback takes them back from the live object.
- */
-export function maskSecrets(record: ReleaseRecord, extra?: ReadonlyMap<string, string>): ReleaseRecord {
-  const secrets = secretStrings(record.values, record.manifests);
-  for (const [s, origin] of extra ?? []) if (!secrets.has(s)) secrets.set(s, origin);
-  return {
-    ...record,
-    // The description can quote a log line or an API message that holds one.
-    description: maskText(record.description ?? '', secrets).text,
-    manifests: record.manifests.map((o) => maskObject(maskSecretStrings(o, secrets).object)),
-    values: maskValues(record.values, false) as Record<string, unknown>,
-  };
-}
 
 // ---------------------------------------------------------------------------
 // Encoding
@@ -137,9 +66,9 @@ export function recordSecretName(release: string, revision: number, part = 0): s
   return `skiff.release.v1.${release}.v${revision}${part ? `.part${part}` : ''}`;
 }
 
-/** The Secrets that store one revision (secret material masked first): chunk 0, then its parts. */
+/** The Secrets that store one revision: chunk 0, then its parts. */
 export function recordToSecrets(record: ReleaseRecord, namespace: string): KubeObject[] {
-  const encoded = encodeRecord(maskSecrets(record));
+  const encoded = encodeRecord(record);
   const chunks = splitRecord(encoded);
   if (chunks.length > MAX_CHUNKS) {
     const limit = MAX_CHUNKS * MAX_CHUNK_BYTES;
@@ -189,7 +118,11 @@ export function secretsToRecord(secrets: KubeObject[]): ReleaseRecord {
   const chunks: Buffer[] = [];
   for (let part = 0; part < count; part++) {
     const s = part === 0 ? head : secrets.find((x) => partOf(x) === part);
-    if (!s) throw corrupt(`release record ${name} is incomplete: part ${part} of ${count} (Secret ${recordSecretName(head.metadata.labels?.name ?? '?', Number(head.metadata.labels?.version), part)}) is missing`, fix());
+    if (!s)
+      throw corrupt(
+        `release record ${name} is incomplete: part ${part} of ${count} (Secret ${recordSecretName(head.metadata.labels?.name ?? '?', Number(head.metadata.labels?.version), part)}) is missing`,
+        fix(),
+      );
     if (digest !== undefined && s.metadata.annotations?.[DIGEST_ANNOTATION] !== digest) {
       throw corrupt(`release record ${name} is inconsistent: Secret ${s.metadata.name} belongs to another write (an interrupted update?)`, fix());
     }

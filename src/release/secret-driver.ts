@@ -1,6 +1,6 @@
-import type { KubeClient } from '../adapters/kube.js';
+import type { KubeClient } from '../kube/client.js';
 import type { ReleaseDriver } from './storage.js';
-import type { KubeObject } from './types.js';
+import type { KubeObject } from '../kube/types.js';
 
 /** Release records as Secrets in the release namespace (Helm's default driver). Dumb: no rules here. */
 export class SecretDriver implements ReleaseDriver {

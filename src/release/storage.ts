@@ -1,6 +1,7 @@
 import { WorkFailedError } from '../errors.js';
 import { PART_LABEL, recordToSecrets, secretsToRecord } from './record.js';
-import type { KubeObject, ReleaseRecord } from './types.js';
+import type { KubeObject } from '../kube/types.js';
+import type { ReleaseRecord } from './types.js';
 
 /**
  * Where release records live. Dumb on purpose (Helm's driver): no rules,
@@ -32,9 +33,7 @@ export class MemoryDriver implements ReleaseDriver {
   }
 
   async list(release: string): Promise<KubeObject[]> {
-    return [...this.secrets.values()]
-      .filter((s) => s.metadata.labels?.owner === 'skiff' && s.metadata.labels.name === release)
-      .map((s) => structuredClone(s));
+    return [...this.secrets.values()].filter((s) => s.metadata.labels?.owner === 'skiff' && s.metadata.labels.name === release).map((s) => structuredClone(s));
   }
 
   async delete(names: string[]): Promise<void> {
@@ -67,15 +66,19 @@ function writeOrder(secrets: KubeObject[]): KubeObject[] {
   return [...secrets.slice(1), ...secrets.slice(0, 1)];
 }
 
+/** What makes a record fit to store: secret material masked (stages/redact.ts). */
+export type SealRecord = (record: ReleaseRecord) => ReleaseRecord;
+
 /**
  * The rules over a driver (Helm's Storage): history, last, last deployed,
- * superseding and max-history pruning. Records are masked (maskSecrets)
- * before they are stored, whatever the caller passes.
+ * superseding and max-history pruning. Every record passes through `seal`
+ * before it is stored, whatever the caller passes.
  */
 export class ReleaseStorage {
   constructor(
     private readonly driver: ReleaseDriver,
     readonly namespace: string,
+    private readonly seal: SealRecord,
   ) {}
 
   private async revisions(release: string): Promise<RevisionSecrets[]> {
@@ -118,7 +121,7 @@ export class ReleaseStorage {
 
   /** Stores a new revision; fails if the revision exists (another run of the same release got there first). */
   async create(record: ReleaseRecord): Promise<void> {
-    const secrets = recordToSecrets(record, this.namespace);
+    const secrets = recordToSecrets(this.seal(record), this.namespace);
     const existing = (await this.revisions(record.name)).find((r) => r.revision === record.revision);
     if (existing?.complete) {
       throw new WorkFailedError(
@@ -133,7 +136,7 @@ export class ReleaseStorage {
 
   /** Rewrites a stored revision (status, description, finish time). */
   async update(record: ReleaseRecord): Promise<void> {
-    const secrets = recordToSecrets(record, this.namespace);
+    const secrets = recordToSecrets(this.seal(record), this.namespace);
     const existing = (await this.revisions(record.name)).find((r) => r.revision === record.revision);
     await this.driver.update(writeOrder(secrets));
     const keep = new Set(secrets.map((s) => s.metadata.name));
@@ -173,7 +176,9 @@ export class ReleaseStorage {
     const oldestKept = keep.size ? Math.min(...keep) : 0;
     const doomed = all.filter((r) => !keep.has(r.revision) && (r.complete || r.revision < oldestKept));
     // Chunk 0 first: a revision without it is already gone for every reader.
-    const names = doomed.flatMap((r) => [...r.secrets].sort((a, b) => Number(a.metadata.labels?.[PART_LABEL] ?? 0) - Number(b.metadata.labels?.[PART_LABEL] ?? 0)).map((s) => s.metadata.name));
+    const names = doomed.flatMap((r) =>
+      [...r.secrets].sort((a, b) => Number(a.metadata.labels?.[PART_LABEL] ?? 0) - Number(b.metadata.labels?.[PART_LABEL] ?? 0)).map((s) => s.metadata.name),
+    );
     if (names.length) await this.driver.delete(names);
     return doomed.filter((r) => r.complete).map((r) => r.revision);
   }

@@ -1,23 +1,4 @@
-/** A Kubernetes object as plain JSON. */
-export interface KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    [k: string]: unknown;
-  };
-  [k: string]: unknown;
-}
-
-/** A rendered object and the template it came from. */
-export interface Manifest {
-  object: KubeObject;
-  /** Template file (repository-relative) and the line its document starts on. */
-  source: { file: string; line: number };
-}
+import type { KubeObject } from '../kube/types.js';
 
 /** Helm's release states. */
 export type ReleaseStatus = 'pending-install' | 'pending-upgrade' | 'pending-rollback' | 'deployed' | 'failed' | 'superseded' | 'uninstalled';

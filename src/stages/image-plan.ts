@@ -37,7 +37,7 @@ export function dependencyArgName(image: string): string {
 }
 
 /** Image names in dependency order, including the dependencies of the selected ones. */
-export function selectImages(images: Record<string, ImageConfig>, wanted: string[], file: string): string[] {
+function selectImages(images: Record<string, ImageConfig>, wanted: string[], file: string): string[] {
   for (const name of wanted) {
     if (!images[name]) throw new ConfigError(`image "${name}" is not defined in ${file} (images: ${Object.keys(images).join(', ')})`);
   }
@@ -73,23 +73,31 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
     const all = mode === 'commit' ? await listCommitTree(root, git.commit, img.context) : await listWorkingTree(root, img.context);
     const contextLabel = img.context || '.';
     if (all.length === 0) {
-      throw new ConfigError(`${where(`images.${name}.context`)}: context "${contextLabel}" of image ${name} ${mode === 'commit' ? `has no tracked files at commit ${git.commit.slice(0, 8)}` : 'is empty or missing'}; fix images.${name}.context${mode === 'commit' ? ' or commit the directory' : ''}`);
+      throw new ConfigError(
+        `${where(`images.${name}.context`)}: context "${contextLabel}" of image ${name} ${mode === 'commit' ? `has no tracked files at commit ${git.commit.slice(0, 8)}` : 'is empty or missing'}; fix images.${name}.context${mode === 'commit' ? ' or commit the directory' : ''}`,
+      );
     }
     const dockerfilePath = posix.normalize(img.dockerfile);
     const dockerfileEntry = all.find((e) => e.path === dockerfilePath);
     if (!dockerfileEntry) {
-      throw new ConfigError(`${where(`images.${name}.dockerfile`)}: Dockerfile "${posix.join(contextLabel, dockerfilePath)}" of image ${name} ${mode === 'commit' ? `is not in commit ${git.commit.slice(0, 8)}` : 'does not exist'}; fix images.${name}.dockerfile${mode === 'commit' ? ' or commit the file' : ''}`);
+      throw new ConfigError(
+        `${where(`images.${name}.dockerfile`)}: Dockerfile "${posix.join(contextLabel, dockerfilePath)}" of image ${name} ${mode === 'commit' ? `is not in commit ${git.commit.slice(0, 8)}` : 'does not exist'}; fix images.${name}.dockerfile${mode === 'commit' ? ' or commit the file' : ''}`,
+      );
     }
     const ignoreEntry = all.find((e) => e.path === '.dockerignore');
     let ignoreText = '';
     if (ignoreEntry) {
-      const buf = mode === 'commit' ? await readCommitFile(root, git.commit, ignoreEntry.repoPath) : await readFile(join(root, ignoreEntry.repoPath)).catch(() => undefined);
+      const buf =
+        mode === 'commit'
+          ? await readCommitFile(root, git.commit, ignoreEntry.repoPath)
+          : await readFile(join(root, ignoreEntry.repoPath)).catch(() => undefined);
       ignoreText = buf?.toString() ?? '';
     }
     const dockerignore = new DockerIgnore(ignoreText);
     // The Engine always receives the Dockerfile and .dockerignore, even when ignored.
     const entries = all.filter((e) => e.path === dockerfilePath || e.path === '.dockerignore' || !dockerignore.excludes(e.path));
-    const dockerfileBuf = mode === 'commit' ? await readCommitFile(root, git.commit, dockerfileEntry.repoPath) : await readFile(join(root, dockerfileEntry.repoPath));
+    const dockerfileBuf =
+      mode === 'commit' ? await readCommitFile(root, git.commit, dockerfileEntry.repoPath) : await readFile(join(root, dockerfileEntry.repoPath));
     const dockerfileText = dockerfileBuf?.toString() ?? '';
 
     const buildArgs = { ...img.args };
@@ -99,7 +107,13 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
       dependencyTags[dep] = depPlan.tag;
       buildArgs[dependencyArgName(dep)] = depPlan.ref;
     }
-    const digests = digestInputs({ dockerfile: { path: dockerfilePath, oid: dockerfileEntry.oid }, entries, args: img.args, target: img.target, dependencyTags });
+    const digests = digestInputs({
+      dockerfile: { path: dockerfilePath, oid: dockerfileEntry.oid },
+      entries,
+      args: img.args,
+      target: img.target,
+      dependencyTags,
+    });
     const tag = contentTag(digests);
     const repository = repositoryOf(name);
     const humanTags = new Set<string>();

@@ -1,32 +1,59 @@
-import { KubeClient } from '../adapters/kube.js';
 import type { RunContext } from '../context.js';
+import type { KubeClient } from '../kube/client.js';
+import { MANAGED_BY_LABEL } from '../kube/types.js';
+import { loadProject, type Project } from '../project.js';
 import { acquireReleaseLock, lockOwner, type ReleaseLock } from '../release/lock.js';
 import { SecretDriver } from '../release/secret-driver.js';
 import { ReleaseStorage } from '../release/storage.js';
-import type { ReleaseTarget } from './release-inputs.js';
+import { sealRecord } from './redact.js';
+import { resolveTarget, type ReleaseTarget, type TargetOptions } from './release-inputs.js';
 
 export interface KubeFlags {
   kubeconfig?: string;
   lockTimeoutMs?: number;
 }
 
-export async function connect(target: ReleaseTarget, flags: KubeFlags): Promise<{ kube: KubeClient; storage: ReleaseStorage }> {
-  const kube = await KubeClient.connect({ context: target.kubeContext, kubeconfig: flags.kubeconfig });
-  return { kube, storage: new ReleaseStorage(new SecretDriver(kube, target.namespace), target.namespace) };
+export interface ClusterSession {
+  kube: KubeClient;
+  storage: ReleaseStorage;
+}
+
+/** The cluster of a target and the release storage in its namespace. */
+export async function connect(ctx: RunContext, target: ReleaseTarget, flags: KubeFlags): Promise<ClusterSession> {
+  const kube = await ctx.kube({ context: target.kubeContext, kubeconfig: flags.kubeconfig });
+  return { kube, storage: new ReleaseStorage(new SecretDriver(kube, target.namespace), target.namespace, sealRecord) };
+}
+
+/**
+ * For the commands that read or change a release without building or
+ * rendering it (history, status, rollback, dismiss): the project, the target
+ * and its cluster. Uncommitted changes are no concern of theirs.
+ */
+export async function openRelease(ctx: RunContext, opts: TargetOptions): Promise<ClusterSession & { project: Project; target: ReleaseTarget }> {
+  const project = await loadProject(ctx, { ...opts, readOnly: true });
+  const target = resolveTarget(project, opts.env, opts);
+  return { project, target, ...(await connect(ctx, target, opts)) };
 }
 
 /** Creates the release namespace when missing (server-side apply, so an existing one is left as it is). */
 export async function ensureNamespace(kube: KubeClient, namespace: string): Promise<void> {
   if (await kube.get('v1', 'Namespace', undefined, namespace)) return;
-  await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { 'app.kubernetes.io/managed-by': 'skiff' } } });
+  await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { [MANAGED_BY_LABEL]: 'skiff' } } });
 }
 
 /** Runs work while holding the release lock; the lock is released on every exit path. */
-export async function withReleaseLock<T>(ctx: RunContext, kube: KubeClient, target: ReleaseTarget, action: string, flags: KubeFlags, work: () => Promise<T>): Promise<T> {
+export async function withReleaseLock<T>(
+  ctx: RunContext,
+  kube: KubeClient,
+  target: ReleaseTarget,
+  action: string,
+  flags: KubeFlags,
+  work: () => Promise<T>,
+): Promise<T> {
   const lock: ReleaseLock = await acquireReleaseLock(kube, {
     namespace: target.namespace,
     release: target.release,
-    owner: lockOwner(ctx.env, action),
+    owner: lockOwner(ctx.ci, action),
     timeoutMs: flags.lockTimeoutMs ?? 5 * 60_000,
     reporter: ctx.reporter,
     now: ctx.now,

@@ -1,15 +1,15 @@
-import { repositoryPath } from '../adapters/credentials.js';
+import { repositoryPath } from '../core/image-ref.js';
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { BlobReader, listCommitTree, listWorkingTree } from '../adapters/git.js';
-import { maskSecretStrings, secretStrings, type SecretStrings } from '../core/secret-material.js';
-import { parseYamlWithPositions } from '../config/yaml-positions.js';
-import { isTemplateFile, isValuesFile, renderRelease, type RenderOutput, type TemplateFile } from '../render/render.js';
-import { RegistryAccess } from '../actions/build.js';
+import { isTemplateFile, renderRelease, type RenderOutput, type TemplateFile } from '../render/render.js';
+import { environmentValues, parseValuesFile } from '../render/values.js';
+import { RegistryAccess } from '../adapters/registry.js';
 import type { RunContext } from '../context.js';
 import type { EnvironmentConfig } from '../config/types.js';
-import type { Project } from '../project.js';
+import type { Project, ProjectOptions } from '../project.js';
+import { Redactor } from './redact.js';
 import type { ImagePlan } from './image-plan.js';
 
 export const KUBE_DIR = '.kube';
@@ -23,11 +23,22 @@ export interface ReleaseTarget {
   kubeContext?: string;
 }
 
+/** The options of every command that works on one environment's release. */
+export interface TargetOptions extends ProjectOptions {
+  env: string;
+  namespace?: string;
+  kubeContext?: string;
+  kubeconfig?: string;
+  lockTimeoutMs?: number;
+}
+
 export function resolveTarget(project: Project, env: string, flags: { namespace?: string; kubeContext?: string } = {}): ReleaseTarget {
   const environment = project.config.environments[env];
   if (!environment) {
     const known = Object.keys(project.config.environments);
-    throw new ConfigError(`environment "${env}" is not defined in ${project.config.file} (environments: ${known.join(', ') || 'none'}); add it under environments:`);
+    throw new ConfigError(
+      `environment "${env}" is not defined in ${project.config.file} (environments: ${known.join(', ') || 'none'}); add it under environments:`,
+    );
   }
   return {
     env,
@@ -39,7 +50,7 @@ export function resolveTarget(project: Project, env: string, flags: { namespace?
 }
 
 /** Every file under .kube/, from the commit (default) or the working tree (--dev). */
-export async function readKubeDir(project: Project): Promise<TemplateFile[]> {
+async function readKubeDir(project: Project): Promise<TemplateFile[]> {
   if (project.mode === 'commit') {
     const entries = await listCommitTree(project.root, project.git.commit, KUBE_DIR);
     const reader = new BlobReader(project.root);
@@ -55,18 +66,23 @@ export async function readKubeDir(project: Project): Promise<TemplateFile[]> {
 
 /** Each image's registry reference pinned by digest; an image missing from the registry is exit 2 with the command to run. */
 export async function resolveImageRefs(ctx: RunContext, project: Project, plans: ImagePlan[]): Promise<Record<string, string>> {
-  if (!project.registry) throw new ConfigError(`no registry configured: set "registry" in ${project.config.file}, SKIFF_REGISTRY or --registry, so the cluster can pull the images`);
-  const registries = new RegistryAccess(ctx.env);
+  if (!project.registry)
+    throw new ConfigError(`no registry configured: set "registry" in ${project.config.file}, SKIFF_REGISTRY or --registry, so the cluster can pull the images`);
+  const registries = new RegistryAccess(ctx.env, ctx.ci);
   const refs: Record<string, string> = {};
   const missing: string[] = [];
-  await Promise.all(plans.map(async (plan) => {
-    const { client } = await registries.for(plan.repository);
-    const m = await client.manifest(repositoryPath(plan.repository), plan.tag);
-    if (!m) missing.push(plan.ref);
-    else refs[plan.name] = `${plan.ref}@${m.digest}`;
-  }));
+  await Promise.all(
+    plans.map(async (plan) => {
+      const { client } = await registries.for(plan.repository);
+      const m = await client.manifest(repositoryPath(plan.repository), plan.tag);
+      if (!m) missing.push(plan.ref);
+      else refs[plan.name] = `${plan.ref}@${m.digest}`;
+    }),
+  );
   if (missing.length) {
-    throw new ConfigError(`not in the registry yet: ${missing.sort().join(', ')}; run "skiff build --push"${project.mode === 'worktree' ? ' --dev' : ''} first (or "skiff ship")`);
+    throw new ConfigError(
+      `not in the registry yet: ${missing.sort().join(', ')}; run "skiff build --push"${project.mode === 'worktree' ? ' --dev' : ''} first (or "skiff ship")`,
+    );
   }
   return refs;
 }
@@ -76,25 +92,24 @@ export interface RenderFlags {
   set?: string[];
 }
 
-/** A rendered release and the secret strings to keep out of output and history. */
-export type RenderedRelease = RenderOutput & { secrets: SecretStrings };
+/** A rendered release and what keeps its secret strings out of output and history. */
+export type RenderedRelease = RenderOutput & { redactor: Redactor };
 
 /** Renders .kube/ for one environment with the given image references. Pure apart from reading files. */
-export async function renderForTarget(ctx: RunContext, project: Project, target: ReleaseTarget, images: Record<string, string>, flags: RenderFlags): Promise<RenderedRelease> {
+export async function renderForTarget(
+  ctx: RunContext,
+  project: Project,
+  target: ReleaseTarget,
+  images: Record<string, string>,
+  flags: RenderFlags,
+): Promise<RenderedRelease> {
   const files = await readKubeDir(project);
   if (!files.some((f) => isTemplateFile(f.path))) {
-    throw new ConfigError(`${KUBE_DIR}/ has no templates${project.mode === 'commit' ? ` at commit ${project.git.commit.slice(0, 8)}` : ''}; add *.yaml or *.yaml.ejs files${project.mode === 'commit' ? ' and commit them' : ''}`);
+    throw new ConfigError(
+      `${KUBE_DIR}/ has no templates${project.mode === 'commit' ? ` at commit ${project.git.commit.slice(0, 8)}` : ''}; add *.yaml or *.yaml.ejs files${project.mode === 'commit' ? ' and commit them' : ''}`,
+    );
   }
-  const parseValues = (path: string, content: string) => {
-    const { value } = parseYamlWithPositions(content, path);
-    if (value !== null && value !== undefined && (typeof value !== 'object' || Array.isArray(value))) throw new ConfigError(`${path}:1:1: values must be a mapping`);
-    return value ?? {};
-  };
-  const valueSources: Array<{ origin: string; values: unknown }> = [];
-  for (const name of [`${KUBE_DIR}/values.yaml`, `${KUBE_DIR}/values.${target.env}.yaml`]) {
-    const f = files.find((x) => x.path === name);
-    if (f) valueSources.push({ origin: name, values: parseValues(name, f.content) });
-  }
+  const valueSources = environmentValues(files, target.env);
   valueSources.push({ origin: `${project.config.file} environments.${target.env}.values`, values: target.environment.values });
   for (const file of flags.valuesFiles ?? []) {
     const abs = join(ctx.cwd, file);
@@ -104,10 +119,10 @@ export async function renderForTarget(ctx: RunContext, project: Project, target:
     } catch {
       throw new ConfigError(`--values ${file}: cannot read the file`);
     }
-    valueSources.push({ origin: relative(ctx.cwd, abs), values: parseValues(relative(ctx.cwd, abs), content) });
+    valueSources.push({ origin: relative(ctx.cwd, abs), values: parseValuesFile(relative(ctx.cwd, abs), content) });
   }
   const output = renderRelease({
-    templates: files.filter((f) => isTemplateFile(f.path) && !isValuesFile(f.path)),
+    templates: files.filter((f) => isTemplateFile(f.path)),
     valueSources,
     sets: flags.set ?? [],
     images,
@@ -118,11 +133,16 @@ export async function renderForTarget(ctx: RunContext, project: Project, target:
     git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },
   });
   for (const w of output.warnings) ctx.reporter.warn(w);
-  const secrets = secretStrings(output.values, output.manifests.map((m) => m.object));
+  const redactor = Redactor.of(
+    output.values,
+    output.manifests.map((m) => m.object),
+  );
   for (const m of output.manifests) {
-    for (const hit of maskSecretStrings(m.object, secrets).hits) {
-      ctx.reporter.warn(`${m.source.file}: ${m.object.kind}/${m.object.metadata.name} ${hit.path} holds ${hit.origin} in clear, for anyone who can read the object (skiff masks it in output and history); put it in a Secret and reference it (secretKeyRef, envFrom)`);
+    for (const hit of redactor.hits(m.object)) {
+      ctx.reporter.warn(
+        `${m.source.file}: ${m.object.kind}/${m.object.metadata.name} ${hit.path} holds ${hit.origin} in clear, for anyone who can read the object (skiff masks it in output and history); put it in a Secret and reference it (secretKeyRef, envFrom)`,
+      );
     }
   }
-  return { ...output, secrets };
+  return { ...output, redactor };
 }

@@ -1,18 +1,19 @@
 import { hostname } from 'node:os';
-import { describe as describeObject, explainApplyError, PARALLEL_REQUESTS, type KubeClient } from '../adapters/kube.js';
+import type { RunContext } from '../context.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
+import { applyPhases, splitHooks } from '../core/order.js';
 import type { ReadinessPolicy } from '../core/readiness.js';
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
-import type { RunContext } from '../context.js';
-import { applyPhases, hookOf } from '../render/order.js';
-import { objectKey } from '../render/object-key.js';
-import { maskSecrets } from '../release/record.js';
-import type { SecretStrings } from '../core/secret-material.js';
+import { PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
+import { objectRef } from '../kube/object-key.js';
+import type { KubeObject, Manifest } from '../kube/types.js';
 import type { ReleaseStorage } from '../release/storage.js';
-import type { KubeObject, Manifest, ReleaseRecord, ReleaseStatus } from '../release/types.js';
-import { formatDiagnosis, trackRollout, type Diagnosis } from './track.js';
+import type { ReleaseRecord, ReleaseStatus } from '../release/types.js';
+import { applyManifest, prune } from './apply.js';
+import type { Redactor } from './redact.js';
 import type { ReleaseTarget } from './release-inputs.js';
+import { trackRollout, type Diagnosis } from './track.js';
 
 export interface ReleaseRunOptions {
   target: ReleaseTarget;
@@ -31,8 +32,8 @@ export interface ReleaseRunOptions {
    * records the stored revision as it was (masked), Secrets included.
    */
   recorded?: KubeObject[];
-  /** Secret strings to keep out of the stored record besides those its values and Secrets give. */
-  secrets?: SecretStrings;
+  /** Keeps secret strings out of the stored record, besides those its values and Secrets give. */
+  redactor: Redactor;
   timeoutMs: number;
   forceConflicts: boolean;
   policy: ReadinessPolicy;
@@ -85,28 +86,37 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     values: opts.values,
     images: opts.images,
     git: opts.git,
-    deployedBy: { user: ctx.env.GITLAB_USER_LOGIN || ctx.env.USER || 'unknown', host: hostname(), ciJobUrl: ctx.env.CI_JOB_URL || undefined },
+    deployedBy: { user: ctx.ci.actor, host: hostname(), ciJobUrl: ctx.ci.jobUrl },
     startedAt: ctx.now().toISOString(),
     tests: opts.tests,
     rollbackOf: opts.rollbackOf,
   };
-  await storage.create(maskSecrets(record, opts.secrets));
+  await storage.create(opts.redactor.record(record));
   reporter.info(`release ${target.release} revision ${revision} (${record.description}) → namespace ${target.namespace}`);
 
   const finish = async (status: ReleaseStatus, description: string, extra: Partial<ReleaseOutcome> = {}): Promise<ReleaseOutcome> => {
     record.status = status;
     record.description = description;
     record.finishedAt = ctx.now().toISOString();
-    await storage.update(maskSecrets(record, opts.secrets));
+    await storage.update(opts.redactor.record(record));
     if (status === 'deployed') await storage.markSuperseded(target.release, revision);
     // Failed revisions count towards historyMax too (as in Helm); the last deployed one is always kept.
     await storage.pruneHistory(target.release, opts.historyMax);
-    return { release: target.release, namespace: target.namespace, revision, status, description, failures: [], notReady: [], pruned: [], durationMs: Date.now() - started, ...extra };
+    return {
+      release: target.release,
+      namespace: target.namespace,
+      revision,
+      status,
+      description,
+      failures: [],
+      notReady: [],
+      pruned: [],
+      durationMs: Date.now() - started,
+      ...extra,
+    };
   };
 
-  const pre = opts.manifests.filter((m) => hookOf(m.object) === 'pre-deploy');
-  const post = opts.manifests.filter((m) => hookOf(m.object) === 'post-deploy');
-  const main = opts.manifests.filter((m) => hookOf(m.object) === undefined);
+  const { pre, main, post } = splitHooks(opts.manifests);
 
   try {
     const preResult = await runHooks(ctx, kube, pre, 'pre-deploy', opts);
@@ -114,16 +124,21 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
 
     const applied: KubeObject[] = [];
     for (const phase of applyPhases(main)) {
-      const objs = await mapLimit(phase, PARALLEL_REQUESTS, async (m) => applyOne(kube, m, opts.forceConflicts));
+      const objs = await mapLimit(phase, PARALLEL_REQUESTS, (m) => applyManifest(kube, m, { force: opts.forceConflicts }));
       for (const o of objs) {
-        reporter.status(`${o.kind}/${o.metadata.name}`, 'applied');
+        reporter.status(objectRef(o), 'applied');
         applied.push(o);
       }
     }
     const tracked = await trackRollout(kube, { objects: applied, timeoutMs: opts.timeoutMs, policy: opts.policy, reporter, signal: ctx.signal, now: ctx.now });
     if (!tracked.ok) {
       const description = tracked.failures.length
-        ? tracked.failures.map((f) => `${f.object}: ${f.reason}${f.container ? ` in container ${f.container}` : ''}${f.exitCode !== undefined ? ` (exit ${f.exitCode})` : ''}${f.logs.length ? `; last log: ${f.logs.at(-1)}` : ''}`).join('; ')
+        ? tracked.failures
+            .map(
+              (f) =>
+                `${f.object}: ${f.reason}${f.container ? ` in container ${f.container}` : ''}${f.exitCode !== undefined ? ` (exit ${f.exitCode})` : ''}${f.logs.length ? `; last log: ${f.logs.at(-1)}` : ''}`,
+            )
+            .join('; ')
         : ctx.signal.aborted
           ? 'interrupted'
           : `not ready after ${formatDuration(opts.timeoutMs)}: ${tracked.notReady.map((n) => `${n.object} (${n.message})`).join(', ')}`;
@@ -133,7 +148,9 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     if (postResult) return await finish('failed', postResult.description, { failures: postResult.failures, notReady: postResult.notReady });
 
     const pruned = previousDeployed ? await prune(ctx, kube, previousDeployed.manifests, record.manifests) : [];
-    return await finish('deployed', opts.rollbackOf ? `rollback to ${opts.rollbackOf} complete` : `${previousDeployed ? 'upgrade' : 'install'} complete`, { pruned });
+    return await finish('deployed', opts.rollbackOf ? `rollback to ${opts.rollbackOf} complete` : `${previousDeployed ? 'upgrade' : 'install'} complete`, {
+      pruned,
+    });
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     // A rejected object (conflict, invalid field) is a failed revision like any other, so the
@@ -144,27 +161,26 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
   }
 }
 
-async function applyOne(kube: KubeClient, m: Manifest, force: boolean): Promise<KubeObject> {
-  try {
-    return await kube.apply(m.object, { force });
-  } catch (e) {
-    throw explainApplyError(e, m.object, m.source);
-  }
-}
-
 /** Hook Jobs are recreated each time, tracked to completion, and their logs shown. Returns a failure, or undefined. */
 async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], phase: string, opts: ReleaseRunOptions) {
   for (const m of hooks) {
     const obj = m.object;
     const label = `${phase} hook ${obj.kind}/${obj.metadata.name}`;
-    ctx.reporter.status(`${obj.kind}/${obj.metadata.name}`, 'running', `${phase} hook`);
+    ctx.reporter.status(objectRef(obj), 'running', `${phase} hook`);
     if (obj.kind === 'Job' || obj.kind === 'Pod') {
       if (await kube.delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, 'Foreground')) {
         await waitGone(kube, obj, ctx.signal);
       }
     }
-    const applied = await applyOne(kube, m, opts.forceConflicts);
-    const result = await trackRollout(kube, { objects: [applied], timeoutMs: opts.timeoutMs, policy: { ...opts.policy, allowedRestarts: Number.MAX_SAFE_INTEGER }, reporter: ctx.reporter, signal: ctx.signal, now: ctx.now });
+    const applied = await applyManifest(kube, m, { force: opts.forceConflicts });
+    const result = await trackRollout(kube, {
+      objects: [applied],
+      timeoutMs: opts.timeoutMs,
+      policy: { ...opts.policy, allowedRestarts: Number.MAX_SAFE_INTEGER },
+      reporter: ctx.reporter,
+      signal: ctx.signal,
+      now: ctx.now,
+    });
     await showHookLogs(ctx, kube, applied);
     if (!result.ok) {
       const failure = result.failures[0];
@@ -181,7 +197,7 @@ async function showHookLogs(ctx: RunContext, kube: KubeClient, job: KubeObject) 
   const ns = job.metadata.namespace ?? kube.defaultNamespace;
   const pods = job.kind === 'Pod' ? [job] : (await kube.list('v1', 'Pod', ns, { labelSelector: `job-name=${job.metadata.name}` })).items;
   for (const pod of pods) {
-    const containers = ((pod as Record<string, any>).spec?.containers ?? []) as Array<{ name: string }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const containers = (pod.spec?.containers ?? []) as Array<{ name: string }>;
     for (const c of containers) {
       const text = await kube.logs(ns, pod.metadata.name, c.name, { tailLines: 50 });
       for (const line of text.split('\n').filter(Boolean)) ctx.reporter.log(`${job.kind.toLowerCase()}/${job.metadata.name}`, line);
@@ -195,28 +211,5 @@ async function waitGone(kube: KubeClient, obj: KubeObject, signal: AbortSignal) 
     if (!(await kube.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name))) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new WorkFailedError('deploy', `${describeObject(obj)} from the previous run is still being deleted after 60s`);
+  throw new WorkFailedError('deploy', `${objectRef(obj)} from the previous run is still being deleted after 60s`);
 }
-
-/**
- * Deletes what the previous deployed revision had and this one does not:
- * only objects skiff created for this release, never hooks, never objects
- * annotated skiff.io/keep: "true".
- */
-async function prune(ctx: RunContext, kube: KubeClient, previous: KubeObject[], current: KubeObject[]): Promise<string[]> {
-  const keep = new Set(current.map(objectKey));
-  const gone = previous.filter((o) => !keep.has(objectKey(o)) && !hookOf(o) && o.metadata.annotations?.['skiff.io/keep'] !== 'true');
-  const pruned: string[] = [];
-  for (const o of gone.reverse()) {
-    const live = await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name).catch(() => undefined);
-    if (!live) continue;
-    if (live.metadata.annotations?.['skiff.io/keep'] === 'true') continue;
-    if (live.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'skiff') continue;
-    await kube.delete(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name);
-    ctx.reporter.status(`${o.kind}/${o.metadata.name}`, 'pruned', 'no longer rendered');
-    pruned.push(`${o.kind}/${o.metadata.name}`);
-  }
-  return pruned;
-}
-
-export { formatDiagnosis };

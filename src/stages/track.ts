@@ -1,9 +1,9 @@
-import type { KubeClient, WatchEvent } from '../adapters/kube.js';
 import type { Reporter } from '../context.js';
-import { currentPods, isTracked, verdict, type PodProblem, type ReadinessPolicy, type RolloutVerdict } from '../core/readiness.js';
-import type { KubeObject } from '../release/types.js';
-
-type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+import { currentPods, verdict, type PodProblem, type ReadinessPolicy, type RolloutVerdict } from '../core/readiness.js';
+import type { KubeClient, WatchEvent } from '../kube/client.js';
+import { isStale, isTracked, kindInfo } from '../kube/kinds.js';
+import { objectRef as id } from '../kube/object-key.js';
+import type { KubeObject, LiveObject as Obj } from '../kube/types.js';
 
 export interface Diagnosis {
   object: string;
@@ -35,8 +35,6 @@ export interface TrackRequest {
   now: () => Date;
 }
 
-const id = (o: { kind: string; metadata: { name: string } }) => `${o.kind}/${o.metadata.name}`;
-
 /**
  * Follows applied objects with watches (no fixed-interval polling of the
  * API) until every one is ready, one has clearly failed, or the timeout
@@ -61,7 +59,7 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
     if (!m) live.set(kind, (m = new Map()));
     const key = `${ev.object.metadata.namespace}/${ev.object.metadata.name}`;
     if (ev.type === 'DELETED') m.delete(key);
-    else m.set(key, ev.object as Obj);
+    else m.set(key, ev.object);
   };
 
   const stop = new AbortController();
@@ -89,11 +87,15 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
       const ns = o.metadata.namespace ?? kube.defaultNamespace;
       const cur = live.get(o.kind)?.get(`${ns}/${o.metadata.name}`);
       let v: RolloutVerdict;
-      if (!cur) v = { state: 'progressing', message: 'waiting for the object to appear' };
+      if (!cur) v = { state: 'progressing', message: 'not created yet' };
       else {
-        const gen = cur.metadata.generation as number | undefined;
-        const stale = gen !== undefined && (cur.status?.observedGeneration ?? 0) < gen;
-        const pods = stale ? [] : currentPods(cur, [...(live.get('Pod')?.values() ?? [])].filter((p) => p.metadata.namespace === ns), [...(live.get('ReplicaSet')?.values() ?? [])]);
+        const pods = isStale(cur)
+          ? []
+          : currentPods(
+              cur,
+              [...(live.get('Pod')?.values() ?? [])].filter((p) => p.metadata.namespace === ns),
+              [...(live.get('ReplicaSet')?.values() ?? [])],
+            );
         v = verdict(cur, { pods, bindImmediately: !bindLater.has(`${ns}/${o.metadata.name}`), firstSeen }, req.policy, now);
       }
       verdicts.set(id(o), v);
@@ -119,13 +121,33 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
 
   const watches: Array<Promise<void>> = [];
   const watchErrors: unknown[] = [];
-  const startWatch = (apiVersion: string, kind: string, ns: string, query: { labelSelector?: string; fieldSelector?: string }, onEv: (ev: WatchEvent) => void) => {
+  const startWatch = (
+    apiVersion: string,
+    kind: string,
+    ns: string,
+    query: { labelSelector?: string; fieldSelector?: string },
+    onEv: (ev: WatchEvent) => void,
+  ) => {
     pendingSyncs++;
     const synced = () => {
       pendingSyncs--;
       schedule();
     };
-    watches.push(kube.watch(apiVersion, kind, ns, query, (ev) => { onEv(ev); schedule(); }, signal, synced).catch((e) => { watchErrors.push(e); settle('aborted'); }));
+    watches.push(
+      kube
+        .watch(apiVersion, kind, ns, query, {
+          onEvent: (ev) => {
+            onEv(ev);
+            schedule();
+          },
+          signal,
+          onSynced: synced,
+        })
+        .catch((e) => {
+          watchErrors.push(e);
+          settle('aborted');
+        }),
+    );
   };
   for (const [ns, objs] of byNamespace) {
     const kinds = new Map(objs.map((o) => [o.kind, o.apiVersion]));
@@ -134,12 +156,13 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
       const query = names.length === 1 ? { fieldSelector: `metadata.name=${names[0]}` } : {};
       startWatch(apiVersion, kind, ns, query, (ev) => store(kind, ev));
     }
-    if (objs.some((o) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(o.kind))) startWatch('v1', 'Pod', ns, {}, (ev) => store('Pod', ev));
-    if (kinds.has('Deployment')) startWatch('apps/v1', 'ReplicaSet', ns, {}, (ev) => store('ReplicaSet', ev));
+    // The child kinds the tracked kinds are judged by (pods, ReplicaSets), one watch each.
+    const children = new Map([...kinds.keys()].flatMap((kind) => kindInfo(kind).watches).map((w) => [w.kind, w.apiVersion]));
+    for (const [kind, apiVersion] of children) startWatch(apiVersion, kind, ns, {}, (ev) => store(kind, ev));
     startWatch('v1', 'Event', ns, {}, (ev) => {
-      const involved = (ev.object as Obj).involvedObject?.name as string | undefined;
+      const involved = ev.object.involvedObject?.name as string | undefined;
       if (!involved || ev.type === 'DELETED') return;
-      events.set(involved, [...(events.get(involved) ?? []).slice(-19), ev.object as Obj]);
+      events.set(involved, [...(events.get(involved) ?? []).slice(-19), ev.object]);
     });
     for (const pvc of objs.filter((o) => o.kind === 'PersistentVolumeClaim')) {
       if (await bindsOnFirstUse(kube, pvc)) bindLater.add(`${ns}/${pvc.metadata.name}`);
@@ -163,7 +186,9 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
     const v = verdicts.get(id(o));
     if (v?.state === 'failed') failures.push(await diagnose(kube, o, v.problem, v.message, events));
   }
-  const notReady = tracked.filter((o) => verdicts.get(id(o))?.state !== 'ready').map((o) => ({ object: id(o), message: verdicts.get(id(o))?.message ?? 'unknown' }));
+  const notReady = tracked
+    .filter((o) => verdicts.get(id(o))?.state !== 'ready')
+    .map((o) => ({ object: id(o), message: verdicts.get(id(o))?.message ?? 'unknown' }));
   return { ok: outcome === 'done', timedOut: outcome === 'timeout', failures, notReady, durationMs: Date.now() - started };
 }
 
@@ -173,7 +198,7 @@ async function bindsOnFirstUse(kube: KubeClient, pvc: KubeObject): Promise<boole
     if (className) return (await kube.get('storage.k8s.io/v1', 'StorageClass', undefined, className))?.volumeBindingMode === 'WaitForFirstConsumer';
     const all = await kube.list('storage.k8s.io/v1', 'StorageClass', undefined);
     const def = all.items.find((sc) => sc.metadata.annotations?.['storageclass.kubernetes.io/is-default-class'] === 'true');
-    return (def as Obj | undefined)?.volumeBindingMode === 'WaitForFirstConsumer';
+    return def?.volumeBindingMode === 'WaitForFirstConsumer';
   } catch {
     return false;
   }
@@ -182,11 +207,14 @@ async function bindsOnFirstUse(kube: KubeClient, pvc: KubeObject): Promise<boole
 async function diagnose(kube: KubeClient, obj: KubeObject, problem: PodProblem | undefined, message: string, events: Map<string, Obj[]>): Promise<Diagnosis> {
   const ns = obj.metadata.namespace ?? kube.defaultNamespace;
   const pod = problem?.pod || undefined;
-  const eventLines = [...(events.get(obj.metadata.name) ?? []), ...(pod ? events.get(pod) ?? [] : [])]
+  const eventLines = [...(events.get(obj.metadata.name) ?? []), ...(pod ? (events.get(pod) ?? []) : [])]
     .filter((e) => e.type === 'Warning' || e.reason === 'Failed' || e.reason === 'BackOff')
     .sort((a, b) => String(a.lastTimestamp ?? a.eventTime ?? '').localeCompare(String(b.lastTimestamp ?? b.eventTime ?? '')))
     .slice(-5)
-    .map((e) => `${e.type} ${e.reason} (${e.involvedObject?.kind}/${e.involvedObject?.name}${(e.count ?? 1) > 1 ? `, ×${e.count}` : ''}): ${String(e.message ?? '').trim()}`);
+    .map(
+      (e) =>
+        `${e.type} ${e.reason} (${e.involvedObject?.kind}/${e.involvedObject?.name}${(e.count ?? 1) > 1 ? `, ×${e.count}` : ''}): ${String(e.message ?? '').trim()}`,
+    );
   let logs: string[] = [];
   if (pod && problem?.container && !/ImagePull|ErrImage|InvalidImageName|CreateContainer/.test(problem.reason)) {
     const previous = (problem.restarts ?? 0) > 0;
@@ -194,15 +222,15 @@ async function diagnose(kube: KubeClient, obj: KubeObject, problem: PodProblem |
     if (!text && previous) text = await kube.logs(ns, pod, problem.container, { tailLines: 10 });
     logs = text.split('\n').filter((l) => l.length > 0);
   }
-  return { object: id(obj), pod, container: problem?.container, reason: problem?.reason ?? 'Failed', message: problem?.message ?? message, exitCode: problem?.exitCode, restarts: problem?.restarts, events: eventLines, logs };
-}
-
-/** The failure report as text, for the terminal and the release description. */
-export function formatDiagnosis(d: Diagnosis): string {
-  const head = `${d.object}${d.pod ? ` pod ${d.pod}` : ''}${d.container ? ` container ${d.container}` : ''}: ${d.reason}${d.exitCode !== undefined ? ` (exit code ${d.exitCode})` : ''}${d.restarts ? `, ${d.restarts} restarts` : ''}`;
-  const lines = [head];
-  if (d.message) lines.push(`  message: ${d.message}`);
-  if (d.events.length) lines.push('  last events:', ...d.events.map((e) => `    ${e}`));
-  if (d.logs.length) lines.push(`  last log lines of ${d.container}:`, ...d.logs.map((l) => `    | ${l}`));
-  return lines.join('\n');
+  return {
+    object: id(obj),
+    pod,
+    container: problem?.container,
+    reason: problem?.reason ?? 'Failed',
+    message: problem?.message ?? message,
+    exitCode: problem?.exitCode,
+    restarts: problem?.restarts,
+    events: eventLines,
+    logs,
+  };
 }

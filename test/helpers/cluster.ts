@@ -133,11 +133,9 @@ export async function createNamespace(prefix: string): Promise<TestNamespace> {
   await kubectl(['create', 'namespace', name]);
   await kubectl(['label', 'namespace', name, 'skiff.dev/test=true']);
   // Pods need the namespace's default ServiceAccount before they can be created.
-  await waitFor(
-    async () => (await kubectl(['-n', name, 'get', 'serviceaccount', 'default'], { allowFailure: true })).exitCode === 0,
-    30_000,
-    { description: `default ServiceAccount in ${name}` },
-  );
+  await waitFor(async () => (await kubectl(['-n', name, 'get', 'serviceaccount', 'default'], { allowFailure: true })).exitCode === 0, 30_000, {
+    description: `default ServiceAccount in ${name}`,
+  });
   return {
     name,
     async cleanup() {

@@ -80,9 +80,15 @@ export async function registryTags(repository: string): Promise<string[]> {
 }
 
 /** Docker Engine events (image and container) between two times, through the Engine API. */
-export async function engineEvents(sinceSec: number, untilSec: number): Promise<Array<{ Type: string; Action: string; Actor?: { Attributes?: Record<string, string> } }>> {
+export async function engineEvents(
+  sinceSec: number,
+  untilSec: number,
+): Promise<Array<{ Type: string; Action: string; Actor?: { Attributes?: Record<string, string> } }>> {
   const r = await execa('curl', ['-s', '--unix-socket', '/var/run/docker.sock', `http://localhost/events?since=${sinceSec}&until=${untilSec}`]);
-  return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 export async function dockerImageId(ref: string): Promise<string | undefined> {

@@ -23,7 +23,10 @@ const commits: Array<{ sha: string; tag: string }> = [];
 beforeAll(async () => {
   await requireCluster();
   dir = await mkdtemp(join(tmpdir(), 'skiff-clean-'));
-  await writeFile(join(dir, 'skiff.yaml'), `project: clean\nimages:\n  web: {}\nenvironments:\n  testing: { namespace: ${namespace} }\n  production: { namespace: ${namespace}-prod }\n`);
+  await writeFile(
+    join(dir, 'skiff.yaml'),
+    `project: clean\nimages:\n  web: {}\nenvironments:\n  testing: { namespace: ${namespace} }\n  production: { namespace: ${namespace}-prod }\n`,
+  );
   await writeFile(join(dir, '.dockerignore'), '.kube/\n');
   await mkdir(join(dir, '.kube'));
   await writeFile(join(dir, '.kube', 'web.yaml.ejs'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: web }\ndata:\n  image: <%= images.web %>\n');
@@ -75,7 +78,7 @@ it('--dry-run lists the image of the third commit and deletes nothing; images yo
 it('deletes what nothing needs: the deployed image, the newest commits and the branch tag stay', async () => {
   const r = await skiff(['cleanup', '--keep-commits', '2', '--min-age', '0s'], { cwd: dir, env: env() });
   expect(r.exitCode, r.all).toBe(0);
-  expect(r.stderr).toMatch(new RegExp(`web: deleted ${registry.replace(/[.]/g, '\\.')}/web:${commits[2]!.tag}`));
+  expect(r.stderr).toMatch(new RegExp(`web: deleted \\(${registry.replace(/[.]/g, '\\.')}/web:${commits[2]!.tag}, sha256:`));
   const tags = await registryTags(repo);
   expect(tags).not.toContain(commits[2]!.tag);
   expect(tags).not.toContain(commits[2]!.sha);

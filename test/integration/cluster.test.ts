@@ -104,11 +104,9 @@ spec:
     command: ['/bin/sh', '-c', 'echo about to fail; exit 1']
 `,
     );
-    const reason = await waitFor(
-      async () => ((await waitingReason(ns, 'crasher')) === 'CrashLoopBackOff' ? 'CrashLoopBackOff' : undefined),
-      WAIT_MS,
-      { description: 'pod crasher in CrashLoopBackOff' },
-    );
+    const reason = await waitFor(async () => ((await waitingReason(ns, 'crasher')) === 'CrashLoopBackOff' ? 'CrashLoopBackOff' : undefined), WAIT_MS, {
+      description: 'pod crasher in CrashLoopBackOff',
+    });
     expect(reason).toBe('CrashLoopBackOff');
     const pod = await kubectlJson(['-n', ns, 'get', 'pod', 'crasher']);
     expect(pod.status.containerStatuses[0].lastState.terminated.exitCode).toBe(1);

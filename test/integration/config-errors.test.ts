@@ -65,7 +65,11 @@ describe('bad skiff.yaml: exit 2 before any Docker call', () => {
 
   it('a test whose image does not exist', async () => {
     const dir = await brokenRepo((d) => replaceInConfig(d, '    image: app', '    image: web'));
-    await expectConfigError(dir, BUILD, /^error: skiff\.yaml:18:5: tests\.unit\.image names "web", which is not an image in skiff\.yaml \(images: base, app, worker\)$/);
+    await expectConfigError(
+      dir,
+      BUILD,
+      /^error: skiff\.yaml:18:5: tests\.unit\.image names "web", which is not an image in skiff\.yaml \(images: base, app, worker\)$/,
+    );
   });
 
   it('a Dockerfile that is not in the commit', async () => {

@@ -39,7 +39,10 @@ it('deploys a 500-object release and stores its history split over Secrets under
   expect(r.exitCode, r.all).toBe(0);
   const cms = await kubectlJson(['-n', namespace, 'get', 'configmaps', '-l', 'skiff.io/release=big-testing']);
   expect(cms.items).toHaveLength(500);
-  const secrets = (await kubectlJson(['-n', namespace, 'get', 'secrets', '-l', 'owner=skiff,name=big-testing,version=1'])).items as Array<{ metadata: { name: string }; data: Record<string, string> }>;
+  const secrets = (await kubectlJson(['-n', namespace, 'get', 'secrets', '-l', 'owner=skiff,name=big-testing,version=1'])).items as Array<{
+    metadata: { name: string };
+    data: Record<string, string>;
+  }>;
   expect(secrets.length).toBeGreaterThan(1);
   // The API's limit: a Secret's decoded data may total at most 1 MiB.
   for (const s of secrets) {

@@ -16,13 +16,22 @@ const deploy = (...args: string[]) => skiff(['deploy', 'staging', '--namespace',
 const history = async () => {
   const r = await skiff(['history', 'staging', '--namespace', namespace, '-o', 'json'], { cwd: dir, env: env() });
   expect(r.exitCode, r.all).toBe(0);
-  return JSON.parse(r.stdout) as Array<{ revision: number; status: string; description: string; images: Record<string, string>; startedAt: string; finishedAt?: string }>;
+  return JSON.parse(r.stdout) as Array<{
+    revision: number;
+    status: string;
+    description: string;
+    images: Record<string, string>;
+    startedAt: string;
+    finishedAt?: string;
+  }>;
 };
 const deploymentImage = async () => (await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app'])).spec.template.spec.containers[0].image as string;
 const buildPush = async () => {
   const r = await skiff(['build', '--push', '-o', 'json'], { cwd: dir, env: env() });
   expect(r.exitCode, r.all).toBe(0);
-  return Object.fromEntries((JSON.parse(r.stdout).images as Array<{ image: string; reference: string; digest: string }>).map((i) => [i.image, `${i.reference}@${i.digest}`]));
+  return Object.fromEntries(
+    (JSON.parse(r.stdout).images as Array<{ image: string; reference: string; digest: string }>).map((i) => [i.image, `${i.reference}@${i.digest}`]),
+  );
 };
 
 let v1: Record<string, string>;
@@ -56,7 +65,10 @@ describe('skiff deploy on a real cluster', () => {
     expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^error: \.kube\/service\.yaml:\d+/);
     const ns = await kubectl(['get', 'namespace', namespace], { allowFailure: true });
     expect(ns.exitCode).not.toBe(0); // not even the namespace was created
-    await execa('git', ['revert', '--no-edit', 'HEAD'], { cwd: dir, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+    await execa('git', ['revert', '--no-edit', 'HEAD'], {
+      cwd: dir,
+      env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+    });
   });
 
   it('deploys v1: the pre-deploy Job runs first, then every kind is applied and tracked to ready', async () => {
@@ -64,9 +76,12 @@ describe('skiff deploy on a real cluster', () => {
     expect(r.exitCode, r.all).toBe(0);
     expect(r.stderr).toMatch(/\[job\/hello-migrate\] migrating schema for staging/);
     expect(r.stderr.indexOf('migrating schema')).toBeLessThan(r.stderr.indexOf('Deployment/hello-app: applied'));
-    expect(r.stderr).toMatch(/Deployment\/hello-app: ready 1\/1 updated, 1\/1 available/);
+    expect(r.stderr).toMatch(/Deployment\/hello-app: ready \(1\/1 updated, 1\/1 available\)/);
+    // Every progress line reads once: no word doubled ("passed passed", "waiting waiting"), no "0 active, 0 failed".
+    expect(r.stderr).not.toMatch(/^\S+: (\w+) \(?\1\b/m);
+    expect(r.stderr).not.toMatch(/0 active, 0 failed/);
     expect(r.stderr).toMatch(/StatefulSet\/hello-worker: ready/);
-    expect(r.stderr).toMatch(/PersistentVolumeClaim\/hello-uploads: ready Bound/);
+    expect(r.stderr).toMatch(/PersistentVolumeClaim\/hello-uploads: ready \(Bound\)/);
     expect(r.stderr).toMatch(/release hello-staging revision 1 deployed/);
     const dep = await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app']);
     expect(dep.status.availableReplicas).toBe(1);
@@ -80,6 +95,32 @@ describe('skiff deploy on a real cluster', () => {
     const h = await history();
     expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'deployed']]);
     expect(h[0]!.images.app).toBe(v1.app);
+  });
+
+  it('reads values.<env>.yml like .yaml, and refuses both spellings at once', async () => {
+    const render = () => skiff(['render', 'staging', '--namespace', namespace], { cwd: dir, env: env() });
+    await execa('git', ['mv', '.kube/values.staging.yaml', '.kube/values.staging.yml'], { cwd: dir });
+    await commitAll(dir, 'values file spelled .yml');
+    const yml = await render();
+    expect(yml.exitCode, yml.all).toBe(0);
+    expect(yml.stdout).toMatch(/GREETING: Hello from staging$/m);
+    await writeFile(join(dir, '.kube', 'values.staging.yaml'), 'greeting: "twice"\n');
+    await commitAll(dir, 'both spellings');
+    const both = await render();
+    expect(both.exitCode, both.all).toBe(2);
+    expect(both.stderr).toMatch(/^error: \.kube\/values\.staging\.yaml and \.kube\/values\.staging\.yml both exist; keep one of them/m);
+    await rm(join(dir, '.kube', 'values.staging.yaml'));
+    await execa('git', ['mv', '.kube/values.staging.yml', '.kube/values.staging.yaml'], { cwd: dir });
+    await commitAll(dir, 'back to .yaml');
+  });
+
+  it('an object the API server rejects is named by its template file:line, and nothing is applied', async () => {
+    const before = await history();
+    const r = await deploy('--set', 'replicas=-1');
+    expect(r.exitCode, r.all).toBe(2);
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^error: \.kube\/deployment\.yaml\.ejs:\d+: Deployment\/hello-app: spec\.replicas: Invalid value: -1/);
+    expect(await history()).toEqual(before);
+    expect((await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app'])).spec.replicas).toBe(1);
   });
 
   it('a secret value reaches the cluster but never the output, render or the release history', async () => {
@@ -97,19 +138,28 @@ describe('skiff deploy on a real cluster', () => {
     }
     const rendered = await skiff(['render', 'staging', '--namespace', namespace, '--set', `db.password=${password}`], { cwd: dir, env: env() });
     expect(rendered.exitCode, rendered.all).toBe(0);
-    expect(rendered.stdout).toMatch(/DATABASE_PASSWORD: \(masked; --show-secrets to print\)/);
+    expect(rendered.stdout).toMatch(/DATABASE_PASSWORD: \(masked sha256:[0-9a-f]{12}\)/);
+    expect(rendered.stderr).toMatch(/--show-secrets prints them/);
     expect(rendered.all).not.toContain(password);
   });
 
-  it('diff shows nothing after a deploy, and the change a --set would make', async () => {
-    const same = await skiff(['diff', 'staging', '--namespace', namespace, '--exit-code'], { cwd: dir, env: env() });
+  it('diff shows nothing after a deploy, a changed Secret value only as checksums, and the change a --set would make', async () => {
+    // The deploy before set db.password: the same --set is no change.
+    const same = await skiff(['diff', 'staging', '--namespace', namespace, '--exit-code', '--set', 'db.password=S3cret-Pw-41x'], { cwd: dir, env: env() });
     expect(same.exitCode, same.all).toBe(0);
     expect(same.stdout.trim()).toBe('no changes');
+    // Without it the Secret goes back to the default password: shown as a change, neither value printed.
+    const secret = await skiff(['diff', 'staging', '--namespace', namespace, '--exit-code'], { cwd: dir, env: env() });
+    expect(secret.exitCode, secret.all).toBe(1);
+    expect(secret.stdout).toMatch(/# update Secret\/hello-db/);
+    expect(secret.stdout).toMatch(/^- {2}DATABASE_PASSWORD: \(masked sha256:[0-9a-f]{12}\)$/m);
+    expect(secret.stdout).toMatch(/^\+ {2}DATABASE_PASSWORD: \(masked sha256:[0-9a-f]{12}\)$/m);
+    expect(secret.all).not.toContain('S3cret-Pw-41x');
     const changed = await skiff(['diff', 'staging', '--namespace', namespace, '--exit-code', '--set', 'replicas=2'], { cwd: dir, env: env() });
     expect(changed.exitCode, changed.all).toBe(1);
     expect(changed.stdout).toMatch(/# update Deployment\/hello-app/);
-    expect(changed.stdout).toMatch(/^-  replicas: 1$/m);
-    expect(changed.stdout).toMatch(/^\+  replicas: 2$/m);
+    expect(changed.stdout).toMatch(/^- {2}replicas: 1$/m);
+    expect(changed.stdout).toMatch(/^\+ {2}replicas: 2$/m);
   });
 
   it('a new image rolls out and is tracked to ready; revision 1 becomes superseded', async () => {
@@ -121,7 +171,11 @@ describe('skiff deploy on a real cluster', () => {
     expect(r.exitCode, r.all).toBe(0);
     expect(await deploymentImage()).toBe(v2.app);
     const h = await history();
-    expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'superseded'], [2, 'superseded'], [3, 'deployed']]);
+    expect(h.map((x) => [x.revision, x.status])).toEqual([
+      [1, 'superseded'],
+      [2, 'superseded'],
+      [3, 'deployed'],
+    ]);
     const status = await skiff(['status', 'staging', '--namespace', namespace, '-o', 'json'], { cwd: dir, env: env() });
     const s = JSON.parse(status.stdout);
     expect(s.revision).toBe(3);
@@ -141,9 +195,17 @@ describe('skiff deploy on a real cluster', () => {
     expect(elapsed).toBeLessThan(90_000); // well before the 3m timeout: reported when the crash loop starts
     expect(result.rolledBack).toMatchObject({ status: 'deployed', revision: 5 });
     expect(await deploymentImage()).toBe(v2.app);
-    await waitFor(async () => (await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app'])).status.availableReplicas === 1, 60_000, { description: 'v2 available again' });
+    await waitFor(async () => (await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app'])).status.availableReplicas === 1, 60_000, {
+      description: 'v2 available again',
+    });
     const h = await history();
-    expect(h.map((x) => [x.revision, x.status])).toEqual([[1, 'superseded'], [2, 'superseded'], [3, 'superseded'], [4, 'failed'], [5, 'deployed']]);
+    expect(h.map((x) => [x.revision, x.status])).toEqual([
+      [1, 'superseded'],
+      [2, 'superseded'],
+      [3, 'superseded'],
+      [4, 'failed'],
+      [5, 'deployed'],
+    ]);
     expect(h[3]!.description).toMatch(/CrashLoopBackOff in container web \(exit 3\); last log: fatal: cannot connect to the database/);
   });
 
@@ -202,8 +264,15 @@ describe('skiff deploy on a real cluster', () => {
   });
 
   it('after kill -9 of a deploy mid-way, the next deploy succeeds without manual steps', async () => {
-    const child = execa(skiffBin, ['deploy', 'staging', '--namespace', namespace, '--set', 'greeting=killed'], { cwd: dir, env: { ...process.env, ...env() }, reject: false });
-    await waitFor(async () => (await kubectl(['-n', namespace, 'get', 'lease', 'skiff-lock-hello-staging'], { allowFailure: true })).exitCode === 0, 60_000, { description: 'the deploy to take its lock', intervalMs: 100 });
+    const child = execa(skiffBin, ['deploy', 'staging', '--namespace', namespace, '--set', 'greeting=killed'], {
+      cwd: dir,
+      env: { ...process.env, ...env() },
+      reject: false,
+    });
+    await waitFor(async () => (await kubectl(['-n', namespace, 'get', 'lease', 'skiff-lock-hello-staging'], { allowFailure: true })).exitCode === 0, 60_000, {
+      description: 'the deploy to take its lock',
+      intervalMs: 100,
+    });
     child.kill('SIGKILL');
     await child;
     const r = await deploy('--lock-timeout', '90s');
@@ -215,10 +284,24 @@ describe('skiff deploy on a real cluster', () => {
   });
 
   it('a field owned by another manager is a clear conflict; --force-conflicts takes it over', async () => {
-    await kubectl(['-n', namespace, 'patch', 'configmap', 'hello-config', '--type', 'merge', '-p', '{"data":{"GREETING":"hijacked"}}', '--field-manager', 'ops-hotfix']);
+    await kubectl([
+      '-n',
+      namespace,
+      'patch',
+      'configmap',
+      'hello-config',
+      '--type',
+      'merge',
+      '-p',
+      '{"data":{"GREETING":"hijacked"}}',
+      '--field-manager',
+      'ops-hotfix',
+    ]);
     const r = await deploy('--set', 'greeting=ours', '--no-auto-rollback');
     expect(r.exitCode, r.all).toBe(1);
-    expect(r.stderr).toMatch(/ConfigMap\/hello-config in \S+: fields are owned by another manager: .*data\.GREETING.*ops-hotfix.*; pass --force-conflicts/);
+    expect(r.stderr).toMatch(
+      /\.kube\/configmap\.yaml\.ejs:\d+: ConfigMap\/hello-config: fields are owned by another manager: .*data\.GREETING.*ops-hotfix.*; pass --force-conflicts/,
+    );
     const forced = await deploy('--set', 'greeting=ours', '--force-conflicts');
     expect(forced.exitCode, forced.all).toBe(0);
     expect((await kubectlJson(['-n', namespace, 'get', 'configmap', 'hello-config'])).data.GREETING).toBe('ours');
@@ -233,7 +316,8 @@ describe('skiff deploy on a real cluster', () => {
     const kdir = join(dir, '..', `kube-${uniqueSuffix()}`);
     await mkdir(kdir, { recursive: true });
     await writeFile(join(kdir, 'ca.crt'), Buffer.from(cluster['certificate-authority-data'], 'base64'));
-    const config = (t: string) => `apiVersion: v1\nkind: Config\ncurrent-context: ci\nclusters:\n- name: c\n  cluster: {server: "${cluster.server}", certificate-authority: ca.crt}\nusers:\n- name: deployer\n  user: {token: "${t}"}\ncontexts:\n- name: ci\n  context: {cluster: c, user: deployer, namespace: ${namespace}}\n`;
+    const config = (t: string) =>
+      `apiVersion: v1\nkind: Config\ncurrent-context: ci\nclusters:\n- name: c\n  cluster: {server: "${cluster.server}", certificate-authority: ca.crt}\nusers:\n- name: deployer\n  user: {token: "${t}"}\ncontexts:\n- name: ci\n  context: {cluster: c, user: deployer, namespace: ${namespace}}\n`;
     await writeFile(join(kdir, 'config'), config(token));
     await writeFile(join(kdir, 'bad'), config('not-a-token'));
     const ok = await skiff(['history', 'staging', '--namespace', namespace, '-o', 'json'], { cwd: dir, env: { ...env(), KUBECONFIG: join(kdir, 'config') } });
@@ -248,7 +332,9 @@ describe('skiff deploy on a real cluster', () => {
   it('an unknown --kube-context exits 2 naming the contexts there are', async () => {
     const r = await deploy('--kube-context', 'production-eu');
     expect(r.exitCode, r.all).toBe(2);
-    expect(r.stderr.trim()).toBe('error: kube context "production-eu" is not in the kubeconfig (contexts: skiff); fix environments.<env>.kubeContext or --kube-context');
+    expect(r.stderr.trim()).toBe(
+      'error: kube context "production-eu" is not in the kubeconfig (contexts: skiff); fix environments.<env>.kubeContext or --kube-context',
+    );
   });
 
   it('dismiss --with-history deletes the objects and the records', async () => {

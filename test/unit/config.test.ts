@@ -128,7 +128,22 @@ describe('parseConfigText: a valid configuration', () => {
   });
 
   it('fills in the defaults of a minimal configuration', () => {
-    const c = parseConfigText(yaml('project: mini', 'images:', '  web:', '  api:', '    context: .', 'tests:', '  t:', '    image: web', '    command: [make]', 'environments:', '  dev:'), FILE);
+    const c = parseConfigText(
+      yaml(
+        'project: mini',
+        'images:',
+        '  web:',
+        '  api:',
+        '    context: .',
+        'tests:',
+        '  t:',
+        '    image: web',
+        '    command: [make]',
+        'environments:',
+        '  dev:',
+      ),
+      FILE,
+    );
     expect(c.registry).toBeUndefined();
     expect(c.images.web).toEqual({ name: 'web', context: '', dockerfile: 'Dockerfile', target: undefined, args: {}, dependsOn: [] });
     expect(c.images.api!.context).toBe('');
@@ -203,9 +218,9 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
   });
 
   it('tests.X.image names an image that does not exist', () => {
-    expect(errorOf(yaml('project: hello', 'images:', '  app: {}', '  worker: {}', 'tests:', '  unit:', '    image: ap', '    command: make test'))).toMatchInlineSnapshot(
-      `"skiff.yaml:7:5: tests.unit.image names "ap", which is not an image in skiff.yaml (images: app, worker)"`,
-    );
+    expect(
+      errorOf(yaml('project: hello', 'images:', '  app: {}', '  worker: {}', 'tests:', '  unit:', '    image: ap', '    command: make test')),
+    ).toMatchInlineSnapshot(`"skiff.yaml:7:5: tests.unit.image names "ap", which is not an image in skiff.yaml (images: app, worker)"`);
   });
 
   it('dependsOn an unknown image', () => {
@@ -222,25 +237,34 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
 
   it('a cycle of three images names the path', () => {
     const text = yaml('project: hello', 'images:', '  a:', '    dependsOn: [b]', '  b:', '    dependsOn: [c]', '  c:', '    dependsOn: [a]');
-    expect(errorOf(text)).toMatchInlineSnapshot(
-      `"skiff.yaml:4:5: dependency cycle between images: a → b → c → a; remove one of these dependsOn entries"`,
-    );
+    expect(errorOf(text)).toMatchInlineSnapshot(`"skiff.yaml:4:5: dependency cycle between images: a → b → c → a; remove one of these dependsOn entries"`);
     expect(configError(text).detail).toHaveLength(1);
   });
 
   it('a duration that is not one', () => {
-    expect(errorOf(yaml('project: hello', 'images:', '  app: {}', 'tests:', '  unit:', '    image: app', '    command: make', '    timeout: 5 minutes'))).toMatchInlineSnapshot(
-      `"skiff.yaml:8:5: tests.unit.timeout must be a duration such as "90s", "5m" or "1h", got "5 minutes""`,
-    );
+    expect(
+      errorOf(yaml('project: hello', 'images:', '  app: {}', 'tests:', '  unit:', '    image: app', '    command: make', '    timeout: 5 minutes')),
+    ).toMatchInlineSnapshot(`"skiff.yaml:8:5: tests.unit.timeout must be a duration such as "90s", "5m" or "1h", got "5 minutes""`);
     expect(errorOf(yaml('project: hello', 'images:', '  app: {}', 'deploy:', '  timeout: 0'))).toMatchInlineSnapshot(
       `"skiff.yaml:5:3: deploy.timeout must be a duration such as "90s", "5m" or "1h", got 0"`,
     );
   });
 
   it('reports with a relative path', () => {
-    expect(errorOf(yaml('project: hello', 'images:', '  app: {}', 'tests:', '  unit:', '    image: app', '    command: make', '    reports: [/tmp/ok.xml, out/report.xml]'))).toMatchInlineSnapshot(
-      `"skiff.yaml:8:28: tests.unit.reports[1] must be an absolute path inside the container, got "out/report.xml""`,
-    );
+    expect(
+      errorOf(
+        yaml(
+          'project: hello',
+          'images:',
+          '  app: {}',
+          'tests:',
+          '  unit:',
+          '    image: app',
+          '    command: make',
+          '    reports: [/tmp/ok.xml, out/report.xml]',
+        ),
+      ),
+    ).toMatchInlineSnapshot(`"skiff.yaml:8:28: tests.unit.reports[1] must be an absolute path inside the container, got "out/report.xml""`);
   });
 
   it('a context outside the repository, and an absolute one', () => {
@@ -269,9 +293,7 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
   });
 
   it('a file that is empty or not a mapping', () => {
-    expect(errorOf('')).toMatchInlineSnapshot(
-      `"skiff.yaml:1:1: the file is empty: define at least "project" and "images" (and 2 more problems)"`,
-    );
+    expect(errorOf('')).toMatchInlineSnapshot(`"skiff.yaml:1:1: the file is empty: define at least "project" and "images" (and 2 more problems)"`);
     expect(errorOf(yaml('- project: hello'))).toMatchInlineSnapshot(
       `"skiff.yaml:1:1: the top level must be a mapping of keys (project, images, ...), got a list (and 2 more problems)"`,
     );

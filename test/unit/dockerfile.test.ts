@@ -116,16 +116,18 @@ describe('parseDockerfile', () => {
 });
 
 describe('lineOfStep', () => {
-  const instructions = parseDockerfile(lines(
-    /* 1 */ 'FROM busybox AS build',
-    /* 2 */ 'RUN make',
-    /* 3 */ 'RUN   apk add \\',
-    /* 4 */ '    curl',
-    /* 5 */ '',
-    /* 6 */ 'FROM busybox',
-    /* 7 */ 'RUN make',
-    /* 8 */ 'COPY --from=build /out /out',
-  ));
+  const instructions = parseDockerfile(
+    lines(
+      /* 1 */ 'FROM busybox AS build',
+      /* 2 */ 'RUN make',
+      /* 3 */ 'RUN   apk add \\',
+      /* 4 */ '    curl',
+      /* 5 */ '',
+      /* 6 */ 'FROM busybox',
+      /* 7 */ 'RUN make',
+      /* 8 */ 'COPY --from=build /out /out',
+    ),
+  );
 
   it('uses the step number when the text there matches', () => {
     expect(lineOfStep(instructions, 2, 'RUN make')).toBe(2);

@@ -34,11 +34,16 @@ describe('DockerIgnore', () => {
   });
 
   it('excluding a directory excludes everything below it', () => {
-    expect(excluded('node_modules', ['node_modules/a/index.js', 'node_modules/.bin/x', 'node_modules', 'node_modules_backup/x', 'pkg/node_modules/y.js', 'src/app.js'])).toEqual([
-      'node_modules/a/index.js',
-      'node_modules/.bin/x',
-      'node_modules',
-    ]);
+    expect(
+      excluded('node_modules', [
+        'node_modules/a/index.js',
+        'node_modules/.bin/x',
+        'node_modules',
+        'node_modules_backup/x',
+        'pkg/node_modules/y.js',
+        'src/app.js',
+      ]),
+    ).toEqual(['node_modules/a/index.js', 'node_modules/.bin/x', 'node_modules']);
     expect(excluded('**/node_modules', ['node_modules/a.js', 'pkg/node_modules/y.js', 'pkg/src/y.js'])).toEqual(['node_modules/a.js', 'pkg/node_modules/y.js']);
   });
 
@@ -47,7 +52,10 @@ describe('DockerIgnore', () => {
   });
 
   it('an exception inside an excluded directory re-includes that file only', () => {
-    expect(excluded('vendor\n!vendor/keep.txt', ['vendor/keep.txt', 'vendor/drop.txt', 'vendor/sub/keep.txt'])).toEqual(['vendor/drop.txt', 'vendor/sub/keep.txt']);
+    expect(excluded('vendor\n!vendor/keep.txt', ['vendor/keep.txt', 'vendor/drop.txt', 'vendor/sub/keep.txt'])).toEqual([
+      'vendor/drop.txt',
+      'vendor/sub/keep.txt',
+    ]);
   });
 
   it('the last matching rule wins (Docker documentation examples)', () => {

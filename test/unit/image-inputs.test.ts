@@ -1,8 +1,16 @@
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import {
-  LABEL_PREFIX, contentTag, digestInputs, digestsToLabels, explainChange, gitBlobId, labelsToDigests, sanitizeTag,
-  type ImageInputs, type InputDigests,
+  LABEL_PREFIX,
+  contentTag,
+  digestInputs,
+  digestsToLabels,
+  explainChange,
+  gitBlobId,
+  labelsToDigests,
+  sanitizeTag,
+  type ImageInputs,
+  type InputDigests,
 } from '../../src/core/image-inputs.js';
 
 const oid = (c: string) => c.repeat(40);
@@ -46,25 +54,100 @@ describe('digestInputs and contentTag', () => {
       i.dependencyTags = { base: 'a'.repeat(32) };
     });
     expect(tagOf(shuffled)).toBe(tagOf(inputs()));
-    const twoDeps = (order: string[]) => tagOf(changed((i) => { i.dependencyTags = Object.fromEntries(order.map((n) => [n, n.repeat(32).slice(0, 32)])); }));
+    const twoDeps = (order: string[]) =>
+      tagOf(
+        changed((i) => {
+          i.dependencyTags = Object.fromEntries(order.map((n) => [n, n.repeat(32).slice(0, 32)]));
+        }),
+      );
     expect(twoDeps(['base', 'tools'])).toBe(twoDeps(['tools', 'base']));
   });
 
   const changes: Array<[string, (i: ImageInputs) => void]> = [
-    ['a file oid', (i) => { i.entries[1]!.oid = oid('9'); }],
-    ['a file mode', (i) => { i.entries[1]!.mode = '100755'; }],
-    ['a path rename', (i) => { i.entries[1]!.path = 'src/index.js'; }],
-    ['an added file', (i) => { i.entries.push({ path: 'extra', mode: '100644', oid: oid('4') }); }],
-    ['a removed file', (i) => { i.entries.pop(); }],
-    ['the Dockerfile oid', (i) => { i.dockerfile.oid = oid('e'); }],
-    ['the Dockerfile path', (i) => { i.dockerfile.path = 'Dockerfile.prod'; }],
-    ['an arg value', (i) => { i.args.PORT = '9090'; }],
-    ['an added arg', (i) => { i.args.DEBUG = '1'; }],
-    ['a removed arg', (i) => { delete i.args.PORT; }],
-    ['an arg renamed, same value', (i) => { i.args = { APP_ENV: 'production', PORT2: '8080' }; }],
-    ['the target', (i) => { i.target = 'runtime'; }],
-    ['a dependency tag', (i) => { i.dependencyTags.base = 'b'.repeat(32); }],
-    ['an added dependency', (i) => { i.dependencyTags.tools = 'c'.repeat(32); }],
+    [
+      'a file oid',
+      (i) => {
+        i.entries[1]!.oid = oid('9');
+      },
+    ],
+    [
+      'a file mode',
+      (i) => {
+        i.entries[1]!.mode = '100755';
+      },
+    ],
+    [
+      'a path rename',
+      (i) => {
+        i.entries[1]!.path = 'src/index.js';
+      },
+    ],
+    [
+      'an added file',
+      (i) => {
+        i.entries.push({ path: 'extra', mode: '100644', oid: oid('4') });
+      },
+    ],
+    [
+      'a removed file',
+      (i) => {
+        i.entries.pop();
+      },
+    ],
+    [
+      'the Dockerfile oid',
+      (i) => {
+        i.dockerfile.oid = oid('e');
+      },
+    ],
+    [
+      'the Dockerfile path',
+      (i) => {
+        i.dockerfile.path = 'Dockerfile.prod';
+      },
+    ],
+    [
+      'an arg value',
+      (i) => {
+        i.args.PORT = '9090';
+      },
+    ],
+    [
+      'an added arg',
+      (i) => {
+        i.args.DEBUG = '1';
+      },
+    ],
+    [
+      'a removed arg',
+      (i) => {
+        delete i.args.PORT;
+      },
+    ],
+    [
+      'an arg renamed, same value',
+      (i) => {
+        i.args = { APP_ENV: 'production', PORT2: '8080' };
+      },
+    ],
+    [
+      'the target',
+      (i) => {
+        i.target = 'runtime';
+      },
+    ],
+    [
+      'a dependency tag',
+      (i) => {
+        i.dependencyTags.base = 'b'.repeat(32);
+      },
+    ],
+    [
+      'an added dependency',
+      (i) => {
+        i.dependencyTags.tools = 'c'.repeat(32);
+      },
+    ],
   ];
   it.each(changes)('changing %s changes the tag', (_what, edit) => {
     expect(tagOf(changed(edit))).not.toBe(tagOf(inputs()));
@@ -76,7 +159,11 @@ describe('digestInputs and contentTag', () => {
   });
 
   it('keeps arg values out of the digests (only a hash of name=value)', () => {
-    const d = digestInputs(changed((i) => { i.args.SECRETISH = 'hunter2-value'; }));
+    const d = digestInputs(
+      changed((i) => {
+        i.args.SECRETISH = 'hunter2-value';
+      }),
+    );
     expect(Object.keys(d.args)).toEqual(['APP_ENV', 'PORT', 'SECRETISH']);
     expect(JSON.stringify(d)).not.toContain('hunter2-value');
   });
@@ -90,24 +177,62 @@ describe('explainChange', () => {
   });
 
   it('names exactly what changed', () => {
-    expect(explain((i) => { i.dockerfile.oid = oid('e'); })).toEqual(['Dockerfile changed']);
-    expect(explain((i) => { i.args.PORT = '9090'; })).toEqual(['build arg PORT changed']);
-    expect(explain((i) => { i.args.DEBUG = '1'; })).toEqual(['build arg DEBUG added']);
-    expect(explain((i) => { delete i.args.APP_ENV; })).toEqual(['build arg APP_ENV removed']);
-    expect(explain((i) => { i.target = 'runtime'; })).toEqual(['target changed (none → runtime)']);
-    expect(explain((i) => { i.dependencyTags.base = 'b'.repeat(32); })).toEqual([`base image base changed (${'a'.repeat(32)} → ${'b'.repeat(32)})`]);
-    expect(explain((i) => { i.dependencyTags.tools = 'c'.repeat(32); })).toEqual([`base image tools changed (none → ${'c'.repeat(32)})`]);
-    expect(explain((i) => { i.entries[1]!.oid = oid('9'); })).toEqual(['context files changed']);
-    expect(explain((i) => { i.entries[2]!.mode = '100644'; })).toEqual(['context files changed']);
+    expect(
+      explain((i) => {
+        i.dockerfile.oid = oid('e');
+      }),
+    ).toEqual(['Dockerfile changed']);
+    expect(
+      explain((i) => {
+        i.args.PORT = '9090';
+      }),
+    ).toEqual(['build arg PORT changed']);
+    expect(
+      explain((i) => {
+        i.args.DEBUG = '1';
+      }),
+    ).toEqual(['build arg DEBUG added']);
+    expect(
+      explain((i) => {
+        delete i.args.APP_ENV;
+      }),
+    ).toEqual(['build arg APP_ENV removed']);
+    expect(
+      explain((i) => {
+        i.target = 'runtime';
+      }),
+    ).toEqual(['target changed (none → runtime)']);
+    expect(
+      explain((i) => {
+        i.dependencyTags.base = 'b'.repeat(32);
+      }),
+    ).toEqual([`base image base changed (${'a'.repeat(32)} → ${'b'.repeat(32)})`]);
+    expect(
+      explain((i) => {
+        i.dependencyTags.tools = 'c'.repeat(32);
+      }),
+    ).toEqual([`base image tools changed (none → ${'c'.repeat(32)})`]);
+    expect(
+      explain((i) => {
+        i.entries[1]!.oid = oid('9');
+      }),
+    ).toEqual(['context files changed']);
+    expect(
+      explain((i) => {
+        i.entries[2]!.mode = '100644';
+      }),
+    ).toEqual(['context files changed']);
   });
 
   it('lists several changes in a fixed order', () => {
-    expect(explain((i) => {
-      i.entries[1]!.oid = oid('9');
-      i.args = { PORT: '1', ZED: 'z' };
-      i.target = 'dev';
-      i.dockerfile.oid = oid('e');
-    })).toEqual([
+    expect(
+      explain((i) => {
+        i.entries[1]!.oid = oid('9');
+        i.args = { PORT: '1', ZED: 'z' };
+        i.target = 'dev';
+        i.dockerfile.oid = oid('e');
+      }),
+    ).toEqual([
       'Dockerfile changed',
       'target changed (none → dev)',
       'build arg APP_ENV removed',
@@ -120,7 +245,11 @@ describe('explainChange', () => {
 
 describe('digestsToLabels and labelsToDigests', () => {
   it('round-trip through one label', () => {
-    const d = digestInputs(changed((i) => { i.target = 'runtime'; }));
+    const d = digestInputs(
+      changed((i) => {
+        i.target = 'runtime';
+      }),
+    );
     const labels = digestsToLabels(d);
     expect(Object.keys(labels)).toEqual([LABEL_PREFIX]);
     expect(labelsToDigests(labels)).toEqual(d);

@@ -69,7 +69,7 @@ describe('kubeconfig', () => {
     const prod = connectionOptions(selectContext([team], 'prod'), read);
     expect(String(prod.ca)).toBe('PROD CA');
     expect(String(prod.cert)).toBe('contents of /abs/dev.crt');
-    expect(String(prod.key)).toBe('DEV KEY');
+    expect(String(prod.key as Buffer)).toBe('DEV KEY');
     expect(prod.servername).toBe('api.prod');
     expect(prod.headers).toBeUndefined();
   });
@@ -78,16 +78,23 @@ describe('kubeconfig', () => {
     const read = () => {
       throw Object.assign(new Error('nope'), { code: 'ENOENT' });
     };
-    expect(() => connectionOptions(selectContext([team]), read)).toThrow('kube context "staging": cannot read certificate-authority /home/dev/.kube/certs/ca.crt: ENOENT');
+    expect(() => connectionOptions(selectContext([team]), read)).toThrow(
+      'kube context "staging": cannot read certificate-authority /home/dev/.kube/certs/ca.crt: ENOENT',
+    );
   });
 
   it('prefers a tokenFile to an inline token, as client-go does, and refuses a CA with insecure-skip-tls-verify', () => {
-    const both = { path: '/k/config', text: 'current-context: c\nclusters: [{name: c, cluster: {server: "https://x:6443", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: old, tokenFile: tok}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n' };
+    const both = {
+      path: '/k/config',
+      text: 'current-context: c\nclusters: [{name: c, cluster: {server: "https://x:6443", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: old, tokenFile: tok}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n',
+    };
     const opts = connectionOptions(selectContext([both]), () => Buffer.from('rotated\n'));
     expect(opts.headers).toEqual({ authorization: 'Bearer rotated' });
     expect(opts.rejectUnauthorized).toBe(false);
     const withCa = { ...both, text: both.text.replace('insecure-skip-tls-verify: true', 'insecure-skip-tls-verify: true, certificate-authority-data: Q0E=') };
-    expect(() => connectionOptions(selectContext([withCa]), () => Buffer.from('t'))).toThrow('kube context "c": its cluster sets both a certificate authority and insecure-skip-tls-verify; kubectl refuses that too, keep one');
+    expect(() => connectionOptions(selectContext([withCa]), () => Buffer.from('t'))).toThrow(
+      'kube context "c": its cluster sets both a certificate authority and insecure-skip-tls-verify; kubectl refuses that too, keep one',
+    );
   });
 
   it('leaves exec plugins and proxies to the full client', () => {

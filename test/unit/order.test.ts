@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { apiGroup, describeObject, objectKey } from '../../src/render/object-key.js';
-import { applyPhases, hookOf, phaseIndex, splitHooks } from '../../src/render/order.js';
-import type { KubeObject, Manifest } from '../../src/release/types.js';
+import { apiGroup, describeObject, objectKey } from '../../src/kube/object-key.js';
+import { applyPhases, hookOf, phaseIndex, splitHooks } from '../../src/core/order.js';
+import type { KubeObject, Manifest } from '../../src/kube/types.js';
 
 function obj(apiVersion: string, kind: string, name: string, namespace?: string, annotations?: Record<string, string>): KubeObject {
   return { apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}), ...(annotations ? { annotations } : {}) } };
 }
 
 const m = (o: KubeObject, line = 1): Manifest => ({ object: o, source: { file: '.kube/all.yaml', line } });
-const names = (phases: Manifest[][]) => phases.map((p) => p.map(({ object: o }) => `${o.kind}/${o.metadata.name}${o.metadata.namespace ? `@${o.metadata.namespace}` : ''}`));
+const names = (phases: Manifest[][]) =>
+  phases.map((p) => p.map(({ object: o }) => `${o.kind}/${o.metadata.name}${o.metadata.namespace ? `@${o.metadata.namespace}` : ''}`));
 
 describe('objectKey', () => {
   it('is group/kind/namespace/name, the version left out', () => {

@@ -1,16 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import { currentPods, defaultPolicy, podProblem, verdict } from '../../src/core/readiness.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const now = new Date('2026-01-01T00:00:30Z');
 
 function pod(name: string, containerStatuses: any[], extra: Record<string, any> = {}): any {
-  return { apiVersion: 'v1', kind: 'Pod', metadata: { name, ...(extra.metadata ?? {}) }, status: { phase: 'Pending', containerStatuses, ...(extra.status ?? {}) } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, ...(extra.metadata ?? {}) },
+    status: { phase: 'Pending', containerStatuses, ...(extra.status ?? {}) },
+  };
 }
 const waiting = (reason: string, message = '', restartCount = 0) => ({ name: 'web', restartCount, state: { waiting: { reason, message } } });
 
 function deployment(status: Record<string, any>, replicas = 1, conditions: any[] = []): any {
-  return { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', generation: 2, uid: 'd1' }, spec: { replicas }, status: { observedGeneration: 2, conditions, ...status } };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'web', generation: 2, uid: 'd1' },
+    spec: { replicas },
+    status: { observedGeneration: 2, conditions, ...status },
+  };
 }
 
 describe('podProblem', () => {
@@ -20,7 +30,8 @@ describe('podProblem', () => {
   });
 
   it('tolerates CrashLoopBackOff up to the allowed restarts, then reports the exit code', () => {
-    const crashing = (restarts: number) => pod('web-1', [{ ...waiting('CrashLoopBackOff', 'back-off', restarts), lastState: { terminated: { exitCode: 3, reason: 'Error' } } }]);
+    const crashing = (restarts: number) =>
+      pod('web-1', [{ ...waiting('CrashLoopBackOff', 'back-off', restarts), lastState: { terminated: { exitCode: 3, reason: 'Error' } } }]);
     // The first crash: the kubelet backs off before restart 1.
     expect(podProblem(crashing(0), defaultPolicy, now)).toMatchObject({ reason: 'CrashLoopBackOff', exitCode: 3, restarts: 0 });
     expect(podProblem(crashing(1), { ...defaultPolicy, allowedRestarts: 2 }, now)).toBeUndefined();
@@ -32,7 +43,10 @@ describe('podProblem', () => {
     const seen = new Map<string, number>([['/web-1/web/CreateContainerConfigError', now.getTime() - 5_000]]);
     expect(podProblem(p, defaultPolicy, now, (k) => seen.get(k))).toBeUndefined();
     seen.set('/web-1/web/CreateContainerConfigError', now.getTime() - defaultPolicy.retriedStateGraceMs);
-    expect(podProblem(p, defaultPolicy, now, (k) => seen.get(k))).toMatchObject({ reason: 'CreateContainerConfigError', message: expect.stringContaining('configmap cache') });
+    expect(podProblem(p, defaultPolicy, now, (k) => seen.get(k))).toMatchObject({
+      reason: 'CreateContainerConfigError',
+      message: expect.stringContaining('configmap cache'),
+    });
   });
 
   it('without a memory of when it started (a snapshot), a retried state is reported as it is', () => {
@@ -41,9 +55,19 @@ describe('podProblem', () => {
   });
 
   it('reports an unschedulable pod only after its grace period', () => {
-    const unschedulable = (since: Date) => pod('web-1', [], { status: { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available', lastTransitionTime: since.toISOString() }] } });
+    const unschedulable = (since: Date) =>
+      pod('web-1', [], {
+        status: {
+          conditions: [
+            { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available', lastTransitionTime: since.toISOString() },
+          ],
+        },
+      });
     expect(podProblem(unschedulable(new Date(now.getTime() - 2_000)), defaultPolicy, now)).toBeUndefined();
-    expect(podProblem(unschedulable(new Date(now.getTime() - 11_000)), defaultPolicy, now)).toMatchObject({ reason: 'FailedScheduling', message: '0/1 nodes are available' });
+    expect(podProblem(unschedulable(new Date(now.getTime() - 11_000)), defaultPolicy, now)).toMatchObject({
+      reason: 'FailedScheduling',
+      message: '0/1 nodes are available',
+    });
   });
 
   it('reports an OOM-killed container', () => {
@@ -54,18 +78,23 @@ describe('podProblem', () => {
 
 describe('verdict', () => {
   it('a Deployment is ready only when every replica is updated and available and no old ones remain', () => {
-    expect(verdict(deployment({ replicas: 3, updatedReplicas: 2, availableReplicas: 2 }, 2), { pods: [] }, defaultPolicy, now)).toEqual({ state: 'progressing', message: '2/2 updated, 2/2 available, 1 old' });
+    expect(verdict(deployment({ replicas: 3, updatedReplicas: 2, availableReplicas: 2 }, 2), { pods: [] }, defaultPolicy, now)).toEqual({
+      state: 'progressing',
+      message: '2/2 updated, 2/2 available, 1 old',
+    });
     expect(verdict(deployment({ replicas: 2, updatedReplicas: 2, availableReplicas: 2 }, 2), { pods: [] }, defaultPolicy, now).state).toBe('ready');
   });
 
   it('a Deployment the controller has not observed yet is still progressing, whatever its old status says', () => {
     const d = deployment({ replicas: 1, updatedReplicas: 1, availableReplicas: 1 });
     d.status.observedGeneration = 1;
-    expect(verdict(d, { pods: [] }, defaultPolicy, now)).toMatchObject({ state: 'progressing', message: 'waiting for the controller to pick up generation 2' });
+    expect(verdict(d, { pods: [] }, defaultPolicy, now)).toMatchObject({ state: 'progressing', message: 'the controller has not picked up generation 2 yet' });
   });
 
   it('a Deployment past its progress deadline has failed', () => {
-    const d = deployment({ replicas: 1 }, 1, [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet "web-1" has timed out progressing.' }]);
+    const d = deployment({ replicas: 1 }, 1, [
+      { type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet "web-1" has timed out progressing.' },
+    ]);
     expect(verdict(d, { pods: [] }, defaultPolicy, now)).toMatchObject({ state: 'failed', message: 'ReplicaSet "web-1" has timed out progressing.' });
   });
 
@@ -73,15 +102,32 @@ describe('verdict', () => {
     const p = pod('web-1', [waiting('CreateContainerConfigError', 'failed to sync configmap cache')]);
     const d = deployment({ replicas: 1, updatedReplicas: 1, availableReplicas: 0 });
     expect(verdict(d, { pods: [p], firstSeen: () => now.getTime() - 1_000 }, defaultPolicy, now).state).toBe('progressing');
-    expect(verdict(d, { pods: [p], firstSeen: () => now.getTime() - 20_000 }, defaultPolicy, now)).toMatchObject({ state: 'failed', message: 'pod web-1: CreateContainerConfigError' });
+    expect(verdict(d, { pods: [p], firstSeen: () => now.getTime() - 20_000 }, defaultPolicy, now)).toMatchObject({
+      state: 'failed',
+      message: 'pod web-1: CreateContainerConfigError',
+    });
   });
 
   it('a Job is ready when complete, failed with the failing pod named and its exit code', () => {
-    const job = (conditions: any[]): any => ({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'migrate', uid: 'j1' }, status: { conditions, succeeded: 1 } });
-    expect(verdict(job([{ type: 'Complete', status: 'True' }]), { pods: [] }, defaultPolicy, now)).toEqual({ state: 'ready', message: 'completed (1 succeeded)' });
+    const job = (conditions: any[]): any => ({
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'migrate', uid: 'j1' },
+      status: { conditions, succeeded: 1 },
+    });
+    expect(verdict(job([{ type: 'Complete', status: 'True' }]), { pods: [] }, defaultPolicy, now)).toEqual({
+      state: 'ready',
+      message: 'completed (1 succeeded)',
+    });
     const failedPod = pod('migrate-x', [{ name: 'migrate', restartCount: 0, state: { terminated: { exitCode: 2, reason: 'Error' } } }]);
-    expect(verdict(job([{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }]), { pods: [failedPod] }, defaultPolicy, now))
-      .toMatchObject({ state: 'failed', problem: { pod: 'migrate-x', container: 'migrate', exitCode: 2 } });
+    expect(
+      verdict(
+        job([{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }]),
+        { pods: [failedPod] },
+        defaultPolicy,
+        now,
+      ),
+    ).toMatchObject({ state: 'failed', problem: { pod: 'migrate-x', container: 'migrate', exitCode: 2 } });
   });
 
   it('a PVC that binds on first use is ready once applied; otherwise when Bound', () => {
@@ -92,20 +138,34 @@ describe('verdict', () => {
   });
 
   it('objects that have no rollout (a Service) are ready once applied', () => {
-    expect(verdict({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' } } as any, { pods: [] }, defaultPolicy, now)).toEqual({ state: 'ready', message: 'applied' });
+    expect(verdict({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' } } as any, { pods: [] }, defaultPolicy, now)).toEqual({
+      state: 'ready',
+      message: 'applied',
+    });
   });
 });
 
 describe('currentPods', () => {
   it("a DaemonSet's current pods are those of its template generation: an old crashing pod is not the rollout's", () => {
     const ds: any = { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'agent', uid: 'ds1', generation: 3 } };
-    const owned = (name: string, generation: string): any => ({ ...pod(name, []), metadata: { name, labels: { 'pod-template-generation': generation }, ownerReferences: [{ uid: 'ds1' }] } });
+    const owned = (name: string, generation: string): any => ({
+      ...pod(name, []),
+      metadata: { name, labels: { 'pod-template-generation': generation }, ownerReferences: [{ uid: 'ds1' }] },
+    });
     expect(currentPods(ds, [owned('agent-old', '2'), owned('agent-new', '3')]).map((p) => p.metadata.name)).toEqual(['agent-new']);
   });
 
   it("a Deployment's current pods are those of its newest ReplicaSet only", () => {
-    const d: any = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', uid: 'd1', annotations: { 'deployment.kubernetes.io/revision': '2' } } };
-    const rs = (uid: string, revision: string): any => ({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: `web-${uid}`, uid, annotations: { 'deployment.kubernetes.io/revision': revision }, ownerReferences: [{ uid: 'd1' }] } });
+    const d: any = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'web', uid: 'd1', annotations: { 'deployment.kubernetes.io/revision': '2' } },
+    };
+    const rs = (uid: string, revision: string): any => ({
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: { name: `web-${uid}`, uid, annotations: { 'deployment.kubernetes.io/revision': revision }, ownerReferences: [{ uid: 'd1' }] },
+    });
     const owned = (name: string, owner: string): any => ({ ...pod(name, []), metadata: { name, ownerReferences: [{ uid: owner }] } });
     const pods = currentPods(d, [owned('old-pod', 'rs1'), owned('new-pod', 'rs2'), owned('stranger', 'other')], [rs('rs1', '1'), rs('rs2', '2')]);
     expect(pods.map((p) => p.metadata.name)).toEqual(['new-pod']);

@@ -5,7 +5,6 @@ import {
   decodeRecord,
   encodeRecord,
   joinChunks,
-  maskSecrets,
   MAX_CHUNK_BYTES,
   recordSecretName,
   recordToSecrets,
@@ -13,7 +12,10 @@ import {
   splitRecord,
 } from '../../src/release/record.js';
 import { MemoryDriver, ReleaseStorage } from '../../src/release/storage.js';
-import type { KubeObject, ReleaseRecord, ReleaseStatus } from '../../src/release/types.js';
+import { maskToken } from '../../src/core/secret-material.js';
+import { sealRecord as maskSecrets } from '../../src/stages/redact.js';
+import type { KubeObject } from '../../src/kube/types.js';
+import type { ReleaseRecord, ReleaseStatus } from '../../src/release/types.js';
 
 /** Deterministic bytes that gzip cannot shrink (xorshift32). */
 function noise(n: number, seed = 1): Buffer {
@@ -48,7 +50,12 @@ function record(revision: number, status: ReleaseStatus = 'deployed', manifests:
   };
 }
 
-const configMap = (name: string, data: Record<string, string>): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'shop-staging' }, data });
+const configMap = (name: string, data: Record<string, string>): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name, namespace: 'shop-staging' },
+  data,
+});
 /** A record of about `bytes` incompressible bytes. */
 const bigRecord = (revision: number, bytes: number, status: ReleaseStatus = 'deployed') =>
   record(revision, status, [configMap('blob', { blob: noise(bytes, revision).toString('base64') })]);
@@ -110,9 +117,9 @@ describe('masking', () => {
   it('masks values under secret-looking keys, at any depth, and nothing else', () => {
     expect(maskSecrets(withSecrets).values).toEqual({
       replicas: 2,
-      db: { host: 'db', password: '(masked)', sslKeyEnabled: true, passwordFile: null },
-      apiToken: '(masked)',
-      secrets: { payments: { clientId: '(masked)' }, extra: ['(masked)', { pin: '(masked)' }] },
+      db: { host: 'db', password: maskToken('values-p4ssw0rd-VALUE-3'), sslKeyEnabled: true, passwordFile: null },
+      apiToken: maskToken('values-t0ken-VALUE-4'),
+      secrets: { payments: { clientId: maskToken('values-nested-VALUE-5') }, extra: [maskToken('values-listed-VALUE-6'), { pin: maskToken('987654321') }] },
     });
   });
 
@@ -124,8 +131,11 @@ describe('masking', () => {
   });
 
   it('lets no secret value into the stored Secrets, in clear or in base64', () => {
-    const stored = recordToSecrets(withSecrets, 'shop-staging');
-    const texts = [JSON.stringify(stored), gunzipSync(joinChunks(stored.map((s) => Buffer.from((s.data as { release: string }).release, 'base64')))).toString('utf8')];
+    const stored = recordToSecrets(maskSecrets(withSecrets), 'shop-staging');
+    const texts = [
+      JSON.stringify(stored),
+      gunzipSync(joinChunks(stored.map((s) => Buffer.from((s.data as { release: string }).release, 'base64')))).toString('utf8'),
+    ];
     for (const text of texts) {
       for (const value of Object.values(secrets)) {
         expect(text).not.toContain(String(value));
@@ -163,8 +173,11 @@ describe('encoding and chunks', () => {
     const secrets = recordToSecrets(record(7), 'shop-staging');
     expect(secrets).toHaveLength(1);
     const [s] = secrets;
-    expect({ ...s, data: Object.keys(s!.data as object), metadata: { ...s!.metadata, annotations: { ...s!.metadata.annotations, 'skiff.io/digest': '<sha256>' } } })
-      .toMatchInlineSnapshot(`
+    expect({
+      ...s,
+      data: Object.keys(s!.data as object),
+      metadata: { ...s!.metadata, annotations: { ...s!.metadata.annotations, 'skiff.io/digest': '<sha256>' } },
+    }).toMatchInlineSnapshot(`
         {
           "apiVersion": "v1",
           "data": [
@@ -230,7 +243,9 @@ describe('encoding and chunks', () => {
       `[WorkFailedError: release record skiff.release.v1.shop-staging.v4 is incomplete: part 1 of 3 (Secret skiff.release.v1.shop-staging.v4.part1) is missing; delete this revision with: kubectl delete secret -n shop-staging -l owner=skiff,name=shop-staging,version=4]`,
     );
     const other = recordToSecrets(bigRecord(4, 2 * MAX_CHUNK_BYTES, 'failed'), 'shop-staging');
-    expect(() => secretsToRecord([secrets[0]!, other[1]!, secrets[2]!])).toThrow(/is inconsistent: Secret skiff\.release\.v1\.shop-staging\.v4\.part1 belongs to another write/);
+    expect(() => secretsToRecord([secrets[0]!, other[1]!, secrets[2]!])).toThrow(
+      /is inconsistent: Secret skiff\.release\.v1\.shop-staging\.v4\.part1 belongs to another write/,
+    );
     expect(() => secretsToRecord(secrets.slice(1))).toThrow(/no chunk 0/);
     expect(() => secretsToRecord([{ ...secrets[0]!, type: 'Opaque' }])).toThrow(/is not a skiff release record \(type Opaque\)/);
   });
@@ -239,7 +254,7 @@ describe('encoding and chunks', () => {
 describe('ReleaseStorage', () => {
   const setup = () => {
     const driver = new MemoryDriver();
-    return { driver, storage: new ReleaseStorage(driver, 'shop-staging') };
+    return { driver, storage: new ReleaseStorage(driver, 'shop-staging', maskSecrets) };
   };
 
   it('keeps history in revision order and answers last, last deployed and get', async () => {
@@ -247,7 +262,12 @@ describe('ReleaseStorage', () => {
     expect(await storage.history('shop-staging')).toEqual([]);
     expect(await storage.last('shop-staging')).toBeUndefined();
     expect(await storage.nextRevision('shop-staging')).toBe(1);
-    for (const [rev, status] of [[2, 'deployed'], [1, 'superseded'], [3, 'failed']] as const) await storage.create(record(rev, status));
+    for (const [rev, status] of [
+      [2, 'deployed'],
+      [1, 'superseded'],
+      [3, 'failed'],
+    ] as const)
+      await storage.create(record(rev, status));
     expect((await storage.history('shop-staging')).map((r) => `${r.revision}:${r.status}`)).toEqual(['1:superseded', '2:deployed', '3:failed']);
     expect((await storage.last('shop-staging'))?.revision).toBe(3);
     expect((await storage.lastDeployed('shop-staging'))?.revision).toBe(2);
@@ -268,7 +288,8 @@ describe('ReleaseStorage', () => {
   it('masks what it stores, whatever the caller passes', async () => {
     const { driver, storage } = setup();
     await storage.create(record(1, 'deployed', [], { db: { password: 'hunter2-hunter2' } }));
-    expect((await storage.get('shop-staging', 1))?.values).toEqual({ db: { password: '(masked)' } });
+    expect((await storage.get('shop-staging', 1))?.values).toEqual({ db: { password: maskToken('hunter2-hunter2') } });
+    expect(JSON.stringify(driver.all())).not.toContain('hunter2-hunter2');
     expect(JSON.stringify(driver.all())).not.toContain(Buffer.from('hunter2-hunter2').toString('base64'));
   });
 
@@ -285,7 +306,13 @@ describe('ReleaseStorage', () => {
 
   it('marks earlier deployed revisions superseded', async () => {
     const { storage } = setup();
-    for (const [rev, status] of [[1, 'deployed'], [2, 'failed'], [3, 'deployed'], [4, 'deployed']] as const) await storage.create(record(rev, status));
+    for (const [rev, status] of [
+      [1, 'deployed'],
+      [2, 'failed'],
+      [3, 'deployed'],
+      [4, 'deployed'],
+    ] as const)
+      await storage.create(record(rev, status));
     expect(await storage.markSuperseded('shop-staging', 4)).toEqual([1, 3]);
     expect((await storage.history('shop-staging')).map((r) => r.status)).toEqual(['superseded', 'failed', 'superseded', 'deployed']);
   });
@@ -318,7 +345,7 @@ describe('ReleaseStorage', () => {
   it('deletes everything of a release, and only of that release', async () => {
     const { driver, storage } = setup();
     await storage.create(record(1));
-    await new ReleaseStorage(driver, 'shop-staging').create({ ...record(1), name: 'other' });
+    await new ReleaseStorage(driver, 'shop-staging', maskSecrets).create({ ...record(1), name: 'other' });
     await storage.deleteAll('shop-staging');
     expect(driver.all().map((s) => s.metadata.labels?.name)).toEqual(['other']);
   });

@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../src/errors.js';
-import {
-  applySet,
-  isClusterScoped,
-  isTemplateFile,
-  isValuesFile,
-  mergeValues,
-  parseSet,
-  renderRelease,
-  valuesFileNames,
-  type RenderInput,
-  type TemplateFile,
-} from '../../src/render/render.js';
+import { isClusterScoped } from '../../src/kube/kinds.js';
+import { isTemplateFile, renderRelease, type RenderInput, type TemplateFile } from '../../src/render/render.js';
+import { applySet, isValuesFile, mergeValues, parseSet, valuesFileNames } from '../../src/render/values.js';
 
 const IMAGE = 'registry.local/shop/app:3f2a9c1@sha256:' + 'a'.repeat(64);
 
@@ -179,7 +170,15 @@ spec:
       { '.kube/web.yaml.ejs': deployment },
       {
         valueSources: [
-          { origin: '.kube/values.yaml', values: { replicas: 1, config: { a: 1 }, db: { url: 'postgres://db/shop?ssl=true&x=<1>' }, resources: { limits: { cpu: '500m', memory: '256Mi' } } } },
+          {
+            origin: '.kube/values.yaml',
+            values: {
+              replicas: 1,
+              config: { a: 1 },
+              db: { url: 'postgres://db/shop?ssl=true&x=<1>' },
+              resources: { limits: { cpu: '500m', memory: '256Mi' } },
+            },
+          },
           { origin: '.kube/values.staging.yaml', values: { replicas: 2 } },
         ],
         sets: ['resources.limits.cpu=1'],
@@ -247,7 +246,9 @@ ${CM('two', 'data:\n  mode: "0644"\n  percent: 100%>\n')}`;
   });
 
   it('reads YAML as kubectl does (1.1: octal modes, dates stay strings)', () => {
-    const out = render({ '.kube/c.yaml': `${CM('c', 'data:\n  since: 2024-01-31\n')}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nx:\n  defaultMode: 0644\n` });
+    const out = render({
+      '.kube/c.yaml': `${CM('c', 'data:\n  since: 2024-01-31\n')}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nx:\n  defaultMode: 0644\n`,
+    });
     expect(out.manifests[0]!.object.data).toEqual({ since: '2024-01-31' });
     expect(out.manifests[1]!.object.x).toEqual({ defaultMode: 420 });
   });
@@ -387,7 +388,7 @@ describe('render errors', () => {
     });
     const data = out.manifests[0]!.object.data as Record<string, string>;
     expect(data.then).toBe('undefined');
-    expect(JSON.parse(data.json)).toEqual({ app: IMAGE, worker: expect.any(String) });
+    expect(JSON.parse(data.json!)).toEqual({ app: IMAGE, worker: expect.any(String) });
     expect(data.all).toContain(`app: ${IMAGE}`);
     expect(data.has).toBe('false');
   });
@@ -402,7 +403,9 @@ describe('render errors', () => {
   });
 
   it('reports required() with its message and line', () => {
-    const templates = { '.kube/s.yaml.ejs': `${CM('s')}\n\ndata:\n  password: <%= b64(required(values.db.password, 'set db.password in .kube/values.staging.yaml or with --set')) %>\n` };
+    const templates = {
+      '.kube/s.yaml.ejs': `${CM('s')}\n\ndata:\n  password: <%= b64(required(values.db.password, 'set db.password in .kube/values.staging.yaml or with --set')) %>\n`,
+    };
     expect(failure(templates, { valueSources: [{ origin: 'v', values: { db: { password: '' } } }] })).toMatchInlineSnapshot(
       `".kube/s.yaml.ejs:8: set db.password in .kube/values.staging.yaml or with --set"`,
     );
@@ -413,17 +416,26 @@ describe('render errors', () => {
   });
 
   it('keeps values read-only in templates, and says so', () => {
-    expect(failure({ '.kube/o.yaml.ejs': `${CM('o')}data:\n  x: <%= values.hosts.sort().join(',') %>\n` }, { valueSources: [{ origin: 'v', values: { hosts: ['b', 'a'] } }] })).toMatchInlineSnapshot(`".kube/o.yaml.ejs:6: Cannot assign to read only property '0' of object '[object Array]' (values are read-only in templates: copy first, e.g. [...values.list].sort())"`);
+    expect(
+      failure(
+        { '.kube/o.yaml.ejs': `${CM('o')}data:\n  x: <%= values.hosts.sort().join(',') %>\n` },
+        { valueSources: [{ origin: 'v', values: { hosts: ['b', 'a'] } }] },
+      ),
+    ).toMatchInlineSnapshot(
+      `".kube/o.yaml.ejs:6: Cannot assign to read only property '0' of object '[object Array]' (values are read-only in templates: copy first, e.g. [...values.list].sort())"`,
+    );
   });
 
   it('refuses a kind: List', () => {
-    expect(failure({ '.kube/l.yaml': 'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: a\n' })).toMatchInlineSnapshot(`".kube/l.yaml:1: kind: List is not applied as such; put each item in its own YAML document (separated by ---)"`);
+    expect(
+      failure({ '.kube/l.yaml': 'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: a\n' }),
+    ).toMatchInlineSnapshot(`".kube/l.yaml:1: kind: List is not applied as such; put each item in its own YAML document (separated by ---)"`);
   });
 
   it('refuses to print an object with <%= %>', () => {
-    expect(failure({ '.kube/o.yaml.ejs': `${CM('o')}data:\n  x: <%= values.m %>\n` }, { valueSources: [{ origin: 'v', values: { m: { a: 1 } } }] })).toMatchInlineSnapshot(
-      `".kube/o.yaml.ejs:6: <%= %> printed an object; print it with <%- toYaml(value, indent) %>"`,
-    );
+    expect(
+      failure({ '.kube/o.yaml.ejs': `${CM('o')}data:\n  x: <%= values.m %>\n` }, { valueSources: [{ origin: 'v', values: { m: { a: 1 } } }] }),
+    ).toMatchInlineSnapshot(`".kube/o.yaml.ejs:6: <%= %> printed an object; print it with <%- toYaml(value, indent) %>"`);
   });
 
   it('finds the line of an EJS tag that is never closed', () => {
@@ -436,7 +448,9 @@ describe('render errors', () => {
     expect(failure({ '.kube/a.yaml.ejs': `${CM('a')}data:\n  x: 1\n  y: <%= 1 + %>\n` })).toMatchInlineSnapshot(
       `".kube/a.yaml.ejs:7: JavaScript syntax error in a template tag: Unexpected token ')'"`,
     );
-    expect(failure({ '.kube/a.yaml.ejs': `${CM('a')}<% if (values.on) { %>\ndata:\n  x: 1\n` })).toMatchInlineSnapshot(`".kube/a.yaml.ejs:5: JavaScript syntax error in a template tag: a "{" or "(" opened in a <% %> tag is never closed"`);
+    expect(failure({ '.kube/a.yaml.ejs': `${CM('a')}<% if (values.on) { %>\ndata:\n  x: 1\n` })).toMatchInlineSnapshot(
+      `".kube/a.yaml.ejs:5: JavaScript syntax error in a template tag: a "{" or "(" opened in a <% %> tag is never closed"`,
+    );
     const nested = `${CM('a')}<% if (values.a) { %>\ndata:\n<% for (const k of ['}', "{"]) { %>\n  <%= k %>: 1\n<% } %>\n`;
     expect(failure({ '.kube/a.yaml.ejs': nested })).toMatch(/^\.kube\/a\.yaml\.ejs:5: JavaScript syntax error in a template tag: a "\{" or "\(" opened/);
   });
@@ -456,9 +470,9 @@ describe('render errors', () => {
       `".kube/a.yaml.ejs:7: invalid YAML: Nested mappings are not allowed in compact mappings"`,
     );
     // A loop shifts the lines: the number is the rendered output's.
-    expect(
-      failure({ '.kube/a.yaml.ejs': `${CM('a')}data:\n<% for (const k of ['a', 'b']) { %>\n  <%= k %>: 1\n<% } %>\n  y: : 3\n` }),
-    ).toMatchInlineSnapshot(`".kube/a.yaml.ejs:11: invalid YAML: Nested mappings are not allowed in compact mappings (in rendered output)"`);
+    expect(failure({ '.kube/a.yaml.ejs': `${CM('a')}data:\n<% for (const k of ['a', 'b']) { %>\n  <%= k %>: 1\n<% } %>\n  y: : 3\n` })).toMatchInlineSnapshot(
+      `".kube/a.yaml.ejs:11: invalid YAML: Nested mappings are not allowed in compact mappings (in rendered output)"`,
+    );
     expect(failure({ '.kube/a.yaml': `${CM('a')}data:\n  x: 1\n  x: 2\n` })).toMatch(/^\.kube\/a\.yaml:7: invalid YAML: Map keys must be unique$/);
   });
 
@@ -482,18 +496,26 @@ describe('render errors', () => {
     expect(failure({ '.kube/a.yaml': CM('My_Config') })).toMatchInlineSnapshot(
       `".kube/a.yaml:1: ConfigMap "My_Config": metadata.name must be a DNS subdomain: at most 253 lower-case letters, digits, "-" and ".", starting and ending with a letter or digit"`,
     );
-    expect(failure({ '.kube/a.yaml': 'apiVersion: v1\nkind: Service\nmetadata:\n  name: 1web\n' })).toMatch(/Service "1web": metadata\.name must be a DNS-1035 label/);
+    expect(failure({ '.kube/a.yaml': 'apiVersion: v1\nkind: Service\nmetadata:\n  name: 1web\n' })).toMatch(
+      /Service "1web": metadata\.name must be a DNS-1035 label/,
+    );
     expect(failure({ '.kube/a.yaml': 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a.b\n' })).toMatch(/must be a DNS label/);
     expect(failure({ '.kube/a.yaml': CM('a', '  namespace: Bad_NS\n') })).toMatch(/metadata\.namespace "Bad_NS" is not a namespace name/);
-    expect(render({ '.kube/a.yaml': 'apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: "system:shop:Reader"\n' }).manifests).toHaveLength(1);
+    expect(
+      render({ '.kube/a.yaml': 'apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: "system:shop:Reader"\n' }).manifests,
+    ).toHaveLength(1);
   });
 
   it('wants labels and annotations to be strings, and label values valid', () => {
     expect(failure({ '.kube/a.yaml': CM('a', '  labels:\n    version: 1.10\n') })).toMatchInlineSnapshot(
       `".kube/a.yaml:1: ConfigMap "a": metadata.labels.version must be a string, found 1.1; quote it"`,
     );
-    expect(failure({ '.kube/a.yaml': CM('a', '  annotations:\n    enabled: true\n') })).toMatch(/metadata\.annotations\.enabled must be a string, found true; quote it/);
-    expect(failure({ '.kube/a.yaml.ejs': CM('a', '  labels:\n    branch: <%= git.branch %>\n') }, { git: { commit: 'c', branch: 'feature/x' } })).toMatchInlineSnapshot(
+    expect(failure({ '.kube/a.yaml': CM('a', '  annotations:\n    enabled: true\n') })).toMatch(
+      /metadata\.annotations\.enabled must be a string, found true; quote it/,
+    );
+    expect(
+      failure({ '.kube/a.yaml.ejs': CM('a', '  labels:\n    branch: <%= git.branch %>\n') }, { git: { commit: 'c', branch: 'feature/x' } }),
+    ).toMatchInlineSnapshot(
       `".kube/a.yaml.ejs:1: ConfigMap "a": label branch: "feature/x" is not a valid label value: at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit"`,
     );
   });
@@ -503,7 +525,9 @@ describe('render errors', () => {
       `".kube/b.yaml:6: duplicate object ConfigMap "cfg" in namespace "shop-staging": also defined at .kube/a.yaml:1; each object (kind, name, namespace) must be defined once"`,
     );
     // Same name in another namespace, or of another kind, is another object.
-    expect(render({ '.kube/a.yaml': `${CM('cfg')}---\n${CM('cfg', '  namespace: other\n')}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: cfg\n` }).manifests).toHaveLength(3);
+    expect(
+      render({ '.kube/a.yaml': `${CM('cfg')}---\n${CM('cfg', '  namespace: other\n')}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: cfg\n` }).manifests,
+    ).toHaveLength(3);
   });
 
   it('rejects an unknown hook', () => {

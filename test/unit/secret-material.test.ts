@@ -1,12 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { bySha, hasMaskedStrings, isSecretKey, maskSecretStrings, maskToken, restoreSecretStrings, secretStrings } from '../../src/core/secret-material.js';
-import { maskSecrets } from '../../src/release/record.js';
-import type { KubeObject, ReleaseRecord } from '../../src/release/types.js';
+import { sealRecord as maskSecrets } from '../../src/stages/redact.js';
+import type { KubeObject } from '../../src/kube/types.js';
+import type { ReleaseRecord } from '../../src/release/types.js';
 
 const password = 'Pw-one-77x';
 const values = { db: { password, host: 'db.internal' }, apiToken: 123456789, replicas: 2, auth: { secretKey: 'abc' } };
-const secret: KubeObject = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, data: { password: Buffer.from('from-the-secret').toString('base64'), username: Buffer.from('postgres').toString('base64') } } as KubeObject;
-const config = (url: string): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'dsn' }, data: { DATABASE_URL: url, USER: 'postgres' } }) as KubeObject;
+const secret: KubeObject = {
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: { name: 'db' },
+  data: { password: Buffer.from('from-the-secret').toString('base64'), username: Buffer.from('postgres').toString('base64') },
+};
+const config = (url: string): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'dsn' }, data: { DATABASE_URL: url, USER: 'postgres' } });
 
 describe('secretStrings', () => {
   it('takes values under secret-looking keys and the secret-looking keys of Secrets, long enough to matter', () => {
@@ -23,23 +29,29 @@ describe('secretStrings', () => {
   });
 
   it('does not take the names of secrets for secrets (secretName, tokenFile, imagePullSecrets)', () => {
-    const found = secretStrings({ tls: { secretName: 'app-tls-cert' }, auth: { tokenFile: '/var/run/token' }, imagePullSecrets: ['registry-cred'], serviceAccountKeyRef: 'sa-key-ref' }, []);
+    const found = secretStrings(
+      { tls: { secretName: 'app-tls-cert' }, auth: { tokenFile: '/var/run/token' }, imagePullSecrets: ['registry-cred'], serviceAccountKeyRef: 'sa-key-ref' },
+      [],
+    );
     expect(found.size).toBe(0);
   });
 
   it('ignores values that are masked already', () => {
-    expect(secretStrings({ password: '(masked)' }, [{ ...secret, data: { password: '(masked sha256:0123456789ab)' } } as KubeObject]).size).toBe(0);
+    expect(secretStrings({ password: '(masked)' }, [{ ...secret, data: { password: '(masked sha256:0123456789ab)' } }]).size).toBe(0);
   });
 });
 
 describe('isSecretKey', () => {
   it('reads the words of a key: secrets by name, not the names of secrets nor look-alikes', () => {
-    for (const k of ['password', 'DATABASE_PASSWORD', 'apiKey', 'secretKey', 'AWS_SECRET_ACCESS_KEY', 'tls.key', 'authToken', 'credentials']) expect(isSecretKey(k), k).toBe(true);
+    for (const k of ['password', 'DATABASE_PASSWORD', 'apiKey', 'secretKey', 'AWS_SECRET_ACCESS_KEY', 'tls.key', 'authToken', 'credentials'])
+      expect(isSecretKey(k), k).toBe(true);
     for (const k of ['key', 'keycloak', 'secretName', 'tokenFile', 'imagePullSecrets', 'secretKeyRef', 'monkey', 'keys']) expect(isSecretKey(k), k).toBe(false);
   });
 
   it('finds a JSON-escaped secret and a Secret value without its trailing newline', () => {
-    const found = secretStrings({ password: 'p"ss\\word1' }, [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, data: { token: Buffer.from('tok-en-123\n').toString('base64') } } as KubeObject]);
+    const found = secretStrings({ password: 'p"ss\\word1' }, [
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, data: { token: Buffer.from('tok-en-123\n').toString('base64') } },
+    ]);
     expect(found.has('p\\"ss\\\\word1')).toBe(true);
     expect(found.has('tok-en-123')).toBe(true);
   });
@@ -49,7 +61,7 @@ describe('maskSecretStrings', () => {
   it('replaces a secret inside a field with its checksum and says where it was', () => {
     const secrets = secretStrings(values, [secret]);
     const { object, hits } = maskSecretStrings(config(`postgres://app:${password}@db:5432/app`), secrets);
-    expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${maskToken(password)}@db:5432/app`); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${maskToken(password)}@db:5432/app`);
     expect(JSON.stringify(object)).not.toContain(password);
     expect(hits).toEqual([{ path: 'data.DATABASE_URL', origin: 'values db.password' }]);
     expect(hasMaskedStrings(object)).toBe(true);
@@ -57,10 +69,15 @@ describe('maskSecretStrings', () => {
 
   it('never rewrites what identifies an object, and masks overlapping secrets as one stretch', () => {
     const secrets = secretStrings({ token: 'shared-name-1', password: 'abcdefXYZ', apiKey: 'XYZghijk' }, []);
-    const obj = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'shared-name-1', labels: { app: 'shared-name-1' } }, data: { both: 'abcdefXYZghijk!' } } as unknown as KubeObject;
+    const obj = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'shared-name-1', labels: { app: 'shared-name-1' } },
+      data: { both: 'abcdefXYZghijk!' },
+    } as unknown as KubeObject;
     const { object } = maskSecretStrings(obj, secrets);
     expect(object.metadata).toEqual(obj.metadata);
-    expect((object as any).data.both).toBe(`${maskToken('abcdefXYZghijk')}!`); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect((object as any).data.both).toBe(`${maskToken('abcdefXYZghijk')}!`);
   });
 
   it('leaves objects without secrets, and Secrets, untouched (the same object)', () => {
@@ -77,24 +94,29 @@ describe('restoreSecretStrings', () => {
 
   it('restores from a known secret with the same checksum', () => {
     const { object, kept, unrestored } = restoreSecretStrings(stored, undefined, bySha([password]));
-    expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`);
     expect([kept, unrestored]).toEqual([[], []]);
   });
 
   it('restores from the live field when the text around the mask and the checksum match', () => {
     const { object, kept } = restoreSecretStrings(stored, config(`postgres://app:${password}@db:5432/app`));
-    expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`);
     expect(kept).toEqual([]);
   });
 
   it('finds the secret inside a live field that changed around it, so the stored text comes back', () => {
     const { object, kept } = restoreSecretStrings(stored, config(`postgres://app:${password}@db-new:5432/app`));
-    expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`);
     expect(kept).toEqual([]);
   });
 
   it('restores a field whose key has dots in it (an annotation, app.properties)', () => {
-    const withDots = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg', annotations: { 'example.com/dsn': `pg://a:${password}@h` } }, data: { 'app.properties': `db.password=${password}` } } as unknown as KubeObject;
+    const withDots = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'cfg', annotations: { 'example.com/dsn': `pg://a:${password}@h` } },
+      data: { 'app.properties': `db.password=${password}` },
+    } as unknown as KubeObject;
     const masked = maskSecretStrings(withDots, secrets).object;
     const { object, kept, unrestored } = restoreSecretStrings(masked, withDots);
     expect(object).toEqual(withDots);
@@ -103,15 +125,23 @@ describe('restoreSecretStrings', () => {
 
   it('never masks names, labels or selectors, even when they equal a secret', () => {
     const s2 = secretStrings({ password: 'web-frontend' }, []);
-    const dep = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web-frontend', labels: { app: 'web-frontend' } }, spec: { selector: { matchLabels: { app: 'web-frontend' } }, template: { spec: { containers: [{ name: 'web-frontend', env: [{ name: 'X', value: 'web-frontend' }] }] } } } } as unknown as KubeObject;
+    const dep = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'web-frontend', labels: { app: 'web-frontend' } },
+      spec: {
+        selector: { matchLabels: { app: 'web-frontend' } },
+        template: { spec: { containers: [{ name: 'web-frontend', env: [{ name: 'X', value: 'web-frontend' }] }] } },
+      },
+    } as unknown as KubeObject;
     const { object, hits } = maskSecretStrings(dep, s2);
     expect(hits.map((h) => h.path)).toEqual(['spec.template.spec.containers[0].env[0].value']);
-    expect((object as any).spec.selector.matchLabels.app).toBe('web-frontend'); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect((object as any).spec.selector.matchLabels.app).toBe('web-frontend');
   });
 
   it('keeps a rotated secret live, and cannot apply a field the live object does not have', () => {
     const rotated = restoreSecretStrings(stored, config('postgres://app:Pw-two-88y@db:5432/app'));
-    expect((rotated.object as any).data.DATABASE_URL).toBe('postgres://app:Pw-two-88y@db:5432/app'); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect((rotated.object as any).data.DATABASE_URL).toBe('postgres://app:Pw-two-88y@db:5432/app');
     expect(rotated.kept).toEqual(['data.DATABASE_URL']);
     expect(restoreSecretStrings(stored, undefined).unrestored).toEqual(['data.DATABASE_URL']);
   });
@@ -119,7 +149,15 @@ describe('restoreSecretStrings', () => {
 
 describe('maskSecrets (the release record)', () => {
   it('keeps no secret string anywhere in the record, and stays idempotent', () => {
-    const record = { name: 'hello-staging', revision: 1, status: 'deployed', manifests: [secret, config(`postgres://app:${password}@db`)], values, images: {}, git: { commit: 'c' } } as unknown as ReleaseRecord;
+    const record = {
+      name: 'hello-staging',
+      revision: 1,
+      status: 'deployed',
+      manifests: [secret, config(`postgres://app:${password}@db`)],
+      values,
+      images: {},
+      git: { commit: 'c' },
+    } as unknown as ReleaseRecord;
     const masked = maskSecrets(record);
     const text = JSON.stringify(masked);
     for (const s of [password, '123456789', 'from-the-secret', Buffer.from('from-the-secret').toString('base64')]) expect(text).not.toContain(s);

@@ -1,44 +1,11 @@
 import { ConfigError } from '../errors.js';
-import type { KubeObject, Manifest } from '../release/types.js';
-import { describeObject } from './object-key.js';
-
-/**
- * Apply phases, in order. An object is applied only after everything it may
- * refer to exists: namespaces and CRDs first, then identities and policies
- * that admission checks (a Pod naming a missing PriorityClass or
- * ServiceAccount is rejected), then data, storage, Services, workloads, and
- * what points at workloads. Anything unknown (custom resources, webhook
- * configurations, APIServices) goes last, so a webhook cannot block the
- * objects of its own release before its Service has endpoints.
- */
-const PHASES: readonly (readonly string[])[] = [
-  ['Namespace'],
-  ['CustomResourceDefinition'],
-  [
-    'ServiceAccount',
-    'Role',
-    'ClusterRole',
-    'RoleBinding',
-    'ClusterRoleBinding',
-    // Admission-time dependencies of Pods; not in the original list, placed
-    // here so that they exist before any workload.
-    'ResourceQuota',
-    'LimitRange',
-    'PriorityClass',
-    'RuntimeClass',
-  ],
-  ['ConfigMap', 'Secret'],
-  ['PersistentVolume', 'StorageClass', 'PersistentVolumeClaim'],
-  ['Service'],
-  ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'ReplicationController', 'Job', 'Pod'],
-  ['Ingress', 'IngressClass', 'CronJob', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy'],
-];
-
-const PHASE_OF_KIND = new Map<string, number>(PHASES.flatMap((kinds, i) => kinds.map((k) => [k, i] as const)));
+import { kindInfo, Phase } from '../kube/kinds.js';
+import { describeObject } from '../kube/object-key.js';
+import { HOOK_ANNOTATION, type KubeObject, type Manifest } from '../kube/types.js';
 
 /** The apply phase of a kind: 0 first; unknown kinds get the last phase. Delete in the reverse order. */
 export function phaseIndex(kind: string): number {
-  return PHASE_OF_KIND.get(kind) ?? PHASES.length;
+  return kindInfo(kind).phase;
 }
 
 /**
@@ -47,7 +14,7 @@ export function phaseIndex(kind: string): number {
  * namespace, then input order.
  */
 export function applyPhases(manifests: Manifest[]): Manifest[][] {
-  const phases: Array<Array<{ m: Manifest; i: number }>> = Array.from({ length: PHASES.length + 1 }, () => []);
+  const phases: Array<Array<{ m: Manifest; i: number }>> = Array.from({ length: Phase.last + 1 }, () => []);
   manifests.forEach((m, i) => phases[phaseIndex(m.object.kind)]!.push({ m, i }));
   return phases
     .filter((p) => p.length > 0)
@@ -68,7 +35,6 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export const HOOK_ANNOTATION = 'skiff.io/hook';
 export const HOOKS = ['pre-deploy', 'post-deploy'] as const;
 export type Hook = (typeof HOOKS)[number];
 

@@ -1,4 +1,4 @@
-import type { KubeObject } from '../release/types.js';
+import type { KubeObject } from './types.js';
 
 type Identified = Pick<KubeObject, 'apiVersion' | 'kind'> & { metadata: { name: string; namespace?: string } };
 
@@ -21,4 +21,9 @@ export function objectKey(obj: Identified): string {
 export function describeObject(obj: Identified): string {
   const ns = obj.metadata.namespace;
   return `${obj.kind} "${obj.metadata.name}"${ns ? ` in namespace "${ns}"` : ''}`;
+}
+
+/** `Deployment/web`: how progress lines and results name an object. */
+export function objectRef(obj: { kind: string; metadata: { name: string } }): string {
+  return `${obj.kind}/${obj.metadata.name}`;
 }

@@ -1,0 +1,109 @@
+import { stringify } from 'yaml';
+import type { RunContext } from '../context.js';
+import { unifiedDiff } from '../core/diff.js';
+import { applyPhases, hookOf } from '../core/order.js';
+import { maskPaths, secretStrings } from '../core/secret-material.js';
+import { objectRef } from '../kube/object-key.js';
+import type { KubeObject } from '../kube/types.js';
+import { loadProject } from '../project.js';
+import { pruneCandidates } from '../stages/apply.js';
+import { planImages } from '../stages/image-plan.js';
+import { connect } from '../stages/kube-session.js';
+import { MASKED_ANNOTATION, type Redactor } from '../stages/redact.js';
+import {
+  renderForTarget,
+  resolveImageRefs,
+  resolveTarget,
+  type RenderedRelease,
+  type RenderFlags,
+  type ReleaseTarget,
+  type TargetOptions,
+} from '../stages/release-inputs.js';
+
+export interface DiffOptions extends TargetOptions, RenderFlags {}
+
+export interface ObjectChange {
+  object: string;
+  change: 'create' | 'update' | 'delete';
+  diff: string;
+}
+
+export interface DiffResult {
+  release: string;
+  namespace: string;
+  changes: ObjectChange[];
+}
+
+/** skiff diff: a server-side dry run of the rendered set compared with the live objects, and what a deploy would prune. */
+export async function runDiff(ctx: RunContext, opts: DiffOptions): Promise<DiffResult> {
+  const project = await loadProject(ctx, opts);
+  const target = resolveTarget(project, opts.env, opts);
+  const images = await resolveImageRefs(ctx, project, await planImages(project));
+  const rendered = await renderForTarget(ctx, project, target, images, opts);
+  // A dry run's rejection can quote a field's value: keep secrets out of the error.
+  return diffRendered(ctx, target, rendered, opts).catch((e: unknown) => {
+    throw rendered.redactor.error(e);
+  });
+}
+
+const VOLATILE_METADATA = ['managedFields', 'resourceVersion', 'uid', 'generation', 'creationTimestamp', 'selfLink'];
+
+/**
+ * An object as YAML for a diff, without secret material: secret strings and
+ * Secret values masked by the redactor, and fields at `wholePaths` (where the
+ * rendered object has a secret) masked whole when they hold one skiff does
+ * not know, say an old password.
+ */
+function comparable(obj: KubeObject | undefined, redactor: Redactor, wholePaths: ReadonlySet<string> = new Set()): string {
+  if (!obj) return '';
+  const copy = structuredClone(maskPaths(redactor.object(obj), wholePaths));
+  delete copy.status;
+  for (const k of VOLATILE_METADATA) delete copy.metadata[k];
+  const annotations = copy.metadata.annotations;
+  if (annotations) {
+    delete annotations['deployment.kubernetes.io/revision'];
+    delete annotations[MASKED_ANNOTATION];
+    if (Object.keys(annotations).length === 0) delete copy.metadata.annotations;
+  }
+  return stringify(copy);
+}
+
+async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: RenderedRelease, opts: DiffOptions): Promise<DiffResult> {
+  const { kube, storage } = await connect(ctx, target, opts);
+  const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, target.namespace));
+  const compared: Array<{ o: KubeObject; live?: KubeObject; after: KubeObject }> = [];
+  for (const m of applyPhases(rendered.manifests).flat()) {
+    const o = m.object;
+    if (hookOf(o)) continue; // hooks are recreated on every deploy, not diffed
+    const live = nsExists ? await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name) : undefined;
+    const after = nsExists ? await kube.apply(o, { dryRun: true, force: true }) : o;
+    compared.push({ o, live, after });
+  }
+  // What a deploy would prune, by the rule the deploy itself uses.
+  const current = nsExists ? await storage.lastDeployed(target.release) : undefined;
+  const doomed = current
+    ? await pruneCandidates(
+        kube,
+        current.manifests,
+        rendered.manifests.map((m) => m.object),
+      )
+    : [];
+  // The live Secrets' values are secrets too: the old ones still in live objects are masked as well.
+  const liveSecrets = [...compared.map((c) => c.live), ...doomed].filter((o): o is KubeObject => o?.kind === 'Secret');
+  const redactor = rendered.redactor.with(secretStrings({}, liveSecrets));
+  const changes: ObjectChange[] = [];
+  for (const { o, live, after } of compared) {
+    const secretPaths = new Set(redactor.hits(after).map((h) => h.path));
+    const before = comparable(live, redactor, secretPaths);
+    const next = comparable(after, redactor);
+    if (before !== next)
+      changes.push({
+        object: objectRef(o),
+        change: live ? 'update' : 'create',
+        diff: unifiedDiff(before, next, `live ${objectRef(o)}`, `rendered ${objectRef(o)}`),
+      });
+  }
+  for (const live of doomed)
+    changes.push({ object: objectRef(live), change: 'delete', diff: unifiedDiff(comparable(live, redactor), '', `live ${objectRef(live)}`, '(pruned)') });
+  return { release: target.release, namespace: target.namespace, changes };
+}

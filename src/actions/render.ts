@@ -1,0 +1,45 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { RunContext } from '../context.js';
+import { mapLimit } from '../core/concurrency.js';
+import type { Manifest } from '../kube/types.js';
+import { loadProject, type ProjectOptions } from '../project.js';
+import { planImages } from '../stages/image-plan.js';
+import { renderForTarget, resolveImageRefs, resolveTarget, type RenderFlags } from '../stages/release-inputs.js';
+
+export interface RenderOptions extends ProjectOptions, RenderFlags {
+  env: string;
+  namespace?: string;
+  /** Write one file per object into this folder instead of returning them for printing. */
+  outputDir?: string;
+  /** Leave Secret values and secret strings in clear. */
+  showSecrets?: boolean;
+}
+
+export interface RenderResult {
+  release: string;
+  namespace: string;
+  images: Record<string, string>;
+  manifests: Manifest[];
+  /** Whether any value was masked (without --show-secrets). */
+  masked: boolean;
+}
+
+/** skiff render: the objects a deploy would apply, without touching a cluster. */
+export async function runRender(ctx: RunContext, opts: RenderOptions): Promise<RenderResult> {
+  const project = await loadProject(ctx, opts);
+  const target = resolveTarget(project, opts.env, opts);
+  const images = await resolveImageRefs(ctx, project, await planImages(project));
+  const rendered = await renderForTarget(ctx, project, target, images, opts);
+  let manifests = rendered.manifests;
+  if (!opts.showSecrets) manifests = manifests.map((m) => ({ ...m, object: rendered.redactor.object(m.object) }));
+  const masked = manifests.some((m, i) => m.object !== rendered.manifests[i]!.object);
+  if (opts.outputDir) {
+    const dir = join(ctx.cwd, opts.outputDir);
+    await mkdir(dir, { recursive: true });
+    // Written a few at a time: a thousand sequential writes would be most of the run.
+    await mapLimit(manifests, 16, (m) => writeFile(join(dir, `${m.object.kind.toLowerCase()}-${m.object.metadata.name}.yaml`), stringify(m.object)));
+  }
+  return { release: target.release, namespace: target.namespace, images, manifests, masked };
+}

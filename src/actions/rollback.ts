@@ -1,0 +1,131 @@
+import type { RunContext } from '../context.js';
+import { bySha, hasMaskedStrings, restoreSecretStrings, secretStrings } from '../core/secret-material.js';
+import { defaultPolicy } from '../core/readiness.js';
+import { ConfigError, WorkFailedError } from '../errors.js';
+import type { KubeClient } from '../kube/client.js';
+import { objectRef } from '../kube/object-key.js';
+import type { Manifest } from '../kube/types.js';
+import type { ReleaseStorage } from '../release/storage.js';
+import type { ReleaseRecord } from '../release/types.js';
+import { openRelease, withReleaseLock } from '../stages/kube-session.js';
+import { MASKED_ANNOTATION, Redactor } from '../stages/redact.js';
+import type { ReleaseTarget, TargetOptions } from '../stages/release-inputs.js';
+import { runRelease, type ReleaseOutcome, type ReleaseRunOptions } from '../stages/release-run.js';
+
+export interface RollbackOptions extends TargetOptions {
+  /** The revision to roll back to (default: the deployed one before the current). */
+  to?: number;
+  timeoutMs?: number;
+  forceConflicts?: boolean;
+}
+
+export type RollbackResult = ReleaseOutcome;
+
+/** skiff rollback: re-apply revision N (default: the deployed one before the current) as a new revision. */
+export async function runRollback(ctx: RunContext, opts: RollbackOptions): Promise<RollbackResult> {
+  const { project, target, kube, storage } = await openRelease(ctx, opts);
+  return withReleaseLock(ctx, kube, target, 'rollback', opts, async () => {
+    const history = await storage.history(target.release);
+    if (history.length === 0) throw new ConfigError(`release ${target.release} has no history in namespace ${target.namespace}; nothing to roll back`);
+    let record: ReleaseRecord | undefined;
+    if (opts.to !== undefined) {
+      record = history.find((r) => r.revision === opts.to);
+      if (!record) throw new ConfigError(`release ${target.release} has no revision ${opts.to} (revisions: ${history.map((r) => r.revision).join(', ')})`);
+    } else {
+      const current = [...history].reverse().find((r) => r.status === 'deployed');
+      record = [...history].reverse().find((r) => (r.status === 'superseded' || r.status === 'deployed') && r.revision < (current?.revision ?? Infinity));
+      if (!record) throw new ConfigError(`release ${target.release} has no earlier deployed revision to roll back to; use --to N`);
+    }
+    return rollbackTo(ctx, kube, storage, target, record, {
+      project: project.config.project,
+      timeoutMs: opts.timeoutMs ?? project.config.deploy.timeoutMs,
+      forceConflicts: Boolean(opts.forceConflicts),
+      policy: defaultPolicy,
+      historyMax: project.config.deploy.historyMax,
+    });
+  });
+}
+
+/** How a rollback runs; what it applies and records comes from the stored revision. */
+export type RollbackRunOptions = Omit<
+  ReleaseRunOptions,
+  'manifests' | 'recorded' | 'rollbackOf' | 'values' | 'images' | 'git' | 'target' | 'redactor' | 'tests'
+>;
+
+/**
+ * Re-applies a stored revision as a new revision (Helm's rollback semantics).
+ * The caller holds the release lock. `known` masks secret strings besides the
+ * live Secrets' (an auto-rollback knows the failed render's).
+ */
+export async function rollbackTo(
+  ctx: RunContext,
+  kube: KubeClient,
+  storage: ReleaseStorage,
+  target: ReleaseTarget,
+  record: ReleaseRecord,
+  runOpts: RollbackRunOptions,
+  known: Redactor = new Redactor(),
+): Promise<ReleaseOutcome> {
+  const manifests: Manifest[] = [];
+  // The live Secrets' values are what this rollback must keep out of output and history,
+  // and, with the known ones, what masked fields of the stored objects are restored from
+  // (by checksum; else from the same field of the live object).
+  const liveSecrets = (
+    await Promise.all(record.manifests.filter((o) => o.kind === 'Secret').map((o) => kube.get('v1', 'Secret', o.metadata.namespace, o.metadata.name)))
+  ).filter((o) => o !== undefined);
+  const secrets = new Map(secretStrings({}, liveSecrets));
+  for (const s of known.secrets.keys()) if (!secrets.has(s)) secrets.set(s, 'the failed revision');
+  const bySecretSha = bySha(secrets.keys());
+  const budget = { searches: 50 };
+  const unrestored: string[] = [];
+  for (const stored of record.manifests) {
+    // Secret values are never stored; the live Secret keeps its data.
+    if (stored.kind === 'Secret' && stored.metadata.annotations?.[MASKED_ANNOTATION] === 'true') {
+      ctx.reporter.warn(`Secret/${stored.metadata.name}: values are not kept in history; leaving the live Secret as it is`);
+      continue;
+    }
+    let obj = stored;
+    if (hasMaskedStrings(stored)) {
+      const restored = restoreSecretStrings(
+        stored,
+        await kube.get(stored.apiVersion, stored.kind, stored.metadata.namespace, stored.metadata.name),
+        bySecretSha,
+        budget,
+      );
+      obj = restored.object;
+      for (const secret of restored.found) if (!secrets.has(secret)) secrets.set(secret, objectRef(stored));
+      for (const path of restored.kept)
+        ctx.reporter.warn(
+          `${objectRef(stored)} ${path}: the secret value it held at revision ${record.revision} has changed since and is not kept in history; keeping the live value`,
+        );
+      unrestored.push(...restored.unrestored.map((path) => `${objectRef(stored)} ${path}`));
+    }
+    manifests.push({ object: obj, source: { file: `revision ${record.revision}`, line: 0 } });
+  }
+  if (unrestored.length) {
+    throw new WorkFailedError(
+      'deploy',
+      `cannot roll back to revision ${record.revision}: ${unrestored.join(', ')} held a secret value that the history keeps masked and the live object no longer has; deploy that revision's commit (${record.git.commit.slice(0, 8)}) instead`,
+    );
+  }
+  const redactor = new Redactor(secrets);
+  const quiet: RunContext = { ...ctx, reporter: redactor.reporter(ctx.reporter) };
+  const outcome = redactor.outcome(
+    await runRelease(quiet, kube, storage, {
+      ...runOpts,
+      target,
+      manifests,
+      recorded: record.manifests,
+      values: record.values,
+      images: record.images,
+      git: record.git,
+      rollbackOf: record.revision,
+      redactor,
+    }).catch((e: unknown) => {
+      throw redactor.error(e);
+    }),
+  );
+  if (outcome.status !== 'deployed')
+    throw new WorkFailedError('deploy', `rollback to revision ${record.revision} failed: ${outcome.description}`, { detail: outcome });
+  return outcome;
+}

@@ -1,0 +1,34 @@
+import type { RunContext } from '../context.js';
+import { loadProject, pushRegistry } from '../project.js';
+import { buildPlanned } from '../stages/build.js';
+import { planImages } from '../stages/image-plan.js';
+import { resolveTarget } from '../stages/release-inputs.js';
+import { testProject, testsFailed } from '../stages/test.js';
+import { runDeploy, type DeployOptions, type DeployResult } from './deploy.js';
+
+export interface ShipOptions extends DeployOptions {
+  skipTests?: boolean;
+}
+
+/**
+ * skiff ship: build and push the images, run the tests in them, and deploy
+ * the commit only when every test passed. The environment is checked before
+ * anything is built.
+ */
+export async function runShip(ctx: RunContext, opts: ShipOptions): Promise<DeployResult> {
+  const project = await loadProject(ctx, opts);
+  resolveTarget(project, opts.env, opts);
+  pushRegistry(project);
+  await buildPlanned(ctx, project, await planImages(project), { push: true });
+  let tests;
+  if (!opts.skipTests) {
+    const result = await testProject(ctx, project, {});
+    if (!result.passed) {
+      const failed = testsFailed(result);
+      failed.message = `${failed.message}; not deploying`;
+      throw failed;
+    }
+    tests = result.tests.map((r) => ({ test: r.test, passed: r.passed, exitCode: r.exitCode, durationMs: r.durationMs }));
+  }
+  return runDeploy(ctx, opts, { project, tests });
+}

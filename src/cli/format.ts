@@ -1,0 +1,100 @@
+import { stringify } from 'yaml';
+import type { DeployResult } from '../actions/deploy.js';
+import type { StatusResult } from '../actions/status.js';
+import type { BuildResult } from '../stages/build.js';
+import type { TestCaseResult } from '../stages/test.js';
+import type { Diagnosis } from '../stages/track.js';
+import { formatDuration } from '../core/duration.js';
+import { parseImageRef } from '../core/image-ref.js';
+import type { Manifest } from '../kube/types.js';
+import type { ReleaseRecord } from '../release/types.js';
+
+/**
+ * Everything skiff prints, as text: progress lines, tables, reports. Pure
+ * functions of the actions' results; src/cli writes what they return.
+ */
+
+/** A progress line: `subject: state (detail)`. The detail never repeats the state. */
+export function statusLine(subject: string, state: string, detail?: string): string {
+  return `${subject}: ${state}${detail ? ` (${detail})` : ''}`;
+}
+
+/** Columns padded to the widest cell; the last column is left ragged. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
+  return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+export function formatBuildResult(result: BuildResult, why: boolean): string[] {
+  return result.images.map((img) => {
+    const what = img.built ? (img.pushed ? 'built and pushed' : 'built') : img.pushed ? 'pushed' : 'unchanged';
+    const ref = `${img.reference}${img.digest && img.pushed ? `@${img.digest}` : ''}`;
+    const changes = why && img.changes ? ` — ${img.changes.length ? img.changes.join('; ') : 'no input changed'}` : '';
+    return `${img.image}: ${what} ${ref}${changes}`;
+  });
+}
+
+export function formatTestTable(results: TestCaseResult[]): string {
+  const result = (r: TestCaseResult) => (r.passed ? 'passed' : r.interrupted ? 'interrupted' : r.timedOut ? 'timed out' : 'FAILED');
+  return table([
+    ['TEST', 'IMAGE', 'EXIT', 'DURATION', 'RESULT'],
+    ...results.map((r) => [r.test, r.image, r.timedOut ? '-' : String(r.exitCode), formatDuration(r.durationMs), result(r)]),
+  ]);
+}
+
+/** The rendered objects as one YAML stream, each with the template it came from. */
+export function manifestsToYaml(manifests: Manifest[]): string {
+  return manifests.map((m) => `# Source: ${m.source.file}\n${stringify(m.object)}`).join('---\n');
+}
+
+/** The first 12 hex digits of an image reference's digest (or of its tag), as `docker images` shows IDs. */
+function shortId(ref: string): string {
+  const { digest, tag } = parseImageRef(ref);
+  return (digest?.slice('sha256:'.length) ?? tag ?? '').slice(0, 12);
+}
+
+export function formatHistory(records: ReleaseRecord[]): string {
+  const rows = [['REVISION', 'UPDATED', 'STATUS', 'COMMIT', 'IMAGES', 'DESCRIPTION']];
+  for (const r of records) {
+    const images = Object.entries(r.images)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([n, ref]) => `${n}:${shortId(ref)}`)
+      .join(',');
+    rows.push([
+      String(r.revision),
+      (r.finishedAt ?? r.startedAt).replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+      r.status,
+      r.git.commit.slice(0, 8),
+      images,
+      r.description,
+    ]);
+  }
+  return table(rows);
+}
+
+export function formatStatus(s: StatusResult): string {
+  const head = `release ${s.release} in ${s.namespace}: ${s.revision ? `revision ${s.revision} ${s.status}` : s.status}`;
+  return [head, ...s.objects.map((o) => `  ${o.object.padEnd(40)} ${o.state.padEnd(12)} ${o.message}`)].join('\n');
+}
+
+/** A failed rollout's report: what failed and why, the last events and log lines. */
+export function formatDiagnosis(d: Diagnosis): string {
+  const where = `${d.object}${d.pod ? ` pod ${d.pod}` : ''}${d.container ? ` container ${d.container}` : ''}`;
+  const lines = [`${where}: ${d.reason}${d.exitCode !== undefined ? ` (exit code ${d.exitCode})` : ''}${d.restarts ? `, ${d.restarts} restarts` : ''}`];
+  if (d.message) lines.push(`  message: ${d.message}`);
+  if (d.events.length) lines.push('  last events:', ...d.events.map((e) => `    ${e}`));
+  if (d.logs.length) lines.push(`  last log lines of ${d.container}:`, ...d.logs.map((l) => `    | ${l}`));
+  return lines.join('\n');
+}
+
+/** The closing lines of a deploy: the verdict, and for a failure the reports and the rollback. */
+export function formatDeploySummary(result: DeployResult): string[] {
+  if (result.status === 'deployed') {
+    return [
+      `release ${result.release} revision ${result.revision} deployed in ${(result.durationMs / 1000).toFixed(1)}s${result.pruned.length ? `; pruned ${result.pruned.join(', ')}` : ''}`,
+    ];
+  }
+  const lines = result.failures.map((f) => `\n${formatDiagnosis(f)}\n`);
+  if (result.rolledBack) lines.push(`rolled back: revision ${result.rolledBack.revision} (${result.rolledBack.description})`);
+  return lines;
+}

@@ -1,0 +1,81 @@
+import type { Command } from 'commander';
+import { readCiContext } from '../ci.js';
+import type { DockerEngine } from '../adapters/docker.js';
+import type { Reporter, RunContext } from '../context.js';
+import { ExitCode, SkiffError, oneLine } from '../errors.js';
+import { LineReporter, LiveReporter } from './reporter.js';
+
+export interface GlobalOptions {
+  output: 'text' | 'json';
+  verbose?: boolean;
+  dir?: string;
+}
+
+export interface Session {
+  ctx: RunContext;
+  json: boolean;
+  close: () => void;
+}
+
+function openSession(global: GlobalOptions): Session {
+  const json = global.output === 'json';
+  const stderr = process.stderr;
+  const ci = readCiContext(process.env);
+  let reporter: Reporter;
+  let close = () => {};
+  if (!json && stderr.isTTY && !ci.active) {
+    const live = new LiveReporter(stderr, global.verbose);
+    reporter = live;
+    close = () => live.close();
+  } else {
+    reporter = new LineReporter(stderr, global.verbose, !json || Boolean(global.verbose));
+  }
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(ExitCode.interrupted);
+    reporter.warn(`${sig}: stopping and cleaning up (press Ctrl-C again to quit at once)`);
+    abort.abort(new Error(sig));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let docker: Promise<DockerEngine> | undefined;
+  const ctx: RunContext = {
+    cwd: global.dir ?? process.cwd(),
+    env: process.env,
+    ci,
+    reporter,
+    now: () => new Date(),
+    signal: abort.signal,
+    docker: () => (docker ??= import('../adapters/docker.js').then((m) => new m.DockerEngine())),
+    kube: (cluster) => import('../adapters/kube.js').then((m) => m.HttpKubeClient.connect(cluster)),
+  };
+  return { ctx, json, close };
+}
+
+/** Runs one command: the only place that turns errors into exit codes. */
+export async function run(program: Command, body: (s: Session) => Promise<void>): Promise<void> {
+  const session = openSession(program.opts<GlobalOptions>());
+  try {
+    await body(session);
+    session.close();
+    process.exitCode = process.exitCode ?? ExitCode.ok;
+  } catch (e) {
+    session.close();
+    const err = e instanceof SkiffError ? e : undefined;
+    const code = session.ctx.signal.aborted ? ExitCode.interrupted : (err?.exitCode ?? ExitCode.failed);
+    const message = err
+      ? oneLine(err.message)
+      : `internal error: ${(e as Error)?.stack ?? String(e)}\nThis is a bug in skiff; please report it with the command you ran.`;
+    if (session.json && !err?.resultPrinted) {
+      process.stdout.write(`${JSON.stringify({ error: { kind: err?.kind ?? 'internal', exitCode: code, message, detail: err?.detail } }, null, 2)}\n`);
+    }
+    process.stderr.write(`error: ${message}\n`);
+    process.exitCode = code;
+  }
+}
+
+export function printJson(value: unknown) {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,79 @@
+import { ExitCode, SkiffError } from '../errors.js';
+import type { KubeObject, LiveObject } from './types.js';
+
+/**
+ * What skiff needs from a Kubernetes API server. The HTTP implementation is
+ * adapters/kube.ts; tests of the release orchestration use an in-memory one.
+ * Every method reports an API server's refusal as a KubeApiError; an
+ * unreachable server or rejected credentials are InfrastructureErrors.
+ */
+export interface KubeClient {
+  /** The kubeconfig context, for messages. */
+  readonly context: string;
+  /** The namespace of the context, for objects without one. */
+  readonly defaultNamespace: string;
+
+  /** Server-side apply with skiff's field manager; `dryRun` asks the server to validate only. */
+  apply(obj: KubeObject, opts?: { dryRun?: boolean; force?: boolean }): Promise<LiveObject>;
+  get(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<LiveObject | undefined>;
+  list(apiVersion: string, kind: string, namespace: string | undefined, query?: ListQuery): Promise<ListResult>;
+  /** Objects of a namespaced kind matching a label selector, across the cluster, by namespace. */
+  namespacesWith(apiVersion: string, kind: string, labelSelector: string): Promise<Map<string, LiveObject[]>>;
+  create(obj: KubeObject): Promise<LiveObject>;
+  /** Replaces an object; metadata.resourceVersion makes it conditional. */
+  replace(obj: KubeObject): Promise<LiveObject>;
+  /** Deletes an object; true when it existed. */
+  delete(apiVersion: string, kind: string, namespace: string | undefined, name: string, propagation?: 'Background' | 'Foreground'): Promise<boolean>;
+  /** The last lines of a container's log ('' when there is none yet). */
+  logs(namespace: string, pod: string, container: string, opts?: { tailLines?: number; previous?: boolean }): Promise<string>;
+  /**
+   * Lists, then watches a collection until the watcher's signal aborts,
+   * calling onEvent for each change (the list replayed as ADDED events first,
+   * then onSynced).
+   */
+  watch(apiVersion: string, kind: string, namespace: string | undefined, query: ListQuery, watcher: Watcher): Promise<void>;
+}
+
+/** Who receives a watch's events, and when it stops. */
+export interface Watcher {
+  onEvent: (ev: WatchEvent) => void;
+  signal: AbortSignal;
+  /** Called once the initial list has been delivered. */
+  onSynced?: () => void;
+}
+
+export interface ListQuery {
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export interface ListResult {
+  items: LiveObject[];
+  resourceVersion: string;
+}
+
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+  object: LiveObject;
+}
+
+/** Requests in flight at once: applying 100 objects to a cluster 20 ms away takes 7 round trips, not 100. */
+export const PARALLEL_REQUESTS = 16;
+
+/**
+ * The API server refused a request: its status code, reason and the fields it
+ * names. Where skiff knows the template behind the request (apply, dry run),
+ * stages/apply.ts turns it into a message with file and line; anywhere else it
+ * reaches the user as a refusal of the cluster (exit 3).
+ */
+export class KubeApiError extends SkiffError {
+  override readonly name = 'KubeApiError';
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly causes: Array<{ field?: string; message?: string; reason?: string }> = [],
+  ) {
+    super('infrastructure', ExitCode.infrastructure, message);
+  }
+}

@@ -1,0 +1,35 @@
+/** A Kubernetes object as plain JSON. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+
+/** Fields of an API server's JSON, read one by one with fallbacks: their shape is the server's. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- untyped JSON from the API server
+export type ApiFields = Record<string, any>;
+
+/** A live object as the API server returns it: status and spec read loosely. */
+export type LiveObject = KubeObject & ApiFields;
+
+/** A rendered object and the template it came from. */
+export interface Manifest {
+  object: KubeObject;
+  /** Template file (repository-relative) and the line its document starts on. */
+  source: { file: string; line: number };
+}
+
+/** Labels and annotations skiff reads and writes on the objects it manages. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const RELEASE_LABEL = 'skiff.io/release';
+/** `skiff.io/keep: "true"`: never pruned or dismissed. */
+export const KEEP_ANNOTATION = 'skiff.io/keep';
+/** `skiff.io/hook: pre-deploy | post-deploy`. */
+export const HOOK_ANNOTATION = 'skiff.io/hook';

@@ -1,0 +1,104 @@
+import type { RunContext } from '../context.js';
+import { hookOf } from '../core/order.js';
+import { mapLimit } from '../core/concurrency.js';
+import { ConfigError, WorkFailedError } from '../errors.js';
+import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
+import { isClusterScoped } from '../kube/kinds.js';
+import { objectKey, objectRef } from '../kube/object-key.js';
+import { KEEP_ANNOTATION, MANAGED_BY_LABEL, type KubeObject, type LiveObject, type Manifest } from '../kube/types.js';
+
+/**
+ * Writing a release's objects to the cluster: the dry run before the first
+ * write, apply with the template named in every refusal, and the one rule for
+ * what skiff may delete (prune, diff and dismiss all ask it).
+ */
+
+/**
+ * An API server's refusal of an object, as the user should read it:
+ * `.kube/<file>:<line>: <Kind>/<name>: <the server's reason>`, with the way
+ * out where there is one. Anything else is passed on as it is.
+ */
+function explainApplyError(e: unknown, obj: KubeObject, source?: Manifest['source']): unknown {
+  if (!(e instanceof KubeApiError)) return e;
+  const where = source && source.line > 0 ? `${source.file}:${source.line}: ` : source ? `${source.file}: ` : '';
+  const who = `${where}${objectRef(obj)}`;
+  if (e.status === 409 && e.reason === 'Conflict') {
+    const fields = e.causes.map((c) => `${c.field ?? '?'} (${c.message ?? 'conflict'})`).join(', ');
+    return new WorkFailedError('deploy', `${who}: fields are owned by another manager: ${fields || e.message}; pass --force-conflicts to take them over`, {
+      cause: e,
+    });
+  }
+  if (e.status === 404 && /namespaces? .* not found/i.test(e.message)) {
+    return new ConfigError(`${who}: namespace "${obj.metadata.namespace}" does not exist; create it in .kube/ or drop metadata.namespace`, { cause: e });
+  }
+  if (e.status === 400 || e.status === 422 || e.status === 404) {
+    const fields = e.causes.map((c) => `${c.field ? `${c.field}: ` : ''}${c.message ?? ''}`).join('; ');
+    return new ConfigError(`${who}: ${fields || e.message}`, { cause: e });
+  }
+  return new WorkFailedError('deploy', `${who}: ${e.message}`, { cause: e });
+}
+
+/** Applies one rendered object; a refusal names its template. */
+export async function applyManifest(kube: KubeClient, m: Manifest, opts: { force: boolean; dryRun?: boolean }): Promise<LiveObject> {
+  try {
+    return await kube.apply(m.object, { force: opts.force, dryRun: opts.dryRun });
+  } catch (e) {
+    throw explainApplyError(e, m.object, m.source);
+  }
+}
+
+/**
+ * Server-side dry run of every object, so schema and admission errors are
+ * reported before the first real write. In a namespace that does not exist
+ * yet only cluster-scoped objects, and those of namespaces the release
+ * itself does not create, can be checked.
+ */
+export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace: string): Promise<void> {
+  const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, namespace));
+  const created = new Set(manifests.filter((m) => m.object.kind === 'Namespace').map((m) => m.object.metadata.name));
+  const checkable = manifests.filter(
+    (m) => isClusterScoped(m.object.kind) || (m.object.metadata.namespace === namespace ? nsExists : !created.has(m.object.metadata.namespace ?? '')),
+  );
+  await mapLimit(checkable, PARALLEL_REQUESTS, async (m) => {
+    // Hook Jobs are recreated on every deploy, so check them under another name:
+    // comparing with the previous run's Job would report its immutable template.
+    const object = hookOf(m.object)
+      ? { ...m.object, metadata: { ...m.object.metadata, name: `${m.object.metadata.name.slice(0, 40)}-skiff-dry-run` } }
+      : m.object;
+    await applyManifest(kube, { object, source: m.source }, { force: true, dryRun: true });
+  });
+}
+
+const kept = (o: KubeObject | undefined) => o?.metadata.annotations?.[KEEP_ANNOTATION] === 'true';
+
+/**
+ * Whether skiff may delete an object: it is in the cluster, skiff manages it
+ * (its managed-by label: an object someone took over by hand is theirs), and
+ * neither the release nor the live object is annotated skiff.io/keep: "true".
+ */
+export function mayDelete(recorded: KubeObject, live: KubeObject | undefined): live is KubeObject {
+  return live !== undefined && live.metadata.labels?.[MANAGED_BY_LABEL] === 'skiff' && !kept(recorded) && !kept(live);
+}
+
+/**
+ * What a deploy prunes: the objects of the previous deployed revision that
+ * the new one no longer has (hooks aside: they are recreated, not kept), as
+ * they are live and only those skiff may delete, last applied first.
+ */
+export async function pruneCandidates(kube: KubeClient, previous: KubeObject[], current: KubeObject[]): Promise<LiveObject[]> {
+  const keep = new Set(current.map(objectKey));
+  const gone = previous.filter((o) => !keep.has(objectKey(o)) && !hookOf(o)).reverse();
+  const live = await mapLimit(gone, PARALLEL_REQUESTS, (o) => kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name));
+  return live.filter((l, i): l is LiveObject => mayDelete(gone[i]!, l));
+}
+
+/** Deletes what pruneCandidates finds; returns the objects deleted. */
+export async function prune(ctx: RunContext, kube: KubeClient, previous: KubeObject[], current: KubeObject[]): Promise<string[]> {
+  const pruned: string[] = [];
+  for (const o of await pruneCandidates(kube, previous, current)) {
+    await kube.delete(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name);
+    ctx.reporter.status(objectRef(o), 'pruned', 'no longer rendered');
+    pruned.push(objectRef(o));
+  }
+  return pruned;
+}

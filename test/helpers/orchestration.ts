@@ -1,0 +1,155 @@
+// What unit tests of the release orchestration need besides MemoryKube: a
+// committed project in a temp dir, a RunContext whose kube is a MemoryKube,
+// a reporter that records every line, and a stand-in registry on loopback
+// (skiff.yaml must define an image, and deploy looks every image up in the
+// registry before rendering).
+import { createServer, type Server } from 'node:http';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { readCiContext } from '../../src/ci.js';
+import type { Reporter, RunContext } from '../../src/context.js';
+import type { MemoryKube } from './memory-kube.js';
+import { commitAll, git } from './skiff.js';
+
+export interface RecordedReporter extends Reporter {
+  /** Every call, in order, as `kind: text` lines (status lines read `subject: state (detail)`). */
+  lines: string[];
+  statuses: Array<{ subject: string; state: string; detail?: string }>;
+  warnings: string[];
+  infos: string[];
+}
+
+export function recordingReporter(): RecordedReporter {
+  const r: RecordedReporter = {
+    lines: [],
+    statuses: [],
+    warnings: [],
+    infos: [],
+    info(message) {
+      r.infos.push(message);
+      r.lines.push(`info: ${message}`);
+    },
+    warn(message) {
+      r.warnings.push(message);
+      r.lines.push(`warn: ${message}`);
+    },
+    log(source, line) {
+      r.lines.push(`log: ${source}: ${line}`);
+    },
+    status(subject, state, detail) {
+      r.statuses.push({ subject, state, ...(detail === undefined ? {} : { detail }) });
+      r.lines.push(`status: ${subject}: ${state}${detail === undefined ? '' : ` (${detail})`}`);
+    },
+    debug(message) {
+      r.lines.push(`debug: ${message}`);
+    },
+  };
+  return r;
+}
+
+/**
+ * A registry that has every image: HEAD/GET of any manifest answers 200 with
+ * a fixed digest. Deploy, diff and render only ask whether the image exists.
+ */
+export interface FakeRegistry {
+  /** host:port */
+  host: string;
+  digest: string;
+  requests: string[];
+  close(): Promise<void>;
+}
+
+export async function fakeRegistry(): Promise<FakeRegistry> {
+  const digest = `sha256:${'ab'.repeat(32)}`;
+  const requests: string[] = [];
+  const server: Server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    if (/^\/v2\/.+\/manifests\/[^/]+$/.test(req.url ?? '') && (req.method === 'HEAD' || req.method === 'GET')) {
+      const body = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { digest, size: 2 }, layers: [] });
+      res.writeHead(200, {
+        'docker-content-digest': digest,
+        'content-type': 'application/vnd.oci.image.manifest.v1+json',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(req.method === 'GET' ? body : undefined);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end('{"errors":[{"code":"NAME_UNKNOWN"}]}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    host: `127.0.0.1:${port}`,
+    digest,
+    requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const dirs: string[] = [];
+
+/**
+ * A Git repository with the given files committed (path → content), as one
+ * commit on branch main. skiff renders from the commit, so later edits need
+ * `commitFiles`.
+ */
+export async function projectRepo(files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-orch-'));
+  dirs.push(dir);
+  await writeFiles(dir, files);
+  await git(dir, 'init', '-q', '-b', 'main');
+  await commitAll(dir, 'initial');
+  return dir;
+}
+
+/** Writes (string) or removes (null) files, and commits the result. */
+export async function commitFiles(dir: string, files: Record<string, string | null>, message = 'change'): Promise<void> {
+  await writeFiles(dir, files);
+  await commitAll(dir, message);
+}
+
+async function writeFiles(dir: string, files: Record<string, string | null>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    const file = join(dir, path);
+    if (content === null) {
+      await rm(file, { force: true });
+      continue;
+    }
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, content);
+  }
+}
+
+export async function removeProjectRepos(): Promise<void> {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+}
+
+/**
+ * A RunContext for a project directory: not under CI, the MemoryKube as
+ * every cluster, no Docker, and the registry (SKIFF_REGISTRY) pointed at the
+ * fake one. DOCKER_CONFIG points nowhere so no credentials are read.
+ */
+export function runContext(opts: { cwd: string; kube: MemoryKube; reporter: Reporter; registry: string; signal?: AbortSignal }): RunContext {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    USER: 'orch-test',
+    SKIFF_REGISTRY: opts.registry,
+    DOCKER_CONFIG: join(opts.cwd, '.no-docker-config'),
+  };
+  return {
+    cwd: opts.cwd,
+    env,
+    ci: readCiContext({ USER: 'orch-test' }),
+    reporter: opts.reporter,
+    now: () => new Date(),
+    signal: opts.signal ?? new AbortController().signal,
+    docker: async () => {
+      throw new Error('no docker in unit tests');
+    },
+    kube: async () => opts.kube,
+  };
+}
