@@ -22,6 +22,11 @@ export interface CiContext {
   commitBranch?: string;
   commitTag?: string;
   projectUrl?: string;
+  /** The job's environment (CI_ENVIRONMENT_NAME) and GitLab's slug of it (CI_ENVIRONMENT_SLUG). */
+  environmentName?: string;
+  environmentSlug?: string;
+  /** KUBE_CONTEXT: the kubeconfig context to use, e.g. a GitLab agent's `group/project:agent`. */
+  kubeContext?: string;
 }
 
 const truthy = (v: string | undefined) => Boolean(v && v !== 'false' && v !== '0');
@@ -50,5 +55,8 @@ export function readCiContext(env: NodeJS.ProcessEnv): CiContext {
     commitBranch: env.CI_COMMIT_BRANCH || (env.CI_COMMIT_TAG ? undefined : env.CI_COMMIT_REF_NAME) || undefined,
     commitTag: env.CI_COMMIT_TAG || undefined,
     projectUrl: env.CI_PROJECT_URL || undefined,
+    environmentName: env.CI_ENVIRONMENT_NAME || undefined,
+    environmentSlug: env.CI_ENVIRONMENT_SLUG || undefined,
+    kubeContext: env.KUBE_CONTEXT || undefined,
   };
 }

@@ -19,6 +19,26 @@ export interface Reporter {
   status(subject: string, state: string, detail?: string): void;
   /** Shown only with --verbose. */
   debug(message: string): void;
+  /**
+   * Starts the stretch of the log of one unit of work (an image build, a
+   * test, a deploy phase) and returns the function that ends it; ending twice
+   * does nothing. Under GitLab CI it is a collapsible section (`name` is its
+   * id, `header` its title line; `collapsed` folds it until clicked); other
+   * logs show nothing of it. Call the end on every path (finally), then print
+   * the unit's verdict and failure text right after it, with no await
+   * between, so they are never folded away or left behind another section.
+   *
+   * `source` is the name the unit's log and status lines carry. GitLab
+   * sections cannot interleave, so a section started while another is open
+   * waits: its lines are kept and printed, in order, when the open one ends,
+   * and other lines that come meanwhile (warnings…) follow the open section's end.
+   */
+  section(name: string, header: string, opts?: SectionOptions): () => void;
+}
+
+export interface SectionOptions {
+  collapsed?: boolean;
+  source?: string;
 }
 
 /** Which cluster to talk to: a kubeconfig context and file (defaults: the current context, KUBECONFIG). */

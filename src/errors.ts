@@ -35,10 +35,15 @@ export class SkiffError extends Error {
 
 /** Bad skiff.yaml, template, flag or repository state. Exit 2, nothing touched. */
 export class ConfigError extends SkiffError {
-  override readonly name = 'ConfigError';
+  override readonly name: string = 'ConfigError';
   constructor(message: string, options?: { cause?: unknown; detail?: unknown }) {
     super('config', ExitCode.badInput, message, options);
   }
+}
+
+/** There is no project here: not a Git repository, or no skiff.yaml. Exit 2; a few commands work without one. */
+export class NoProjectError extends ConfigError {
+  override readonly name = 'NoProjectError';
 }
 
 /** The work ran and failed (build step, test, rollout). Exit 1. */

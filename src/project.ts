@@ -36,16 +36,26 @@ export async function loadProject(ctx: RunContext, opts: ProjectOptions = {}): P
   const config = await loadConfig(root, opts.configFile ? join(ctx.cwd, opts.configFile) : undefined);
   const git = await readGitInfo(root, ctx.ci);
   const mode: SourceMode = opts.dev ? 'worktree' : 'commit';
-  if (mode === 'commit' && git.dirty) {
-    if (ctx.ci.active && !opts.readOnly) {
-      throw new ConfigError(
-        `${root}: the working tree has uncommitted changes; in CI skiff builds the commit only — commit the changes, or pass --dev to build the working tree`,
-      );
-    }
-    if (!opts.readOnly)
-      ctx.reporter.warn(`uncommitted changes are not part of the build: skiff builds commit ${git.commit.slice(0, 8)} (use --dev to build the working tree)`);
-  }
+  if (mode === 'commit' && git.dirty && !opts.readOnly) checkCleanCheckout(ctx, root, git);
   return { root, config, git, mode, registry: resolveRegistry(config, ctx.env, ctx.ci, opts.registry) };
+}
+
+/**
+ * skiff builds the commit, so changes in the working tree are not built. On a
+ * laptop that is a warning. In CI, untracked files (artifacts of earlier jobs,
+ * a restored cache) can never enter an image and are no concern; a tracked
+ * file the job changed is exit 2: the job meant the change, and the commit
+ * does not have it.
+ */
+function checkCleanCheckout(ctx: RunContext, root: string, git: GitInfo): void {
+  if (!ctx.ci.active) {
+    ctx.reporter.warn(`uncommitted changes are not part of the build: skiff builds commit ${git.commit.slice(0, 8)} (use --dev to build the working tree)`);
+  } else if (git.changedTracked.length) {
+    const files = git.changedTracked.slice(0, 3).join(', ') + (git.changedTracked.length > 3 ? `, … (${git.changedTracked.length} files)` : '');
+    throw new ConfigError(
+      `${root}: tracked files changed in the job, uncommitted changes skiff does not build (${files}); in CI skiff builds the commit only — commit the change, or pass --dev to build the working tree`,
+    );
+  }
 }
 
 /** --registry, then SKIFF_REGISTRY, then GitLab's CI_REGISTRY_IMAGE, then skiff.yaml. */

@@ -10,7 +10,6 @@ import { MemoryDriver, ReleaseStorage } from '../release/storage.js';
 import { planImages } from '../stages/image-plan.js';
 import type { KubeFlags } from '../stages/kube-session.js';
 import { sealRecord } from '../stages/redact.js';
-import { resolveTarget } from '../stages/release-inputs.js';
 import { RegistryAccess } from '../adapters/registry.js';
 
 export interface CleanupOptions extends ProjectOptions, KubeFlags {
@@ -44,7 +43,7 @@ interface InUse {
 async function imagesInUse(ctx: RunContext, project: Project, opts: CleanupOptions): Promise<InUse> {
   const contexts = new Map<string, string | undefined>();
   for (const env of Object.keys(project.config.environments)) {
-    const context = resolveTarget(project, env).kubeContext;
+    const context = ctx.ci.kubeContext ?? project.config.environments[env]!.kubeContext;
     contexts.set(context ?? '(current context)', context);
   }
   const used: InUse = { contentTags: new Set(), digests: new Set(), releases: [] };

@@ -1,3 +1,5 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { RunContext } from '../context.js';
 import { defaultPolicy } from '../core/readiness.js';
 import { loadProject, type Project } from '../project.js';
@@ -28,7 +30,14 @@ export interface DeployOptions extends TargetOptions, RenderFlags {
 export interface DeployResult extends ReleaseOutcome {
   images: Record<string, string>;
   rolledBack?: ReleaseOutcome;
+  /** The environment's URL, when skiff.yaml gives one. */
+  url?: string;
+  /** The dotenv report for GitLab (artifacts:reports:dotenv), repository-relative. */
+  dotenv: string;
 }
+
+/** Where deploy leaves its dotenv report: GitLab's environment:url reads SKIFF_ENVIRONMENT_URL from it. */
+export const DOTENV_REPORT = '.skiff/deploy.env';
 
 /** What `skiff ship` hands over: the project it built and tested, and the test results to record. */
 export interface DeployInputs {
@@ -43,17 +52,37 @@ export interface DeployInputs {
  */
 export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: DeployInputs = {}): Promise<DeployResult> {
   const project = inputs.project ?? (await loadProject(outer, opts));
-  const target = resolveTarget(project, opts.env, opts);
+  const target = resolveTarget(project, opts.env, opts, outer.ci);
   const images = await resolveImageRefs(outer, project, await planImages(project));
   const rendered = await renderForTarget(outer, project, target, images, opts);
   // From here on a secret may come back in an API message, a log line or a diagnosis: mask it.
   const { redactor } = rendered;
   const ctx: RunContext = { ...outer, reporter: redactor.reporter(outer.reporter) };
+  let result: DeployResult;
   try {
-    return redactor.outcome(await deployRendered(ctx, project, target, images, rendered, opts, inputs));
+    result = redactor.outcome(await deployRendered(ctx, project, target, images, rendered, opts, inputs));
   } catch (e) {
     throw redactor.error(e);
   }
+  await writeDotenv(join(project.root, DOTENV_REPORT), {
+    SKIFF_ENVIRONMENT: target.env,
+    SKIFF_ENVIRONMENT_SLUG: target.slug,
+    SKIFF_ENVIRONMENT_URL: target.url,
+    SKIFF_RELEASE: target.release,
+    SKIFF_NAMESPACE: target.namespace,
+    SKIFF_REVISION: String(result.revision),
+    SKIFF_STATUS: result.status,
+  });
+  return result;
+}
+
+/** KEY=value lines (GitLab's dotenv report: one line each, under 5 KiB). */
+async function writeDotenv(file: string, vars: Record<string, string | undefined>): Promise<void> {
+  const lines = Object.entries(vars)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .map(([k, v]) => `${k}=${v.replace(/[\r\n]+/g, ' ')}`);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, `${lines.join('\n')}\n`);
 }
 
 async function deployRendered(
@@ -88,7 +117,7 @@ async function deployRendered(
       tests: inputs.tests,
       redactor: rendered.redactor,
     });
-    const result: DeployResult = { ...outcome, images };
+    const result: DeployResult = { ...outcome, images, url: target.url, dotenv: DOTENV_REPORT };
     if (outcome.status !== 'deployed' && autoRollback && !ctx.signal.aborted) {
       const lastGood = await storage.lastDeployed(target.release);
       if (lastGood) {

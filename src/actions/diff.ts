@@ -4,7 +4,7 @@ import { unifiedDiff } from '../core/diff.js';
 import { applyPhases, hookOf } from '../core/order.js';
 import { maskPaths, secretStrings } from '../core/secret-material.js';
 import { objectRef } from '../kube/object-key.js';
-import type { KubeObject } from '../kube/types.js';
+import { TRACE_ANNOTATIONS, type KubeObject } from '../kube/types.js';
 import { loadProject } from '../project.js';
 import { pruneCandidates } from '../stages/apply.js';
 import { planImages } from '../stages/image-plan.js';
@@ -37,7 +37,7 @@ export interface DiffResult {
 /** skiff diff: a server-side dry run of the rendered set compared with the live objects, and what a deploy would prune. */
 export async function runDiff(ctx: RunContext, opts: DiffOptions): Promise<DiffResult> {
   const project = await loadProject(ctx, opts);
-  const target = resolveTarget(project, opts.env, opts);
+  const target = resolveTarget(project, opts.env, opts, ctx.ci);
   const images = await resolveImageRefs(ctx, project, await planImages(project));
   const rendered = await renderForTarget(ctx, project, target, images, opts);
   // A dry run's rejection can quote a field's value: keep secrets out of the error.
@@ -61,8 +61,8 @@ function comparable(obj: KubeObject | undefined, redactor: Redactor, wholePaths:
   for (const k of VOLATILE_METADATA) delete copy.metadata[k];
   const annotations = copy.metadata.annotations;
   if (annotations) {
-    delete annotations['deployment.kubernetes.io/revision'];
-    delete annotations[MASKED_ANNOTATION];
+    // What changes with every deploy without changing the object: not a change to show.
+    for (const key of ['deployment.kubernetes.io/revision', MASKED_ANNOTATION, ...Object.values(TRACE_ANNOTATIONS)]) delete annotations[key];
     if (Object.keys(annotations).length === 0) delete copy.metadata.annotations;
   }
   return stringify(copy);

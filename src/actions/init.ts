@@ -6,6 +6,8 @@ import ejs from 'ejs';
 import { ConfigError } from '../errors.js';
 import type { RunContext } from '../context.js';
 import { findRepoRoot } from '../adapters/git.js';
+import { REPO_KEY_FILE } from '../adapters/secret-key.js';
+import { CONFIG_FILE, loadConfig } from '../config/load.js';
 
 const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates', 'init');
 
@@ -36,7 +38,14 @@ async function walk(dir: string, prefix = ''): Promise<string[]> {
  * .gitlab-ci.yml and a .dockerignore that keeps deployment files out of the
  * image. Never overwrites: existing files are reported and kept.
  */
-export async function runInit(ctx: RunContext, opts: InitOptions): Promise<{ written: string[]; kept: string[] }> {
+export interface InitResult {
+  written: string[];
+  kept: string[];
+  /** What init chose not to write, and why. */
+  notes: string[];
+}
+
+export async function runInit(ctx: RunContext, opts: InitOptions): Promise<InitResult> {
   const root = await findRepoRoot(ctx.cwd);
   const project =
     opts.project ??
@@ -49,11 +58,22 @@ export async function runInit(ctx: RunContext, opts: InitOptions): Promise<{ wri
   const registry = opts.registry ?? `127.0.0.1:5000/${project}`;
   const written: string[] = [];
   const kept: string[] = [];
+  const notes: string[] = [];
+  // A project with templates of its own keeps them alone: the skeleton would be applied with them.
+  const ownKube = await hasFiles(join(root, '.kube'));
+  if (ownKube) notes.push('.kube/ has templates already: the skeleton is not added to it');
   for (const template of (await walk(TEMPLATES)).sort()) {
     const dest = destination(template);
     const target = join(root, dest);
+    if (template.startsWith('.kube/') && ownKube) continue;
     if (existsSync(target)) {
       kept.push(dest);
+      continue;
+    }
+    if (dest === '.dockerignore' && !(await buildsFromRoot(root))) {
+      notes.push(
+        '.dockerignore not written: no image of skiff.yaml builds from the repository root, so .kube/ and skiff.yaml are outside every build context already',
+      );
       continue;
     }
     const source = await readFile(join(TEMPLATES, template), 'utf8');
@@ -63,5 +83,41 @@ export async function runInit(ctx: RunContext, opts: InitOptions): Promise<{ wri
     await writeFile(target, content, { flag: 'wx' });
     written.push(relative(root, target));
   }
-  return { written, kept };
+  // The secret key may sit at the root for a laptop's deploys, but never in a commit; nor skiff's output.
+  ((await ignoreInGit(root, [REPO_KEY_FILE, '.skiff/'])) ? written : kept).push('.gitignore');
+  return { written, kept, notes };
+}
+
+/** Adds the entries missing from .gitignore (created when missing); false when all are there already. */
+async function ignoreInGit(root: string, entries: string[]): Promise<boolean> {
+  const file = join(root, '.gitignore');
+  const text = existsSync(file) ? await readFile(file, 'utf8') : '';
+  const lines = new Set(text.split(/\r?\n/).map((l) => l.trim().replace(/^\//, '')));
+  const missing = entries.filter((e) => !lines.has(e) && !lines.has(e.replace(/\/$/, '')));
+  if (missing.length === 0) return false;
+  await writeFile(file, `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${missing.join('\n')}\n`);
+  return true;
+}
+
+async function hasFiles(dir: string): Promise<boolean> {
+  try {
+    return (await walk(dir)).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether an image of the project's skiff.yaml (the one there, else the one
+ * init writes, which builds from the root) has the repository root as its
+ * context: only there does a root .dockerignore take effect.
+ */
+async function buildsFromRoot(root: string): Promise<boolean> {
+  if (!existsSync(join(root, CONFIG_FILE))) return true;
+  try {
+    const config = await loadConfig(root);
+    return Object.values(config.images).some((i) => i.context === '' || i.context === '.');
+  } catch {
+    return true; // an unreadable skiff.yaml is reported by the commands that use it
+  }
 }

@@ -29,7 +29,7 @@ export interface RenderResult {
 /** skiff render: the objects a deploy would apply, without touching a cluster. */
 export async function runRender(ctx: RunContext, opts: RenderOptions): Promise<RenderResult> {
   const project = await loadProject(ctx, opts);
-  const target = resolveTarget(project, opts.env, opts);
+  const target = resolveTarget(project, opts.env, opts, ctx.ci);
   const images = await resolveImageRefs(ctx, project, await planImages(project));
   const rendered = await renderForTarget(ctx, project, target, images, opts);
   let manifests = rendered.manifests;

@@ -17,7 +17,7 @@ export interface ShipOptions extends DeployOptions {
  */
 export async function runShip(ctx: RunContext, opts: ShipOptions): Promise<DeployResult> {
   const project = await loadProject(ctx, opts);
-  resolveTarget(project, opts.env, opts);
+  resolveTarget(project, opts.env, opts, ctx.ci);
   pushRegistry(project);
   await buildPlanned(ctx, project, await planImages(project), { push: true });
   let tests;

@@ -1,23 +1,50 @@
+import { Agent } from 'node:https';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { InfrastructureError, SkiffError } from '../errors.js';
+import { decodeTraceAux, type StatusResponse } from '../core/buildkit-trace.js';
+import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
 import type { RegistryCredentials } from './credentials.js';
 import { BuildStepFailure } from './build-failure.js';
+import { type DockerEndpoint, readFileIfExists, resolveDockerEndpoint } from './docker-endpoint.js';
 
 export { BuildStepFailure };
 
+export type Builder = 'buildkit' | 'classic';
+
 export interface BuildRequest {
-  context: Readable;
-  /** Path of the Dockerfile inside the context tar. */
-  dockerfile: string;
+  /** 'auto': BuildKit when the Engine has it, else (or when it refuses) the classic builder; or one of them, forced. */
+  builder: 'auto' | Builder;
+  /** What the builder that runs gets; asked again, for the classic builder, when the Engine refuses BuildKit. */
+  input: (builder: Builder) => BuildInput;
   tag: string;
   target?: string;
   buildArgs: Record<string, string>;
-  labels: Record<string, string>;
-  /** Credentials for registries that FROM may pull from. */
+  /** Credentials for registries that FROM (and BuildKit's cache import) may pull from. */
   registryAuth: Record<string, RegistryCredentials>;
+  /** BuildKit only: images whose inline cache may provide layers. Each should exist: the Engine only notes a missing one. */
+  cacheFrom?: string[];
+  /** BuildKit only: write the cache metadata into the image (BUILDKIT_INLINE_CACHE=1), so a later build can name it in cacheFrom. */
+  inlineCache?: boolean;
+  /** A line of output: the classic builder's steps and their output; BuildKit's few plain lines. */
   onLog: (line: string) => void;
+  /** BuildKit's progress, one decoded StatusResponse at a time. */
+  onTrace?: (status: StatusResponse) => void;
   signal?: AbortSignal;
+}
+
+export interface BuildInput {
+  /** The build context as a tar stream. */
+  context: Readable;
+  /** Path of the Dockerfile inside the context tar. */
+  dockerfile: string;
+  labels: Record<string, string>;
+}
+
+export interface BuildOutcome {
+  imageId: string;
+  builder: Builder;
+  /** Why the classic builder ran where BuildKit was the choice. */
+  fallback?: string;
 }
 
 interface ProgressEvent {
@@ -27,21 +54,33 @@ interface ProgressEvent {
   progress?: string;
   error?: string;
   errorDetail?: { message?: string; code?: number };
+  /** (A base64 StatusResponse instead, for BuildKit's id "moby.buildkit.trace".) */
   aux?: { ID?: string; Tag?: string; Digest?: string; Size?: number };
 }
 
-/** The Docker Engine, through its HTTP API (dockerode). */
+/** The Engine turned down BuildKit itself (not a build that failed under it). */
+class BuildKitRefused extends Error {}
+
+/** The first API version whose /build takes version=2 (BuildKit), Docker 18.09. */
+const BUILDKIT_MIN_API = [1, 39] as const;
+
+/** The Docker Engine, through its HTTP API (dockerode), at the endpoint the docker CLI would use (docker-endpoint.ts). */
 export class DockerEngine {
   readonly api: Docker;
-  constructor(api?: Docker) {
-    this.api = api ?? new Docker();
+  readonly endpoint: DockerEndpoint;
+  constructor(env: NodeJS.ProcessEnv = process.env, api?: Docker) {
+    this.endpoint = resolveDockerEndpoint(env, readFileIfExists);
+    this.api = api ?? dockerClient(this.endpoint);
   }
 
   private unreachable(e: unknown): InfrastructureError {
-    const where = process.env.DOCKER_HOST ?? '/var/run/docker.sock';
-    return new InfrastructureError(`Docker Engine at ${where} is unreachable (${(e as Error).message}); start it (scripts/services up) or set DOCKER_HOST`, {
-      cause: e,
-    });
+    // OpenSSL's messages carry its source position; its reason ("sslv3 alert bad certificate") is the news.
+    const err = e as Error & { library?: string; reason?: string };
+    const why = err.library === 'SSL routines' && err.reason ? `TLS: ${err.reason}` : cleanEngineMessage(err.message);
+    const fix = /^TLS: |certificate|HTTP request to an HTTPS server/i.test(why)
+      ? "check its TLS settings (DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, or the context's certificates)"
+      : 'start it (scripts/services up) or set DOCKER_HOST';
+    return new InfrastructureError(`Docker Engine at ${this.endpoint.describe} is unreachable (${why}); ${fix}`, { cause: e });
   }
 
   async ping(): Promise<void> {
@@ -63,19 +102,145 @@ export class DockerEngine {
     }
   }
 
-  /** Runs a classic build from a tar stream; returns the image id. Failures inside the 200 stream become BuildStepFailure. */
-  async build(req: BuildRequest): Promise<string> {
-    const registryconfig: Record<string, { username: string; password: string }> = {};
-    for (const [host, c] of Object.entries(req.registryAuth)) registryconfig[host] = { username: c.username, password: c.password };
+  /**
+   * Builds from a tar stream with BuildKit (`POST /build?version=2`: the Engine's BuildKit, no session)
+   * or the classic builder, as `req.builder` says; 'auto' takes BuildKit when the Engine's API has it
+   * (1.39+, Linux) and falls back to the classic builder, for this and every later build of the run,
+   * when the Engine refuses it. Failures inside the 200 stream become BuildStepFailure.
+   */
+  async build(req: BuildRequest): Promise<BuildOutcome> {
+    let fallback: string | undefined;
+    if (req.builder !== 'classic') {
+      const unsupported = req.builder === 'auto' ? await this.buildKitUnsupported() : undefined;
+      if (unsupported) fallback = unsupported;
+      else {
+        try {
+          return { imageId: await this.buildKitBuild(req), builder: 'buildkit' };
+        } catch (e) {
+          if (!(e instanceof BuildKitRefused)) throw e;
+          if (req.builder === 'buildkit')
+            throw new ConfigError(
+              `SKIFF_BUILDER=buildkit, but the Docker Engine at ${this.endpoint.describe} refuses BuildKit (${e.message}); unset SKIFF_BUILDER or set it to classic`,
+            );
+          fallback = this.buildKitRefusal = `the Engine refused BuildKit: ${e.message}`;
+        }
+      }
+    }
+    return { imageId: await this.classicBuild(req), builder: 'classic', fallback };
+  }
+
+  private buildKitRefusal: string | undefined;
+  private engineFacts: Promise<{ apiVersion: string; os: string }> | undefined;
+  private buildNetwork: Promise<string | undefined> | undefined;
+
+  /** Why this Engine cannot build with BuildKit, or undefined when it can (as far as its version tells: the build tries). */
+  private async buildKitUnsupported(): Promise<string | undefined> {
+    if (this.buildKitRefusal) return this.buildKitRefusal;
+    this.engineFacts ??= this.api.version().then(
+      (v) => ({ apiVersion: v.ApiVersion ?? '', os: v.Os ?? '' }),
+      (e: unknown) => {
+        throw this.unreachable(e);
+      },
+    );
+    const { apiVersion, os } = await this.engineFacts;
+    const [major = 0, minor = 0] = apiVersion.split('.').map(Number);
+    if (major < BUILDKIT_MIN_API[0] || (major === BUILDKIT_MIN_API[0] && minor < BUILDKIT_MIN_API[1]))
+      return `Engine API ${apiVersion || 'of unknown version'} is older than ${BUILDKIT_MIN_API.join('.')}`;
+    if (os && os !== 'linux') return `the Engine runs ${os} containers, which BuildKit through the Engine does not build`;
+    return undefined;
+  }
+
+  /**
+   * The network RUN steps get under BuildKit: the Engine's default ("bridge") when it has one;
+   * 'none' when dockerd runs with --bridge=none, where BuildKit would fail every RUN with
+   * "network bridge not found" (the classic builder gives RUN only loopback there, as 'none' does).
+   */
+  private networkMode(): Promise<string | undefined> {
+    this.buildNetwork ??= this.api
+      .getNetwork('bridge')
+      .inspect()
+      .then(
+        () => undefined,
+        (e: unknown) => {
+          if ((e as { statusCode?: number }).statusCode === 404) return 'none';
+          throw this.unreachable(e);
+        },
+      );
+    return this.buildNetwork;
+  }
+
+  private async buildKitBuild(req: BuildRequest): Promise<string> {
+    const networkmode = await this.networkMode();
+    const buildargs = req.inlineCache ? { ...req.buildArgs, BUILDKIT_INLINE_CACHE: '1' } : req.buildArgs;
+    const input = req.input('buildkit');
+    const query: Record<string, unknown> = { version: '2', t: req.tag, dockerfile: input.dockerfile, buildargs, labels: input.labels };
+    if (req.target) query.target = req.target;
+    if (networkmode) query.networkmode = networkmode;
+    if (req.cacheFrom?.length) query.cachefrom = JSON.stringify(req.cacheFrom);
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.api.buildImage(req.context, {
+      // Straight to the modem: dockerode's buildImage opens a BuildKit session for version 2, which an uploaded context does not need.
+      stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+        this.api.modem.dial(
+          {
+            path: '/build?',
+            method: 'POST',
+            file: input.context,
+            options: query,
+            registryconfig: registryConfig(req.registryAuth),
+            isStream: true,
+            abortSignal: req.signal,
+            statusCodes: { 200: true, 400: 'bad parameter', 500: 'server error' },
+          },
+          (err, data) => (err ? reject(err) : resolve(data as NodeJS.ReadableStream)),
+        ),
+      );
+    } catch (e) {
+      input.context.destroy(); // a refused request leaves the context half read, and its Git reader open
+      const status = (e as { statusCode?: number }).statusCode;
+      if (status === undefined) throw this.unreachable(e);
+      const message = cleanEngineMessage((e as { json?: { message?: string } }).json?.message ?? (e as Error).message);
+      if (
+        /buildkit|builder version|version=2|unsupported version/i.test(message) &&
+        /not (supported|enabled|available)|unsupported|disabled|unknown|invalid/i.test(message)
+      )
+        throw new BuildKitRefused(message);
+      if (status >= 400 && status < 500) throw new BuildStepFailure(message);
+      throw this.unreachable(e);
+    }
+    let imageId: string | undefined;
+    const events = await this.follow(stream, (ev) => {
+      const aux: unknown = ev.aux;
+      if (ev.id === 'moby.buildkit.trace' && typeof aux === 'string') {
+        let status: StatusResponse | undefined;
+        try {
+          status = decodeTraceAux(aux);
+        } catch (e) {
+          req.onLog(`(a BuildKit progress message skiff cannot read: ${(e as Error).message})`);
+        }
+        if (status) req.onTrace?.(status);
+        return;
+      }
+      if (ev.aux?.ID) imageId = ev.aux.ID;
+      if (ev.stream) for (const line of ev.stream.split('\n')) if (line.trim()) req.onLog(line);
+    });
+    const failure = events.find((ev) => ev.error || ev.errorDetail);
+    if (failure) throw new BuildStepFailure(failure.errorDetail?.message ?? failure.error ?? 'build failed');
+    return imageId ?? (await this.builtImageId(req.tag));
+  }
+
+  /** The classic builder (`POST /build`); returns the image id. */
+  private async classicBuild(req: BuildRequest): Promise<string> {
+    const input = req.input('classic');
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.api.buildImage(input.context, {
         t: req.tag,
-        dockerfile: req.dockerfile,
+        dockerfile: input.dockerfile,
         target: req.target,
         buildargs: req.buildArgs,
-        labels: req.labels,
-        registryconfig,
+        labels: input.labels,
+        registryconfig: registryConfig(req.registryAuth),
         rm: true,
         forcerm: true,
         version: '1',
@@ -105,12 +270,13 @@ export class DockerEngine {
     });
     const failure = events.find((ev) => ev.error || ev.errorDetail);
     if (failure) throw new BuildStepFailure(cleanEngineMessage(failure.errorDetail?.message ?? failure.error ?? 'build failed'), step);
-    if (!imageId) {
-      const inspected = await this.inspectImage(req.tag);
-      if (!inspected) throw new BuildStepFailure('the Engine reported no image id and no error');
-      imageId = inspected.id;
-    }
-    return imageId;
+    return imageId ?? (await this.builtImageId(req.tag));
+  }
+
+  private async builtImageId(tag: string): Promise<string> {
+    const inspected = await this.inspectImage(tag);
+    if (!inspected) throw new BuildStepFailure('the Engine reported no image id and no error');
+    return inspected.id;
   }
 
   async tag(source: string, repository: string, tag: string): Promise<void> {
@@ -196,6 +362,34 @@ export class DockerEngine {
       );
     });
   }
+}
+
+function dockerClient(endpoint: DockerEndpoint): Docker {
+  let options: Docker.DockerOptions & { agent?: Agent };
+  if ('socketPath' in endpoint) options = { socketPath: endpoint.socketPath };
+  else if (endpoint.protocol === 'http') options = { protocol: 'http', host: endpoint.host, port: endpoint.port };
+  else {
+    const { host, port, ca, cert, key, rejectUnauthorized } = endpoint;
+    // The agent carries rejectUnauthorized, which docker-modem does not pass on by itself.
+    options = { protocol: 'https', host, port, ca, cert, key, agent: new Agent({ ca, cert, key, rejectUnauthorized }) };
+  }
+  // docker-modem also reads DOCKER_HOST (and then DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) from process.env, lays
+  // them under these options and throws on a missing cert file: hide it while the client is made, so the
+  // endpoint resolved by the docker CLI's rules is the only source.
+  const host = process.env.DOCKER_HOST;
+  delete process.env.DOCKER_HOST;
+  try {
+    return new Docker(options);
+  } finally {
+    if (host !== undefined) process.env.DOCKER_HOST = host;
+  }
+}
+
+/** The X-Registry-Config of a build: credentials by registry host. */
+function registryConfig(auth: Record<string, RegistryCredentials>): Record<string, { username: string; password: string }> {
+  const config: Record<string, { username: string; password: string }> = {};
+  for (const [host, c] of Object.entries(auth)) config[host] = { username: c.username, password: c.password };
+  return config;
 }
 
 function cleanEngineMessage(message: string): string {

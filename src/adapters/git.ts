@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CiContext } from '../ci.js';
-import { ConfigError, InfrastructureError } from '../errors.js';
+import { ConfigError, InfrastructureError, NoProjectError } from '../errors.js';
 import { gitBlobId, type ContextEntry } from '../core/image-inputs.js';
 
 export interface GitInfo {
@@ -13,6 +13,8 @@ export interface GitInfo {
   branch?: string;
   tag?: string;
   dirty: boolean;
+  /** Tracked files changed in the working tree or the index (untracked files are not among them). */
+  changedTracked: string[];
   /** Remote URL with any credentials removed, for org.opencontainers.image.source. */
   source?: string;
 }
@@ -35,7 +37,7 @@ interface GitOutput {
  */
 function git(root: string, args: string[], opts: { reject?: boolean } = {}): Promise<GitOutput> {
   return new Promise((resolve, reject) => {
-    execFile('git', args, { cwd: root, maxBuffer: 512 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile('git', args, { cwd: root, env: gitEnv(), maxBuffer: 512 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
       const code = err
         ? typeof (err as NodeJS.ErrnoException).code === 'number'
           ? Number((err as NodeJS.ErrnoException).code)
@@ -49,10 +51,17 @@ function git(root: string, args: string[], opts: { reject?: boolean } = {}): Pro
   });
 }
 
+/** Secrets git never needs: the secret keys and registry passwords stay out of its processes' environment. */
+const SECRET_ENV = /^(SKIFF_SECRET_KEY|SKIFF_OLD_SECRET_KEY|WERF_SECRET_KEY|WERF_OLD_SECRET_KEY|SKIFF_REGISTRY_PASSWORD|CI_REGISTRY_PASSWORD|CI_JOB_TOKEN)$/;
+let scrubbed: NodeJS.ProcessEnv | undefined;
+function gitEnv(): NodeJS.ProcessEnv {
+  return (scrubbed ??= Object.fromEntries(Object.entries(process.env).filter(([k]) => !SECRET_ENV.test(k))));
+}
+
 export async function findRepoRoot(cwd: string): Promise<string> {
   const r = await git(cwd, ['rev-parse', '--show-toplevel'], { reject: false });
   if (r.exitCode !== 0)
-    throw new ConfigError(`${cwd}: not a Git repository; skiff builds from a commit — run "git init" and commit, or cd into the repository`);
+    throw new NoProjectError(`${cwd}: not a Git repository; skiff builds from a commit — run "git init" and commit, or cd into the repository`);
   return r.stdout;
 }
 
@@ -83,6 +92,10 @@ export async function readGitInfo(root: string, ci: Pick<CiContext, 'commitBranc
     branch: branch || undefined,
     tag: tag || undefined,
     dirty: statusR.stdout.trim() !== '',
+    changedTracked: statusR.stdout
+      .split('\n')
+      .filter((l) => l.length > 3 && !l.startsWith('??'))
+      .map((l) => l.slice(3)),
     source,
   };
 }
@@ -154,7 +167,7 @@ export async function listWorkingTree(root: string, dir: string): Promise<TreeEn
 /** A file's content at a commit, or undefined when it is not there. */
 export async function readCommitFile(root: string, commit: string, path: string): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
-    execFile('git', ['cat-file', 'blob', `${commit}:${path}`], { cwd: root, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (err, stdout) =>
+    execFile('git', ['cat-file', 'blob', `${commit}:${path}`], { cwd: root, env: gitEnv(), encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (err, stdout) =>
       resolve(err ? undefined : stdout),
     );
   });
@@ -188,7 +201,7 @@ export class BlobReader {
   private failed: Error | undefined;
 
   constructor(root: string) {
-    this.child = spawn('git', ['cat-file', '--batch'], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn('git', ['cat-file', '--batch'], { cwd: root, env: gitEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdout.on('data', (chunk: Buffer) => {
       this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
       this.drain();

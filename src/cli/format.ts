@@ -91,7 +91,7 @@ export function formatDiagnosis(d: Diagnosis): string {
 export function formatDeploySummary(result: DeployResult): string[] {
   if (result.status === 'deployed') {
     return [
-      `release ${result.release} revision ${result.revision} deployed in ${(result.durationMs / 1000).toFixed(1)}s${result.pruned.length ? `; pruned ${result.pruned.join(', ')}` : ''}`,
+      `release ${result.release} revision ${result.revision} deployed${result.url ? ` at ${result.url}` : ''} in ${(result.durationMs / 1000).toFixed(1)}s${result.pruned.length ? `; pruned ${result.pruned.join(', ')}` : ''}`,
     ];
   }
   const lines = result.failures.map((f) => `\n${formatDiagnosis(f)}\n`);

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { ExitCode } from '../errors.js';
 import { formatBuildResult, formatTestTable } from './format.js';
 import { addReleaseCommands } from './release-commands.js';
+import { addSecretCommands } from './secret-commands.js';
 import { printJson, run } from './session.js';
 
 // Commands are imported when they run, so `skiff --version` and `--help` start fast.
@@ -69,7 +70,8 @@ Examples:
     .addHelpText(
       'after',
       `
-Reports listed under tests.<name>.reports are copied to .skiff/reports/<name>/.
+Reports listed under tests.<name>.reports are copied to .skiff/reports/<name>/;
+.skiff/reports/junit.xml has one testcase per test (GitLab's artifacts:reports:junit).
 
 Examples:
   skiff test                  run every test
@@ -102,10 +104,12 @@ Examples:
         if (json) return printJson(r);
         for (const f of r.written) ctx.reporter.info(`wrote ${f}`);
         for (const f of r.kept) ctx.reporter.info(`kept ${f} (already there)`);
+        for (const n of r.notes) ctx.reporter.info(n);
       }),
     );
 
   addReleaseCommands(program);
+  addSecretCommands(program);
   return program;
 }
 

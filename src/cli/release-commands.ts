@@ -186,13 +186,25 @@ export function addReleaseCommands(program: Command) {
 
   envCommand(program, 'dismiss', "delete a release's objects (and with --with-history its records)", targetOptions)
     .option('--with-history', 'also delete the release records')
+    .option('--with-namespace', 'also delete the namespace skiff created for the release (and with it the records)')
+    .addHelpText(
+      'after',
+      `
+Without a checkout (a GitLab stop job with GIT_STRATEGY: none) the release is
+found in the cluster by the environment's slug (CI_ENVIRONMENT_SLUG); nothing to
+dismiss is not an error.
+
+Examples:
+  skiff dismiss staging
+  skiff dismiss review/$CI_COMMIT_REF_SLUG --with-namespace`,
+    )
     .option('--lock-timeout <duration>', 'how long to wait for another deploy of this release', duration('--lock-timeout'), 5 * 60_000)
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
         const { runDismiss } = await import('../actions/dismiss.js');
         const r = await runDismiss(ctx, { env, ...o, lockTimeoutMs: o.lockTimeout });
         if (json) printJson(r);
-        else ctx.reporter.info(`release ${r.release}: deleted ${r.deleted.length} objects${r.historyDeleted ? ' and its history' : ''}`);
+        else ctx.reporter.info(r.summary);
       }),
     );
 

@@ -28,7 +28,7 @@ function openSession(global: GlobalOptions): Session {
     reporter = live;
     close = () => live.close();
   } else {
-    reporter = new LineReporter(stderr, global.verbose, !json || Boolean(global.verbose));
+    reporter = new LineReporter(stderr, global.verbose, !json || Boolean(global.verbose), { gitlab: ci.gitlab });
   }
   const abort = new AbortController();
   let signals = 0;

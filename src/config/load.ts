@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { ConfigError } from '../errors.js';
+import { ConfigError, NoProjectError } from '../errors.js';
 import type { ProjectConfig } from './types.js';
 import { validateConfig } from './validate.js';
 import { parseYamlWithPositions } from './yaml-positions.js';
@@ -15,7 +15,7 @@ export async function loadConfig(root: string, file = join(root, CONFIG_FILE)): 
     text = await readFile(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new ConfigError(`${display}: not found; create it (see "skiff init") or run skiff from the repository root`);
+      throw new NoProjectError(`${display}: not found; create it (see "skiff init") or run skiff from the repository root`);
     }
     throw new ConfigError(`${display}: cannot read: ${(e as Error).message}`);
   }

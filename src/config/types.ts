@@ -36,9 +36,17 @@ export interface TestConfig {
 
 export interface EnvironmentConfig {
   name: string;
+  /**
+   * Declared once for many environments named `<name>/<anything>` (review
+   * apps: `review/$CI_COMMIT_REF_SLUG`); namespace, release, url and string
+   * values may hold `{slug}`, the environment's CI_ENVIRONMENT_SLUG.
+   */
+  dynamic: boolean;
   namespace: string;
   kubeContext?: string;
   release?: string;
+  /** Where the environment is reached; written to the dotenv report for GitLab's environment:url. */
+  url?: string;
   values: Record<string, unknown>;
   autoRollback?: boolean;
 }

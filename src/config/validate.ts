@@ -50,7 +50,7 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
       }
     }
   };
-  const string = (v: unknown, path: string, opts: { required?: boolean; pattern?: RegExp; hint?: string } = {}): string | undefined => {
+  const string = (v: unknown, path: string, opts: { required?: boolean; pattern?: { test(v: string): boolean }; hint?: string } = {}): string | undefined => {
     if (v === undefined || v === null) {
       if (opts.required) problem(path, `${path} is required${opts.hint ? `: ${opts.hint}` : ''}`);
       return undefined;
@@ -195,15 +195,25 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
     const path = `environments.${name}`;
     if (!DNS_LABEL.test(name)) problem(path, `environment name "${name}" must be lower-case letters, digits and "-"`);
     const e = mapping(value ?? {}, path) ?? {};
-    knownKeys(e, path, ['namespace', 'kubeContext', 'release', 'values', 'autoRollback']);
+    knownKeys(e, path, ['dynamic', 'namespace', 'kubeContext', 'release', 'url', 'values', 'autoRollback']);
     const values = mapping(e.values, `${path}.values`) ?? {};
     const autoRollback = e.autoRollback;
     if (autoRollback !== undefined && typeof autoRollback !== 'boolean') problem(`${path}.autoRollback`, `${path}.autoRollback must be true or false`);
+    if (e.dynamic !== undefined && typeof e.dynamic !== 'boolean') problem(`${path}.dynamic`, `${path}.dynamic must be true or false`);
+    const dynamic = e.dynamic === true;
+    // In a dynamic environment {slug} stands for up to 24 characters of [a-z0-9-]; check the names with one.
+    const label = (hint: string) => ({
+      pattern: dynamic ? { test: (v: string) => DNS_LABEL.test(v.replaceAll('{slug}', 'review-feature-x-abc123')) } : DNS_LABEL,
+      hint: dynamic ? `${hint}; {slug} stands for the environment's slug` : hint,
+    });
+    const fallbackName = dynamic ? `${project}-{slug}` : `${project}-${name}`;
     environments[name] = {
       name,
-      namespace: string(e.namespace, `${path}.namespace`, { pattern: DNS_LABEL, hint: 'a Kubernetes namespace name' }) ?? `${project}-${name}`,
+      dynamic,
+      namespace: string(e.namespace, `${path}.namespace`, label('a Kubernetes namespace name')) ?? fallbackName,
       kubeContext: string(e.kubeContext, `${path}.kubeContext`),
-      release: string(e.release, `${path}.release`, { pattern: DNS_LABEL, hint: 'a DNS label' }),
+      release: string(e.release, `${path}.release`, label('a DNS label')) ?? (dynamic ? fallbackName : undefined),
+      url: string(e.url, `${path}.url`, { pattern: /^https?:\/\/\S+$/, hint: 'an http:// or https:// URL' }),
       values,
       autoRollback: typeof autoRollback === 'boolean' ? autoRollback : undefined,
     };

@@ -31,5 +31,7 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const RELEASE_LABEL = 'skiff.io/release';
 /** `skiff.io/keep: "true"`: never pruned or dismissed. */
 export const KEEP_ANNOTATION = 'skiff.io/keep';
+/** Where an object was deployed from: the commit, and in CI the pipeline and job. They change with every deploy. */
+export const TRACE_ANNOTATIONS = { commit: 'skiff.io/commit', pipelineUrl: 'skiff.io/pipeline-url', jobUrl: 'skiff.io/job-url' } as const;
 /** `skiff.io/hook: pre-deploy | post-deploy`. */
 export const HOOK_ANNOTATION = 'skiff.io/hook';

@@ -6,6 +6,8 @@ import type { ReleaseRecord } from './types.js';
 
 export const RECORD_SECRET_TYPE = 'skiff.io/release.v1';
 export const PART_LABEL = 'skiff.io/part';
+/** The environment's slug, so a stop job can find its release with no skiff.yaml. */
+export const ENVIRONMENT_LABEL = 'skiff.io/environment';
 /** On every chunk: how many chunks the record has, and the digest of the whole, so a half-written update is recognised. */
 export const PARTS_ANNOTATION = 'skiff.io/parts';
 export const DIGEST_ANNOTATION = 'skiff.io/digest';
@@ -91,6 +93,7 @@ export function recordToSecrets(record: ReleaseRecord, namespace: string): KubeO
         name: record.name,
         status: record.status,
         version: String(record.revision),
+        ...(record.environmentSlug ? { [ENVIRONMENT_LABEL]: record.environmentSlug } : {}),
         ...(part ? { [PART_LABEL]: String(part) } : {}),
       },
       annotations: { [PARTS_ANNOTATION]: String(chunks.length), [DIGEST_ANNOTATION]: digest },

@@ -11,6 +11,8 @@ export interface ReleaseRecord {
   status: ReleaseStatus;
   description: string;
   environment: string;
+  /** GitLab's CI_ENVIRONMENT_SLUG of the environment (labels the record's Secrets). */
+  environmentSlug?: string;
   project: string;
   /** Rendered objects, with Secret data masked? No: stored objects are what was applied; Secret data is replaced by a checksum. */
   manifests: KubeObject[];
@@ -18,7 +20,7 @@ export interface ReleaseRecord {
   values: Record<string, unknown>;
   images: Record<string, string>;
   git: { commit: string; branch?: string; tag?: string };
-  deployedBy: { user: string; host: string; ciJobUrl?: string };
+  deployedBy: { user: string; host: string; ciJobUrl?: string; ciPipelineUrl?: string };
   startedAt: string;
   finishedAt?: string;
   /** Test results of the commit when `skiff ship` ran them. */

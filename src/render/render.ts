@@ -20,10 +20,17 @@ export interface RenderInput {
   /** Image name → "registry/app:tag@sha256:...". */
   images: Record<string, string>;
   env: string;
+  /** The environment's slug (GitLab's CI_ENVIRONMENT_SLUG) and URL, for review apps' hosts. */
+  slug: string;
+  url?: string;
   release: string;
   namespace: string;
   project: string;
   git: { commit: string; branch?: string; tag?: string };
+  /** Added to every object's annotations: where it was deployed from (commit, pipeline, job). */
+  annotations?: Record<string, string>;
+  /** The decrypted files under .kube/secret/, by their path below it: what secretFile(path) returns. */
+  secretFiles?: Record<string, string>;
 }
 
 export interface RenderOutput {
@@ -35,10 +42,16 @@ export interface RenderOutput {
 }
 
 const TEMPLATE_FILE = /^\.kube\/.+\.ya?ml(\.ejs)?$/;
+const SECRET_FILE = /^\.kube\/(secret-values(\.[^/]+)?\.ya?ml|secret\/.+)$/;
 
-/** A file under .kube/ that renders to manifests: *.yaml, *.yml, *.yaml.ejs, *.yml.ejs, values files excepted. */
+/** An encrypted file: .kube/secret-values[.<env>].yaml or a file under .kube/secret/; decrypted for a render, never a template. */
+export function isSecretFile(path: string): boolean {
+  return SECRET_FILE.test(path);
+}
+
+/** A file under .kube/ that renders to manifests: *.yaml, *.yml, *.yaml.ejs, *.yml.ejs, values and secret files excepted. */
 export function isTemplateFile(path: string): boolean {
-  return TEMPLATE_FILE.test(path) && !isValuesFile(path);
+  return TEMPLATE_FILE.test(path) && !isValuesFile(path) && !isSecretFile(path);
 }
 
 /**

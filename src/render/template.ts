@@ -94,21 +94,36 @@ function printScalar(v: unknown): string {
   return typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? v.toString() : '';
 }
 
-const LOCALS = ['values', 'images', 'env', 'release', 'namespace', 'project', 'git', ...Object.keys(helpers)];
+/** secretFile(path): a decrypted file under .kube/secret/; an unknown path is a template error naming it. */
+function secretFileHelper(files: Readonly<Record<string, string>>): (path: unknown) => string {
+  return (path) => {
+    if (typeof path === 'string' && Object.hasOwn(files, path)) return files[path]!;
+    const names = Object.keys(files).sort();
+    const known = names.length ? `the secret files are ${names.map((n) => `"${n}"`).join(', ')}` : 'there are none';
+    throw new TemplateProblem(
+      `secretFile(${JSON.stringify(path)}): no such file under .kube/secret/ (${known}); add it with "skiff secret edit .kube/secret/${typeof path === 'string' ? path : '<path>'}"`,
+    );
+  };
+}
+
+const LOCALS = ['values', 'images', 'env', 'slug', 'url', 'release', 'namespace', 'project', 'git', ...Object.keys(helpers), 'secretFile'];
 
 /** What templates see: the values (read-only), images, release facts and the helpers, named as in LOCALS. */
 export function templateScope(
   values: Values,
-  input: Pick<RenderInput, 'images' | 'env' | 'release' | 'namespace' | 'project' | 'git'>,
+  input: Pick<RenderInput, 'images' | 'env' | 'slug' | 'url' | 'release' | 'namespace' | 'project' | 'git' | 'secretFiles'>,
 ): Record<string, unknown> {
   return {
     values: deepFreeze(cloneValue(values)),
     images: imagesProxy(input.images),
     env: input.env,
+    slug: input.slug,
+    url: input.url,
     release: input.release,
     namespace: input.namespace,
     project: input.project,
     git: Object.freeze({ ...input.git }),
+    secretFile: secretFileHelper(input.secretFiles ?? {}),
     ...helpers,
   };
 }

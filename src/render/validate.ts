@@ -73,7 +73,11 @@ function checkStringMap(r: RenderedFile, line: number, who: string, field: strin
  * annotations, hooks, duplicates) and completes it in place: the release
  * namespace where none is given, and skiff's labels.
  */
-export function validateAndComplete(manifests: Manifest[], fileOf: Map<Manifest, RenderedFile>, input: { namespace: string; release: string }): void {
+export function validateAndComplete(
+  manifests: Manifest[],
+  fileOf: Map<Manifest, RenderedFile>,
+  input: { namespace: string; release: string; annotations?: Record<string, string> },
+): void {
   const customClusterKinds = clusterScopedCustomKinds(manifests);
   const seen = new Map<string, Manifest>();
   for (const m of manifests) {
@@ -122,6 +126,7 @@ export function validateAndComplete(manifests: Manifest[], fileOf: Map<Manifest,
     if (ns !== undefined) metadata.namespace = ns;
     metadata.labels = { ...(labels as Record<string, string> | undefined), [MANAGED_BY_LABEL]: 'skiff', [RELEASE_LABEL]: input.release };
     Object.assign(metadata, rest);
+    if (input.annotations && Object.keys(input.annotations).length) metadata.annotations = { ...(metadata.annotations ?? {}), ...input.annotations };
     m.object.metadata = metadata;
 
     const key = objectKey(m.object);

@@ -94,8 +94,11 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
       ignoreText = buf?.toString() ?? '';
     }
     const dockerignore = new DockerIgnore(ignoreText);
-    // The Engine always receives the Dockerfile and .dockerignore, even when ignored.
-    const entries = all.filter((e) => e.path === dockerfilePath || e.path === '.dockerignore' || !dockerignore.excludes(e.path));
+    // The Engine always receives the Dockerfile and .dockerignore, even when ignored; never skiff's
+    // own output (.skiff/: reports, the dotenv report), committed or not.
+    const entries = all.filter(
+      (e) => !e.repoPath.startsWith('.skiff/') && (e.path === dockerfilePath || e.path === '.dockerignore' || !dockerignore.excludes(e.path)),
+    );
     const dockerfileBuf =
       mode === 'commit' ? await readCommitFile(root, git.commit, dockerfileEntry.repoPath) : await readFile(join(root, dockerfileEntry.repoPath));
     const dockerfileText = dockerfileBuf?.toString() ?? '';

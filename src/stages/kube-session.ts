@@ -18,9 +18,14 @@ export interface ClusterSession {
   storage: ReleaseStorage;
 }
 
-/** The cluster of a target and the release storage in its namespace. */
-export async function connect(ctx: RunContext, target: ReleaseTarget, flags: KubeFlags): Promise<ClusterSession> {
-  const kube = await ctx.kube({ context: target.kubeContext, kubeconfig: flags.kubeconfig });
+/** The cluster of a target (or the client given) and the release storage in its namespace. */
+export async function connect(
+  ctx: RunContext,
+  target: Pick<ReleaseTarget, 'namespace' | 'kubeContext'>,
+  flags: KubeFlags,
+  client?: KubeClient,
+): Promise<ClusterSession> {
+  const kube = client ?? (await ctx.kube({ context: target.kubeContext, kubeconfig: flags.kubeconfig }));
   return { kube, storage: new ReleaseStorage(new SecretDriver(kube, target.namespace), target.namespace, sealRecord) };
 }
 
@@ -31,7 +36,7 @@ export async function connect(ctx: RunContext, target: ReleaseTarget, flags: Kub
  */
 export async function openRelease(ctx: RunContext, opts: TargetOptions): Promise<ClusterSession & { project: Project; target: ReleaseTarget }> {
   const project = await loadProject(ctx, { ...opts, readOnly: true });
-  const target = resolveTarget(project, opts.env, opts);
+  const target = resolveTarget(project, opts.env, opts, ctx.ci);
   return { project, target, ...(await connect(ctx, target, opts)) };
 }
 
@@ -45,7 +50,7 @@ export async function ensureNamespace(kube: KubeClient, namespace: string): Prom
 export async function withReleaseLock<T>(
   ctx: RunContext,
   kube: KubeClient,
-  target: ReleaseTarget,
+  target: Pick<ReleaseTarget, 'namespace' | 'release'>,
   action: string,
   flags: KubeFlags,
   work: () => Promise<T>,

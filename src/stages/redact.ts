@@ -26,18 +26,23 @@ export const MASKED_ANNOTATION = 'skiff.io/masked';
  * again. Secrets' values are masked whole in the same form.
  */
 export class Redactor {
-  constructor(readonly secrets: SecretStrings = new Map()) {}
+  constructor(
+    readonly secrets: SecretStrings = new Map(),
+    /** Values secret as a whole (decrypted secret values), masked in stored values wherever one equals them, however short. */
+    readonly wholeValues: ReadonlySet<string> = new Set(),
+  ) {}
 
   /** The secret strings of rendered values and objects. */
   static of(values: unknown, objects: readonly KubeObject[]): Redactor {
     return new Redactor(secretStrings(values, objects));
   }
 
-  /** This redactor and more secret strings (secret → where it comes from). */
-  with(more: Iterable<readonly [string, string]>): Redactor {
+  /** This redactor and more secret strings (secret → where it comes from), and more values secret as a whole. */
+  with(more: Iterable<readonly [string, string]>, wholeValues: Iterable<string> = []): Redactor {
     const merged = new Map(this.secrets);
     for (const [s, origin] of more) if (!merged.has(s)) merged.set(s, origin);
-    return merged.size === this.secrets.size ? this : new Redactor(merged);
+    const whole = new Set([...this.wholeValues, ...wholeValues]);
+    return merged.size === this.secrets.size && whole.size === this.wholeValues.size ? this : new Redactor(merged, whole);
   }
 
   text(text: string): string {
@@ -69,6 +74,7 @@ export class Redactor {
       log: (source, line) => reporter.log(source, m(line)),
       status: (subject, state, detail) => reporter.status(subject, state, detail === undefined ? undefined : m(detail)),
       debug: (message) => reporter.debug(m(message)),
+      section: (name, header, opts) => reporter.section(name, m(header), opts),
     };
   }
 
@@ -106,8 +112,9 @@ export class Redactor {
   /**
    * A release record fit to store: objects as object() gives them, the
    * description masked, and in the values every string or number under a key
-   * that may hold a secret (password, token, key…, broad on purpose) masked.
-   * Idempotent.
+   * that may hold a secret (password, token, key…, broad on purpose) masked,
+   * and elsewhere the secret strings this redactor knows (decrypted secret
+   * values whatever their key). Idempotent.
    */
   record(record: ReleaseRecord): ReleaseRecord {
     const all = this.with(secretStrings(record.values, record.manifests));
@@ -116,7 +123,7 @@ export class Redactor {
       // The description can quote a log line or an API message that holds one.
       description: all.text(record.description ?? ''),
       manifests: record.manifests.map((o) => all.object(o)),
-      values: maskValues(record.values, false) as Record<string, unknown>,
+      values: maskValues(record.values, false, all) as Record<string, unknown>,
     };
   }
 }
@@ -140,21 +147,27 @@ function maskSecretData(map: unknown, encoding: 'base64' | 'utf8'): unknown {
   );
 }
 
-/** Strings and numbers under a secret-looking key, at any depth below it, are masked; booleans and nulls carry no secret. */
-function maskValues(v: unknown, underSecretKey: boolean): unknown {
-  if (Array.isArray(v)) return v.map((x) => maskValues(x, underSecretKey));
+/**
+ * Strings and numbers under a secret-looking key, at any depth below it, are
+ * masked, and so are those the redactor knows as secrets (whole, or inside a
+ * string); booleans and nulls carry no secret.
+ */
+function maskValues(v: unknown, underSecretKey: boolean, known: Redactor): unknown {
+  if (Array.isArray(v)) return v.map((x) => maskValues(x, underSecretKey, known));
   if (typeof v === 'object' && v !== null) {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
-      const value = maskValues(x, underSecretKey || SECRET_KEY.test(k));
+      const value = maskValues(x, underSecretKey || SECRET_KEY.test(k), known);
       if (k === '__proto__') Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
       else out[k] = value;
     }
     return out;
   }
-  if (underSecretKey && typeof v === 'string' && MASKED.test(v)) return v;
-  if (underSecretKey && (typeof v === 'string' || typeof v === 'number')) return maskToken(String(v));
-  return v;
+  if (typeof v === 'string' && MASKED.test(v)) return v;
+  if (typeof v !== 'string' && typeof v !== 'number') return v;
+  const s = String(v);
+  if (underSecretKey || known.wholeValues.has(s) || known.secrets.has(s)) return maskToken(s);
+  return typeof v === 'string' ? known.text(v) : v;
 }
 
 /** Masks a record's own secret material before it is stored, whoever writes it (ReleaseStorage's seal). */

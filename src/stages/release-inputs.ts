@@ -8,19 +8,28 @@ import { environmentValues, parseValuesFile } from '../render/values.js';
 import { RegistryAccess } from '../adapters/registry.js';
 import type { RunContext } from '../context.js';
 import type { EnvironmentConfig } from '../config/types.js';
+import type { CiContext } from '../ci.js';
+import { TRACE_ANNOTATIONS } from '../kube/types.js';
+import { environmentSlug, withSlug } from '../core/environment-slug.js';
 import type { Project, ProjectOptions } from '../project.js';
 import { Redactor } from './redact.js';
+import { loadSecretInputs } from './secret-values.js';
 import type { ImagePlan } from './image-plan.js';
 
 export const KUBE_DIR = '.kube';
 
 /** Where a release goes: resolved from skiff.yaml's environment and the flags. */
 export interface ReleaseTarget {
+  /** The environment's full name: `staging`, or `review/feature-x` of a dynamic one. */
   env: string;
+  /** GitLab's CI_ENVIRONMENT_SLUG of the name: a label value, a DNS label. */
+  slug: string;
+  /** The declaration in skiff.yaml, `{slug}` replaced in its names and values. */
   environment: EnvironmentConfig;
   release: string;
   namespace: string;
   kubeContext?: string;
+  url?: string;
 }
 
 /** The options of every command that works on one environment's release. */
@@ -32,20 +41,69 @@ export interface TargetOptions extends ProjectOptions {
   lockTimeoutMs?: number;
 }
 
-export function resolveTarget(project: Project, env: string, flags: { namespace?: string; kubeContext?: string } = {}): ReleaseTarget {
-  const environment = project.config.environments[env];
-  if (!environment) {
-    const known = Object.keys(project.config.environments);
-    throw new ConfigError(
-      `environment "${env}" is not defined in ${project.config.file} (environments: ${known.join(', ') || 'none'}); add it under environments:`,
-    );
+/**
+ * The release target of an environment name: a declared environment, or
+ * `<name>/<anything>` of one declared `dynamic: true`. The slug is GitLab's
+ * CI_ENVIRONMENT_SLUG when the job runs for this environment, else computed
+ * the same way. The kube context: --kube-context, then KUBE_CONTEXT, then
+ * skiff.yaml.
+ */
+export function resolveTarget(
+  project: Project,
+  env: string,
+  flags: { namespace?: string; kubeContext?: string } = {},
+  ci: Pick<CiContext, 'environmentName' | 'environmentSlug' | 'kubeContext'> = {},
+): ReleaseTarget {
+  const { environments, file } = project.config;
+  const slash = env.indexOf('/');
+  const declared = environments[env] ?? (slash > 0 ? environments[env.slice(0, slash)] : undefined);
+  const known = () =>
+    Object.values(environments)
+      .map((e) => (e.dynamic ? `${e.name}/<name>` : e.name))
+      .join(', ') || 'none';
+  if (!declared || declared.dynamic !== (declared.name !== env)) {
+    const hint = declared?.dynamic
+      ? `; "${declared.name}" is dynamic: name one of its environments, e.g. ${declared.name}/my-branch`
+      : '; add it under environments:';
+    throw new ConfigError(`environment "${env}" is not defined in ${file} (environments: ${known()})${hint}`);
   }
-  return {
+  const slug = ci.environmentName === env && ci.environmentSlug ? ci.environmentSlug : environmentSlug(env);
+  const environment = declared.dynamic ? withSlugs(declared, slug) : declared;
+  const target: ReleaseTarget = {
     env,
+    slug,
     environment,
     release: environment.release ?? `${project.config.project}-${env}`,
     namespace: flags.namespace ?? environment.namespace,
-    kubeContext: flags.kubeContext ?? environment.kubeContext,
+    kubeContext: flags.kubeContext ?? ci.kubeContext ?? environment.kubeContext,
+    url: environment.url,
+  };
+  if (!DNS_LABEL.test(target.namespace) || target.namespace.length > 63) {
+    throw new ConfigError(
+      `environment "${env}": namespace "${target.namespace}" is not a namespace name (at most 63 lower-case letters, digits and "-"); shorten environments.${declared.name}.namespace in ${file}`,
+    );
+  }
+  return target;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** A dynamic environment's declaration with {slug} replaced in its names, URL and string values. */
+function withSlugs(e: EnvironmentConfig, slug: string): EnvironmentConfig {
+  const fill = (v: unknown): unknown =>
+    typeof v === 'string'
+      ? withSlug(v, slug)
+      : Array.isArray(v)
+        ? v.map(fill)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)]))
+          : v;
+  return {
+    ...e,
+    namespace: withSlug(e.namespace, slug),
+    release: e.release === undefined ? undefined : withSlug(e.release, slug),
+    url: e.url === undefined ? undefined : withSlug(e.url, slug),
+    values: fill(e.values) as Record<string, unknown>,
   };
 }
 
@@ -109,8 +167,13 @@ export async function renderForTarget(
       `${KUBE_DIR}/ has no templates${project.mode === 'commit' ? ` at commit ${project.git.commit.slice(0, 8)}` : ''}; add *.yaml or *.yaml.ejs files${project.mode === 'commit' ? ' and commit them' : ''}`,
     );
   }
-  const valueSources = environmentValues(files, target.env);
-  valueSources.push({ origin: `${project.config.file} environments.${target.env}.values`, values: target.environment.values });
+  // Values files are per declared environment: a dynamic one's review apps share values.review.yaml.
+  const declared = target.environment.name;
+  const valueSources = environmentValues(files, declared);
+  valueSources.push({ origin: `${project.config.file} environments.${declared}.values`, values: target.environment.values });
+  // Decrypted .kube/secret-values*.yaml: after the plain values, before --values and --set.
+  const secrets = await loadSecretInputs(ctx, project.root, files, declared);
+  valueSources.push(...secrets.sources);
   for (const file of flags.valuesFiles ?? []) {
     const abs = join(ctx.cwd, file);
     let content: string;
@@ -121,22 +184,32 @@ export async function renderForTarget(
     }
     valueSources.push({ origin: relative(ctx.cwd, abs), values: parseValuesFile(relative(ctx.cwd, abs), content) });
   }
-  const output = renderRelease({
-    templates: files.filter((f) => isTemplateFile(f.path)),
-    valueSources,
-    sets: flags.set ?? [],
-    images,
-    env: target.env,
-    release: target.release,
-    namespace: target.namespace,
-    project: project.config.project,
-    git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },
-  });
+  let output: RenderOutput;
+  try {
+    output = renderRelease({
+      templates: files.filter((f) => isTemplateFile(f.path)),
+      valueSources,
+      sets: flags.set ?? [],
+      images,
+      env: target.env,
+      slug: target.slug,
+      url: target.url,
+      release: target.release,
+      namespace: target.namespace,
+      project: project.config.project,
+      git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },
+      annotations: traceAnnotations(project.git.commit, ctx.ci),
+      secretFiles: secrets.files,
+    });
+  } catch (e) {
+    // A template error can quote a value: not a decrypted one.
+    throw new Redactor().with(secrets.strings).error(e);
+  }
   for (const w of output.warnings) ctx.reporter.warn(w);
   const redactor = Redactor.of(
     output.values,
     output.manifests.map((m) => m.object),
-  );
+  ).with(secrets.strings, secrets.values);
   for (const m of output.manifests) {
     for (const hit of redactor.hits(m.object)) {
       ctx.reporter.warn(
@@ -145,4 +218,12 @@ export async function renderForTarget(
     }
   }
   return { ...output, redactor };
+}
+
+/** Where every deployed object came from: the commit, and in CI the pipeline and job (werf's ci.werf.io annotations). */
+export function traceAnnotations(commit: string, ci: Pick<CiContext, 'pipelineUrl' | 'jobUrl'>): Record<string, string> {
+  const out: Record<string, string> = { [TRACE_ANNOTATIONS.commit]: commit };
+  if (ci.pipelineUrl) out[TRACE_ANNOTATIONS.pipelineUrl] = ci.pipelineUrl;
+  if (ci.jobUrl) out[TRACE_ANNOTATIONS.jobUrl] = ci.jobUrl;
+  return out;
 }

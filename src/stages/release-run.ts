@@ -81,12 +81,13 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     status: opts.rollbackOf ? 'pending-rollback' : previousDeployed ? 'pending-upgrade' : 'pending-install',
     description: opts.rollbackOf ? `rollback to ${opts.rollbackOf}` : previousDeployed ? 'upgrade' : 'install',
     environment: target.env,
+    environmentSlug: target.slug,
     project: opts.project,
     manifests: opts.recorded ?? opts.manifests.map((m) => m.object),
     values: opts.values,
     images: opts.images,
     git: opts.git,
-    deployedBy: { user: ctx.ci.actor, host: hostname(), ciJobUrl: ctx.ci.jobUrl },
+    deployedBy: { user: ctx.ci.actor, host: hostname(), ciJobUrl: ctx.ci.jobUrl, ciPipelineUrl: ctx.ci.pipelineUrl },
     startedAt: ctx.now().toISOString(),
     tests: opts.tests,
     rollbackOf: opts.rollbackOf,
@@ -117,20 +118,34 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
   };
 
   const { pre, main, post } = splitHooks(opts.manifests);
+  /** Each phase is a section of the log (collapsible under GitLab CI), ended before its verdict is printed. */
+  const phase = async <T>(name: string, header: string, work: () => Promise<T>): Promise<T> => {
+    const end = reporter.section(`skiff_deploy_${name}`, `${header} (release ${target.release} revision ${revision})`);
+    try {
+      return await work();
+    } finally {
+      end();
+    }
+  };
 
   try {
-    const preResult = await runHooks(ctx, kube, pre, 'pre-deploy', opts);
+    const preResult = pre.length ? await phase('pre_hooks', `pre-deploy hooks: ${pre.length}`, () => runHooks(ctx, kube, pre, 'pre-deploy', opts)) : undefined;
     if (preResult) return await finish('failed', preResult.description, { failures: preResult.failures, notReady: preResult.notReady });
 
-    const applied: KubeObject[] = [];
-    for (const phase of applyPhases(main)) {
-      const objs = await mapLimit(phase, PARALLEL_REQUESTS, (m) => applyManifest(kube, m, { force: opts.forceConflicts }));
-      for (const o of objs) {
-        reporter.status(objectRef(o), 'applied');
-        applied.push(o);
+    const applied = await phase('apply', `apply ${main.length} objects`, async () => {
+      const applied: KubeObject[] = [];
+      for (const objects of applyPhases(main)) {
+        const objs = await mapLimit(objects, PARALLEL_REQUESTS, (m) => applyManifest(kube, m, { force: opts.forceConflicts }));
+        for (const o of objs) {
+          reporter.status(objectRef(o), 'applied');
+          applied.push(o);
+        }
       }
-    }
-    const tracked = await trackRollout(kube, { objects: applied, timeoutMs: opts.timeoutMs, policy: opts.policy, reporter, signal: ctx.signal, now: ctx.now });
+      return applied;
+    });
+    const tracked = await phase('track', `wait for ${applied.length} objects to be ready`, () =>
+      trackRollout(kube, { objects: applied, timeoutMs: opts.timeoutMs, policy: opts.policy, reporter, signal: ctx.signal, now: ctx.now }),
+    );
     if (!tracked.ok) {
       const description = tracked.failures.length
         ? tracked.failures
@@ -144,10 +159,16 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
           : `not ready after ${formatDuration(opts.timeoutMs)}: ${tracked.notReady.map((n) => `${n.object} (${n.message})`).join(', ')}`;
       return await finish('failed', description, { failures: tracked.failures, notReady: tracked.notReady });
     }
-    const postResult = await runHooks(ctx, kube, post, 'post-deploy', opts);
+    const postResult = post.length
+      ? await phase('post_hooks', `post-deploy hooks: ${post.length}`, () => runHooks(ctx, kube, post, 'post-deploy', opts))
+      : undefined;
     if (postResult) return await finish('failed', postResult.description, { failures: postResult.failures, notReady: postResult.notReady });
 
-    const pruned = previousDeployed ? await prune(ctx, kube, previousDeployed.manifests, record.manifests) : [];
+    const pruned = previousDeployed
+      ? await phase('prune', `prune what revision ${previousDeployed.revision} had and this one does not`, () =>
+          prune(ctx, kube, previousDeployed.manifests, record.manifests),
+        )
+      : [];
     return await finish('deployed', opts.rollbackOf ? `rollback to ${opts.rollbackOf} complete` : `${previousDeployed ? 'upgrade' : 'install'} complete`, {
       pruned,
     });

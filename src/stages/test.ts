@@ -1,15 +1,22 @@
 import { repositoryPath } from '../core/image-ref.js';
-import { mkdir, rm } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import { runContainer } from '../adapters/container-run.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
+import { junitXml, OutputTail, parseXml, stripAnsi, XmlSyntaxError, type JunitCase } from '../core/junit.js';
 import type { RunContext } from '../context.js';
 import type { Project } from '../project.js';
 import { RegistryAccess } from '../adapters/registry.js';
 import { buildPlanned } from './build.js';
 import { planImages } from './image-plan.js';
+import { Redactor } from './redact.js';
+
+/** Where the JUnit report of all tests goes, relative to the project root (GitLab's artifacts:reports:junit). */
+export const JUNIT_REPORT = '.skiff/reports/junit.xml';
+/** Lines of a test's output kept for the JUnit report. */
+const OUTPUT_TAIL = 100;
 
 export interface TestStageOptions {
   /** Tests to run (default: all). */
@@ -35,23 +42,27 @@ export interface TestRunResult {
   commit: string;
   passed: boolean;
   tests: TestCaseResult[];
+  /** The JUnit report of the run, relative to the project root. */
+  junit: string;
 }
 
 /**
  * The test stage: runs each configured test command in its image (built
- * first when missing), network "none" by default, and copies report files to
- * .skiff/reports/<test>/. Failed tests are in the result (testsFailed makes
- * the error).
+ * first when missing), network "none" by default, copies report files to
+ * .skiff/reports/<test>/ and writes one JUnit report of all tests. Failed
+ * tests are in the result (testsFailed makes the error).
  */
 export async function testProject(ctx: RunContext, project: Project, opts: TestStageOptions): Promise<TestRunResult> {
   const { config } = project;
+  const startedAt = ctx.now();
   const names = opts.tests?.length ? opts.tests : Object.keys(config.tests);
   for (const n of names) {
     if (!config.tests[n]) throw new ConfigError(`test "${n}" is not defined in ${config.file} (tests: ${Object.keys(config.tests).join(', ') || 'none'})`);
   }
   if (names.length === 0) {
     ctx.reporter.warn(`no tests defined in ${config.file}; nothing to run`);
-    return { commit: project.git.commit, passed: true, tests: [] };
+    await writeJunit(project.root, startedAt, []);
+    return { commit: project.git.commit, passed: true, tests: [], junit: JUNIT_REPORT };
   }
   const tests = names.map((n) => config.tests[n]!);
   const plans = await planImages(project, [...new Set(tests.map((t) => t.image))]);
@@ -96,32 +107,52 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
   const refOf = new Map(plans.map((p) => [p.name, p.ref]));
   const reportsRoot = join(project.root, '.skiff', 'reports');
 
-  const results = await mapLimit(tests, opts.parallel ?? 2, async (test) => {
+  const runs = await mapLimit(tests, opts.parallel ?? 2, async (test) => {
     const reference = refOf.get(test.image)!;
     const dir = join(reportsRoot, test.name);
     await rm(dir, { recursive: true, force: true });
     if (test.reports.length) await mkdir(dir, { recursive: true });
-    ctx.reporter.status(test.name, 'running', `${test.command.join(' ')} in ${test.image}`);
-    const outcome = await runContainer(docker, {
-      image: reference,
-      command: test.command,
-      env: test.env,
-      workdir: test.workdir,
-      network: test.network,
-      timeoutMs: test.timeoutMs,
-      labels: { 'io.skiff.project': config.project, 'io.skiff.test': test.name },
-      onOutput: (line) => ctx.reporter.log(test.name, line),
-      copyOut: test.reports,
-      copyTo: dir,
-      signal: ctx.signal,
+    // The test's own secrets (env values under secret-looking keys) stay out of the log and the report.
+    const redactor = Redactor.of(test.env, []);
+    const reporter = redactor.reporter(ctx.reporter);
+    const tail = new OutputTail(OUTPUT_TAIL);
+    const problems: string[] = [];
+    const end = reporter.section(`skiff_test_${test.name}`, `test ${test.name}: ${test.command.join(' ')} in ${test.image}`, {
+      collapsed: true,
+      source: test.name,
     });
-    for (const m of outcome.missing) ctx.reporter.warn(`${test.name}: report ${m} was not found in the container`);
+    let outcome;
+    try {
+      reporter.status(test.name, 'running', `${test.command.join(' ')} in ${test.image}`);
+      outcome = await runContainer(docker, {
+        image: reference,
+        command: test.command,
+        env: test.env,
+        workdir: test.workdir,
+        network: test.network,
+        timeoutMs: test.timeoutMs,
+        labels: { 'io.skiff.project': config.project, 'io.skiff.test': test.name },
+        onOutput: (line) => {
+          reporter.log(test.name, line);
+          tail.push(redactor.text(stripAnsi(line)));
+        },
+        copyOut: test.reports,
+        copyTo: dir,
+        signal: ctx.signal,
+      });
+      for (const m of outcome.missing) problems.push(`${test.name}: report ${m} was not found in the container`);
+      problems.push(...(await malformedReports(project.root, test.name, outcome.copied)));
+    } finally {
+      end();
+    }
+    // The verdict after the section's end: never folded away in a CI log.
+    for (const p of problems) reporter.warn(p);
     const passed = outcome.exitCode === 0 && !outcome.timedOut && !outcome.interrupted;
     const took = formatDuration(outcome.durationMs);
-    if (outcome.timedOut) ctx.reporter.status(test.name, 'timed out', `after ${formatDuration(test.timeoutMs)}`);
-    else if (outcome.interrupted) ctx.reporter.status(test.name, 'interrupted', `after ${took}`);
-    else ctx.reporter.status(test.name, passed ? 'passed' : 'failed', passed ? took : `exit ${outcome.exitCode} after ${took}`);
-    return {
+    if (outcome.timedOut) reporter.status(test.name, 'timed out', `after ${formatDuration(test.timeoutMs)}`);
+    else if (outcome.interrupted) reporter.status(test.name, 'interrupted', `after ${took}`);
+    else reporter.status(test.name, passed ? 'passed' : 'failed', passed ? took : `exit ${outcome.exitCode} after ${took}`);
+    const result: TestCaseResult = {
       test: test.name,
       image: test.image,
       reference,
@@ -132,9 +163,47 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
       durationMs: outcome.durationMs,
       reports: outcome.copied.map((p) => relative(project.root, p)),
       missingReports: outcome.missing,
-    } satisfies TestCaseResult;
+    };
+    return { result, output: tail.lines() };
   });
-  return { commit: project.git.commit, passed: results.every((r) => r.passed), tests: results };
+  const results = runs.map((r) => r.result);
+  await writeJunit(
+    project.root,
+    startedAt,
+    runs.map(({ result, output }) => junitCase(result, output)),
+  );
+  return { commit: project.git.commit, passed: results.every((r) => r.passed), tests: results, junit: JUNIT_REPORT };
+}
+
+function junitCase(r: TestCaseResult, output: string[]): JunitCase {
+  const type = r.interrupted ? 'interrupted' : r.timedOut ? 'timed out' : 'failed';
+  return {
+    name: r.test,
+    classname: `skiff.${r.image}`,
+    durationMs: r.durationMs,
+    failure: r.passed ? undefined : { message: `exit ${r.exitCode}`, type },
+    output,
+  };
+}
+
+async function writeJunit(root: string, startedAt: Date, cases: JunitCase[]) {
+  const file = join(root, JUNIT_REPORT);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, junitXml({ name: 'skiff', timestamp: startedAt, cases }));
+}
+
+/** A warning for each copied report named *.xml that is not well-formed: GitLab would not read it. */
+async function malformedReports(root: string, test: string, copied: string[]): Promise<string[]> {
+  const problems = [];
+  for (const file of copied.filter((f) => /\.xml$/i.test(f))) {
+    try {
+      parseXml(await readFile(file, 'utf8'));
+    } catch (e) {
+      const why = e instanceof XmlSyntaxError ? `is not well-formed XML (${e.message})` : `cannot be read (${(e as Error).message})`;
+      problems.push(`${test}: report ${relative(root, file)} ${why}`);
+    }
+  }
+  return problems;
 }
 
 /** The error for a run with failed tests: each one named with what happened to it. */

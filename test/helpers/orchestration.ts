@@ -14,7 +14,10 @@ import type { MemoryKube } from './memory-kube.js';
 import { commitAll, git } from './skiff.js';
 
 export interface RecordedReporter extends Reporter {
-  /** Every call, in order, as `kind: text` lines (status lines read `subject: state (detail)`). */
+  /**
+   * Every call, in order, as `kind: text` lines (status lines read `subject: state (detail)`,
+   * sections `section: start <name>: <header>` and `section: end <name>`).
+   */
   lines: string[];
   statuses: Array<{ subject: string; state: string; detail?: string }>;
   warnings: string[];
@@ -44,6 +47,10 @@ export function recordingReporter(): RecordedReporter {
     },
     debug(message) {
       r.lines.push(`debug: ${message}`);
+    },
+    section(name, header, opts) {
+      r.lines.push(`section: start ${name}: ${header}${opts?.collapsed ? ' (collapsed)' : ''}`);
+      return () => r.lines.push(`section: end ${name}`);
     },
   };
   return r;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -128,7 +128,17 @@ describe('skiff build --push against the real Engine and registry', () => {
     // In CI a dirty tree without --dev is refused before any Docker call.
     const ci = await skiff(['build', '--registry', registry], { cwd: dir, env: { CI: 'true' } });
     expect(ci.exitCode).toBe(2);
-    expect(ci.stderr).toMatch(/uncommitted changes/);
+    expect(ci.stderr).toMatch(/tracked files changed in the job, uncommitted changes skiff does not build \(worker\/worker\.sh\)/);
+  });
+
+  it('in CI, untracked files (artifacts, a restored cache) do not stop a build from the commit', async () => {
+    const clean = await fixtureRepo('hello');
+    await mkdir(join(clean, '.skiff-artifacts'), { recursive: true });
+    await writeFile(join(clean, '.skiff-artifacts', 'report.xml'), '<testsuites/>');
+    await writeFile(join(clean, 'app', 'untracked.txt'), 'from an earlier job');
+    const r = await skiff(['build', '--registry', uniqueRegistry(), '-o', 'json'], { cwd: clean, env: { CI: 'true' } });
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stderr).not.toMatch(/uncommitted|untracked/);
   });
 });
 

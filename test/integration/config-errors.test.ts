@@ -50,7 +50,7 @@ describe('bad skiff.yaml: exit 2 before any Docker call', () => {
     const dir = await fixtureRepo('hello');
     const r = await skiff(BUILD, { cwd: dir, env: NO_DOCKER });
     expect(r.exitCode, r.all).toBe(3);
-    expect(r.stderr).toMatch(/^error: Docker Engine at unix:\/\/\/nonexistent\/docker\.sock is unreachable/m);
+    expect(r.stderr).toMatch(/^error: Docker Engine at unix:\/\/\/nonexistent\/docker\.sock \(from DOCKER_HOST\) is unreachable/m);
   });
 
   it('an unknown key', async () => {

@@ -1,8 +1,9 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { commitAll, git, skiff, uniqueRegistry } from '../helpers/skiff.js';
+import { commitAll, fixtureRepo, git, skiff, uniqueRegistry } from '../helpers/skiff.js';
 
 it('skiff init scaffolds a project that builds, and never overwrites a file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'skiff-init-'));
@@ -30,4 +31,16 @@ it('skiff init scaffolds a project that builds, and never overwrites a file', as
   const again = await skiff(['init'], { cwd: dir });
   expect(again.exitCode).toBe(0);
   expect(again.stderr).not.toMatch(/wrote/);
+});
+
+it('skiff init leaves an existing .kube/ alone, and writes no .dockerignore where it would take no effect', async () => {
+  const dir = await fixtureRepo('hello'); // .kube/ with templates, images built from subfolders
+  const before = (await readdir(join(dir, '.kube'))).sort();
+  const r = await skiff(['init'], { cwd: dir });
+  expect(r.exitCode, r.all).toBe(0);
+  expect((await readdir(join(dir, '.kube'))).sort()).toEqual(before);
+  expect(r.stderr).toMatch(/\.kube\/ has templates already: the skeleton is not added to it/);
+  expect(r.stderr).toMatch(/\.dockerignore not written: no image of skiff\.yaml builds from the repository root/);
+  expect(existsSync(join(dir, '.dockerignore'))).toBe(false);
+  expect(r.stderr).toMatch(/wrote \.gitlab-ci\.yml/);
 });

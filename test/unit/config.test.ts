@@ -104,9 +104,20 @@ describe('parseConfigText: a valid configuration', () => {
       },
     });
     expect(c.environments).toEqual({
-      staging: { name: 'staging', namespace: 'shop-staging', kubeContext: undefined, release: undefined, values: { replicas: 1 }, autoRollback: undefined },
+      staging: {
+        name: 'staging',
+        dynamic: false,
+        namespace: 'shop-staging',
+        kubeContext: undefined,
+        release: undefined,
+        url: undefined,
+        values: { replicas: 1 },
+        autoRollback: undefined,
+      },
       production: {
         name: 'production',
+        dynamic: false,
+        url: undefined,
         namespace: 'shop-prod',
         kubeContext: 'prod-cluster',
         release: undefined,
@@ -150,6 +161,33 @@ describe('parseConfigText: a valid configuration', () => {
     expect(c.tests.t).toMatchObject({ command: ['make'], timeoutMs: 600_000, network: 'none', reports: [], env: {} });
     expect(c.environments.dev).toMatchObject({ namespace: 'mini-dev', values: {} });
     expect(c.deploy).toEqual({ historyMax: 10, autoRollback: undefined, timeoutMs: 300_000 });
+  });
+
+  it('reads a dynamic environment: {slug} in its names, URL and values, default names by slug', () => {
+    const c = parseConfigText(
+      yaml(
+        'project: mini',
+        'images:',
+        '  web:',
+        'environments:',
+        '  review:',
+        '    dynamic: true',
+        '    url: http://{slug}.review.mini.test',
+        '    values: { host: "{slug}.review.mini.test" }',
+        '  preview:',
+        '    dynamic: true',
+        '    namespace: pr-{slug}',
+      ),
+      FILE,
+    );
+    expect(c.environments.review).toMatchObject({ dynamic: true, namespace: 'mini-{slug}', release: 'mini-{slug}', url: 'http://{slug}.review.mini.test' });
+    expect(c.environments.preview).toMatchObject({ dynamic: true, namespace: 'pr-{slug}' });
+    expect(errorOf(yaml('project: mini', 'images:', '  web:', 'environments:', '  review:', '    namespace: r-{slug}'))).toMatch(
+      /skiff\.yaml:6:5: environments\.review\.namespace "r-\{slug\}" is not valid: a Kubernetes namespace name/,
+    );
+    expect(errorOf(yaml('project: mini', 'images:', '  web:', 'environments:', '  review:', '    dynamic: yes please'))).toMatch(
+      /environments\.review\.dynamic must be true or false/,
+    );
   });
 
   it('accepts the hello fixture', async () => {

@@ -2,6 +2,9 @@
 // (deploy, history, diff, dismiss) on a committed project, no cluster. Each
 // test asserts what a user would see: the result, the history, the objects
 // left in the cluster, the order of the API calls and the reporter's lines.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runDiff } from '../../src/actions/diff.js';
@@ -472,7 +475,16 @@ describe('pruning: the one rule for what skiff may delete', () => {
     expect(h.reporter.lines).toContain('status: ConfigMap/a: pruned (no longer rendered)');
 
     const dismissed = await runDismiss(h.ctx, { env: 'staging' });
-    expect(dismissed).toEqual({ release: RELEASE, namespace: NS, deleted: ['ConfigMap/base'], historyDeleted: false });
+    expect(dismissed).toEqual({
+      environment: 'staging',
+      found: true,
+      release: RELEASE,
+      namespace: NS,
+      deleted: ['ConfigMap/base'],
+      historyDeleted: false,
+      namespaceDeleted: false,
+      summary: `release ${RELEASE}: deleted 1 objects`,
+    });
     for (const name of ['b', 'c', 'd']) expect(h.kube.object('ConfigMap', NS, name)).toBeDefined();
     expect(h.kube.object('ConfigMap', NS, 'base')).toBeUndefined();
     expect(h.kube.calls.filter((c) => c.verb === 'delete' && c.kind === 'ConfigMap').map((c) => c.name)).toEqual(['a', 'base']);
@@ -557,5 +569,33 @@ data:
     for (const [where, text] of Object.entries(seen)) {
       for (const s of forbidden) expect(text.includes(s), `${where} holds ${s}`).toBe(false);
     }
+  });
+});
+
+describe('review apps: one dynamic environment, dismissed without a checkout', () => {
+  it('deploys review/<branch> into its own namespace; the stop job finds it by slug with no skiff.yaml, removes it with its namespace, and twice is fine', async () => {
+    const h = await harness({
+      'skiff.yaml': SKIFF_YAML.replace('environments:\n', 'environments:\n  review:\n    dynamic: true\n    url: http://{slug}.review.test\n'),
+      '.kube/app.yaml': docs(configMap('web', { host: 'x' })),
+    });
+    const deployed = await runDeploy(h.ctx, { env: 'review/feature-x' });
+    expect(deployed.status).toBe('deployed');
+    const ns = deployed.namespace;
+    expect(ns).toMatch(/^orch-review-feature-x-[a-z0-9]{6}$/);
+    expect(deployed.url).toBe(`http://${ns.slice('orch-'.length)}.review.test`);
+    expect(h.kube.object('Namespace', undefined, ns)?.metadata.labels?.['app.kubernetes.io/managed-by']).toBe('skiff');
+
+    const empty = await mkdtemp(join(tmpdir(), 'skiff-no-checkout-'));
+    const stopCtx = { ...h.ctx, cwd: empty };
+    const stopped = await runDismiss(stopCtx, { env: 'review/feature-x', withNamespace: true });
+    expect(stopped).toMatchObject({ found: true, namespace: ns, deleted: ['ConfigMap/web'], historyDeleted: true, namespaceDeleted: true });
+    expect(h.kube.object('Namespace', undefined, ns)).toBeUndefined();
+    expect(recordSecrets(h.kube)).toEqual([]);
+
+    const again = await runDismiss(stopCtx, { env: 'review/feature-x', withNamespace: true });
+    expect(again).toMatchObject({ found: false, deleted: [] });
+    expect(again.summary).toMatch(
+      /^no release of environment review\/feature-x \(slug review-feature-x-[a-z0-9]{6}\) in the cluster of context memory; nothing to dismiss$/,
+    );
   });
 });

@@ -61,6 +61,28 @@ describe('kubeconfig', () => {
     expect(selectContext([team, personal], 'laptop')).toMatchObject({ context: 'laptop', namespace: 'default', server: 'https://staging.example:6443' });
   });
 
+  it("selects a GitLab agent's context, named <agent configuration project>:<agent name>", () => {
+    const agent = {
+      path: '/builds/group/app.tmp/KUBECONFIG',
+      text: `
+apiVersion: v1
+kind: Config
+clusters:
+  - name: gitlab
+    cluster: { server: "https://kas.example/k8s-proxy/" }
+users:
+  - name: agent:42
+    user: { token: "ci:42:job-token" }
+contexts:
+  - name: group/agent-project:review-agent
+    context: { cluster: gitlab, user: agent:42, namespace: review }
+`,
+    };
+    const sel = selectContext([agent], 'group/agent-project:review-agent');
+    expect(sel).toMatchObject({ context: 'group/agent-project:review-agent', namespace: 'review', server: 'https://kas.example/k8s-proxy' });
+    expect(connectionOptions(sel, () => Buffer.from('')).headers).toEqual({ authorization: 'Bearer ci:42:job-token' });
+  });
+
   it('resolves relative certificate paths against the file that names them, and decodes inline data', () => {
     const read = (p: string) => Buffer.from(`contents of ${p}`);
     const staging = connectionOptions(selectContext([team]), read);

@@ -14,6 +14,7 @@ function input(templates: Record<string, string>, over: Partial<RenderInput> = {
     sets: [],
     images: { app: IMAGE, worker: 'registry.local/shop/worker:3f2a9c1@sha256:' + 'b'.repeat(64) },
     env: 'staging',
+    slug: 'staging',
     release: 'shop-staging',
     namespace: 'shop-staging',
     project: 'shop',
@@ -398,7 +399,7 @@ describe('render errors', () => {
       `".kube/a.yaml.ejs:7: Cannot read properties of undefined (reading 'bar') (a missing value? check the values files, or guard it with required(value, "message"))"`,
     );
     expect(failure({ '.kube/a.yaml.ejs': `${CM('a')}<%\n  const x = 1;\n  const y = z.q;\n%>\n` })).toMatchInlineSnapshot(
-      `".kube/a.yaml.ejs:5: z is not defined; templates see values, images, env, release, namespace, project, git, toYaml, b64, sha256, required, quote"`,
+      `".kube/a.yaml.ejs:5: z is not defined; templates see values, images, env, slug, url, release, namespace, project, git, toYaml, b64, sha256, required, quote, secretFile"`,
     );
   });
 
@@ -553,5 +554,27 @@ describe('render errors', () => {
       return;
     }
     throw new Error('no error');
+  });
+});
+
+describe('review apps and traceability', () => {
+  it('templates see the environment slug and URL; every object carries the given annotations', () => {
+    const out = renderRelease(
+      input(
+        {
+          '.kube/ingress.yaml.ejs':
+            'apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n  annotations: { team: shop }\nspec:\n  rules:\n    - host: <%= slug %>.review.shop.test\n# <%= url %>\n',
+        },
+        {
+          env: 'review/feature-x',
+          slug: 'review-feature-x-0a1b2c',
+          url: 'http://review-feature-x-0a1b2c.review.shop.test',
+          annotations: { 'skiff.io/commit': '3f2a9c1d' },
+        },
+      ),
+    );
+    const ingress = out.manifests[0]!.object as any;
+    expect(ingress.spec.rules[0].host).toBe('review-feature-x-0a1b2c.review.shop.test');
+    expect(ingress.metadata.annotations).toEqual({ team: 'shop', 'skiff.io/commit': '3f2a9c1d' });
   });
 });

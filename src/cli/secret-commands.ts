@@ -1,0 +1,145 @@
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import type { RunContext } from '../context.js';
+import { printJson, run } from './session.js';
+
+async function readStdin(ctx: RunContext, what: string): Promise<Buffer> {
+  if (process.stdin.isTTY) ctx.reporter.info(`reading ${what} from the terminal: type it, then Ctrl-D (or pipe it in)`);
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks);
+}
+
+/** On a terminal, asks whether to fix an invalid edit in the editor again; elsewhere the edit fails. */
+async function askRetry(problem: string): Promise<boolean> {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${problem}\nopen the editor again to fix it? [Y/n] `);
+    return !/^n/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export function addSecretCommands(program: Command) {
+  const secret = program
+    .command('secret')
+    .description('encrypted values and files in the repository: key, encrypt, decrypt, edit, rotate-key')
+    .addHelpText(
+      'after',
+      `
+The key is read from SKIFF_SECRET_KEY, then .skiff_secret_key at the repository
+root (mode 600, not committed), then ~/.skiff/secret_key. werf's values are read
+with WERF_SECRET_KEY, else the same key.
+
+Examples:
+  (umask 077; skiff secret generate-key > .skiff_secret_key)
+  skiff secret edit .kube/secret-values.yaml
+  printf %s "$TOKEN" | skiff secret encrypt api.token
+  skiff secret encrypt --file tls/key.pem < key.pem > .kube/secret/tls/key.pem
+  SKIFF_OLD_SECRET_KEY=… SKIFF_SECRET_KEY=… skiff secret rotate-key`,
+    );
+
+  secret
+    .command('generate-key')
+    .description('print a new random key (256 bits, hex)')
+    .action(() =>
+      run(program, async ({ json }) => {
+        const { runGenerateKey } = await import('../actions/secret.js');
+        const r = runGenerateKey();
+        if (json) return printJson(r);
+        process.stdout.write(`${r.key}\n`);
+      }),
+    );
+
+  /** encrypt and decrypt: a value (bound to its key path) or a whole file, stdin to stdout. */
+  const valueCommand = (
+    name: string,
+    description: string,
+    [keyPathHelp, fileHelp, help]: [string, string, string],
+    transform: (ctx: RunContext, target: { keyPath?: string; file?: string }) => Promise<{ result: unknown; text: string }>,
+  ) =>
+    secret
+      .command(name)
+      .description(description)
+      .argument('[key-path]', keyPathHelp)
+      .option('--file <path>', fileHelp)
+      .addHelpText('after', help)
+      .action((keyPath: string | undefined, o: { file?: string }) =>
+        run(program, async ({ ctx, json }) => {
+          const { result, text } = await transform(ctx, { keyPath, file: o.file });
+          if (json) printJson(result);
+          else process.stdout.write(text);
+        }),
+      );
+
+  valueCommand(
+    'encrypt',
+    'encrypt a value or a file from stdin to stdout',
+    [
+      'the key path the value goes to in a secret-values file, e.g. db.password',
+      'encrypt a whole file for .kube/secret/<path> (what secretFile() reads)',
+      '\nA value is bound to its key path, a file to its path: copied elsewhere, it does not decrypt.\nOne final newline of a value is dropped.\n\nExamples:\n  printf %s "$DB_PASSWORD" | skiff secret encrypt db.password\n  skiff secret encrypt --file tls/key.pem < key.pem > .kube/secret/tls/key.pem',
+    ],
+    async (ctx, target) => {
+      const { runEncrypt } = await import('../actions/secret.js');
+      const r = await runEncrypt(ctx, { ...target, input: await readStdin(ctx, target.file ? 'the file' : 'the value') });
+      return { result: r, text: `${r.ciphertext}\n` };
+    },
+  );
+
+  valueCommand(
+    'decrypt',
+    "decrypt a value or a file (skiff's or werf's) from stdin to stdout",
+    [
+      'the key path the value belongs to (for werf values: not needed)',
+      'the path under .kube/secret/ the file belongs to',
+      '\nExamples:\n  skiff secret decrypt db.password <<< "skiff:v1:…"\n  skiff secret decrypt --file tls/key.pem < .kube/secret/tls/key.pem',
+    ],
+    async (ctx, target) => {
+      const { runDecrypt } = await import('../actions/secret.js');
+      const r = await runDecrypt(ctx, { ...target, input: (await readStdin(ctx, 'the ciphertext')).toString('utf8') });
+      return { result: r, text: process.stdout.isTTY && !r.plaintext.endsWith('\n') ? `${r.plaintext}\n` : r.plaintext };
+    },
+  );
+
+  secret
+    .command('edit')
+    .description('edit a secret-values file or a secret file in $EDITOR; only changed values are encrypted again')
+    .argument('<file>', '.kube/secret-values[.<env>].yaml, or a file under .kube/secret/ (created when missing)')
+    .addHelpText(
+      'after',
+      '\nThe plain copy is a 0600 file in /dev/shm (else the temporary folder), removed when the editor closes.\n\nExamples:\n  skiff secret edit .kube/secret-values.yaml\n  EDITOR="code --wait" skiff secret edit .kube/secret/tls/key.pem',
+    )
+    .action((file: string) =>
+      run(program, async ({ ctx, json }) => {
+        const { runEdit } = await import('../actions/secret.js');
+        const r = await runEdit(ctx, { file, retry: askRetry });
+        if (json) return printJson(r);
+        if (r.unchanged) return ctx.reporter.info(`${r.file}: no changes`);
+        const what = r.encrypted.length ? `encrypted ${r.encrypted.join(', ')}` : 'rewritten';
+        const kept = r.kept === 1 ? '; 1 unchanged value kept its ciphertext' : r.kept ? `; ${r.kept} unchanged values kept their ciphertext` : '';
+        ctx.reporter.info(`${r.file}: ${r.created ? 'created, ' : ''}${what}${kept}`);
+      }),
+    );
+
+  secret
+    .command('rotate-key')
+    .description('re-encrypt every secret file under .kube/ with the current key, from SKIFF_OLD_SECRET_KEY; all files or none')
+    .option('--from-werf', "also convert values in werf's format (key: WERF_SECRET_KEY, else SKIFF_OLD_SECRET_KEY)")
+    .addHelpText(
+      'after',
+      '\nExamples:\n  SKIFF_OLD_SECRET_KEY=$(cat .skiff_secret_key) SKIFF_SECRET_KEY=$(skiff secret generate-key) skiff secret rotate-key\n  WERF_SECRET_KEY=… skiff secret rotate-key --from-werf',
+    )
+    .action((o: { fromWerf?: boolean }) =>
+      run(program, async ({ ctx, json }) => {
+        const { runRotateKey } = await import('../actions/secret.js');
+        const r = await runRotateKey(ctx, { fromWerf: o.fromWerf });
+        if (json) return printJson(r);
+        if (r.files.length === 0) return ctx.reporter.info('no secret files under .kube/: nothing to rotate');
+        for (const f of r.files) ctx.reporter.info(`${f.file}: ${f.rotated ? `${f.rotated} re-encrypted` : 'already on the current key'}`);
+        ctx.reporter.info(`every secret is encrypted with key ${r.keyId} now: commit the files, and give the new key to CI and the team`);
+      }),
+    );
+}

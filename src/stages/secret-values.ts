@@ -1,0 +1,280 @@
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Scalar } from 'yaml';
+import { findWerfKey, MissingSecretKeyError, requireSecretKey, WERF_KEY_ENV } from '../adapters/secret-key.js';
+import type { RunContext } from '../context.js';
+import { decryptSecret, isSkiffCiphertext, SecretFormatError, showKeyPath, type SecretKey, type SecretPlace } from '../core/secret-crypto.js';
+import { MIN_SECRET_LENGTH } from '../core/secret-material.js';
+import { decryptWerfSecret, isWerfCiphertext } from '../core/werf-secret.js';
+import { ConfigError } from '../errors.js';
+import { isSecretFile, type TemplateFile } from '../render/render.js';
+import type { ValueSource } from '../render/values.js';
+
+/**
+ * The encrypted part of .kube/: secret-values.yaml and
+ * secret-values.<env>.yaml (keys in clear, each scalar encrypted on its own)
+ * and the files under secret/ (each encrypted whole), decrypted for a render.
+ */
+
+export const SECRET_DIR = '.kube/secret/';
+export function isSecretValuesFile(path: string): boolean {
+  return isSecretFile(path) && !path.startsWith(SECRET_DIR);
+}
+
+/** The secret-values files of an environment in merge order, each in its .yaml and .yml spelling. */
+export function secretValuesFileNames(env: string): string[] {
+  return ['.kube/secret-values.yaml', '.kube/secret-values.yml', `.kube/secret-values.${env}.yaml`, `.kube/secret-values.${env}.yml`];
+}
+
+// ---------------------------------------------------------------------------
+// Keys, looked up once and only when a file needs them
+
+/** The keys a set of secret files is read (or written) with; each asked for with the file that needs it. */
+export interface SecretKeys {
+  skiff(needs: string): Promise<SecretKey>;
+  werf(needs: string): Promise<Buffer>;
+}
+
+/** The project's keys from the environment, the repository and the home folder, looked up on first use. */
+export function projectKeys(env: NodeJS.ProcessEnv, root: string | undefined): SecretKeys {
+  let skiff: Promise<SecretKey> | undefined;
+  let werf: Promise<Buffer | undefined> | undefined;
+  return {
+    skiff: (needs) => (skiff ??= requireSecretKey(env, root, needs)),
+    async werf(needs) {
+      const key = await (werf ??= findWerfKey(env, root));
+      if (!key)
+        throw new MissingSecretKeyError(`${needs} holds values in werf's format and there is no key for them: set ${WERF_KEY_ENV} to the werf project's key`);
+      return key;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// One value or file
+
+/** Where a ciphertext stands, for messages: `file:line: key.path: …`. */
+export interface SecretWhere {
+  file: string;
+  line?: number;
+  /** The key path of a value; none for a whole file. */
+  path?: ReadonlyArray<string | number>;
+}
+
+export function describeWhere(where: SecretWhere): string {
+  return `${where.file}${where.line === undefined ? '' : `:${where.line}`}${where.path ? `: ${showKeyPath(where.path)}` : ''}`;
+}
+
+function fixHint(problem: SecretFormatError['problem'], where: SecretWhere): string {
+  if (problem === 'other-key') return '; set SKIFF_SECRET_KEY to the key it was encrypted with (or rotate it: skiff secret rotate-key)';
+  if (problem === 'bad-key') return '';
+  if (where.file === 'stdin') return '; give the key path (or --file) it was encrypted for';
+  return where.path
+    ? `; restore it from Git, or set the value again with "skiff secret edit ${where.file}"`
+    : `; restore it from Git, or encrypt the file again with "skiff secret edit ${where.file}"`;
+}
+
+/** The text of one ciphertext, skiff's or werf's; any problem is exit 2 naming file, line and key path. */
+export async function openSecret(text: string, place: SecretPlace, keys: SecretKeys, where: SecretWhere): Promise<string> {
+  const needs = where.file;
+  try {
+    if (isSkiffCiphertext(text.trim())) {
+      const plain = decryptSecret(text, await keys.skiff(needs), place);
+      return new TextDecoder('utf-8', { fatal: true }).decode(plain);
+    }
+    return decryptWerfSecret(text, await keys.werf(needs));
+  } catch (e) {
+    if (e instanceof SecretFormatError) throw new ConfigError(`${describeWhere(where)}: ${e.message}${fixHint(e.problem, where)}`, { cause: e });
+    if (e instanceof TypeError)
+      throw new ConfigError(`${describeWhere(where)}: the decrypted data is not UTF-8 text; secret files hold text (base64-encode binary files)`);
+    throw e;
+  }
+}
+
+export type CiphertextKind = 'skiff' | 'werf' | 'plain';
+
+export function ciphertextKind(text: string): CiphertextKind {
+  const t = text.trim();
+  return isSkiffCiphertext(t) ? 'skiff' : isWerfCiphertext(t) ? 'werf' : 'plain';
+}
+
+// ---------------------------------------------------------------------------
+// Secret-values files
+
+/** One scalar of a secret-values file: where it stands and its node (null values included). */
+export interface SecretScalar {
+  path: Array<string | number>;
+  line: number;
+  node: Scalar;
+}
+
+export interface SecretValuesDoc {
+  doc: Document;
+  scalars: SecretScalar[];
+}
+
+/**
+ * Parses a secret-values file: a mapping whose leaves are scalars. Invalid
+ * YAML, another top level, aliases (a ciphertext belongs to one key path) and
+ * an empty file (unless `allowEmpty`, for a file being created) are exit 2.
+ */
+export function parseSecretValues(file: string, text: string, opts: { allowEmpty?: boolean } = {}): SecretValuesDoc {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const lineOf = (node: Node | null | undefined) => lineCounter.linePos(node?.range?.[0] ?? 0).line;
+  const first = doc.errors[0];
+  if (first) {
+    const what = first.message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '');
+    throw new ConfigError(`${file}:${lineCounter.linePos(first.pos[0]).line}: invalid YAML: ${what}`);
+  }
+  const scalars: SecretScalar[] = [];
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    if (opts.allowEmpty) return { doc, scalars };
+    throw new ConfigError(`${file}: the file is empty; add encrypted values with "skiff secret edit ${file}", or delete the file`);
+  }
+  if (!isMap(doc.contents)) throw new ConfigError(`${file}:${lineOf(doc.contents)}: a secret-values file is a mapping of keys to values`);
+  const walk = (node: unknown, path: Array<string | number>) => {
+    if (isAlias(node))
+      throw new ConfigError(`${file}:${lineOf(node)}: ${showKeyPath(path)}: YAML aliases are not supported in secret-values files; repeat the value`);
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const k: unknown = isPair(pair) && isScalar(pair.key) ? pair.key.value : undefined;
+        if (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'boolean') {
+          throw new ConfigError(`${file}:${lineOf(pair.key as Node)}: keys of a secret-values file are plain names`);
+        }
+        walk(pair.value, [...path, String(k)]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...path, i]));
+    } else if (isScalar(node)) {
+      scalars.push({ path, line: lineOf(node), node });
+    }
+    // else `key:` with nothing after it: null, as in any values file
+  };
+  walk(doc.contents, []);
+  return { doc, scalars };
+}
+
+/** The text a scalar holds (what skiff encrypts): strings as they are, numbers and booleans as written. */
+export function scalarText(node: Scalar): string | null {
+  if (node.value === null || node.value === undefined) return null;
+  if (typeof node.value === 'string') return node.value;
+  const v: unknown = node.value;
+  return node.source ?? (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : JSON.stringify(v));
+}
+
+/** A plain value where a ciphertext belongs: exit 2, fixed by `skiff secret edit`. */
+function plainValueError(file: string, s: SecretScalar): ConfigError {
+  return new ConfigError(
+    `${file}:${s.line}: ${showKeyPath(s.path)}: the value is not encrypted (a plain value in a secret-values file); encrypt it with "skiff secret edit ${file}"`,
+  );
+}
+
+/** Decrypts every value of a secret-values file, in place in its document; returns each decrypted value with its key path. */
+export async function decryptSecretValues(
+  file: string,
+  parsed: SecretValuesDoc,
+  keys: SecretKeys,
+): Promise<Array<{ path: Array<string | number>; line: number; text: string }>> {
+  const out: Array<{ path: Array<string | number>; line: number; text: string }> = [];
+  for (const s of parsed.scalars) {
+    const text = scalarText(s.node);
+    if (text === null) continue;
+    if (typeof s.node.value !== 'string' || ciphertextKind(text) === 'plain') throw plainValueError(file, s);
+    const plain = await openSecret(text, { value: s.path }, keys, { file, line: s.line, path: s.path });
+    s.node.value = plain;
+    out.push({ path: s.path, line: s.line, text: plain });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Secret files
+
+export function secretFilePath(repoPath: string): string {
+  return repoPath.slice(SECRET_DIR.length);
+}
+
+/** Decrypts one file under .kube/secret/ (given by its repository path). */
+export async function decryptSecretFile(repoPath: string, content: string, keys: SecretKeys): Promise<string> {
+  const name = secretFilePath(repoPath);
+  if (!content.trim()) throw new ConfigError(`${repoPath}: the file is empty; put the encrypted file here with "skiff secret edit ${repoPath}", or delete it`);
+  if (ciphertextKind(content) === 'plain') {
+    throw new ConfigError(
+      `${repoPath}: the file is not encrypted; files under ${SECRET_DIR} are secret files read with secretFile('${name}'): encrypt it with "skiff secret edit ${repoPath}" (templates belong elsewhere in .kube/)`,
+    );
+  }
+  return openSecret(content, { file: name }, keys, { file: repoPath });
+}
+
+// ---------------------------------------------------------------------------
+// For a render
+
+export interface SecretInputs {
+  /** The decrypted secret-values files of the environment, in merge order. */
+  sources: ValueSource[];
+  /** The decrypted files under .kube/secret/, by their path below it (what secretFile() takes). */
+  files: Record<string, string>;
+  /** Secret strings in the forms a template writes them (as is, in a URL, base64…), 6 characters or more, and where each comes from. */
+  strings: Array<[string, string]>;
+  /** Every decrypted value and file whole, whatever its length: masked wherever a stored value equals one. */
+  values: string[];
+}
+
+/**
+ * Decrypts the secret-values files of an environment and every secret file,
+ * from the files of .kube/ being rendered. Nothing encrypted, nothing looked
+ * up: a project without secrets needs no key. Without a key, a secret file is
+ * an error only when a template reads it.
+ */
+export async function loadSecretInputs(ctx: RunContext, root: string, files: readonly TemplateFile[], env: string): Promise<SecretInputs> {
+  const result: SecretInputs = { sources: [], files: {}, strings: [], values: [] };
+  const encrypted = files.filter((f) => isSecretFile(f.path));
+  if (encrypted.length === 0) return result;
+  const keys = projectKeys(ctx.env, root);
+  const remember = (text: string, origin: string) => {
+    result.values.push(text);
+    for (const form of secretForms(text)) result.strings.push([form, origin]);
+  };
+  const names = secretValuesFileNames(env);
+  for (const spellings of [names.slice(0, 2), names.slice(2)]) {
+    const found = spellings.map((path) => encrypted.find((f) => f.path === path)).filter((f) => f !== undefined);
+    if (found.length > 1) throw new ConfigError(`${found.map((f) => f.path).join(' and ')} both exist; keep one of them`);
+    for (const f of found) {
+      const parsed = parseSecretValues(f.path, f.content);
+      const decrypted = await decryptSecretValues(f.path, parsed, keys);
+      for (const d of decrypted) {
+        remember(d.text, `secret-values ${f.path} ${showKeyPath(d.path)}`);
+        if (d.text.length > 0 && d.text.length < MIN_SECRET_LENGTH) {
+          ctx.reporter.warn(
+            `${f.path}:${d.line}: ${showKeyPath(d.path)} is shorter than ${MIN_SECRET_LENGTH} characters: skiff masks it in Secrets and in the stored values, but does not look for it in other text`,
+          );
+        }
+      }
+      result.sources.push({ origin: f.path, values: parsed.doc.toJS() as unknown });
+    }
+  }
+  for (const f of encrypted.filter((x) => x.path.startsWith(SECRET_DIR))) {
+    let text: string;
+    try {
+      text = await decryptSecretFile(f.path, f.content, keys);
+    } catch (e) {
+      if (!(e instanceof MissingSecretKeyError)) throw e;
+      // No key: a failure only if a template reads the file (an environment without secrets, a review app).
+      Object.defineProperty(result.files, secretFilePath(f.path), {
+        enumerable: true,
+        get: () => {
+          throw new MissingSecretKeyError(e.message);
+        },
+      });
+      continue;
+    }
+    result.files[secretFilePath(f.path)] = text;
+    remember(text, `secret file ${f.path}`);
+  }
+  return result;
+}
+
+/** The forms a secret is likely written in (as is, without its final newline, in a URL, in JSON, base64), each 6 characters or more. */
+function secretForms(value: string): string[] {
+  const forms = new Set([value, value.trimEnd(), encodeURIComponent(value), JSON.stringify(value).slice(1, -1), Buffer.from(value).toString('base64')]);
+  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH);
+}

@@ -1,0 +1,307 @@
+import { randomBytes } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import YAML from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubeconfigPath, kubectl, kubectlJson, requireCluster, waitFor } from '../helpers/cluster.js';
+import {
+  ORIGIN_URL,
+  artifactsDir,
+  dotenvReport,
+  environmentSlug,
+  environmentUrl,
+  forShellExecutor,
+  formatTimings,
+  installPackedSkiff,
+  listJobs,
+  refSlug,
+  runPipeline,
+  tarballFiles,
+  type InstalledSkiff,
+  type PipelineOptions,
+  type PipelineRun,
+} from '../helpers/gitlab.js';
+import { commitAll, editFile, git, repoRoot, uniqueRegistry } from '../helpers/skiff.js';
+
+// The pipeline `skiff init` writes, run by gitlab-ci-local's shell executor as a GitLab runner
+// would, with skiff installed from its npm tarball. One repository, a team's day in order: a push
+// to main deploys staging, a feature branch gets its review app, the review app is stopped, a
+// broken test fails its pipeline. Each job's wall time is printed for the record.
+
+const FEATURE = 'feature/Login-Page';
+const PIPELINE_TIMEOUT = 600_000;
+
+let work: string;
+let repo: string;
+let home: string;
+let skiff: InstalledSkiff;
+let registry: string;
+/** Namespaces of this run start with it: `<ns>-staging`, `<ns>-<review slug>`. */
+let ns: string;
+/** .gitlab-ci.yml as skiff init wrote it, and what the shell executor could not take from it. */
+let pipeline: string;
+let removedForShell: string[];
+const timings: string[] = [];
+
+const reviewSlug = environmentSlug(`review/${refSlug(FEATURE)}`);
+const stagingNamespace = () => `${ns}-staging`;
+const reviewNamespace = () => `${ns}-${reviewSlug}`;
+
+async function run(title: string, opts: Partial<PipelineOptions> = {}): Promise<PipelineRun> {
+  const r = await runPipeline(repo, {
+    home,
+    // The installed skiff first on PATH; the registry and cluster of the test services.
+    variables: { PATH: `${skiff.binDir}:${process.env.PATH ?? ''}`, SKIFF_REGISTRY: registry, KUBECONFIG: kubeconfigPath() },
+    ...opts,
+  });
+  const t = formatTimings(title, r);
+  timings.push(t);
+  console.log(t);
+  return r;
+}
+
+const statuses = (r: PipelineRun) => r.jobs.map((j) => [j.job, j.status]);
+const namespaceExists = async (name: string) => (await kubectl(['get', 'namespace', name], { allowFailure: true })).exitCode === 0;
+const appImage = async (namespace: string) =>
+  (await kubectlJson(['-n', namespace, 'get', 'deployment', 'hello-app'])).spec.template.spec.containers[0].image as string;
+const releaseRecords = async (namespace: string) =>
+  ((await kubectlJson(['-n', namespace, 'get', 'secrets', '-l', 'owner=skiff'])).items as Array<{ metadata: { name: string } }>).map((s) => s.metadata.name);
+
+beforeAll(async () => {
+  await requireCluster();
+  work = await realpath(await mkdtemp(join(tmpdir(), 'skiff-gitlab-')));
+  home = join(work, 'gitlab-ci-local-home');
+  await mkdir(home);
+  skiff = await installPackedSkiff(work);
+  registry = uniqueRegistry();
+  ns = `gl${randomBytes(3).toString('hex')}`;
+
+  // The fixture app, with a review environment and an Ingress host per environment (fixtures/hello
+  // itself stays as the other tests use it), and namespaces no other test uses.
+  repo = join(work, 'hello');
+  await cp(join(repoRoot, 'fixtures', 'hello'), repo, { recursive: true });
+  await editFile(repo, 'skiff.yaml', (t) =>
+    t
+      .replace('namespace: hello-staging', `namespace: ${ns}-staging\n    url: http://staging.hello.local`)
+      .replace('namespace: hello-production', `namespace: ${ns}-production`)
+      .concat(
+        [
+          '  review:',
+          '    dynamic: true',
+          `    namespace: ${ns}-{slug}`,
+          '    url: http://{slug}.review.hello.local',
+          '    values: { host: "{slug}.review.hello.local" }',
+          '',
+        ].join('\n'),
+      ),
+  );
+  await editFile(repo, '.kube/ingress.yaml.ejs', (t) => t.replace(/- host: .*$/m, '- host: <%= values.host || `${env}.hello.local` %>'));
+  expect(await readFile(join(repo, '.kube/ingress.yaml.ejs'), 'utf8')).toContain('values.host');
+
+  await git(repo, 'init', '-q', '-b', 'main');
+  await git(repo, 'remote', 'add', 'origin', ORIGIN_URL);
+  // gitlab-ci-local's state directory, as its users ignore it (else `git add -A` commits its .gitignore).
+  await writeFile(join(repo, '.git', 'info', 'exclude'), '.gitlab-ci-local/\n');
+  // skiff init keeps the fixture's files and writes what is missing: .gitlab-ci.yml, .dockerignore,
+  // and .kube/ skeleton files, which go (the fixture has its own manifests).
+  const init = await execa(join(skiff.binDir, 'skiff'), ['init'], { cwd: repo, env: { NO_COLOR: '1', CI: undefined, GITLAB_CI: undefined } });
+  expect(init.stderr).toMatch(/^wrote \.gitlab-ci\.yml$/m);
+  for (const [, file] of init.stderr.matchAll(/^wrote (\.kube\/\S+)$/gm)) await rm(join(repo, file!));
+  pipeline = await readFile(join(repo, '.gitlab-ci.yml'), 'utf8');
+  const shell = forShellExecutor(pipeline);
+  removedForShell = shell.removed;
+  await writeFile(join(repo, '.gitlab-ci.yml'), shell.text);
+  await commitAll(repo, 'hello, with the pipeline skiff init writes');
+  // origin/HEAD names the default branch (CI_DEFAULT_BRANCH); nothing is fetched.
+  await git(repo, 'update-ref', 'refs/remotes/origin/main', 'HEAD');
+  await git(repo, 'symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/main');
+}, 600_000);
+
+afterAll(async () => {
+  if (timings.length) console.log(`job wall times (gitlab-ci-local, shell executor):\n\n${timings.join('\n\n')}`);
+  if (ns) {
+    for (const name of [stagingNamespace(), reviewNamespace()]) {
+      await kubectl(['delete', 'namespace', name, '--wait=false', '--ignore-not-found'], { allowFailure: true });
+    }
+  }
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
+  it('is packed with dist/ and installed with npm, and its pipeline has the jobs each kind of pipeline needs', async () => {
+    const files = await tarballFiles(skiff.tarball);
+    expect(files).toContain('dist/cli/index.js');
+    expect(files).toContain('bin/skiff');
+    expect(files).toContain('templates/init/gitlab-ci.yml.ejs');
+    expect(files.filter((f) => /^(src|test|fixtures|scripts|bench)\//.test(f))).toEqual([]);
+    expect((await execa(join(skiff.binDir, 'skiff'), ['--version'])).stdout.trim()).toBe(
+      (JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version,
+    );
+
+    const p = YAML.parse(pipeline) as Record<string, any>;
+    expect(p.stages).toEqual(['build', 'test', 'review', 'staging', 'production', 'cleanup']);
+    expect(p.variables.SKIFF_IMAGE).toBeTruthy();
+    expect(p['.skiff'].image).toBe('$SKIFF_IMAGE');
+    // Docker-in-Docker for build and test only; the shell executor runs them on the host's Engine.
+    expect(p['.skiff-docker']).toMatchObject({
+      extends: '.skiff',
+      services: ['docker:dind'],
+      variables: { DOCKER_HOST: 'tcp://docker:2376', DOCKER_TLS_CERTDIR: '/certs', DOCKER_CERT_PATH: '/certs/client', DOCKER_TLS_VERIFY: '1' },
+    });
+    expect(removedForShell.sort()).toEqual([
+      '.skiff-docker.services',
+      '.skiff-docker.variables.DOCKER_CERT_PATH',
+      '.skiff-docker.variables.DOCKER_HOST',
+      '.skiff-docker.variables.DOCKER_TLS_CERTDIR',
+      '.skiff-docker.variables.DOCKER_TLS_VERIFY',
+    ]);
+    const jobs = Object.keys(p).filter((k) => !k.startsWith('.') && !['stages', 'variables', 'workflow', 'default', 'include'].includes(k));
+    expect(jobs.sort()).toEqual(['build', 'cleanup', 'production', 'review', 'staging', 'stop review', 'test']);
+    for (const job of jobs) expect(p[job].extends, job).toBe(['build', 'test'].includes(job) ? '.skiff-docker' : '.skiff');
+    expect(p.build.script).toEqual(['skiff build --push']);
+    expect(p.test.script).toEqual(['skiff test']);
+    expect(p.test.artifacts).toEqual({ when: 'always', reports: { junit: '.skiff/reports/junit.xml' }, paths: ['.skiff/reports/'] });
+    expect(p.review).toMatchObject({
+      script: ['skiff deploy review/$CI_COMMIT_REF_SLUG'],
+      environment: { name: 'review/$CI_COMMIT_REF_SLUG', url: '$SKIFF_ENVIRONMENT_URL', on_stop: 'stop review', auto_stop_in: '1 week' },
+      resource_group: 'review/$CI_COMMIT_REF_SLUG',
+      artifacts: { reports: { dotenv: '.skiff/deploy.env' } },
+    });
+    expect(p['stop review']).toMatchObject({
+      stage: 'review',
+      variables: { GIT_STRATEGY: 'none' },
+      environment: { name: 'review/$CI_COMMIT_REF_SLUG', action: 'stop' },
+      script: ['skiff dismiss review/$CI_COMMIT_REF_SLUG --with-namespace --with-history'],
+    });
+    expect(p.staging).toMatchObject({
+      script: ['skiff deploy staging'],
+      environment: { name: 'staging', url: '$SKIFF_ENVIRONMENT_URL' },
+      resource_group: 'staging',
+      artifacts: { reports: { dotenv: '.skiff/deploy.env' } },
+    });
+    expect(p.production).toMatchObject({ script: ['skiff deploy production'], environment: { name: 'production' }, resource_group: 'production' });
+
+    // Which jobs each kind of pipeline gets (rules evaluated by gitlab-ci-local, on main).
+    const list = async (variables: Record<string, string> = {}, unset: string[] = []) =>
+      (await listJobs(repo, { home, variables, unset })).map((j) => (j.when === 'manual' ? `${j.name} (manual)` : j.name));
+    expect(await list()).toEqual(['build', 'test', 'staging', 'production (manual)']);
+    expect(await list({ CI_COMMIT_BRANCH: FEATURE })).toEqual(['build', 'test', 'review', 'stop review (manual)']);
+    expect(await list({ CI_PIPELINE_SOURCE: 'merge_request_event' }, ['CI_COMMIT_BRANCH'])).toEqual(['build', 'test', 'review', 'stop review (manual)']);
+    expect(await list({ CI_COMMIT_TAG: 'v1.0.0' }, ['CI_COMMIT_BRANCH'])).toEqual(['build', 'test']);
+    expect(await list({ CI_PIPELINE_SOURCE: 'schedule' })).toEqual(['cleanup']);
+  }, 600_000);
+
+  it(
+    'a push to the default branch builds, tests and deploys staging, whose URL comes from the dotenv report',
+    async () => {
+      const r = await run('push to main');
+      expect(r.exitCode, r.output).toBe(0);
+      expect(statuses(r)).toEqual([
+        ['build', 'PASS'],
+        ['test', 'PASS'],
+        ['staging', 'PASS'],
+      ]);
+      expect(r.output).toMatch(/release hello-staging revision 1 deployed/);
+      expect((await kubectlJson(['-n', stagingNamespace(), 'get', 'deployment', 'hello-app'])).status.availableReplicas).toBe(1);
+      expect((await kubectlJson(['-n', stagingNamespace(), 'get', 'ingress', 'hello'])).spec.rules[0].host).toBe('staging.hello.local');
+
+      const dotenv = await dotenvReport(repo, 'staging', '.skiff/deploy.env');
+      expect(dotenv, 'the staging job wrote no .skiff/deploy.env').toBeDefined();
+      expect(dotenv).toMatchObject({
+        SKIFF_ENVIRONMENT_URL: 'http://staging.hello.local',
+        SKIFF_RELEASE: 'hello-staging',
+        SKIFF_NAMESPACE: stagingNamespace(),
+        SKIFF_REVISION: '1',
+      });
+      expect(environmentUrl(pipeline, 'staging', dotenv!)).toBe('http://staging.hello.local');
+    },
+    PIPELINE_TIMEOUT,
+  );
+
+  it(
+    'a feature branch gets a review app in its own namespace with its own host; staging is untouched',
+    async () => {
+      const stagingImage = await appImage(stagingNamespace());
+      await git(repo, 'switch', '-q', '-c', FEATURE);
+      await editFile(repo, 'app/www/index.html', (t) => t.replace('Hello', 'Hello, login page'));
+      await commitAll(repo, 'login page');
+
+      const r = await run(`push to ${FEATURE}`);
+      expect(r.exitCode, r.output).toBe(0);
+      expect(statuses(r)).toEqual([
+        ['build', 'PASS'],
+        ['test', 'PASS'],
+        ['review', 'PASS'],
+      ]);
+      expect(await namespaceExists(reviewNamespace()), `namespace ${reviewNamespace()}`).toBe(true);
+      const review = await kubectlJson(['-n', reviewNamespace(), 'get', 'deployment', 'hello-app']);
+      expect(review.status.availableReplicas).toBe(1);
+      expect(review.spec.template.spec.containers[0].image).not.toBe(stagingImage);
+      expect((await kubectlJson(['-n', reviewNamespace(), 'get', 'ingress', 'hello'])).spec.rules[0].host).toBe(`${reviewSlug}.review.hello.local`);
+      expect(await appImage(stagingNamespace())).toBe(stagingImage);
+
+      const dotenv = await dotenvReport(repo, 'review', '.skiff/deploy.env');
+      expect(dotenv, 'the review job wrote no .skiff/deploy.env').toBeDefined();
+      expect(dotenv).toMatchObject({ SKIFF_ENVIRONMENT_URL: `http://${reviewSlug}.review.hello.local`, SKIFF_NAMESPACE: reviewNamespace() });
+      expect(environmentUrl(pipeline, 'review', dotenv!)).toBe(`http://${reviewSlug}.review.hello.local`);
+    },
+    PIPELINE_TIMEOUT,
+  );
+
+  it(
+    'the stop job, without a checkout, removes the review app and its namespace; staging stays',
+    async () => {
+      const stagingImage = await appImage(stagingNamespace());
+      const stagingRecords = await releaseRecords(stagingNamespace());
+      const stop = (title: string) => run(title, { jobs: ['stop review'], noCheckout: true });
+      const r = await stop('stop review (GIT_STRATEGY: none)');
+      expect(r.exitCode, r.output).toBe(0);
+      expect(statuses(r)).toEqual([['stop review', 'PASS']]);
+
+      // Stopped again (by hand, then when the branch is deleted): while the namespace still
+      // terminates, and once it is gone, there is nothing left to do, and the job succeeds.
+      const terminating = await namespaceExists(reviewNamespace());
+      const early = await stop(`stop review again, namespace ${terminating ? 'terminating' : 'gone'}`);
+      expect(early.exitCode, early.output).toBe(0);
+      await waitFor(async () => !(await namespaceExists(reviewNamespace())), 120_000, { description: `namespace ${reviewNamespace()} to go` });
+      const late = await stop('stop review again, namespace gone');
+      expect(late.exitCode, late.output).toBe(0);
+      expect(statuses(late)).toEqual([['stop review', 'PASS']]);
+
+      expect(await appImage(stagingNamespace())).toBe(stagingImage);
+      expect(await releaseRecords(stagingNamespace())).toEqual(stagingRecords);
+    },
+    PIPELINE_TIMEOUT,
+  );
+
+  it(
+    'a failing test fails the pipeline, and the JUnit report in the test job artifacts shows the failure',
+    async () => {
+      await git(repo, 'switch', '-q', 'main');
+      await git(repo, 'switch', '-q', '-c', 'fix/greeting');
+      await editFile(repo, 'app/www/index.html', (t) => t.replaceAll('Hello', 'Goodbye'));
+      await commitAll(repo, 'no greeting');
+
+      const r = await run('push to fix/greeting, a test fails');
+      expect(r.exitCode, r.output).not.toBe(0);
+      expect(statuses(r)).toEqual([
+        ['build', 'PASS'],
+        ['test', 'FAIL'],
+      ]);
+      expect(r.output).toMatch(/1 of 1 tests failed: unit/);
+      expect(await namespaceExists(`${ns}-${environmentSlug('review/fix-greeting')}`)).toBe(false);
+      // artifacts: when: always; the project's own report, copied by skiff test.
+      const artifacts = join(artifactsDir(repo, 'test'), '.skiff', 'reports');
+      expect(await readFile(join(artifacts, 'unit', 'report.xml'), 'utf8')).toMatch(/<failure>no greeting<\/failure>/);
+      // The report GitLab shows in the pipeline and the merge request.
+      const junit = await readFile(join(artifacts, 'junit.xml'), 'utf8').catch(() => undefined);
+      expect(junit, 'skiff test wrote no .skiff/reports/junit.xml').toBeDefined();
+      expect(junit).toMatch(/<testsuites?\b/);
+      expect(junit).toMatch(/<failure\b/);
+      expect(junit).toMatch(/unit/);
+    },
+    PIPELINE_TIMEOUT,
+  );
+});
