@@ -1,7 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { RunContext } from '../context.js';
+import { formatFinding } from '../core/lint.js';
 import { defaultPolicy } from '../core/readiness.js';
+import { ConfigError } from '../errors.js';
 import { loadProject, type Project } from '../project.js';
 import type { ReleaseRecord } from '../release/types.js';
 import { dryRun } from '../stages/apply.js';
@@ -17,6 +19,7 @@ import {
   type TargetOptions,
 } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome } from '../stages/release-run.js';
+import { lintRelease } from './lint.js';
 import { rollbackTo } from './rollback.js';
 
 export interface DeployOptions extends TargetOptions, RenderFlags {
@@ -25,6 +28,8 @@ export interface DeployOptions extends TargetOptions, RenderFlags {
   autoRollback?: boolean;
   forceConflicts?: boolean;
   allowedRestarts?: number;
+  /** Lint warnings stop the deploy too. */
+  strict?: boolean;
 }
 
 export interface DeployResult extends ReleaseOutcome {
@@ -95,6 +100,15 @@ async function deployRendered(
   inputs: DeployInputs,
 ): Promise<DeployResult> {
   const { kube, storage } = await connect(ctx, target, opts);
+  const findings = await lintRelease(rendered.manifests, { namespace: target.namespace, images, strict: opts.strict, kube });
+  const errors = findings.filter((f) => f.severity === 'error');
+  for (const f of findings) if (f.severity === 'warning') ctx.reporter.warn(formatFinding(f));
+  if (errors.length) {
+    throw new ConfigError(
+      `${formatFinding(errors[0]!)}${errors.length > 1 ? ` (and ${errors.length - 1} more lint errors: skiff lint ${target.env} lists them)` : ''}`,
+      { detail: { findings: errors } },
+    );
+  }
   await dryRun(kube, rendered.manifests, target.namespace);
 
   const autoRollback = opts.autoRollback ?? target.environment.autoRollback ?? project.config.deploy.autoRollback ?? ctx.ci.active;

@@ -8,6 +8,8 @@ import { formatDuration } from '../core/duration.js';
 import { parseImageRef } from '../core/image-ref.js';
 import type { Manifest } from '../kube/types.js';
 import type { ReleaseRecord } from '../release/types.js';
+import { formatFinding, type LintFinding } from '../core/lint.js';
+import type { LintResult } from '../actions/lint.js';
 
 /**
  * Everything skiff prints, as text: progress lines, tables, reports. Pure
@@ -95,6 +97,17 @@ export function formatDeploySummary(result: DeployResult): string[] {
     ];
   }
   const lines = result.failures.map((f) => `\n${formatDiagnosis(f)}\n`);
+  for (const n of result.notReady) if (n.cause) lines.push(`${n.object}: not ready: ${n.cause}`);
   if (result.rolledBack) lines.push(`rolled back: revision ${result.rolledBack.revision} (${result.rolledBack.description})`);
   return lines;
+}
+
+/** A lint finding's line: pure and shared with deploy, whose error message quotes the first one. */
+export { formatFinding };
+
+/** skiff lint's report: one line per finding, then the count. */
+export function formatLint(r: LintResult): string[] {
+  const label = (f: LintFinding) => `${f.severity === 'error' ? 'error' : 'warning'}: ${formatFinding(f)}`;
+  const counts = `${r.errors} error${r.errors === 1 ? '' : 's'}, ${r.warnings} warning${r.warnings === 1 ? '' : 's'}`;
+  return [...r.findings.map(label), `${r.release} in ${r.namespace}: ${counts}${r.cluster ? '' : ' (rendered objects only: the cluster was not read)'}`];
 }

@@ -3,7 +3,7 @@ import type { DeployOptions, DeployResult } from '../actions/deploy.js';
 import type { RunContext } from '../context.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
-import { formatDeploySummary, formatHistory, formatStatus, manifestsToYaml } from './format.js';
+import { formatDeploySummary, formatHistory, formatLint, formatStatus, manifestsToYaml } from './format.js';
 import { printJson, run } from './session.js';
 
 const duration = (flag: string) => (v: string) => {
@@ -26,6 +26,7 @@ interface DeployFlags {
   autoRollback?: boolean;
   forceConflicts?: boolean;
   allowedRestarts?: number;
+  strict?: boolean;
 }
 
 function targetOptions(cmd: Command): Command {
@@ -46,11 +47,12 @@ function deployOptions(cmd: Command): Command {
     .option('--auto-rollback', 'roll back to the last deployed revision on failure (default in CI)')
     .option('--no-auto-rollback', 'never roll back automatically')
     .option('--force-conflicts', 'take over fields owned by another field manager')
-    .option('--allowed-restarts <n>', 'container restarts tolerated before a crash loop fails the deploy', (v) => Number.parseInt(v, 10));
+    .option('--allowed-restarts <n>', 'container restarts tolerated before a crash loop fails the deploy', (v) => Number.parseInt(v, 10))
+    .option('--strict', 'lint warnings stop the deploy too');
 }
 
-/** commander's parsed flags of deploy and ship, as the action's options. */
-function deployOpts(env: string, o: DeployFlags): DeployOptions {
+/** commander's parsed target and render flags, as an action's options (lint, deploy, ship). */
+function renderOpts(env: string, o: DeployFlags) {
   return {
     env,
     dev: o.dev,
@@ -60,6 +62,14 @@ function deployOpts(env: string, o: DeployFlags): DeployOptions {
     kubeconfig: o.kubeconfig,
     valuesFiles: o.values,
     set: o.set,
+    strict: o.strict,
+  };
+}
+
+/** commander's parsed flags of deploy and ship, as the action's options. */
+function deployOpts(env: string, o: DeployFlags): DeployOptions {
+  return {
+    ...renderOpts(env, o),
     timeoutMs: o.timeout,
     lockTimeoutMs: o.lockTimeout,
     autoRollback: o.autoRollback,
@@ -111,6 +121,38 @@ export function addReleaseCommands(program: Command) {
         else if (!o.outputDir) process.stdout.write(manifestsToYaml(r.manifests));
         else ctx.reporter.info(`wrote ${r.manifests.length} objects to ${o.outputDir}`);
         if (r.masked && !json) ctx.reporter.info('secret values are masked as (masked sha256:…); --show-secrets prints them');
+      }),
+    );
+
+  envCommand(program, 'lint', 'render an environment and check the objects for mistakes the cluster accepts silently', targetOptions)
+    .option('-f, --values <file>', 'extra values file (repeatable)', collect)
+    .option('--set <key=value>', 'set a value (repeatable)', collect)
+    .option('--strict', 'warnings are errors too')
+    .addHelpText(
+      'after',
+      `
+The cluster is only read (the namespace's pods, workloads, Services,
+ConfigMaps and Secrets count); unreachable, the rendered objects are linted
+alone. Silence a check on one object with the annotation
+skiff.io/lint-skip: <check>,<check>. Exit 2 on errors (with --strict, on warnings).
+
+Examples:
+  skiff lint staging
+  skiff lint production --strict -o json`,
+    )
+    .action((env: string, o) =>
+      run(program, async ({ ctx, json }) => {
+        const { runLint } = await import('../actions/lint.js');
+        const r = await runLint(ctx, renderOpts(env, o));
+        if (json) printJson(r);
+        else for (const line of formatLint(r)) process.stdout.write(`${line}\n`);
+        if (r.errors) {
+          const error = new ConfigError(
+            `${r.errors} lint error${r.errors === 1 ? '' : 's'} in ${r.release}; fix them, or silence a check on an object with the annotation skiff.io/lint-skip`,
+          );
+          error.resultPrinted = json;
+          throw error;
+        }
       }),
     );
 

@@ -13,7 +13,7 @@ import type { ReleaseRecord, ReleaseStatus } from '../release/types.js';
 import { applyManifest, prune } from './apply.js';
 import type { Redactor } from './redact.js';
 import type { ReleaseTarget } from './release-inputs.js';
-import { trackRollout, type Diagnosis } from './track.js';
+import { trackRollout, type Diagnosis, type NotReady } from './track.js';
 
 export interface ReleaseRunOptions {
   target: ReleaseTarget;
@@ -47,7 +47,7 @@ export interface ReleaseOutcome {
   status: ReleaseStatus;
   description: string;
   failures: Diagnosis[];
-  notReady: Array<{ object: string; message: string }>;
+  notReady: NotReady[];
   pruned: string[];
   durationMs: number;
 }
@@ -156,7 +156,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
             .join('; ')
         : ctx.signal.aborted
           ? 'interrupted'
-          : `not ready after ${formatDuration(opts.timeoutMs)}: ${tracked.notReady.map((n) => `${n.object} (${n.message})`).join(', ')}`;
+          : `not ready after ${formatDuration(opts.timeoutMs)}: ${tracked.notReady.map((n) => `${n.object} (${n.message}${n.cause ? `; ${n.cause}` : ''})`).join(', ')}`;
       return await finish('failed', description, { failures: tracked.failures, notReady: tracked.notReady });
     }
     const postResult = post.length

@@ -1,5 +1,14 @@
 import type { Reporter } from '../context.js';
-import { currentPods, verdict, type PodProblem, type ReadinessPolicy, type RolloutVerdict } from '../core/readiness.js';
+import {
+  currentPods,
+  formatUnreadyCause,
+  unreadyCauses,
+  verdict,
+  type PodProblem,
+  type ReadinessPolicy,
+  type RolloutVerdict,
+  type UnreadyCause,
+} from '../core/readiness.js';
 import type { KubeClient, WatchEvent } from '../kube/client.js';
 import { isStale, isTracked, kindInfo } from '../kube/kinds.js';
 import { objectRef as id } from '../kube/object-key.js';
@@ -21,9 +30,16 @@ export interface TrackResult {
   ok: boolean;
   timedOut: boolean;
   failures: Diagnosis[];
-  /** Objects not ready when tracking stopped, with their last state. */
-  notReady: Array<{ object: string; message: string }>;
+  /** Objects not ready when tracking stopped, with their last state and, when the kubelet said, why their pods are not ready. */
+  notReady: NotReady[];
   durationMs: number;
+}
+
+export interface NotReady {
+  object: string;
+  message: string;
+  /** "2 pods: readiness probe failed 58 times: exec `test -f /www/missing.html` …" */
+  cause?: string;
 }
 
 export interface TrackRequest {
@@ -68,6 +84,7 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
   let settle: (r: 'done' | 'failed' | 'timeout' | 'aborted') => void = () => {};
   const finished = new Promise<'done' | 'failed' | 'timeout' | 'aborted'>((resolve) => (settle = resolve));
   const verdicts = new Map<string, RolloutVerdict>();
+  const causes = new Map<string, UnreadyCause[]>();
   // PVCs whose StorageClass binds on first use are ready once applied.
   const bindLater = new Set<string>();
 
@@ -97,12 +114,23 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
               [...(live.get('ReplicaSet')?.values() ?? [])],
             );
         v = verdict(cur, { pods, bindImmediately: !bindLater.has(`${ns}/${o.metadata.name}`), firstSeen }, req.policy, now);
+        // Running but not Ready: say why as soon as the kubelet does (without counts, which change every probe period).
+        const unready =
+          v.state === 'progressing'
+            ? unreadyCauses(
+                pods,
+                pods.flatMap((p) => events.get(p.metadata.name) ?? []),
+              )
+            : [];
+        causes.set(id(o), unready);
       }
       verdicts.set(id(o), v);
-      const shown = `${v.state} ${v.message}`;
+      const why = causes.get(id(o)) ?? [];
+      const detail = why.length ? `${v.message}; ${why.map((c) => formatUnreadyCause(c, false)).join('; ')}` : v.message;
+      const shown = `${v.state} ${detail}`;
       if (lastShown.get(id(o)) !== shown) {
         lastShown.set(id(o), shown);
-        req.reporter.status(id(o), v.state === 'progressing' ? 'waiting' : v.state, v.message);
+        req.reporter.status(id(o), v.state === 'progressing' ? 'waiting' : v.state, detail);
       }
       if (v.state === 'failed') return settle('failed');
       if (v.state !== 'ready') allReady = false;
@@ -188,7 +216,11 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
   }
   const notReady = tracked
     .filter((o) => verdicts.get(id(o))?.state !== 'ready')
-    .map((o) => ({ object: id(o), message: verdicts.get(id(o))?.message ?? 'unknown' }));
+    .map((o): NotReady => {
+      const why = causes.get(id(o)) ?? [];
+      const message = verdicts.get(id(o))?.message ?? 'unknown';
+      return why.length ? { object: id(o), message, cause: why.map((c) => formatUnreadyCause(c)).join('; ') } : { object: id(o), message };
+    });
   return { ok: outcome === 'done', timedOut: outcome === 'timeout', failures, notReady, durationMs: Date.now() - started };
 }
 

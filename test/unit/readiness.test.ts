@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { currentPods, defaultPolicy, podProblem, verdict } from '../../src/core/readiness.js';
+import { formatDeploySummary } from '../../src/cli/format.js';
+import { currentPods, defaultPolicy, describeProbe, formatUnreadyCause, podProblem, unreadyCauses, verdict } from '../../src/core/readiness.js';
 
 const now = new Date('2026-01-01T00:00:30Z');
 
@@ -169,5 +170,85 @@ describe('currentPods', () => {
     const owned = (name: string, owner: string): any => ({ ...pod(name, []), metadata: { name, ownerReferences: [{ uid: owner }] } });
     const pods = currentPods(d, [owned('old-pod', 'rs1'), owned('new-pod', 'rs2'), owned('stranger', 'other')], [rs('rs1', '1'), rs('rs2', '2')]);
     expect(pods.map((p) => p.metadata.name)).toEqual(['new-pod']);
+  });
+});
+
+describe('unreadyCauses', () => {
+  const running = (name: string, readinessProbe: any, ready = false): any => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name },
+    spec: { containers: [{ name: 'web', readinessProbe }] },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  });
+  const unhealthy = (podName: string, count: number, message: string, at = '2026-01-01T00:00:20Z'): any => ({
+    type: 'Warning',
+    reason: 'Unhealthy',
+    count,
+    lastTimestamp: at,
+    message,
+    metadata: { name: `${podName}.1` },
+    involvedObject: { kind: 'Pod', name: podName, fieldPath: 'spec.containers{web}' },
+  });
+  const exec = { exec: { command: ['test', '-f', '/www/missing.html'] }, periodSeconds: 1 };
+
+  it('names the probe handler from the pod spec', () => {
+    expect(describeProbe(exec)).toBe('exec `test -f /www/missing.html`');
+    expect(describeProbe({ httpGet: { path: '/healthz', port: 8080 } })).toBe('httpGet :8080/healthz');
+    expect(describeProbe({ tcpSocket: { port: 'db' } })).toBe('tcpSocket :db');
+    expect(describeProbe(undefined)).toBeUndefined();
+  });
+
+  it("groups Running-but-not-Ready pods by their probe and the kubelet's last message, counting the failures", () => {
+    const pods = [running('web-a', exec), running('web-b', exec)];
+    const events = [
+      unhealthy('web-a', 3, 'Readiness probe failed: ', '2026-01-01T00:00:05Z'),
+      unhealthy('web-a', 30, 'Readiness probe failed: '),
+      unhealthy('web-b', 28, 'Readiness probe failed: '),
+    ];
+    const causes = unreadyCauses(pods, events);
+    expect(causes).toEqual([{ pods: ['web-a', 'web-b'], container: 'web', probe: 'exec `test -f /www/missing.html`', message: '', failures: 58 }]);
+    expect(formatUnreadyCause(causes[0]!)).toBe('2 pods: readiness probe failed 58 times: exec `test -f /www/missing.html` in container web');
+    expect(formatUnreadyCause(causes[0]!, false)).toBe('2 pods: readiness probe failing: exec `test -f /www/missing.html` in container web');
+  });
+
+  it("quotes an HTTP probe's failure, one pod", () => {
+    const pods = [running('web-a', { httpGet: { path: '/healthz', port: 8080 } })];
+    const causes = unreadyCauses(pods, [unhealthy('web-a', 1, 'Readiness probe failed: HTTP probe failed with statuscode: 503')]);
+    expect(causes.map((c) => formatUnreadyCause(c))).toEqual([
+      'pod web-a: readiness probe failed 1 time: httpGet :8080/healthz in container web (HTTP probe failed with statuscode: 503)',
+    ]);
+  });
+
+  it('says nothing of ready pods, pods not running, liveness failures, or pods the kubelet has not reported yet', () => {
+    const pending = { ...running('web-c', exec), status: { phase: 'Pending' } };
+    const events = [
+      unhealthy('web-a', 5, 'Readiness probe failed: '),
+      unhealthy('web-b', 5, 'Liveness probe failed: '),
+      unhealthy('web-c', 5, 'Readiness probe failed: '),
+    ];
+    expect(unreadyCauses([running('web-a', exec, true), running('web-b', exec), pending, running('web-d', exec)], events)).toEqual([]);
+  });
+});
+
+describe("a timed-out deploy's summary", () => {
+  it('names the root cause per unready workload', () => {
+    const result: any = {
+      status: 'failed',
+      release: 'hello-staging',
+      revision: 2,
+      failures: [],
+      notReady: [
+        {
+          object: 'Deployment/web',
+          message: '2/2 updated, 0/2 available',
+          cause: '2 pods: readiness probe failed 58 times: exec `test -f /www/missing.html` in container web',
+        },
+        { object: 'StatefulSet/db', message: '0/1 ready' },
+      ],
+    };
+    expect(formatDeploySummary(result)).toEqual([
+      'Deployment/web: not ready: 2 pods: readiness probe failed 58 times: exec `test -f /www/missing.html` in container web',
+    ]);
   });
 });
