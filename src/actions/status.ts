@@ -1,5 +1,5 @@
 import type { RunContext } from '../context.js';
-import { currentPods, defaultPolicy, verdict, type RolloutVerdict } from '../core/readiness.js';
+import { currentPods, defaultPolicy, formatUnreadyCause, serviceWithoutEndpoints, unreadyCauses, verdict, type RolloutVerdict } from '../core/readiness.js';
 import { isTracked } from '../kube/kinds.js';
 import { objectRef } from '../kube/object-key.js';
 import { openRelease } from '../stages/kube-session.js';
@@ -9,7 +9,8 @@ export type StatusOptions = TargetOptions;
 
 export interface ObjectStatus {
   object: string;
-  state: RolloutVerdict['state'] | 'missing';
+  /** `not ready`: a Service whose selector matches no ready pod. */
+  state: RolloutVerdict['state'] | 'not ready' | 'missing';
   message: string;
 }
 
@@ -32,25 +33,50 @@ export async function runStatus(ctx: RunContext, opts: StatusOptions): Promise<S
   const namespaces = [...new Set(current.manifests.map((m) => m.metadata.namespace).filter((ns): ns is string => Boolean(ns)))];
   const pods = (await Promise.all(namespaces.map((ns) => kube.list('v1', 'Pod', ns)))).flatMap((l) => l.items);
   const replicaSets = (await Promise.all(namespaces.map((ns) => kube.list('apps/v1', 'ReplicaSet', ns)))).flatMap((l) => l.items);
+  // The namespaces' recent Warning events: why pods are not ready, why a claim is Pending.
+  const events = (
+    await Promise.all(namespaces.map((ns) => kube.list('v1', 'Event', ns, { fieldSelector: 'type=Warning' }).catch(() => ({ items: [] }))))
+  ).flatMap((l) => l.items);
+  const storageClasses = current.manifests.some((m) => m.kind === 'PersistentVolumeClaim')
+    ? await kube
+        .list('storage.k8s.io/v1', 'StorageClass', undefined)
+        .then((l) => l.items)
+        .catch(() => undefined)
+    : undefined;
   const objects = await Promise.all(
     current.manifests.map(async (m): Promise<ObjectStatus> => {
       const live = await kube.get(m.apiVersion, m.kind, m.metadata.namespace, m.metadata.name).catch(() => undefined);
       const object = objectRef(m);
       if (!live) return { object, state: 'missing', message: 'not in the cluster' };
+      if (m.kind === 'Service' && m.apiVersion === 'v1') {
+        const slices = await kube
+          .list('discovery.k8s.io/v1', 'EndpointSlice', live.metadata.namespace, { labelSelector: `kubernetes.io/service-name=${live.metadata.name}` })
+          .then((l) => l.items)
+          .catch(() => undefined);
+        const none = slices && serviceWithoutEndpoints(live, slices);
+        return none ? { object, state: 'not ready', message: none } : { object, state: 'ready', message: 'exists' };
+      }
       if (!isTracked(m.kind)) return { object, state: 'ready', message: 'exists' };
+      const ns = live.metadata.namespace;
+      const mine = currentPods(
+        live,
+        pods.filter((p) => p.metadata.namespace === ns),
+        replicaSets,
+      );
+      const own = events.filter((e) => e.metadata.namespace === ns);
       const v = verdict(
         live,
         {
-          pods: currentPods(
-            live,
-            pods.filter((p) => p.metadata.namespace === live.metadata.namespace),
-            replicaSets,
-          ),
+          pods: mine,
+          storageClasses,
+          events: m.kind === 'PersistentVolumeClaim' ? own.filter((e) => e.involvedObject?.name === live.metadata.name) : undefined,
         },
         defaultPolicy,
         ctx.now(),
       );
-      return { object, state: v.state, message: v.message };
+      const why = v.state === 'progressing' ? unreadyCauses(mine, own) : [];
+      const message = why.length ? `${v.message}; ${why.map((c) => formatUnreadyCause(c)).join('; ')}` : v.message;
+      return { object, state: v.state, message };
     }),
   );
   return {

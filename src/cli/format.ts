@@ -1,4 +1,3 @@
-import { stringify } from 'yaml';
 import type { DeployResult } from '../actions/deploy.js';
 import type { StatusResult } from '../actions/status.js';
 import type { BuildResult } from '../stages/build.js';
@@ -6,7 +5,6 @@ import type { TestCaseResult } from '../stages/test.js';
 import type { Diagnosis } from '../stages/track.js';
 import { formatDuration } from '../core/duration.js';
 import { parseImageRef } from '../core/image-ref.js';
-import type { Manifest } from '../kube/types.js';
 import type { ReleaseRecord } from '../release/types.js';
 import { formatFinding, type LintFinding } from '../core/lint.js';
 import type { LintResult } from '../actions/lint.js';
@@ -42,11 +40,6 @@ export function formatTestTable(results: TestCaseResult[]): string {
     ['TEST', 'IMAGE', 'EXIT', 'DURATION', 'RESULT'],
     ...results.map((r) => [r.test, r.image, r.timedOut ? '-' : String(r.exitCode), formatDuration(r.durationMs), result(r)]),
   ]);
-}
-
-/** The rendered objects as one YAML stream, each with the template it came from. */
-export function manifestsToYaml(manifests: Manifest[]): string {
-  return manifests.map((m) => `# Source: ${m.source.file}\n${stringify(m.object)}`).join('---\n');
 }
 
 /** The first 12 hex digits of an image reference's digest (or of its tag), as `docker images` shows IDs. */

@@ -3,7 +3,7 @@ import type { DeployOptions, DeployResult } from '../actions/deploy.js';
 import type { RunContext } from '../context.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
-import { formatDeploySummary, formatHistory, formatLint, formatStatus, manifestsToYaml } from './format.js';
+import { formatDeploySummary, formatHistory, formatLint, formatStatus } from './format.js';
 import { printJson, run } from './session.js';
 
 const duration = (flag: string) => (v: string) => {
@@ -107,6 +107,7 @@ export function addReleaseCommands(program: Command) {
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
         const { runRender } = await import('../actions/render.js');
+        const { manifestsToYaml } = await import('./yaml-output.js');
         const r = await runRender(ctx, {
           env,
           dev: o.dev,

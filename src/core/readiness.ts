@@ -107,7 +107,16 @@ function podReady(pod: Obj): boolean {
  */
 export function verdict(
   obj: Obj,
-  related: { pods: Obj[]; replicaSets?: Obj[]; bindImmediately?: boolean; firstSeen?: FirstSeen },
+  related: {
+    pods: Obj[];
+    replicaSets?: Obj[];
+    bindImmediately?: boolean;
+    firstSeen?: FirstSeen;
+    /** The cluster's StorageClasses (undefined: not known), to explain a Pending PVC. */
+    storageClasses?: Obj[];
+    /** Recent events about the object itself (a PVC's ProvisioningFailed…). */
+    events?: Obj[];
+  },
   policy: ReadinessPolicy,
   now: Date,
 ): RolloutVerdict {
@@ -202,11 +211,71 @@ export function verdict(
       if (phase === 'Bound') return { state: 'ready', message: 'Bound' };
       if (phase === 'Lost') return { state: 'failed', message: 'claim lost its volume', problem: { pod: '', reason: 'ClaimLost' } };
       if (related.bindImmediately === false) return { state: 'ready', message: 'Pending; binds when a pod uses it' };
-      return { state: 'progressing', message: phase ?? 'Pending' };
+      const cause = claimPendingCause(obj, related.storageClasses, related.events ?? []);
+      if (!cause) return { state: 'progressing', message: phase ?? 'Pending' };
+      const message = `${phase ?? 'Pending'}: ${cause.message}`;
+      if (cause.fatal) {
+        const key = `${obj.metadata.namespace ?? ''}/${obj.metadata.name}/${cause.reason}`;
+        const since = related.firstSeen ? related.firstSeen(key) : undefined;
+        if (since === undefined || now.getTime() - since >= policy.unschedulableGraceMs)
+          return { state: 'failed', message, problem: { pod: '', reason: cause.reason, message: cause.message } };
+      }
+      return { state: 'progressing', message };
     }
     default:
       return { state: 'ready', message: 'applied' };
   }
+}
+
+/** Why a PVC stays Pending, and whether waiting longer cannot help. */
+export interface ClaimPendingCause {
+  reason: string;
+  message: string;
+  /** Nothing in the cluster will change on its own: fail after the grace. */
+  fatal: boolean;
+}
+
+/**
+ * Why a Pending PVC is not bound (pure): a storage class that does not exist,
+ * no class and no default class, or the provisioner's last word
+ * (ProvisioningFailed / ExternalProvisioning events). `classes` undefined: the
+ * StorageClasses could not be read, only events explain.
+ */
+export function claimPendingCause(pvc: Obj, classes: Obj[] | undefined, events: Obj[]): ClaimPendingCause | undefined {
+  const className = pvc.spec?.storageClassName as string | undefined;
+  if (classes && className && !classes.some((c) => c.metadata.name === className))
+    return { reason: 'StorageClassNotFound', message: `storage class "${className}" does not exist`, fatal: true };
+  const provisioning = events
+    .filter(
+      (e) =>
+        (e.involvedObject?.kind ?? 'PersistentVolumeClaim') === 'PersistentVolumeClaim' &&
+        e.involvedObject?.name === pvc.metadata.name &&
+        (e.reason === 'ProvisioningFailed' || e.reason === 'ExternalProvisioning'),
+    )
+    .sort((a, b) => eventTime(a).localeCompare(eventTime(b)))
+    .at(-1);
+  // The class lookup above is the clearer word; the PV controller says the same as "storageclass … not found".
+  if (provisioning) return { reason: String(provisioning.reason), message: String(provisioning.message ?? '').trim(), fatal: false };
+  if (classes && className === undefined && !classes.some(isDefaultClass))
+    return { reason: 'NoDefaultStorageClass', message: 'no storage class given and the cluster has no default', fatal: false };
+  return undefined;
+}
+
+export function isDefaultClass(sc: Obj): boolean {
+  const a = sc.metadata.annotations ?? {};
+  return a['storageclass.kubernetes.io/is-default-class'] === 'true' || a['storageclass.beta.kubernetes.io/is-default-class'] === 'true';
+}
+
+/** A Service with a selector whose EndpointSlices list no ready endpoint (pure); undefined when it has one, or no selector. */
+export function serviceWithoutEndpoints(svc: Obj, slices: Obj[]): string | undefined {
+  const selector = (svc.spec?.selector ?? {}) as Record<string, string>;
+  if (svc.spec?.type === 'ExternalName' || Object.keys(selector).length === 0) return undefined;
+  const ready = slices.some((s) => ((s.endpoints ?? []) as ApiFields[]).some((e) => e.conditions?.ready !== false));
+  if (ready) return undefined;
+  const sel = Object.entries(selector)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  return `no ready endpoints (selector ${sel} matches no ready pod)`;
 }
 
 function firstFailedJobPod(pods: Obj[]): PodProblem | undefined {

@@ -2,6 +2,7 @@ import type { Reporter } from '../context.js';
 import {
   currentPods,
   formatUnreadyCause,
+  isDefaultClass,
   unreadyCauses,
   verdict,
   type PodProblem,
@@ -87,6 +88,8 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
   const causes = new Map<string, UnreadyCause[]>();
   // PVCs whose StorageClass binds on first use are ready once applied.
   const bindLater = new Set<string>();
+  // The cluster's StorageClasses, read once when PVCs are tracked, to explain a Pending claim.
+  let storageClasses: Obj[] | undefined;
 
   // When each retried container state (CreateContainerConfigError…) was first seen.
   const problemSeen = new Map<string, number>();
@@ -113,7 +116,18 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
               [...(live.get('Pod')?.values() ?? [])].filter((p) => p.metadata.namespace === ns),
               [...(live.get('ReplicaSet')?.values() ?? [])],
             );
-        v = verdict(cur, { pods, bindImmediately: !bindLater.has(`${ns}/${o.metadata.name}`), firstSeen }, req.policy, now);
+        v = verdict(
+          cur,
+          {
+            pods,
+            bindImmediately: !bindLater.has(`${ns}/${o.metadata.name}`),
+            firstSeen,
+            storageClasses,
+            events: o.kind === 'PersistentVolumeClaim' ? (events.get(o.metadata.name) ?? []) : undefined,
+          },
+          req.policy,
+          now,
+        );
         // Running but not Ready: say why as soon as the kubelet does (without counts, which change every probe period).
         const unready =
           v.state === 'progressing'
@@ -192,8 +206,10 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
       if (!involved || ev.type === 'DELETED') return;
       events.set(involved, [...(events.get(involved) ?? []).slice(-19), ev.object]);
     });
-    for (const pvc of objs.filter((o) => o.kind === 'PersistentVolumeClaim')) {
-      if (await bindsOnFirstUse(kube, pvc)) bindLater.add(`${ns}/${pvc.metadata.name}`);
+    const pvcs = objs.filter((o) => o.kind === 'PersistentVolumeClaim');
+    if (pvcs.length && !storageClasses) storageClasses = await listStorageClasses(kube);
+    for (const pvc of pvcs) {
+      if (bindsOnFirstUse(storageClasses, pvc)) bindLater.add(`${ns}/${pvc.metadata.name}`);
     }
   }
   // Time-based verdicts (e.g. unschedulable for 10 s) are re-evaluated from the in-memory state.
@@ -224,16 +240,18 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
   return { ok: outcome === 'done', timedOut: outcome === 'timeout', failures, notReady, durationMs: Date.now() - started };
 }
 
-async function bindsOnFirstUse(kube: KubeClient, pvc: KubeObject): Promise<boolean> {
-  const className = (pvc as Obj).spec?.storageClassName as string | undefined;
+async function listStorageClasses(kube: KubeClient): Promise<Obj[] | undefined> {
   try {
-    if (className) return (await kube.get('storage.k8s.io/v1', 'StorageClass', undefined, className))?.volumeBindingMode === 'WaitForFirstConsumer';
-    const all = await kube.list('storage.k8s.io/v1', 'StorageClass', undefined);
-    const def = all.items.find((sc) => sc.metadata.annotations?.['storageclass.kubernetes.io/is-default-class'] === 'true');
-    return def?.volumeBindingMode === 'WaitForFirstConsumer';
+    return (await kube.list('storage.k8s.io/v1', 'StorageClass', undefined)).items;
   } catch {
-    return false;
+    return undefined; // not allowed to read them: Pending claims are explained by events only
   }
+}
+
+function bindsOnFirstUse(classes: Obj[] | undefined, pvc: KubeObject): boolean {
+  const className = (pvc as Obj).spec?.storageClassName as string | undefined;
+  const sc = className ? classes?.find((c) => c.metadata.name === className) : classes?.find(isDefaultClass);
+  return sc?.volumeBindingMode === 'WaitForFirstConsumer';
 }
 
 async function diagnose(kube: KubeClient, obj: KubeObject, problem: PodProblem | undefined, message: string, events: Map<string, Obj[]>): Promise<Diagnosis> {

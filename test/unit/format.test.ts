@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatHistory, statusLine } from '../../src/cli/format.js';
+import { formatHistory, formatStatus, statusLine } from '../../src/cli/format.js';
 import { verdict, defaultPolicy } from '../../src/core/readiness.js';
 import type { LiveObject } from '../../src/kube/types.js';
 import type { ReleaseRecord } from '../../src/release/types.js';
@@ -40,5 +40,31 @@ describe('history table', () => {
     const [head, row] = formatHistory([record]).split('\n');
     expect(head).toMatch(/^REVISION\s+UPDATED\s+STATUS\s+COMMIT\s+IMAGES\s+DESCRIPTION$/);
     expect(row).toMatch(/^3\s+2026-01-02 03:04:09Z\s+deployed\s+01234567\s+app:abababababab\s+upgrade complete$/);
+  });
+});
+
+describe('skiff status', () => {
+  it('lines up a Service without ready endpoints and a workload with its cause', () => {
+    const text = formatStatus({
+      release: 'hello-staging',
+      namespace: 'shop',
+      revision: 3,
+      status: 'deployed',
+      objects: [
+        { object: 'Service/web', state: 'not ready', message: 'no ready endpoints (selector app=wbe matches no ready pod)' },
+        { object: 'Service/headless', state: 'ready', message: 'exists' },
+        {
+          object: 'Deployment/web',
+          state: 'progressing',
+          message: '1/1 updated, 0/1 available; pod web-1: readiness probe failed 7 times: exec `test -f /www/missing.html` in container web',
+        },
+      ],
+    });
+    expect(text.split('\n')).toEqual([
+      'release hello-staging in shop: revision 3 deployed',
+      `  ${'Service/web'.padEnd(40)} not ready    no ready endpoints (selector app=wbe matches no ready pod)`,
+      `  ${'Service/headless'.padEnd(40)} ready        exists`,
+      `  ${'Deployment/web'.padEnd(40)} progressing  1/1 updated, 0/1 available; pod web-1: readiness probe failed 7 times: exec \`test -f /www/missing.html\` in container web`,
+    ]);
   });
 });

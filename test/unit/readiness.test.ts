@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { formatDeploySummary } from '../../src/cli/format.js';
-import { currentPods, defaultPolicy, describeProbe, formatUnreadyCause, podProblem, unreadyCauses, verdict } from '../../src/core/readiness.js';
+import {
+  claimPendingCause,
+  currentPods,
+  defaultPolicy,
+  describeProbe,
+  formatUnreadyCause,
+  podProblem,
+  serviceWithoutEndpoints,
+  unreadyCauses,
+  verdict,
+} from '../../src/core/readiness.js';
 
 const now = new Date('2026-01-01T00:00:30Z');
 
@@ -136,6 +146,71 @@ describe('verdict', () => {
     expect(verdict(pvc('Pending'), { pods: [], bindImmediately: false }, defaultPolicy, now).state).toBe('ready');
     expect(verdict(pvc('Pending'), { pods: [], bindImmediately: true }, defaultPolicy, now).state).toBe('progressing');
     expect(verdict(pvc('Bound'), { pods: [] }, defaultPolicy, now).state).toBe('ready');
+  });
+
+  it('a Pending PVC explains itself: a missing class fails after the grace, no default class and provisioner events are shown', () => {
+    const claim = (storageClassName?: string): any => ({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'data', namespace: 'shop' },
+      spec: storageClassName === undefined ? {} : { storageClassName },
+      status: { phase: 'Pending' },
+    });
+    const sc = (name: string, isDefault = false): any => ({
+      metadata: { name, annotations: isDefault ? { 'storageclass.kubernetes.io/is-default-class': 'true' } : {} },
+    });
+    const seen = new Map<string, number>();
+    const firstSeen = (key: string) => {
+      if (!seen.has(key)) seen.set(key, now.getTime());
+      return seen.get(key);
+    };
+    const classes = [sc('local', true)];
+    expect(verdict(claim('x'), { pods: [], storageClasses: classes, firstSeen }, defaultPolicy, now)).toEqual({
+      state: 'progressing',
+      message: 'Pending: storage class "x" does not exist',
+    });
+    const later = new Date(now.getTime() + defaultPolicy.unschedulableGraceMs);
+    expect(verdict(claim('x'), { pods: [], storageClasses: classes, firstSeen }, defaultPolicy, later)).toMatchObject({
+      state: 'failed',
+      problem: { reason: 'StorageClassNotFound', message: 'storage class "x" does not exist' },
+    });
+    // A snapshot (skiff status) has no memory: the problem counts at once.
+    expect(verdict(claim('x'), { pods: [], storageClasses: classes }, defaultPolicy, now).state).toBe('failed');
+    expect(verdict(claim('local'), { pods: [], storageClasses: classes }, defaultPolicy, now)).toEqual({ state: 'progressing', message: 'Pending' });
+    expect(verdict(claim(), { pods: [], storageClasses: [sc('local')] }, defaultPolicy, now)).toEqual({
+      state: 'progressing',
+      message: 'Pending: no storage class given and the cluster has no default',
+    });
+    // StorageClasses unknown (not allowed to read them): no guess.
+    expect(claimPendingCause(claim('x'), undefined, [])).toBeUndefined();
+    const ev = (reason: string, message: string, at: string): any => ({
+      metadata: { name: `e-${at}` },
+      involvedObject: { kind: 'PersistentVolumeClaim', name: 'data' },
+      reason,
+      message,
+      lastTimestamp: at,
+    });
+    expect(
+      claimPendingCause(
+        claim('slow'),
+        [sc('slow')],
+        [
+          ev('ExternalProvisioning', 'Waiting for a volume to be created either by the external provisioner "ebs.csi.aws.com"', '2026-01-01T00:00:10Z'),
+          ev('ProvisioningFailed', 'failed to provision volume: quota exceeded', '2026-01-01T00:00:20Z'),
+        ],
+      ),
+    ).toEqual({ reason: 'ProvisioningFailed', message: 'failed to provision volume: quota exceeded', fatal: false });
+  });
+
+  it('a Service whose selector matches no ready pod has no ready endpoints; a selector-less one is not judged', () => {
+    const svc = (selector?: Record<string, string>): any => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector } });
+    const slice = (ready: boolean): any => ({ metadata: { name: 'web-abc' }, endpoints: [{ addresses: ['10.0.0.5'], conditions: { ready } }] });
+    expect(serviceWithoutEndpoints(svc({ app: 'wbe' }), [])).toBe('no ready endpoints (selector app=wbe matches no ready pod)');
+    expect(serviceWithoutEndpoints(svc({ app: 'web', tier: 'front' }), [slice(false)])).toBe(
+      'no ready endpoints (selector app=web,tier=front matches no ready pod)',
+    );
+    expect(serviceWithoutEndpoints(svc({ app: 'web' }), [slice(true)])).toBeUndefined();
+    expect(serviceWithoutEndpoints(svc(), [])).toBeUndefined();
   });
 
   it('objects that have no rollout (a Service) are ready once applied', () => {
