@@ -95,3 +95,23 @@ export async function dockerImageId(ref: string): Promise<string | undefined> {
   const r = await execa('docker', ['image', 'inspect', '--format', '{{.Id}}', ref], { reject: false });
   return r.exitCode === 0 ? r.stdout.trim() : undefined;
 }
+
+/** One image of `skiff build -o json`. */
+export interface BuiltImage {
+  image: string;
+  reference: string;
+  tag: string;
+  digest?: string;
+  built: boolean;
+  pushed: boolean;
+  reason: string;
+  changes?: string[];
+  builder?: string;
+  steps?: number;
+  cachedSteps?: number;
+}
+
+/** The images of a `skiff build -o json` result, by name. */
+export function builtImages(stdout: string): Record<string, BuiltImage> {
+  return Object.fromEntries((JSON.parse(stdout) as { images: BuiltImage[] }).images.map((i) => [i.image, i]));
+}

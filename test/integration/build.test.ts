@@ -17,34 +17,23 @@ import {
   skiff,
   skiffBin,
   uniqueRegistry,
+  builtImages,
+  type BuiltImage,
 } from '../helpers/skiff.js';
-
-interface JsonImage {
-  image: string;
-  reference: string;
-  tag: string;
-  digest?: string;
-  built: boolean;
-  pushed: boolean;
-  reason: string;
-  changes?: string[];
-}
-
-const images = (stdout: string) => Object.fromEntries((JSON.parse(stdout) as { images: JsonImage[] }).images.map((i) => [i.image, i]));
 
 afterAll(removeTempDirs);
 
 describe('skiff build --push against the real Engine and registry', () => {
   let dir: string;
   let registry: string;
-  let first: Record<string, JsonImage>;
+  let first: Record<string, BuiltImage>;
 
   beforeAll(async () => {
     dir = await fixtureRepo('hello');
     registry = uniqueRegistry();
     const r = await skiff(['build', '--push', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(r.exitCode, r.all).toBe(0);
-    first = images(r.stdout);
+    first = builtImages(r.stdout);
   });
 
   it('first build builds and pushes every image, with content, commit and branch tags', async () => {
@@ -70,7 +59,7 @@ describe('skiff build --push against the real Engine and registry', () => {
     const r = await skiff(['build', '--push', '--registry', registry, '-o', 'json'], { cwd: dir });
     const until = Math.ceil(Date.now() / 1000) + 1;
     expect(r.exitCode, r.all).toBe(0);
-    const second = images(r.stdout);
+    const second = builtImages(r.stdout);
     for (const name of ['base', 'app', 'worker']) {
       expect(second[name]).toMatchObject({ built: false, pushed: false, tag: first[name]!.tag, digest: first[name]!.digest });
       expect(await registryDigest(`${registry}/${name}`, first[name]!.tag)).toBe(first[name]!.digest);
@@ -85,7 +74,7 @@ describe('skiff build --push against the real Engine and registry', () => {
     await commitAll(dir, 'worker v2');
     const r = await skiff(['build', '--push', '--why', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(r.exitCode, r.all).toBe(0);
-    const third = images(r.stdout);
+    const third = builtImages(r.stdout);
     expect(third.worker).toMatchObject({ built: true, pushed: true });
     expect(third.worker!.tag).not.toBe(first.worker!.tag);
     expect(third.worker!.changes!.join('\n')).toContain('worker/worker.sh');
@@ -98,7 +87,7 @@ describe('skiff build --push against the real Engine and registry', () => {
     await commitAll(dir, 'docs only');
     const r = await skiff(['build', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(r.exitCode, r.all).toBe(0);
-    expect(images(r.stdout).app).toMatchObject({ built: false, tag: first.app!.tag });
+    expect(builtImages(r.stdout).app).toMatchObject({ built: false, tag: first.app!.tag });
   });
 
   it('a dependent image rebuilds when its base changes', async () => {
@@ -106,7 +95,7 @@ describe('skiff build --push against the real Engine and registry', () => {
     await commitAll(dir, 'base 2');
     const r = await skiff(['build', '--push', '--why', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(r.exitCode, r.all).toBe(0);
-    const out = images(r.stdout);
+    const out = builtImages(r.stdout);
     expect(out.base).toMatchObject({ built: true, pushed: true });
     expect(out.app).toMatchObject({ built: true, pushed: true });
     expect(out.app!.changes!.join('\n')).toMatch(/base image base changed/);
@@ -120,11 +109,11 @@ describe('skiff build --push against the real Engine and registry', () => {
     await editFile(dir, 'worker/worker.sh', (t) => t.replace('worker v2', 'worker v3'));
     const commitBuild = await skiff(['build', 'worker', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(commitBuild.exitCode, commitBuild.all).toBe(0);
-    expect(images(commitBuild.stdout).worker!.built).toBe(false);
+    expect(builtImages(commitBuild.stdout).worker!.built).toBe(false);
     expect(commitBuild.stderr).toMatch(/uncommitted changes are not part of the build/);
     const devBuild = await skiff(['build', 'worker', '--dev', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(devBuild.exitCode, devBuild.all).toBe(0);
-    expect(images(devBuild.stdout).worker!.built).toBe(true);
+    expect(builtImages(devBuild.stdout).worker!.built).toBe(true);
     // In CI a dirty tree without --dev is refused before any Docker call.
     const ci = await skiff(['build', '--registry', registry], { cwd: dir, env: { CI: 'true' } });
     expect(ci.exitCode).toBe(2);
@@ -173,7 +162,7 @@ describe('build failures', () => {
       env: { CI_REGISTRY_USER: AUTH_USER, CI_REGISTRY_PASSWORD: AUTH_PASSWORD, CI_REGISTRY: AUTH_REGISTRY },
     });
     expect(r.exitCode, r.all).toBe(0);
-    const worker = images(r.stdout).worker!;
+    const worker = builtImages(r.stdout).worker!;
     expect(await registryDigest(`${registry}/worker`, worker.tag, { user: AUTH_USER, password: AUTH_PASSWORD })).toBe(worker.digest);
     expect(r.all).not.toContain(AUTH_PASSWORD);
   });
@@ -194,7 +183,7 @@ describe('skiff test', () => {
     const registry = uniqueRegistry();
     const pushed = await skiff(['build', '--push', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(pushed.exitCode, pushed.all).toBe(0);
-    const app = images(pushed.stdout).app!;
+    const app = builtImages(pushed.stdout).app!;
     const { execa } = await import('execa');
     await execa('docker', ['rmi', '-f', app.reference]);
     const r = await skiff(['test', '--registry', registry], { cwd: dir });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { commitAll, editFile, fixtureRepo, git, registryTags, removeTempDirs, repoRoot, skiff, uniqueRegistry } from '../helpers/skiff.js';
+import { commitAll, editFile, fixtureRepo, git, registryTags, removeTempDirs, repoRoot, skiff, uniqueRegistry, builtImages } from '../helpers/skiff.js';
 
 // The "fresh runner" Engine of scripts/services: an empty dockerd reached as GitLab's docker:dind is.
 const TLS_HOST = 'tcp://127.0.0.1:2376';
@@ -13,18 +13,6 @@ const CLIENT_CERTS = join(process.env.SKIFF_STATE ?? '/var/lib/skiff-dev', 'dock
 const TLS_ENV = { DOCKER_HOST: TLS_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: CLIENT_CERTS, DOCKER_CONTEXT: undefined, DOCKER_TLS: undefined };
 const BASE_IMAGE = 'skiff-base/busybox:1';
 const tlsDocker = (args: string[]) => execa('docker', args, { env: TLS_ENV, reject: false });
-
-interface JsonImage {
-  image: string;
-  reference: string;
-  tag: string;
-  built: boolean;
-  pushed: boolean;
-  builder?: string;
-  steps?: number;
-  cachedSteps?: number;
-}
-const images = (stdout: string) => Object.fromEntries((JSON.parse(stdout) as { images: JsonImage[] }).images.map((i) => [i.image, i]));
 
 const tempDirs: string[] = [];
 afterAll(async () => {
@@ -87,7 +75,7 @@ describe('BuildKit through the Engine API, with the layer cache in the registry'
     // The previous pipeline's build job, on the long-lived Engine.
     const first = await skiff(['build', '--push', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(first.exitCode, first.all).toBe(0);
-    expect(images(first.stdout).app).toMatchObject({ built: true, pushed: true, builder: 'buildkit', steps: 3 });
+    expect(builtImages(first.stdout).app).toMatchObject({ built: true, pushed: true, builder: 'buildkit', steps: 3 });
     expect(await registryTags(`${registry}/app`)).toContain('main');
 
     // The next jobs: each on a runner whose Docker has nothing, except the base image its before_script pulls.
@@ -103,7 +91,7 @@ describe('BuildKit through the Engine API, with the layer cache in the registry'
       await commitAll(dir, version);
       const next = await skiff(['build', '--push', '--registry', registry, '-o', 'json', '-v'], { cwd: dir, env: TLS_ENV });
       expect(next.exitCode, next.all).toBe(0);
-      const app = images(next.stdout).app!;
+      const app = builtImages(next.stdout).app!;
       expect(app).toMatchObject({ built: true, pushed: true, builder: 'buildkit', steps: 3 });
       // BuildKit's own report: the RUN vertex came from the cache, the COPY of the changed file did not.
       expect(app.cachedSteps, next.stderr).toBe(1);
@@ -122,7 +110,7 @@ describe('BuildKit through the Engine API, with the layer cache in the registry'
     const registry = uniqueRegistry();
     const r = await skiff(['build', 'app', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(r.exitCode, r.all).toBe(0);
-    const out = images(r.stdout);
+    const out = builtImages(r.stdout);
     expect(out.app).toMatchObject({ built: true, builder: 'buildkit' });
     expect(out.base).toMatchObject({ built: true, builder: 'buildkit' });
     // No .dockerignore, no generated Dockerfile: BuildKit applies no .dockerignore to an uploaded context.
@@ -191,7 +179,7 @@ describe('BuildKit through the Engine API, with the layer cache in the registry'
       const env = { DOCKER_HOST: engine.host, DOCKER_TLS_VERIFY: undefined, DOCKER_CERT_PATH: undefined, DOCKER_CONTEXT: undefined };
       const r = await skiff(['build', '--parallel', '1', '--registry', uniqueRegistry(), '-o', 'json', '-v'], { cwd: dir, env });
       expect(r.exitCode, r.all).toBe(0);
-      const out = images(r.stdout);
+      const out = builtImages(r.stdout);
       for (const name of ['base', 'app', 'worker']) expect(out[name]).toMatchObject({ built: true, builder: 'classic' });
       expect(r.stderr).toMatch(/^base: built with the classic builder \(the Engine refused BuildKit: .*buildkit not supported by daemon\)$/m);
       expect(engine.refused()).toBe(1);
@@ -213,7 +201,7 @@ describe('BuildKit through the Engine API, with the layer cache in the registry'
     const dir = await fixtureRepo('hello');
     const r = await skiff(['build', 'worker', '--registry', uniqueRegistry(), '-o', 'json', '-v'], { cwd: dir, env: { SKIFF_BUILDER: 'classic' } });
     expect(r.exitCode, r.all).toBe(0);
-    expect(images(r.stdout).worker).toMatchObject({ built: true, builder: 'classic', steps: 3 });
+    expect(builtImages(r.stdout).worker).toMatchObject({ built: true, builder: 'classic', steps: 3 });
     expect(r.stderr).toMatch(/^worker: built with the classic builder \(SKIFF_BUILDER=classic\)$/m);
     expect(r.stderr).toMatch(/^\[worker\] Step 2\/4 : COPY worker\.sh \/worker\.sh$/m);
     // skiff's own LABEL step is not part of the progress.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerImageId, fixtureRepo, registryDigest, removeTempDirs, repoRoot, skiff, uniqueRegistry } from '../helpers/skiff.js';
+import { dockerImageId, fixtureRepo, registryDigest, removeTempDirs, repoRoot, skiff, uniqueRegistry, builtImages } from '../helpers/skiff.js';
 
 // The "fresh runner" Engine of scripts/services: reached only as GitLab's docker:dind is.
 const TLS_HOST = 'tcp://127.0.0.1:2376';
@@ -13,16 +13,6 @@ const BASE_IMAGE = 'skiff-base/busybox:1';
 
 /** The docker CLI against the fresh runner, as a job's before_script runs it. */
 const tlsDocker = (args: string[], env: Record<string, string | undefined> = TLS_ENV) => execa('docker', args, { env, reject: false });
-
-interface JsonImage {
-  image: string;
-  reference: string;
-  tag: string;
-  digest?: string;
-  built: boolean;
-  pushed: boolean;
-}
-const images = (stdout: string) => Object.fromEntries((JSON.parse(stdout) as { images: JsonImage[] }).images.map((i) => [i.image, i]));
 
 const tempDirs: string[] = [];
 async function tempDir(prefix: string): Promise<string> {
@@ -56,7 +46,7 @@ describe('Docker-in-Docker as GitLab runs it: DOCKER_HOST=tcp://…:2376, DOCKER
     const registry = uniqueRegistry();
     const r = await skiff(['build', '--push', '--registry', registry, '-o', 'json'], { cwd: dir, env: TLS_ENV });
     expect(r.exitCode, r.all).toBe(0);
-    const out = images(r.stdout);
+    const out = builtImages(r.stdout);
     for (const name of ['base', 'app', 'worker']) {
       expect(out[name]).toMatchObject({ built: true, pushed: true });
       expect(await registryDigest(`${registry}/${name}`, out[name]!.tag)).toBe(out[name]!.digest);
@@ -76,7 +66,7 @@ describe('Docker-in-Docker as GitLab runs it: DOCKER_HOST=tcp://…:2376, DOCKER
     const built = async (env: Record<string, string | undefined>) => {
       const r = await skiff(['build', 'worker', '--registry', uniqueRegistry(), '-o', 'json'], { cwd: dir, env });
       expect(r.exitCode, r.all).toBe(0);
-      return images(r.stdout).worker!;
+      return builtImages(r.stdout).worker!;
     };
 
     const named = await built({ ...noHost, DOCKER_CONTEXT: 'fresh-runner' });
@@ -121,7 +111,7 @@ describe('Docker-in-Docker as GitLab runs it: DOCKER_HOST=tcp://…:2376, DOCKER
     // The build job, on the local Engine.
     const pushed = await skiff(['build', '--push', '--registry', registry, '-o', 'json'], { cwd: dir });
     expect(pushed.exitCode, pushed.all).toBe(0);
-    const app = images(pushed.stdout).app!;
+    const app = builtImages(pushed.stdout).app!;
     // The test job, on a new runner whose Docker has nothing, not even the base image.
     const reset = await execa(join(repoRoot, 'scripts', 'services'), ['fresh-runner-reset'], { reject: false, all: true });
     expect(reset.exitCode, reset.all).toBe(0);
