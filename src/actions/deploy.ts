@@ -4,22 +4,13 @@ import type { RunContext } from '../context.js';
 import { formatFinding } from '../core/lint.js';
 import { defaultPolicy } from '../core/readiness.js';
 import { ConfigError } from '../errors.js';
-import { loadProject, type Project } from '../project.js';
+import type { Project } from '../project.js';
 import type { ReleaseRecord } from '../release/types.js';
 import { dryRun } from '../stages/apply.js';
-import { planImages } from '../stages/image-plan.js';
+import { lintRelease } from '../stages/lint.js';
 import { connect, ensureNamespace, withReleaseLock } from '../stages/kube-session.js';
-import {
-  renderForTarget,
-  resolveImageRefs,
-  resolveTarget,
-  type ReleaseTarget,
-  type RenderedRelease,
-  type RenderFlags,
-  type TargetOptions,
-} from '../stages/release-inputs.js';
+import { renderEnvironment, type ReleaseTarget, type RenderedRelease, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome } from '../stages/release-run.js';
-import { lintRelease } from './lint.js';
 import { rollbackTo } from './rollback.js';
 
 export interface DeployOptions extends TargetOptions, RenderFlags {
@@ -56,10 +47,7 @@ export interface DeployInputs {
  * the release lock, the revision is applied and followed to a verdict.
  */
 export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: DeployInputs = {}): Promise<DeployResult> {
-  const project = inputs.project ?? (await loadProject(outer, opts));
-  const target = resolveTarget(project, opts.env, opts, outer.ci);
-  const images = await resolveImageRefs(outer, project, await planImages(project));
-  const rendered = await renderForTarget(outer, project, target, images, opts);
+  const { project, target, images, rendered } = await renderEnvironment(outer, opts, inputs.project);
   // From here on a secret may come back in an API message, a log line or a diagnosis: mask it.
   const { redactor } = rendered;
   const ctx: RunContext = { ...outer, reporter: redactor.reporter(outer.reporter) };

@@ -5,20 +5,10 @@ import { applyPhases, hookOf } from '../core/order.js';
 import { maskPaths, secretStrings } from '../core/secret-material.js';
 import { objectRef } from '../kube/object-key.js';
 import { TRACE_ANNOTATIONS, type KubeObject } from '../kube/types.js';
-import { loadProject } from '../project.js';
 import { pruneCandidates } from '../stages/apply.js';
-import { planImages } from '../stages/image-plan.js';
 import { connect } from '../stages/kube-session.js';
 import { MASKED_ANNOTATION, type Redactor } from '../stages/redact.js';
-import {
-  renderForTarget,
-  resolveImageRefs,
-  resolveTarget,
-  type RenderedRelease,
-  type RenderFlags,
-  type ReleaseTarget,
-  type TargetOptions,
-} from '../stages/release-inputs.js';
+import { renderEnvironment, type RenderedRelease, type RenderFlags, type ReleaseTarget, type TargetOptions } from '../stages/release-inputs.js';
 
 export interface DiffOptions extends TargetOptions, RenderFlags {}
 
@@ -36,10 +26,7 @@ export interface DiffResult {
 
 /** skiff diff: a server-side dry run of the rendered set compared with the live objects, and what a deploy would prune. */
 export async function runDiff(ctx: RunContext, opts: DiffOptions): Promise<DiffResult> {
-  const project = await loadProject(ctx, opts);
-  const target = resolveTarget(project, opts.env, opts, ctx.ci);
-  const images = await resolveImageRefs(ctx, project, await planImages(project));
-  const rendered = await renderForTarget(ctx, project, target, images, opts);
+  const { target, rendered } = await renderEnvironment(ctx, opts);
   // A dry run's rejection can quote a field's value: keep secrets out of the error.
   return diffRendered(ctx, target, rendered, opts).catch((e: unknown) => {
     throw rendered.redactor.error(e);

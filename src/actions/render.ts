@@ -4,9 +4,8 @@ import { stringify } from 'yaml';
 import type { RunContext } from '../context.js';
 import { mapLimit } from '../core/concurrency.js';
 import type { Manifest } from '../kube/types.js';
-import { loadProject, type ProjectOptions } from '../project.js';
-import { planImages } from '../stages/image-plan.js';
-import { renderForTarget, resolveImageRefs, resolveTarget, type RenderFlags } from '../stages/release-inputs.js';
+import type { ProjectOptions } from '../project.js';
+import { renderEnvironment, type RenderFlags } from '../stages/release-inputs.js';
 
 export interface RenderOptions extends ProjectOptions, RenderFlags {
   env: string;
@@ -28,10 +27,7 @@ export interface RenderResult {
 
 /** skiff render: the objects a deploy would apply, without touching a cluster. */
 export async function runRender(ctx: RunContext, opts: RenderOptions): Promise<RenderResult> {
-  const project = await loadProject(ctx, opts);
-  const target = resolveTarget(project, opts.env, opts, ctx.ci);
-  const images = await resolveImageRefs(ctx, project, await planImages(project));
-  const rendered = await renderForTarget(ctx, project, target, images, opts);
+  const { target, images, rendered } = await renderEnvironment(ctx, opts);
   let manifests = rendered.manifests;
   if (!opts.showSecrets) manifests = manifests.map((m) => ({ ...m, object: rendered.redactor.object(m.object) }));
   const masked = manifests.some((m, i) => m.object !== rendered.manifests[i]!.object);

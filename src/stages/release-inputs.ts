@@ -11,10 +11,10 @@ import type { EnvironmentConfig } from '../config/types.js';
 import type { CiContext } from '../ci.js';
 import { TRACE_ANNOTATIONS } from '../kube/types.js';
 import { environmentSlug, withSlug } from '../core/environment-slug.js';
-import type { Project, ProjectOptions } from '../project.js';
+import { loadProject, type Project, type ProjectOptions } from '../project.js';
 import { Redactor } from './redact.js';
 import { loadSecretInputs } from './secret-values.js';
-import type { ImagePlan } from './image-plan.js';
+import { planImages, type ImagePlan } from './image-plan.js';
 
 export const KUBE_DIR = '.kube';
 
@@ -226,4 +226,21 @@ export function traceAnnotations(commit: string, ci: Pick<CiContext, 'pipelineUr
   if (ci.pipelineUrl) out[TRACE_ANNOTATIONS.pipelineUrl] = ci.pipelineUrl;
   if (ci.jobUrl) out[TRACE_ANNOTATIONS.jobUrl] = ci.jobUrl;
   return out;
+}
+
+/**
+ * An environment rendered from the commit, as render, lint, diff and deploy
+ * start: the project (loaded here unless given), the target, the images pinned
+ * by digest, and the render with its redactor.
+ */
+export async function renderEnvironment(
+  ctx: RunContext,
+  opts: TargetOptions & RenderFlags,
+  given?: Project,
+): Promise<{ project: Project; target: ReleaseTarget; images: Record<string, string>; rendered: RenderedRelease }> {
+  const project = given ?? (await loadProject(ctx, opts));
+  const target = resolveTarget(project, opts.env, opts, ctx.ci);
+  const images = await resolveImageRefs(ctx, project, await planImages(project));
+  const rendered = await renderForTarget(ctx, project, target, images, opts);
+  return { project, target, images, rendered };
 }
