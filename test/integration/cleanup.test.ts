@@ -23,6 +23,7 @@ const commits: Array<{ sha: string; tag: string }> = [];
 beforeAll(async () => {
   await requireCluster();
   dir = await mkdtemp(join(tmpdir(), 'skiff-clean-'));
+  const runId = Date.now().toString(36);
   await writeFile(
     join(dir, 'skiff.yaml'),
     `project: clean\nimages:\n  web: {}\nenvironments:\n  testing: { namespace: ${namespace} }\n  production: { namespace: ${namespace}-prod }\n`,
@@ -32,7 +33,8 @@ beforeAll(async () => {
   await writeFile(join(dir, '.kube', 'web.yaml.ejs'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: web }\ndata:\n  image: <%= images.web %>\n');
   await git(dir, 'init', '-q', '-b', 'main');
   for (const n of [1, 2, 3, 4, 5]) {
-    await writeFile(join(dir, 'Dockerfile'), `FROM skiff-base/busybox:1\nRUN echo ${n} > /version\n`);
+    // Unique to this run: an image the Engine kept from an earlier run would be older than --min-age.
+    await writeFile(join(dir, 'Dockerfile'), `FROM skiff-base/busybox:1\nRUN echo ${n} ${runId} > /version\n`);
     await commitAll(dir, `version ${n}`);
     const tag = await tagOf();
     commits.push({ sha: (await git(dir, 'rev-parse', 'HEAD')).stdout.trim(), tag });
