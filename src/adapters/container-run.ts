@@ -1,5 +1,6 @@
-import { mkdir, writeFile, symlink } from 'node:fs/promises';
-import { dirname, join, normalize } from 'node:path';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { ContainerOutcome, ContainerRun, DockerEngine } from './docker.js';
@@ -52,16 +53,21 @@ export async function runContainer(engine: DockerEngine, run: ContainerRun): Pro
     out.end();
     const copied: string[] = [];
     const missing: string[] = [];
+    const skipped: string[] = [];
+    const max = run.maxReportBytes ?? DEFAULT_REPORT_MAX_BYTES;
+    const budget: ReportBudget = { max, remaining: max, discarded: 0 };
     for (const path of run.copyOut) {
       try {
         const archive = await container.getArchive({ path });
-        copied.push(...(await extractTo(archive, run.copyTo)));
+        const result = await extractReports(archive, run.copyTo, budget);
+        copied.push(...result.written);
+        skipped.push(...result.skipped);
       } catch (e) {
         if ((e as { statusCode?: number }).statusCode === 404) missing.push(path);
         else throw e;
       }
     }
-    return { exitCode: status.StatusCode, timedOut, interrupted, durationMs: Date.now() - started, copied, missing };
+    return { exitCode: status.StatusCode, timedOut, interrupted, durationMs: Date.now() - started, copied, missing, skipped };
   } finally {
     run.signal.removeEventListener('abort', onAbort);
     await container.remove({ force: true }).catch(() => {});
@@ -83,37 +89,127 @@ function lineSplitter(onLine: (line: string) => void): PassThrough {
   return pt;
 }
 
-/** Writes a tar from the Engine's archive endpoint below dir; refuses paths that climb out. */
-async function extractTo(archive: NodeJS.ReadableStream, dir: string): Promise<string[]> {
+/** Bytes of report files copied out of one test's container, unless SKIFF_REPORT_MAX_MB says otherwise. */
+export const DEFAULT_REPORT_MAX_BYTES = 64 * 1024 * 1024;
+
+/** What one test's reports may still use, shared by all its report paths. */
+export interface ReportBudget {
+  max: number;
+  remaining: number;
+  /** Bytes read and thrown away (skipped entries); past 4 × max, the rest of the archive is not read at all. */
+  discarded: number;
+}
+
+export interface ExtractResult {
+  written: string[];
+  /** One line per entry not copied, saying why. */
+  skipped: string[];
+}
+
+const MiB = 1024 * 1024;
+const size = (n: number) => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${n} bytes`);
+
+/** The entry's path below the report folder, or undefined when it is absolute or climbs out. */
+export function safeEntryPath(name: string): string | undefined {
+  if (!name || name.includes('\0') || isAbsolute(name) || /^[a-zA-Z]:[\\/]/.test(name)) return undefined;
+  const parts = name.split(/[\\/]+/).filter((p) => p !== '' && p !== '.');
+  if (parts.length === 0 || parts.some((p) => p === '..')) return undefined;
+  return parts.join(sep);
+}
+
+/** Creates dir/rel one component at a time, refusing any component that exists and is not a real directory (a symlink, a file). */
+async function mkdirInside(dir: string, rel: string): Promise<void> {
+  let at = dir;
+  for (const part of rel.split(sep).filter(Boolean)) {
+    at = join(at, part);
+    const st = await lstat(at).catch(() => undefined);
+    if (!st) await mkdir(at).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
+    else if (st.isSymbolicLink() || !st.isDirectory()) throw new Error(`${relative(dir, at)} is not a directory`);
+  }
+  const st = await lstat(at);
+  if (st.isSymbolicLink() || !st.isDirectory()) throw new Error(`${relative(dir, at)} is not a directory`);
+}
+
+/**
+ * Writes report files from a tar (the Engine's archive endpoint) below dir.
+ * A test image's output is not trusted: only regular files and directories
+ * are written, never outside dir (absolute names, `..`, symlinks, hardlinks
+ * and device files are skipped, and no path is followed through a symlink),
+ * files get mode 0644, and the test's reports together stay within the
+ * budget.
+ */
+export async function extractReports(archive: NodeJS.ReadableStream, dir: string, budget: ReportBudget): Promise<ExtractResult> {
   const written: string[] = [];
+  const skipped: string[] = [];
   const extract = tar.extract();
-  const done = (async () => {
+  const source = Readable.from(archive as AsyncIterable<Buffer>);
+  source.on('error', (e) => extract.destroy(e));
+  source.pipe(extract);
+  try {
     for await (const entry of extract as unknown as AsyncIterable<{ header: tar.Header; resume(): void } & AsyncIterable<Buffer>>) {
-      const name = normalize(entry.header.name);
-      if (name.startsWith('..') || name.startsWith('/')) {
+      const { header } = entry;
+      const rel = safeEntryPath(header.name);
+      const skip = (why: string) => {
+        skipped.push(`${header.name}: ${why}`);
+        budget.discarded += header.size ?? 0;
         entry.resume();
+      };
+      if (!rel) {
+        skip('its path leads outside the report folder; not copied');
         continue;
       }
-      const target = join(dir, name);
-      if (entry.header.type === 'directory') {
-        await mkdir(target, { recursive: true });
-        entry.resume();
-      } else if (entry.header.type === 'file') {
-        const chunks: Buffer[] = [];
-        for await (const c of entry) chunks.push(c);
-        await mkdir(dirname(target), { recursive: true });
-        await writeFile(target, Buffer.concat(chunks));
-        written.push(target);
-      } else if (entry.header.type === 'symlink' && entry.header.linkname) {
-        await mkdir(dirname(target), { recursive: true });
-        await symlink(entry.header.linkname, target).catch(() => {});
-        entry.resume();
-      } else {
-        entry.resume();
+      if (header.type === 'directory') {
+        await mkdirInside(dir, rel).then(
+          () => entry.resume(),
+          (e: Error) => skip(`${e.message}; not copied`),
+        );
+        continue;
       }
+      if (header.type !== 'file' && header.type !== 'contiguous-file') {
+        skip(`a ${header.type ?? 'special'} entry${header.linkname ? ` to ${header.linkname}` : ''}; only regular files are copied`);
+        continue;
+      }
+      const bytes = header.size ?? 0;
+      if (bytes > budget.remaining) {
+        skip(`${size(bytes)} is over the report size cap (${size(budget.max)} per test, ${size(budget.remaining)} left); not copied`);
+        // Reading gigabytes only to throw them away is not worth it: stop reading this archive.
+        if (budget.discarded > 4 * budget.max) {
+          skipped.push(`${header.name}: the rest of this report archive was not read`);
+          break;
+        }
+        continue;
+      }
+      try {
+        await mkdirInside(dir, dirname(rel));
+      } catch (e) {
+        skip(`${(e as Error).message}; not copied`);
+        continue;
+      }
+      const target = join(dir, rel);
+      let fh;
+      try {
+        // O_NOFOLLOW: a symlink already at the target is not followed out of the folder.
+        fh = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+      } catch (e) {
+        skip(`cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); not copied`);
+        continue;
+      }
+      let got = 0;
+      try {
+        for await (const chunk of entry) {
+          got += chunk.length;
+          if (got > budget.remaining) throw new Error('longer than its header says');
+          await fh.write(chunk);
+        }
+      } finally {
+        await fh.close();
+      }
+      budget.remaining -= got;
+      written.push(target);
     }
-  })();
-  Readable.from(archive as AsyncIterable<Buffer>).pipe(extract);
-  await done;
-  return written;
+  } finally {
+    source.destroy();
+    (archive as { destroy?: () => void }).destroy?.();
+  }
+  return { written, skipped };
 }

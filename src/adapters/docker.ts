@@ -350,6 +350,8 @@ export class DockerEngine {
       }
       throw new InfrastructureError(`push of ${repository}:${tag} failed: ${redact(message, credentials)}`);
     }
+    // A stream cut short (Engine or registry gone mid-push) ends without an error and without a digest: not pushed.
+    if (!digest) throw new InfrastructureError(`push of ${repository}:${tag} ended without the registry confirming it (no digest); run the command again`);
     return digest;
   }
 
@@ -414,6 +416,8 @@ export interface ContainerRun {
   copyOut: string[];
   /** Host directory the copied paths land in. */
   copyTo: string;
+  /** Cap on the bytes of report files copied out (default 64 MiB). */
+  maxReportBytes?: number;
   signal: AbortSignal;
 }
 
@@ -424,4 +428,6 @@ export interface ContainerOutcome {
   durationMs: number;
   copied: string[];
   missing: string[];
+  /** Report entries not copied (outside the folder, links, devices, over the size cap), each with the reason. */
+  skipped: string[];
 }

@@ -4,6 +4,19 @@ import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
 import { KubeApiError, PARALLEL_REQUESTS, type KubeClient, type ListQuery, type ListResult, type WatchEvent, type Watcher } from '../kube/client.js';
 import { objectRef } from '../kube/object-key.js';
+import {
+  AdaptiveLimiter,
+  DEFAULT_KUBE_RETRY_TIMEOUT_MS,
+  KUBE_RETRY_TIMEOUT_ENV,
+  abortableSleep,
+  backoffMs,
+  isThrottled,
+  isTransientError,
+  isTransientStatus,
+  kubeRetryTimeoutMs,
+  neverSent,
+  retryAfterMs,
+} from '../kube/retry.js';
 import type { KubeObject, LiveObject } from '../kube/types.js';
 import { loadConnection } from './kubeconfig.js';
 
@@ -19,6 +32,54 @@ interface ResourceInfo {
 interface KubeResponse {
   status: number;
   body: unknown;
+  /** A POST was repeated after an attempt that may have reached the server. */
+  ambiguous?: boolean;
+}
+
+/** What HttpKubeClient's retries and parallelism are tuned by. */
+export interface KubeTuning {
+  /** Bound on retrying one request, and on a watch's reconnects (SKIFF_KUBE_RETRY_TIMEOUT). */
+  retryTimeoutMs: number;
+  /** Idle time after which one attempt is abandoned (and retried). */
+  requestTimeoutMs: number;
+  /** Requests in flight at once before any rate limiting. */
+  maxParallel: number;
+  random?: () => number;
+}
+
+/** No answer from an API server is read past this size (a list of 2,000 large objects is a few tens of MiB). */
+export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+
+function messageOf(body: unknown): string {
+  const m = typeof body === 'object' && body ? (body as { message?: unknown }).message : typeof body === 'string' ? body : undefined;
+  return typeof m === 'string' ? m.slice(0, 200).replace(/\s+/g, ' ').trim() : '';
+}
+
+/** JSON with object keys sorted, so that two renderings of one value compare equal. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** Whether a live object holds what a write sent (everything but metadata the server keeps). */
+function sameContent(live: KubeObject, sent: KubeObject): boolean {
+  const strip = (o: KubeObject) => {
+    const { metadata, ...rest } = o as KubeObject & { status?: unknown };
+    delete (rest as { status?: unknown }).status;
+    return canonical([rest, metadata.labels ?? {}, metadata.annotations ?? {}]);
+  };
+  return strip({ ...live, apiVersion: sent.apiVersion, kind: sent.kind }) === strip(sent);
+}
+
+function abortError(signal: AbortSignal | undefined): Error {
+  const e = new Error(`aborted${signal?.reason instanceof Error ? `: ${signal.reason.message}` : ''}`);
+  e.name = 'AbortError';
+  return e;
 }
 
 /**
@@ -30,21 +91,29 @@ interface KubeResponse {
  */
 export class HttpKubeClient implements KubeClient {
   private readonly discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
+  private readonly limiter: AdaptiveLimiter;
+  private readonly tuning: KubeTuning;
   private constructor(
     readonly server: string,
     readonly context: string,
     private readonly options: RequestOptions,
     readonly defaultNamespace: string,
-  ) {}
+    tuning: Partial<KubeTuning> = {},
+  ) {
+    this.tuning = { retryTimeoutMs: DEFAULT_KUBE_RETRY_TIMEOUT_MS, requestTimeoutMs: 60_000, maxParallel: PARALLEL_REQUESTS, ...tuning };
+    this.limiter = new AdaptiveLimiter(this.tuning.maxParallel);
+  }
 
-  static async connect(opts: { context?: string; kubeconfig?: string } = {}): Promise<HttpKubeClient> {
+  /** The retry bound comes from SKIFF_KUBE_RETRY_TIMEOUT unless `tuning` sets it. */
+  static async connect(opts: { context?: string; kubeconfig?: string; tuning?: Partial<KubeTuning> } = {}): Promise<HttpKubeClient> {
+    const tuning = { retryTimeoutMs: kubeRetryTimeoutMs(process.env), ...opts.tuning };
     const simple = loadConnection(opts, process.env);
-    if (simple) return new HttpKubeClient(simple.server, simple.context, simple.options, simple.namespace);
-    return HttpKubeClient.connectWithClientNode(opts);
+    if (simple) return new HttpKubeClient(simple.server, simple.context, simple.options, simple.namespace, tuning);
+    return HttpKubeClient.connectWithClientNode(opts, tuning);
   }
 
   /** Exec plugins, auth providers, proxies and in-cluster config, through @kubernetes/client-node. */
-  private static async connectWithClientNode(opts: { context?: string; kubeconfig?: string }): Promise<HttpKubeClient> {
+  private static async connectWithClientNode(opts: { context?: string; kubeconfig?: string }, tuning: Partial<KubeTuning>): Promise<HttpKubeClient> {
     const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     try {
@@ -86,17 +155,83 @@ export class HttpKubeClient implements KubeClient {
       throw new ConfigError(`kube context "${kc.getCurrentContext()}" (server ${cluster.server}) cannot be used: ${(e as Error).message}`);
     }
     const ctx = kc.getContextObject(kc.getCurrentContext());
-    return new HttpKubeClient(cluster.server.replace(/\/+$/, ''), kc.getCurrentContext(), options, ctx?.namespace ?? 'default');
+    return new HttpKubeClient(cluster.server.replace(/\/+$/, ''), kc.getCurrentContext(), options, ctx?.namespace ?? 'default', tuning);
   }
 
   private agent: HttpsAgent | HttpAgent | undefined;
 
-  /** One HTTP request; resolves with status and parsed JSON (or text). */
-  request(
+  /**
+   * One request, retried through a flaky or rate-limiting API server:
+   * connection refused/reset/timed out and 429/502/503/504 are tried again
+   * with exponential backoff and jitter (Retry-After honoured) until the
+   * retry bound runs out, then an InfrastructureError (exit 3) names the
+   * server and context. When an attempt may have reached the server before
+   * its connection broke, the answer carries `ambiguous`, so that create and
+   * replace can read the 409 of the repeat as their own earlier success.
+   */
+  async request(
     method: string,
     path: string,
     init: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; signal?: AbortSignal; raw?: boolean } = {},
   ): Promise<KubeResponse> {
+    const deadline = Date.now() + this.tuning.retryTimeoutMs;
+    let ambiguous = false;
+    for (let attempt = 0; ; attempt++) {
+      if (!(await this.limiter.acquire(init.signal))) throw abortError(init.signal);
+      let res: (KubeResponse & { retryAfter?: string }) | undefined;
+      let failure: unknown;
+      const epoch = this.limiter.epoch;
+      try {
+        res = await this.send(method, path, init);
+      } catch (e) {
+        failure = e;
+      } finally {
+        this.limiter.release();
+      }
+      let wait: number | undefined;
+      let why: string;
+      if (res) {
+        if (isThrottled(res.status)) this.limiter.throttled(epoch);
+        else this.limiter.succeeded();
+        if (!isTransientStatus(res.status)) return { status: res.status, body: res.body, ambiguous };
+        // A gateway that timed out may have passed the create on; 429 and 503 were refused before any work.
+        if (res.status === 502 || res.status === 504) ambiguous = true;
+        wait = retryAfterMs(res.retryAfter, Date.now());
+        why = `answered ${res.status}${messageOf(res.body) ? ` (${messageOf(res.body)})` : ''}`;
+      } else {
+        if (init.signal?.aborted || !isTransientError(failure)) throw this.unreachable(failure as Error);
+        // The write may have landed: repeat it, and let create/replace read the 409 that follows.
+        if (!neverSent(failure)) ambiguous = true;
+        why = `is unreachable: ${(failure as Error).message}`;
+      }
+      const delay = Math.max(wait ?? 0, backoffMs(attempt, this.tuning.random));
+      if (Date.now() + delay > deadline) {
+        const waited = Math.round((Date.now() - deadline + this.tuning.retryTimeoutMs) / 1000);
+        throw new InfrastructureError(
+          `Kubernetes API ${this.server} (context ${this.context}) ${why}${attempt ? `; gave up after ${attempt + 1} attempts in ${waited}s` : ''}; check the cluster, or raise ${KUBE_RETRY_TIMEOUT_ENV} (seconds, now ${Math.round(this.tuning.retryTimeoutMs / 1000)}) to wait longer`,
+          { cause: failure },
+        );
+      }
+      this.retries++;
+      await abortableSleep(delay, init.signal);
+      if (init.signal?.aborted) throw abortError(init.signal);
+    }
+  }
+
+  /** Requests repeated so far (for diagnostics and tests). */
+  retries = 0;
+
+  /** The limiter shared by every request of this client; watches do not take a slot. */
+  get parallelism(): AdaptiveLimiter {
+    return this.limiter;
+  }
+
+  /** One attempt: status, parsed JSON (or text) and Retry-After. Bodies larger than MAX_RESPONSE_BYTES are refused. */
+  private send(
+    method: string,
+    path: string,
+    init: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; signal?: AbortSignal; raw?: boolean },
+  ): Promise<KubeResponse & { retryAfter?: string }> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const isHttps = url.protocol === 'https:';
@@ -117,10 +252,24 @@ export class HttpKubeClient implements KubeClient {
             ...(body !== undefined ? { 'content-type': init.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
           },
           signal: init.signal,
+          timeout: this.tuning.requestTimeoutMs,
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_RESPONSE_BYTES) {
+              res.destroy();
+              reject(
+                new InfrastructureError(
+                  `Kubernetes API ${this.server} (context ${this.context}) sent more than ${MAX_RESPONSE_BYTES} bytes for ${method} ${path}; refusing it`,
+                ),
+              );
+              return;
+            }
+            chunks.push(c);
+          });
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString();
             let parsed: unknown = text;
@@ -131,19 +280,21 @@ export class HttpKubeClient implements KubeClient {
                 /* non-JSON bodies are returned as text */
               }
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
+            const retryAfter = res.headers['retry-after'];
+            resolve({ status: res.statusCode ?? 0, body: parsed, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
           });
           res.on('error', reject);
         },
       );
-      req.on('error', (e) => reject(this.unreachable(e)));
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`request timed out after ${this.tuning.requestTimeoutMs / 1000}s`), { code: 'ETIMEDOUT' })));
+      req.on('error', reject);
       if (body !== undefined) req.write(body);
       req.end();
     });
   }
 
   private unreachable(e: Error): Error {
-    if (e.name === 'AbortError') return e;
+    if (e.name === 'AbortError' || e instanceof SkiffError) return e;
     return new InfrastructureError(`Kubernetes API ${this.server} (context ${this.context}) is unreachable: ${e.message}; check the cluster and KUBECONFIG`, {
       cause: e,
     });
@@ -240,6 +391,11 @@ export class HttpKubeClient implements KubeClient {
       body: obj,
       query: { fieldManager: FIELD_MANAGER },
     });
+    // The connection broke after an earlier attempt was sent and the repeat finds the object: that attempt landed.
+    if (res.ambiguous && res.status === 409 && obj.metadata.name) {
+      const live = await this.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
+      if (live) return live;
+    }
     return this.check(res, `create of ${objectRef(obj)}`) as LiveObject;
   }
 
@@ -248,6 +404,11 @@ export class HttpKubeClient implements KubeClient {
       body: obj,
       query: { fieldManager: FIELD_MANAGER },
     });
+    // A conditional update repeated after a lost answer conflicts with itself: the object already says what was sent.
+    if (res.ambiguous && res.status === 409) {
+      const live = await this.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
+      if (live && sameContent(live, obj)) return live;
+    }
     return this.check(res, `update of ${objectRef(obj)}`) as LiveObject;
   }
 
@@ -279,7 +440,9 @@ export class HttpKubeClient implements KubeClient {
   /**
    * Watches a collection until the signal aborts, calling onEvent for each
    * change. A dropped connection resumes from the last resourceVersion; an
-   * expired one (410) re-lists and replays the list as ADDED events.
+   * expired one (410) re-lists and replays the list as ADDED events. Through
+   * an API server outage it keeps reconnecting with backoff; only when no
+   * connection succeeds for the retry bound does it fail (exit 3).
    */
   async watch(apiVersion: string, kind: string, namespace: string | undefined, query: ListQuery, { onEvent, signal, onSynced }: Watcher): Promise<void> {
     const path = await this.path(apiVersion, kind, namespace);
@@ -291,7 +454,10 @@ export class HttpKubeClient implements KubeClient {
     };
     await relist();
     onSynced?.();
+    let failures = 0;
+    let failingSince = 0;
     while (!signal.aborted) {
+      let connected = false;
       const outcome = await this.watchOnce(
         path,
         { ...query, resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: '300' },
@@ -305,9 +471,29 @@ export class HttpKubeClient implements KubeClient {
           }
         },
         signal,
-      ).catch((e: unknown) => (signal.aborted ? 'aborted' : e instanceof SkiffError ? Promise.reject(e) : 'dropped'));
-      if (outcome === 'gone') await relist();
-      else if (outcome === 'dropped' && !signal.aborted) await new Promise((r) => setTimeout(r, 200));
+        () => (connected = true),
+      ).catch((e: unknown): WatchOutcome | Error => (signal.aborted ? 'aborted' : e instanceof SkiffError ? e : e instanceof Error ? e : new Error(String(e))));
+      if (signal.aborted || outcome === 'aborted') return;
+      if (connected || outcome === 'gone') {
+        failures = 0;
+        failingSince = 0;
+      }
+      if (outcome === 'gone') {
+        await relist();
+        continue;
+      }
+      if (outcome === 'ended') continue;
+      // Dropped, refused or answered with an error: back off, and give up only past the retry bound.
+      failingSince ||= Date.now();
+      if (outcome instanceof SkiffError && !(outcome instanceof InfrastructureError && outcome.kind === 'infrastructure')) throw outcome;
+      if (Date.now() - failingSince >= this.tuning.retryTimeoutMs) {
+        const why = outcome instanceof Error ? (outcome.cause instanceof Error ? outcome.cause : outcome).message : 'the connection kept dropping';
+        throw new InfrastructureError(
+          `Kubernetes API ${this.server} (context ${this.context}): the watch of ${kind} could not be resumed for ${Math.round(this.tuning.retryTimeoutMs / 1000)}s (${why}); check the cluster, or raise ${KUBE_RETRY_TIMEOUT_ENV} to wait longer`,
+        );
+      }
+      this.retries++;
+      await abortableSleep(backoffMs(failures++, this.tuning.random, 200, 5_000), signal);
     }
   }
 
@@ -316,7 +502,8 @@ export class HttpKubeClient implements KubeClient {
     query: Record<string, string>,
     onEvent: (ev: WatchEvent) => void,
     signal: AbortSignal,
-  ): Promise<'ended' | 'gone' | 'dropped' | 'aborted'> {
+    onConnected: () => void,
+  ): Promise<WatchOutcome> {
     const url = new URL(this.server + path);
     url.searchParams.set('watch', '1');
     for (const [k, v] of Object.entries(query)) if (v) url.searchParams.set(k, v);
@@ -331,18 +518,39 @@ export class HttpKubeClient implements KubeClient {
             res.resume();
             return resolve('gone');
           }
+          if (res.statusCode === 401 || res.statusCode === 403) {
+            res.resume();
+            try {
+              this.check({ status: res.statusCode, body: undefined }, `watch of ${path}`);
+            } catch (e) {
+              reject(e instanceof Error ? e : new Error(String(e)));
+            }
+            return;
+          }
           if (res.statusCode !== 200) {
             res.resume();
             return resolve('dropped');
           }
+          onConnected();
           let rest = '';
           let gone = false;
           res.on('data', (chunk: Buffer) => {
             const lines = (rest + chunk.toString()).split('\n');
             rest = lines.pop() ?? '';
+            // One event is one object: a line longer than an answer may be is not an event.
+            if (rest.length > MAX_RESPONSE_BYTES) {
+              res.destroy();
+              return;
+            }
             for (const line of lines) {
               if (!line.trim()) continue;
-              const ev = JSON.parse(line) as WatchEvent & { type: string; object: { code?: number } };
+              let ev: WatchEvent & { type: string; object: { code?: number } };
+              try {
+                ev = JSON.parse(line) as typeof ev;
+              } catch {
+                res.destroy();
+                return;
+              }
               if ((ev.type as string) === 'ERROR') {
                 if ((ev.object as { code?: number }).code === 410) gone = true;
                 continue;
@@ -352,10 +560,13 @@ export class HttpKubeClient implements KubeClient {
           });
           res.on('end', () => resolve(gone ? 'gone' : 'ended'));
           res.on('error', () => resolve(signal.aborted ? 'aborted' : 'dropped'));
+          res.on('close', () => resolve(signal.aborted ? 'aborted' : gone ? 'gone' : 'dropped'));
         },
       );
-      req.on('error', (e) => (signal.aborted ? resolve('aborted') : e.message.includes('ECONNREFUSED') ? reject(this.unreachable(e)) : resolve('dropped')));
+      req.on('error', (e) => (signal.aborted ? resolve('aborted') : reject(this.unreachable(e))));
       req.end();
     });
   }
 }
+
+type WatchOutcome = 'ended' | 'gone' | 'dropped' | 'aborted';

@@ -16,6 +16,39 @@ export interface ManifestInfo {
   body?: Buffer;
 }
 
+/** No registry answer (manifest, tag list, token, image config) is read past this size. */
+export const MAX_REGISTRY_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** A response body, refused once it passes `max` bytes: a registry's answers are not trusted to be small. */
+async function readBounded(res: Response, what: string, max = MAX_REGISTRY_RESPONSE_BYTES): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  const tooLarge = () => new InfrastructureError(`${what} is larger than ${max} bytes; refusing it`);
+  if (declared > max) {
+    await res.body?.cancel();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > max) {
+      await res.body?.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readJson(res: Response, what: string): Promise<unknown> {
+  const text = (await readBounded(res, what)).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InfrastructureError(`${what} is not JSON (${text.slice(0, 80).replace(/\s+/g, ' ')}…)`);
+  }
+}
+
 /** Plain HTTP for loopback registries (as the Engine allows), HTTPS for everything else. */
 function registryBaseUrl(host: string): string {
   const insecure = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host) || (process.env.SKIFF_INSECURE_REGISTRIES ?? '').split(',').includes(host);
@@ -83,7 +116,18 @@ export class RegistryClient {
     if (scheme !== 'bearer') throw new InfrastructureError(`registry ${this.host} asks for unsupported authentication "${scheme}"`);
     const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]));
     if (!params.realm) throw new InfrastructureError(`registry ${this.host} sent a Bearer challenge without a realm`);
-    const url = new URL(params.realm);
+    let url: URL;
+    try {
+      url = new URL(params.realm);
+    } catch {
+      throw new InfrastructureError(`registry ${this.host} sent a Bearer challenge whose realm is not a URL`);
+    }
+    // The realm comes from the registry's answer: the password goes there only over TLS (or to a loopback/insecure registry's own host).
+    if (basic && url.protocol !== 'https:' && !(url.protocol === 'http:' && registryBaseUrl(url.host).startsWith('http:'))) {
+      throw new InfrastructureError(
+        `registry ${this.host} asks for the password to be sent to ${url.protocol}//${url.host} without TLS; refusing (a token service must use https)`,
+      );
+    }
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', params.scope ?? scope);
     const res = await this.fetchImpl(url, { headers: basic ? { authorization: basic } : {}, signal: AbortSignal.timeout(30_000) });
@@ -91,7 +135,7 @@ export class RegistryClient {
       await res.body?.cancel();
       throw this.denied();
     }
-    const body = (await res.json()) as { token?: string; access_token?: string };
+    const body = (await readJson(res, `registry ${this.host} token service`)) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
     if (!token) throw this.denied();
     this.authorization = `Bearer ${token}`;
@@ -110,7 +154,7 @@ export class RegistryClient {
       await res.body?.cancel();
       throw new InfrastructureError(`registry ${this.host} answered ${res.status} for ${repository}:${reference}`);
     }
-    const body = withBody ? Buffer.from(await res.arrayBuffer()) : undefined;
+    const body = withBody ? await readBounded(res, `registry ${this.host} manifest of ${repository}:${reference}`) : undefined;
     return { digest: res.headers.get('docker-content-digest') ?? '', mediaType: res.headers.get('content-type') ?? '', body };
   }
 
@@ -140,7 +184,7 @@ export class RegistryClient {
         await res.body?.cancel();
         throw new InfrastructureError(`registry ${this.host} answered ${res.status} listing the tags of ${repository}`);
       }
-      const body = (await res.json()) as { tags?: string[] | null };
+      const body = (await readJson(res, `registry ${this.host} tag list of ${repository}`)) as { tags?: string[] | null };
       out.push(...(body.tags ?? []));
       const next = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
       path = next ? (next.startsWith('/') ? next : new URL(next).pathname + new URL(next).search) : undefined;
@@ -179,7 +223,7 @@ export class RegistryClient {
       await res.body?.cancel();
       return undefined;
     }
-    return (await res.json()) as { created?: string; config?: { Labels?: Record<string, string> } };
+    return (await readJson(res, `registry ${this.host} image config of ${repository}`)) as { created?: string; config?: { Labels?: Record<string, string> } };
   }
 }
 

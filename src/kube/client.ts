@@ -6,10 +6,14 @@ import type { KubeObject, LiveObject } from './types.js';
  * adapters/kube.ts; tests of the release orchestration use an in-memory one.
  * Every method reports an API server's refusal as a KubeApiError; an
  * unreachable server or rejected credentials are InfrastructureErrors.
+ * Transient failures (connection lost, 429, 502-504) are the implementation's
+ * to retry within its bound (kube/retry.ts), so callers see only final answers.
  */
 export interface KubeClient {
   /** The kubeconfig context, for messages. */
   readonly context: string;
+  /** The API server's URL, for messages that name the cluster (absent for in-memory clients). */
+  readonly server?: string;
   /** The namespace of the context, for objects without one. */
   readonly defaultNamespace: string;
 
@@ -57,7 +61,10 @@ export interface WatchEvent {
   object: LiveObject;
 }
 
-/** Requests in flight at once: applying 100 objects to a cluster 20 ms away takes 7 round trips, not 100. */
+/**
+ * Requests in flight at once: applying 100 objects to a cluster 20 ms away takes 7 round trips, not 100.
+ * The HTTP client lowers it while the API server rate-limits (AdaptiveLimiter in kube/retry.ts).
+ */
 export const PARALLEL_REQUESTS = 16;
 
 /**

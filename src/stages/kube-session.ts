@@ -2,7 +2,7 @@ import type { RunContext } from '../context.js';
 import type { KubeClient } from '../kube/client.js';
 import { MANAGED_BY_LABEL } from '../kube/types.js';
 import { loadProject, type Project } from '../project.js';
-import { acquireReleaseLock, lockOwner, type ReleaseLock } from '../release/lock.js';
+import { acquireReleaseLock, lockOwner, lockTtlSeconds, type ReleaseLock } from '../release/lock.js';
 import { SecretDriver } from '../release/secret-driver.js';
 import { ReleaseStorage } from '../release/storage.js';
 import { sealRecord } from './redact.js';
@@ -21,11 +21,12 @@ export interface ClusterSession {
 /** The cluster of a target (or the client given) and the release storage in its namespace. */
 export async function connect(
   ctx: RunContext,
-  target: Pick<ReleaseTarget, 'namespace' | 'kubeContext'>,
+  target: Pick<ReleaseTarget, 'namespace' | 'kubeContext'> & { kubeconfig?: string },
   flags: KubeFlags,
   client?: KubeClient,
 ): Promise<ClusterSession> {
-  const kube = client ?? (await ctx.kube({ context: target.kubeContext, kubeconfig: flags.kubeconfig }));
+  lockTtlSeconds(ctx.env); // a bad SKIFF_LOCK_TTL is bad input, found before anything is written
+  const kube = client ?? (await ctx.kube({ context: target.kubeContext, kubeconfig: target.kubeconfig ?? flags.kubeconfig }));
   return { kube, storage: new ReleaseStorage(new SecretDriver(kube, target.namespace), target.namespace, sealRecord) };
 }
 
@@ -63,6 +64,7 @@ export async function withReleaseLock<T>(
     reporter: ctx.reporter,
     now: ctx.now,
     signal: ctx.signal,
+    ttlSeconds: lockTtlSeconds(ctx.env),
   });
   try {
     return await work();

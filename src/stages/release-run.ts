@@ -71,8 +71,14 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     await storage.update(stuck);
     ctx.reporter.warn(`revision ${stuck.revision} was left pending by an interrupted run; marked failed`);
   }
+  // A run killed between recording its verdict and superseding the one before leaves two deployed: keep the newest.
+  const deployedRevisions = history.filter((r) => r.status === 'deployed');
+  for (const older of deployedRevisions.slice(0, -1)) {
+    older.status = 'superseded';
+    await storage.update(older);
+  }
   const last = history.at(-1);
-  const previousDeployed = [...history].reverse().find((r) => r.status === 'deployed');
+  const previousDeployed = deployedRevisions.at(-1);
   const revision = (last?.revision ?? 0) + 1;
   const record: ReleaseRecord = {
     name: target.release,
@@ -176,8 +182,14 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     const message = e instanceof Error ? e.message : String(e);
     // A rejected object (conflict, invalid field) is a failed revision like any other, so the
     // caller can roll back; an unreachable cluster or a bug is recorded and passed on.
-    if (e instanceof SkiffError && e.exitCode !== ExitCode.infrastructure) return finish('failed', message);
-    await finish('failed', message).catch(() => {});
+    if (e instanceof SkiffError && e.exitCode !== ExitCode.infrastructure && e.exitCode !== ExitCode.interrupted) return finish('failed', message);
+    // The cluster gave up on us or the run was interrupted: close the revision as failed if the cluster
+    // answers (its client retries within its bound), so history is never left pending by a live run.
+    await finish('failed', ctx.signal.aborted ? `interrupted: ${message}` : message).catch((closing: unknown) =>
+      reporter.warn(
+        `revision ${revision} could not be marked failed (${closing instanceof Error ? closing.message : String(closing)}); the next deploy of ${target.release} will close it`,
+      ),
+    );
     throw e;
   }
 }
@@ -207,7 +219,9 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
       const failure = result.failures[0];
       const description = failure
         ? `${label} failed: ${failure.reason}${failure.exitCode !== undefined ? ` (exit ${failure.exitCode})` : ''}${failure.logs.length ? `; last log: ${failure.logs.at(-1)}` : ''}`
-        : `${label} did not finish within ${formatDuration(opts.timeoutMs)}`;
+        : ctx.signal.aborted
+          ? `interrupted: ${label} was still running`
+          : `${label} did not finish within ${formatDuration(opts.timeoutMs)}`;
       return { description, failures: result.failures, notReady: result.notReady };
     }
   }

@@ -2,7 +2,7 @@ import { repositoryPath } from '../core/image-ref.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { ConfigError, WorkFailedError } from '../errors.js';
-import { runContainer } from '../adapters/container-run.js';
+import { DEFAULT_REPORT_MAX_BYTES, runContainer } from '../adapters/container-run.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
 import { junitXml, OutputTail, parseXml, stripAnsi, XmlSyntaxError, type JunitCase } from '../core/junit.js';
@@ -15,6 +15,19 @@ import { Redactor } from './redact.js';
 
 /** Where the JUnit report of all tests goes, relative to the project root (GitLab's artifacts:reports:junit). */
 export const JUNIT_REPORT = '.skiff/reports/junit.xml';
+export const REPORT_MAX_ENV = 'SKIFF_REPORT_MAX_MB';
+
+/** The cap on one test's copied report files: SKIFF_REPORT_MAX_MB (MiB), default 64; a bad value is bad input. */
+export function reportMaxBytes(env: NodeJS.ProcessEnv): number {
+  const raw = env[REPORT_MAX_ENV];
+  if (raw === undefined || raw.trim() === '') return DEFAULT_REPORT_MAX_BYTES;
+  const mb = Number(raw);
+  if (!Number.isFinite(mb) || mb <= 0 || mb > 64 * 1024) {
+    throw new ConfigError(`${REPORT_MAX_ENV}="${raw}" is not a size in MiB between 0 and 65536; unset it for the default of 64`);
+  }
+  return Math.round(mb * 1024 * 1024);
+}
+
 /** Lines of a test's output kept for the JUnit report. */
 const OUTPUT_TAIL = 100;
 
@@ -65,6 +78,7 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
     return { commit: project.git.commit, passed: true, tests: [], junit: JUNIT_REPORT };
   }
   const tests = names.map((n) => config.tests[n]!);
+  const maxReportBytes = reportMaxBytes(ctx.env);
   const plans = await planImages(project, [...new Set(tests.map((t) => t.image))]);
   const docker = await ctx.docker();
   await docker.ping();
@@ -138,9 +152,11 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
         },
         copyOut: test.reports,
         copyTo: dir,
+        maxReportBytes,
         signal: ctx.signal,
       });
       for (const m of outcome.missing) problems.push(`${test.name}: report ${m} was not found in the container`);
+      for (const entry of outcome.skipped) problems.push(`${test.name}: report entry ${entry}`);
       problems.push(...(await malformedReports(project.root, test.name, outcome.copied)));
     } finally {
       end();

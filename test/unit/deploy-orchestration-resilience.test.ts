@@ -1,0 +1,206 @@
+// No half-written history: a deploy that gives up (cluster gone past the retry
+// bound, SIGTERM) closes its revision as failed; the next deploy after a kill -9
+// finds the dead run's pending revision and lock, closes them and proceeds.
+// Against MemoryKube, whose refusals play the API server's outage.
+import { hostname } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDeploy } from '../../src/actions/deploy.js';
+import { runHistory } from '../../src/actions/history.js';
+import { ExitCode, InfrastructureError } from '../../src/errors.js';
+import { KubeApiError } from '../../src/kube/client.js';
+import type { LiveObject } from '../../src/kube/types.js';
+import { ReleaseStorage } from '../../src/release/storage.js';
+import { SecretDriver } from '../../src/release/secret-driver.js';
+import { sealRecord } from '../../src/stages/redact.js';
+import { MemoryKube, readyStatus } from '../helpers/memory-kube.js';
+import { commitFiles, fakeRegistry, projectRepo, recordingReporter, removeProjectRepos, runContext, type FakeRegistry } from '../helpers/orchestration.js';
+
+const NS = 'res-staging';
+const RELEASE = 'res-staging';
+
+const files = (greeting: string) => ({
+  'skiff.yaml': `project: res
+registry: 127.0.0.1:5000/res
+images:
+  app:
+    context: app
+environments:
+  staging:
+    namespace: ${NS}
+deploy:
+  timeout: 5s
+`,
+  'app/Dockerfile': 'FROM busybox:1\n',
+  '.kube/app.yaml': `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  greeting: ${greeting}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: { app: web }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      containers:
+        - name: app
+          image: busybox:1
+          command: ["sleep", "3600"]
+`,
+});
+
+let registry: FakeRegistry;
+beforeAll(async () => {
+  registry = await fakeRegistry();
+});
+afterAll(async () => {
+  await registry.close();
+  await removeProjectRepos();
+});
+
+const outage = () =>
+  new InfrastructureError('Kubernetes API https://127.0.0.1:6443 (context test) is unreachable: connect ECONNREFUSED; gave up after 9 attempts in 60s');
+
+async function harness(signal?: AbortSignal) {
+  const dir = await projectRepo(files('one'));
+  const kube = new MemoryKube();
+  const reporter = recordingReporter();
+  const ctx = runContext({ cwd: dir, kube, reporter, registry: `${registry.host}/res`, signal });
+  const history = async () => (await runHistory(ctx, { env: 'staging' })).map((r) => `${r.revision} ${r.status}`);
+  return { dir, kube, reporter, ctx, history };
+}
+
+function readyOnApply(kube: MemoryKube) {
+  return kube.onApply((o: LiveObject) => {
+    o.status = readyStatus(o);
+  });
+}
+
+describe('a deploy that gives up closes its revision', () => {
+  it('cluster unreachable past the bound mid-apply: exit 3, the revision is recorded failed (not pending), the lock is released', async () => {
+    const h = await harness();
+    readyOnApply(h.kube);
+    await runDeploy(h.ctx, { env: 'staging' });
+    await commitFiles(h.dir, files('two'));
+    const lift = h.kube.rejectRequest((call) => call.verb === 'apply' && call.kind === 'Deployment' && !call.dryRun, outage());
+    const err = (await runDeploy(h.ctx, { env: 'staging', autoRollback: true }).catch((e: unknown) => e)) as InfrastructureError;
+    lift();
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect(err.exitCode).toBe(ExitCode.infrastructure);
+    expect(err.message).toMatch(/^Kubernetes API https:\/\/127\.0\.0\.1:6443 \(context test\) is unreachable/);
+    expect(await h.history()).toEqual(['1 deployed', '2 failed']);
+    expect((await runHistory(h.ctx, { env: 'staging' }))[1]!.description).toMatch(/^Kubernetes API .* is unreachable/);
+    expect(h.kube.objects('Lease')).toEqual([]);
+  });
+
+  it('SIGTERM while tracking: the revision is closed as failed "interrupted", no rollback, the lock is released', async () => {
+    const ac = new AbortController();
+    const h = await harness(ac.signal);
+    // Nothing becomes ready; the signal arrives while skiff waits.
+    h.kube.onApply((o) => {
+      if (o.kind === 'Deployment') setTimeout(() => ac.abort(new Error('SIGTERM')), 100);
+    });
+    const result = await runDeploy(h.ctx, { env: 'staging', autoRollback: true, timeoutMs: 60_000 });
+    expect(result).toMatchObject({ revision: 1, status: 'failed' });
+    expect(result.description).toMatch(/interrupted/);
+    expect(result.rolledBack).toBeUndefined();
+    expect(await h.history()).toEqual(['1 failed']);
+    expect(h.kube.objects('Lease')).toEqual([]);
+  });
+});
+
+describe('SIGTERM during a pre-deploy hook', () => {
+  it('closes the revision as failed, saying it was interrupted (not that the hook timed out)', async () => {
+    const ac = new AbortController();
+    const h = await harness(ac.signal);
+    await commitFiles(h.dir, {
+      '.kube/migrate.yaml': `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  annotations:
+    skiff.io/hook: pre-deploy
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: busybox:1
+          command: ["sleep", "3600"]
+`,
+    });
+    h.kube.onApply((o) => {
+      if (o.kind === 'Job') setTimeout(() => ac.abort(new Error('SIGTERM')), 100);
+    });
+    const result = await runDeploy(h.ctx, { env: 'staging', timeoutMs: 60_000 });
+    expect(result).toMatchObject({ revision: 1, status: 'failed', description: 'interrupted: pre-deploy hook Job/migrate was still running' });
+    expect(await h.history()).toEqual(['1 failed']);
+    expect(h.kube.objects('Lease')).toEqual([]);
+  });
+});
+
+describe('the next deploy after kill -9', () => {
+  it('takes over the dead run’s lock at once, marks its pending revision failed and deploys; numbers increase, one deployed', async () => {
+    const h = await harness();
+    readyOnApply(h.kube);
+    await runDeploy(h.ctx, { env: 'staging' });
+    await commitFiles(h.dir, files('two'));
+    // Revision 2 is recorded pending, then the process "dies": every later request fails and nothing is cleaned up.
+    let recorded = false;
+    const lift = h.kube.rejectRequest((call) => {
+      if (call.verb === 'create' && call.kind === 'Secret') recorded = true;
+      return recorded && call.kind !== 'Secret';
+    }, outage());
+    const cut = h.kube.rejectRequest((call) => recorded && call.verb === 'replace', outage());
+    await runDeploy(h.ctx, { env: 'staging' }).catch(() => {});
+    lift();
+    cut();
+    expect(await h.history()).toEqual(['1 deployed', '2 pending-upgrade']);
+    // The lease the killed run left behind names a process of this host that no longer exists.
+    const lease = h.kube.object('Lease', NS, `skiff-lock-${RELEASE}`)!;
+    const deadPid = 2 ** 22 + 777;
+    lease.spec = { ...lease.spec, holderIdentity: JSON.stringify({ user: 'ci', host: hostname(), pid: deadPid, action: 'deploy' }) };
+    h.kube.seed(lease);
+
+    await commitFiles(h.dir, files('three'));
+    const t0 = Date.now();
+    const result = await runDeploy(h.ctx, { env: 'staging', lockTimeoutMs: 60_000 });
+    expect(Date.now() - t0).toBeLessThan(5_000); // not the lease's 30 s expiry
+    expect(result).toMatchObject({ revision: 3, status: 'deployed' });
+    expect(h.reporter.warnings).toContain(
+      `taking over a stale lock of release ${RELEASE}: deploy by ci@${hostname()} (pid ${deadPid}) is no longer running on this host`,
+    );
+    expect(h.reporter.warnings).toContain('revision 2 was left pending by an interrupted run; marked failed');
+    expect(await h.history()).toEqual(['1 superseded', '2 failed', '3 deployed']);
+    expect(h.kube.objects('Lease')).toEqual([]);
+  });
+
+  it('a run killed between recording deployed and superseding the one before: the next deploy, even a failed one, leaves exactly one deployed', async () => {
+    const h = await harness();
+    readyOnApply(h.kube);
+    await runDeploy(h.ctx, { env: 'staging' });
+    // Revision 2 written as deployed while 1 still says deployed (what a kill at that moment leaves).
+    const storage = new ReleaseStorage(new SecretDriver(h.kube, NS), NS, sealRecord);
+    const first = (await storage.history(RELEASE))[0]!;
+    await storage.create({ ...first, revision: 2, status: 'deployed', description: 'upgrade complete' });
+    expect(await h.history()).toEqual(['1 deployed', '2 deployed']);
+
+    await commitFiles(h.dir, files('two'));
+    // The API server refuses the Deployment this time: revision 3 fails, and 2 stays the one deployed.
+    h.kube.reject(
+      (o, { dryRun }) => o.kind === 'Deployment' && !dryRun,
+      new KubeApiError(422, 'Invalid', 'Deployment.apps "web" is invalid: spec.replicas: Invalid value'),
+    );
+    expect(await runDeploy(h.ctx, { env: 'staging', autoRollback: false })).toMatchObject({ revision: 3, status: 'failed' });
+    expect(await h.history()).toEqual(['1 superseded', '2 deployed', '3 failed']);
+  });
+});
