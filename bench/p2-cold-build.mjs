@@ -7,10 +7,12 @@
 // Before every run the inputs get a unique nonce (a line in worker.sh, a
 // shell comment on base's RUN), so no step after FROM hits the layer cache on
 // either side; app misses because its base is new.
-//   worker + build work — the worker image with a RUN step of ~1 s of CPU
+//   worker + build work — the worker image with a RUN step of ≥10 s of CPU
 //                     work, the shape of a real build (a compile, a bundle):
 //                     skiff's fixed costs (Node start, git, one LABEL step)
-//                     against a build that does something.
+//                     against a build that does something. This is P2's target
+//                     (≤1.05×); skiff's fixed overhead (median difference, ms)
+//                     is printed beside it.
 import { appendFileSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -78,7 +80,7 @@ async function measure(label, images) {
   }
   console.log(`${label}: skiff build (uncached):          ${list(s)}  median ${list([median(s)])}`);
   console.log(`${label}: docker build -q (uncached):      ${list(d)}  median ${list([median(d)])}`);
-  return summary(`P2 cold build (${label})`, median(s), 'docker build', median(d), 1.05);
+  return `${summary(`P2 cold build (${label})`, median(s), 'docker build', median(d), 1.05)}; skiff overhead ${Math.round(median(s) - median(d))} ms`;
 }
 
 let baseDockerfile;
@@ -94,10 +96,10 @@ try {
   const workerDockerfile = join(dir, 'worker', 'Dockerfile');
   writeFileSync(
     workerDockerfile,
-    readFileSync(workerDockerfile, 'utf8').replace('COPY worker.sh', 'RUN i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done\nCOPY worker.sh'),
+    readFileSync(workerDockerfile, 'utf8').replace('COPY worker.sh', 'RUN i=0; while [ $i -lt 10000000 ]; do i=$((i+1)); done\nCOPY worker.sh'),
   );
   git(dir, 'commit', '-q', '-am', 'a build step with work');
-  lines.push(await measure('worker + RUN step of ~1 s', ['worker']));
+  lines.push(await measure('worker + RUN step of >=10 s', ['worker']));
   for (const line of lines) console.log(line);
 } finally {
   removeImages([...localTags(registry), ...dockerTags]);

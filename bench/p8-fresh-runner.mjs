@@ -19,6 +19,10 @@
 // the Engine request that `DOCKER_BUILDKIT=1 docker build` makes (POST /build?version=2 with
 // the context as a tar body), sent by tar | curl, and pushed with `docker push`.
 // Emptying the Engine and pulling the base image (the job's before_script) are not timed.
+// Then the same on a standalone buildkitd (scripts/services, tcp://127.0.0.1:1234) with the
+// registry cache (mode=max): before every run the builder's local cache is pruned (a new,
+// ephemeral builder, as a job's buildkitd service is), and skiff build --push (builder:) is timed
+// against `buildctl build` of the same context with no cache import, pushed from the builder.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -172,4 +176,68 @@ try {
   removeImages([...localTags(registry)]);
   rmSync(dir, { recursive: true, force: true });
   spawnSync(SERVICES, ['fresh-runner-reset'], { encoding: 'utf8' });
+}
+
+// P8 on buildkitd: the builder forgets everything before each run; the registry cache remembers.
+{
+  const BK = 'tcp://127.0.0.1:1234';
+  const BK_CERTS = join(process.env.SKIFF_STATE ?? '/var/lib/skiff-dev', 'buildkitd-tls', 'client');
+  const buildctl = join(repoRoot, '.skiff', 'bin', 'buildctl');
+  const tlsArgs = ['--addr', BK, '--tlscacert', join(BK_CERTS, 'ca.pem'), '--tlscert', join(BK_CERTS, 'cert.pem'), '--tlskey', join(BK_CERTS, 'key.pem')];
+  const bkRegistry = `127.0.0.1:5000/bench-p8bk-${nonce()}`;
+  const bkDir = tempDir('p8bk');
+  const bkApp = join(bkDir, 'app');
+  const env = { ...skiffEnv, PATH: `${join(repoRoot, '.skiff', 'bin')}:${process.env.PATH}` };
+  const prune = () => run(buildctl, [...tlsArgs, 'prune', '--all']);
+  const oneFile = () => {
+    writeFileSync(join(bkApp, 'app.txt'), `${nonce()}\n`);
+    git(bkDir, 'commit', '-q', '-am', 'one file');
+  };
+  try {
+    mkdirSync(bkApp);
+    writeFileSync(
+      join(bkDir, 'skiff.yaml'),
+      `project: p8bk\nregistry: ${bkRegistry}\nbuilder:\n  address: ${BK}\n  ca: ${BK_CERTS}/ca.pem\n  cert: ${BK_CERTS}/cert.pem\n  key: ${BK_CERTS}/key.pem\nimages:\n  app:\n    context: app\n`,
+    );
+    writeFileSync(join(bkApp, 'Dockerfile'), `FROM 127.0.0.1:5000/${BASE}\n${DEPENDENCY}\nCOPY app.txt /app.txt\n`);
+    writeFileSync(join(bkApp, 'app.txt'), 'first\n');
+    git(bkDir, 'init', '-q', '-b', 'main');
+    git(bkDir, 'add', '-A');
+    git(bkDir, 'commit', '-q', '-m', 'bench');
+    timed(skiffBin, ['build', '--push'], { cwd: bkDir, env }); // the previous pipeline (untimed)
+    const skiffTimes = [];
+    const cold = [];
+    const cachedBk = [];
+    for (let i = 0; i < N; i++) {
+      oneFile();
+      prune();
+      const r = timed(skiffBin, ['build', '--push', '-o', 'json'], { cwd: bkDir, env });
+      const app = JSON.parse(r.stdout).images[0];
+      if (!app.built || app.builder !== 'buildkitd') throw new Error(`skiff did not build app on buildkitd:\n${r.stdout}\n${r.stderr}`);
+      cachedBk.push(`${app.cachedSteps}/${app.steps}`);
+      skiffTimes.push(r.ms);
+      oneFile();
+      prune();
+      const c = timed(buildctl, [
+        ...tlsArgs,
+        'build',
+        '--frontend',
+        'dockerfile.v0',
+        '--local',
+        `context=${bkApp}`,
+        '--local',
+        `dockerfile=${bkApp}`,
+        '--output',
+        `type=image,name=${bkRegistry}/buildctl:${i},push=true`,
+      ]);
+      cold.push(c.ms);
+    }
+    console.log(
+      `buildkitd: skiff build --push (registry cache):  ${list(skiffTimes)}  median ${list([median(skiffTimes)])}  (steps from the cache: ${cachedBk.join(' ')})`,
+    );
+    console.log(`buildkitd: buildctl build + push (no cache):      ${list(cold)}  median ${list([median(cold)])}`);
+    console.log(summary('P8 fresh buildkitd, one-file change (vs no cache)', median(skiffTimes), 'buildctl build, no cache', median(cold), 0.25));
+  } finally {
+    rmSync(bkDir, { recursive: true, force: true });
+  }
 }

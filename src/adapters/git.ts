@@ -267,3 +267,17 @@ export async function recentCommits(root: string, perRef: number): Promise<Set<s
   }
   return out;
 }
+
+/** The names of every local and remote-tracking branch (without the remote's name), for cleanup's cache entries. */
+export async function branchNames(root: string): Promise<Set<string>> {
+  const refs = await git(root, ['for-each-ref', '--format=%(refname)', 'refs/heads', 'refs/remotes']);
+  const out = new Set<string>();
+  for (const ref of refs.stdout.split('\n')) {
+    if (ref.startsWith('refs/heads/')) out.add(ref.slice('refs/heads/'.length));
+    else if (ref.startsWith('refs/remotes/')) {
+      const name = ref.slice('refs/remotes/'.length).split('/').slice(1).join('/');
+      if (name && name !== 'HEAD') out.add(name);
+    }
+  }
+  return out;
+}

@@ -2,6 +2,8 @@
 export interface ProjectConfig {
   project: string;
   registry?: string;
+  /** buildkitd instances that build the images (skiff.yaml `builder:`); empty: the Docker Engine builds. */
+  builders: BuildkitdEndpoint[];
   images: Record<string, ImageConfig>;
   tests: Record<string, TestConfig>;
   environments: Record<string, EnvironmentConfig>;
@@ -21,6 +23,24 @@ export interface ImageConfig {
   target?: string;
   args: Record<string, string>;
   dependsOn: string[];
+  /** Build secrets mounted into RUN --mount=type=secret steps (buildkitd only). */
+  secrets: BuildSecretConfig[];
+}
+
+/** A build secret: its id, and where its value comes from when the build runs. */
+export interface BuildSecretConfig {
+  id: string;
+  /** The environment variable that holds the value... */
+  env?: string;
+  /** ...or a file (absolute, or relative to the repository root). */
+  file?: string;
+}
+
+/** One buildkitd: tcp:// (TLS with the given certificates, or plain) or unix://. */
+export interface BuildkitdEndpoint {
+  address: string;
+  /** CA that signed buildkitd's certificate, client certificate and key; absolute or relative to the repository root. */
+  tls?: { ca?: string; cert?: string; key?: string };
 }
 
 export interface TestConfig {
@@ -44,6 +64,13 @@ export interface EnvironmentConfig {
   dynamic: boolean;
   namespace: string;
   kubeContext?: string;
+  /**
+   * The kubeconfig file of the environment's cluster, as written (relative
+   * paths start at the repository root, `~/` at the home directory), for
+   * environments on clusters whose credentials live in separate files.
+   * --kubeconfig overrides it; without either, KUBECONFIG as kubectl reads it.
+   */
+  kubeconfig?: string;
   release?: string;
   /** Where the environment is reached; written to the dotenv report for GitLab's environment:url. */
   url?: string;

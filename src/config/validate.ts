@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseDuration } from '../core/duration.js';
-import type { DeployConfig, EnvironmentConfig, ImageConfig, PositionIndex, ProjectConfig, TestConfig } from './types.js';
+import type { BuildSecretConfig, BuildkitdEndpoint, DeployConfig, EnvironmentConfig, ImageConfig, PositionIndex, ProjectConfig, TestConfig } from './types.js';
 
 export interface ConfigProblem {
   path: string;
@@ -15,6 +15,8 @@ type Plain = Record<string, unknown>;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const IMAGE_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const BUILDKIT_ADDRESS = /^(tcp:\/\/[^\s/]+|unix:\/\/\/\S+)$/;
 
 /**
  * Checks skiff.yaml as plain data and fills in defaults. Pure: no file or
@@ -116,13 +118,62 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
   if (raw === undefined || raw === null) problem('', 'the file is empty: define at least "project" and "images"');
   else if (!isPlain(raw)) problem('', `the top level must be a mapping of keys (project, images, ...), got ${typeName(raw)}`);
   const top = isPlain(raw) ? raw : {};
-  knownKeys(top, '', ['project', 'registry', 'images', 'tests', 'environments', 'deploy']);
+  knownKeys(top, '', ['project', 'registry', 'builder', 'images', 'tests', 'environments', 'deploy']);
   const project =
     string(top.project, 'project', { required: true, pattern: DNS_LABEL, hint: 'use lower-case letters, digits and "-" (it names releases)' }) ?? 'invalid';
   const registry = string(top.registry, 'registry', {
     pattern: /^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._/-]+)?$/i,
     hint: 'use host[:port]/path, e.g. 127.0.0.1:5000/hello',
   });
+
+  // images.<name>.secrets: [{id, env} | {id, file}]; ids unique per image.
+  function buildSecrets(v: unknown, path: string): BuildSecretConfig[] {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) {
+      problem(path, `${path} must be a list of {id, env} or {id, file}, got ${typeName(v)}`);
+      return [];
+    }
+    const out: BuildSecretConfig[] = [];
+    const seen = new Set<string>();
+    v.forEach((item, i) => {
+      const p = `${path}[${i}]`;
+      const entry = mapping(item, p);
+      if (!entry) return;
+      knownKeys(entry, p, ['id', 'env', 'file']);
+      const id = string(entry.id, `${p}.id`, {
+        required: true,
+        pattern: SECRET_ID,
+        hint: 'use letters, digits, ".", "_" or "-" (RUN --mount=type=secret,id=… names it)',
+      });
+      const env = string(entry.env, `${p}.env`, { pattern: ENV_VAR, hint: 'name an environment variable' });
+      const file = string(entry.file, `${p}.file`);
+      if (entry.env === undefined && entry.file === undefined) problem(p, `${p} needs a source: env (an environment variable) or file (a path)`);
+      else if (entry.env !== undefined && entry.file !== undefined) problem(p, `${p} has both env and file; keep one`);
+      if (id && seen.has(id)) problem(`${p}.id`, `${p}.id "${id}" is already a secret of this image`);
+      if (id) seen.add(id);
+      if (id && (env || file)) out.push(env ? { id, env } : { id, file });
+    });
+    return out;
+  }
+
+  const builders: BuildkitdEndpoint[] = [];
+  const builderAt = (v: unknown, path: string) => {
+    const entry = typeof v === 'string' ? { address: v } : mapping(v, path);
+    if (!entry) return;
+    knownKeys(entry, path, ['address', 'ca', 'cert', 'key']);
+    const address = string(entry.address, `${path}.address`, {
+      required: true,
+      pattern: BUILDKIT_ADDRESS,
+      hint: 'use tcp://host:port or unix:///path/to/buildkitd.sock',
+    });
+    const tls = { ca: string(entry.ca, `${path}.ca`), cert: string(entry.cert, `${path}.cert`), key: string(entry.key, `${path}.key`) };
+    if (Boolean(tls.cert) !== Boolean(tls.key)) problem(path, `${path} needs both cert and key (the client certificate and its key), or neither`);
+    if (address) builders.push(tls.ca || tls.cert || tls.key ? { address, tls } : { address });
+  };
+  if (Array.isArray(top.builder)) {
+    if (top.builder.length === 0) problem('builder', 'builder is an empty list: name at least one buildkitd, or remove the key to build on the Docker Engine');
+    top.builder.forEach((b, i) => builderAt(b, `builder[${i}]`));
+  } else if (top.builder !== undefined && top.builder !== null) builderAt(top.builder, 'builder');
 
   const images: Record<string, ImageConfig> = {};
   const imagesRaw = mapping(top.images, 'images', true) ?? {};
@@ -131,7 +182,7 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
     const path = `images.${name}`;
     if (!IMAGE_NAME.test(name)) problem(path, `image name "${name}" must be lower-case letters, digits, ".", "_" or "-"`);
     const img = mapping(value ?? {}, path) ?? {};
-    knownKeys(img, path, ['context', 'dockerfile', 'target', 'args', 'dependsOn']);
+    knownKeys(img, path, ['context', 'dockerfile', 'target', 'args', 'dependsOn', 'secrets']);
     const dockerfile = relativePath(img.dockerfile, `${path}.dockerfile`, 'Dockerfile');
     images[name] = {
       name,
@@ -140,6 +191,7 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
       target: string(img.target, `${path}.target`),
       args: stringMap(img.args, `${path}.args`, ENV_VAR),
       dependsOn: stringList(img.dependsOn, `${path}.dependsOn`),
+      secrets: buildSecrets(img.secrets, `${path}.secrets`),
     };
   }
   for (const img of Object.values(images)) {
@@ -174,6 +226,9 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
     const reports = stringList(t.reports, `${path}.reports`);
     reports.forEach((r, i) => {
       if (!r.startsWith('/')) problem(`${path}.reports[${i}]`, `${path}.reports[${i}] must be an absolute path inside the container, got "${r}"`);
+      // Reports are copied below .skiff/reports/<test>/: a ".." could name something outside it.
+      else if (r.split('/').includes('..'))
+        problem(`${path}.reports[${i}]`, `${path}.reports[${i}] "${r}" has a ".." segment; name the file by its plain absolute path`);
     });
     const workdir = string(t.workdir, `${path}.workdir`);
     if (workdir !== undefined && !workdir.startsWith('/')) problem(`${path}.workdir`, `${path}.workdir must be an absolute path, got "${workdir}"`);
@@ -195,7 +250,7 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
     const path = `environments.${name}`;
     if (!DNS_LABEL.test(name)) problem(path, `environment name "${name}" must be lower-case letters, digits and "-"`);
     const e = mapping(value ?? {}, path) ?? {};
-    knownKeys(e, path, ['dynamic', 'namespace', 'kubeContext', 'release', 'url', 'values', 'autoRollback']);
+    knownKeys(e, path, ['dynamic', 'namespace', 'kubeContext', 'kubeconfig', 'release', 'url', 'values', 'autoRollback']);
     const values = mapping(e.values, `${path}.values`) ?? {};
     const autoRollback = e.autoRollback;
     if (autoRollback !== undefined && typeof autoRollback !== 'boolean') problem(`${path}.autoRollback`, `${path}.autoRollback must be true or false`);
@@ -212,6 +267,7 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
       dynamic,
       namespace: string(e.namespace, `${path}.namespace`, label('a Kubernetes namespace name')) ?? fallbackName,
       kubeContext: string(e.kubeContext, `${path}.kubeContext`),
+      kubeconfig: string(e.kubeconfig, `${path}.kubeconfig`),
       release: string(e.release, `${path}.release`, label('a DNS label')) ?? (dynamic ? fallbackName : undefined),
       url: string(e.url, `${path}.url`, { pattern: /^https?:\/\/\S+$/, hint: 'an http:// or https:// URL' }),
       values,
@@ -238,7 +294,7 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
     throw new ConfigError(`${file}:${p.line}:${p.col}: ${p.message}${more}`, { detail: problems });
   }
-  return { project, registry, images, tests, environments, deploy, positions, file };
+  return { project, registry, builders, images, tests, environments, deploy, positions, file };
 }
 
 /** The first dependency cycle among images, as a path that returns to its start. */

@@ -47,3 +47,21 @@ export function planCleanup(input: CleanupInput): { delete: Deletion[]; kept: nu
   doomed.sort((a, b) => (a.tags[0]! < b.tags[0]! ? -1 : 1));
   return { delete: doomed, kept };
 }
+
+/**
+ * Which registry cache entries (core/builder-pool.ts: `<image repository>/cache`, one tag per
+ * branch) cleanup may delete: those of branches that no longer exist. A digest two tags share
+ * (two branches whose builds wrote the same cache) stays while any of its tags is kept.
+ */
+export function planCacheCleanup(input: { tags: Map<string, string>; keptTags: ReadonlySet<string> }): { delete: Deletion[]; kept: string[] } {
+  const byDigest = new Map<string, string[]>();
+  for (const [tag, digest] of input.tags) byDigest.set(digest, [...(byDigest.get(digest) ?? []), tag]);
+  const doomed: Deletion[] = [];
+  const kept: string[] = [];
+  for (const [digest, tags] of byDigest) {
+    if (tags.some((t) => input.keptTags.has(t))) kept.push(...tags);
+    else doomed.push({ digest, tags: [...tags].sort() });
+  }
+  doomed.sort((a, b) => (a.tags[0]! < b.tags[0]! ? -1 : 1));
+  return { delete: doomed, kept: kept.sort() };
+}

@@ -18,6 +18,8 @@ export interface ImageInputs {
   target?: string;
   /** Content tags of the images this one depends on, by image name. */
   dependencyTags: Record<string, string>;
+  /** Ids of the build secrets the image mounts (never their values: a rotated token is no new image). */
+  secretIds?: string[];
 }
 
 /** Per-input digests, stored as image labels so a later build can say what changed. */
@@ -27,6 +29,8 @@ export interface InputDigests {
   args: Record<string, string>;
   target: string;
   deps: Record<string, string>;
+  /** Build secret ids, sorted; absent when the image has none. */
+  secrets?: string[];
 }
 
 export const TAG_SCHEME = 'skiff-tag-v1';
@@ -48,12 +52,16 @@ export function digestInputs(inputs: ImageInputs): InputDigests {
     args,
     target: inputs.target ?? '',
     deps,
+    ...(inputs.secretIds?.length ? { secrets: [...new Set(inputs.secretIds)].sort() } : {}),
   };
 }
 
 /** The content tag: 32 hex characters, a digest of every input. */
 export function contentTag(digests: InputDigests): string {
-  return sha256(JSON.stringify([TAG_SCHEME, digests.dockerfile, digests.files, digests.args, digests.target, digests.deps])).slice(0, 32);
+  const parts: unknown[] = [TAG_SCHEME, digests.dockerfile, digests.files, digests.args, digests.target, digests.deps];
+  // Only images with build secrets carry their ids, so every other tag stays what it was.
+  if (digests.secrets?.length) parts.push(digests.secrets);
+  return sha256(JSON.stringify(parts)).slice(0, 32);
 }
 
 /**
@@ -70,7 +78,14 @@ export function labelsToDigests(labels: Record<string, string> | undefined | nul
   try {
     const d = JSON.parse(raw) as Partial<InputDigests>;
     if (typeof d.files !== 'string') return undefined;
-    return { dockerfile: d.dockerfile ?? '', files: d.files, args: d.args ?? {}, target: d.target ?? '', deps: d.deps ?? {} };
+    return {
+      dockerfile: d.dockerfile ?? '',
+      files: d.files,
+      args: d.args ?? {},
+      target: d.target ?? '',
+      deps: d.deps ?? {},
+      ...(d.secrets?.length ? { secrets: d.secrets } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -92,6 +107,8 @@ export function explainChange(previous: InputDigests, current: InputDigests): st
     if (previous.deps[name] !== current.deps[name])
       reasons.push(`base image ${name} changed (${previous.deps[name] ?? 'none'} → ${current.deps[name] ?? 'none'})`);
   }
+  if ((previous.secrets ?? []).join(',') !== (current.secrets ?? []).join(','))
+    reasons.push(`build secret ids changed (${(previous.secrets ?? []).join(', ') || 'none'} → ${(current.secrets ?? []).join(', ') || 'none'})`);
   if (previous.files !== current.files) reasons.push('context files changed');
   return reasons;
 }

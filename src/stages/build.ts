@@ -1,9 +1,25 @@
-import { posix } from 'node:path';
+import { spawn } from 'node:child_process';
+import { access, lutimes, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, posix, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { ConfigError, InfrastructureError, WorkFailedError, isSkiffError, type SkiffError } from '../errors.js';
 import { contextTar } from '../adapters/context-tar.js';
 import { repositoryPath } from '../core/image-ref.js';
 import { BuildStepFailure } from '../adapters/build-failure.js';
 import type { Builder, BuildInput, BuildRequest, DockerEngine } from '../adapters/docker.js';
+import {
+  BuilderDown,
+  BuildkitdClient,
+  CacheExportRefused,
+  findBuildctl,
+  resolveTls,
+  type BuildkitdSecret,
+  type BuildkitdTarget,
+} from '../adapters/buildkitd.js';
+import { builderOrder, cacheExportRef, cacheImportTags, cacheRepository } from '../core/builder-pool.js';
+import { Redactor } from './redact.js';
 import { changedPaths } from '../adapters/git.js';
 import { RegistryAccess } from '../adapters/registry.js';
 import { BuildTrace, cleanBuildError, locateStep, originalLine, parseErrorLine, type TracedStep } from '../core/buildkit-trace.js';
@@ -36,12 +52,17 @@ export interface ImageBuildResult {
   /** What changed since the previous build (with --why), in words. */
   changes?: string[];
   /** The builder that built it (built images only). */
-  builder?: Builder;
+  builder?: BuiltWith;
+  /** In words: "engine BuildKit", "classic builder" or "buildkitd tcp://…" (built images only). */
+  builtBy?: string;
   /** Dockerfile steps the build went through, and how many of them came from the cache (built images only). */
   steps?: number;
   cachedSteps?: number;
   durationMs: number;
 }
+
+/** The Engine's BuildKit, its classic builder, or a standalone buildkitd of the `builder:` pool. */
+export type BuiltWith = Builder | 'buildkitd';
 
 export interface BuildResult {
   commit: string;
@@ -63,6 +84,9 @@ export async function buildPlanned(ctx: RunContext, project: Project, plans: Ima
       return d;
     }));
   const builder = builderChoice(ctx.env);
+  // buildkitd builders and build secrets are checked before anything is built.
+  const pool = await builderPool(ctx, project);
+  const secretValues = await checkBuildSecrets(project, plans, ctx.env, Boolean(pool));
   const registries = new RegistryAccess(ctx.env, ctx.ci);
   const useRegistry = Boolean(opts.push && project.registry);
   const semaphore = new Semaphore(Math.max(1, opts.parallel ?? 2));
@@ -76,7 +100,7 @@ export async function buildPlanned(ctx: RunContext, project: Project, plans: Ima
     return semaphore.run(async () => {
       if (signal.aborted) throw new WorkFailedError('build', `image ${plan.name}: not built because another image failed`);
       const started = Date.now();
-      const result = await processImage(ctx, project, plan, docker, registries, { ...opts, push: useRegistry, builder }, signal);
+      const result = await processImage(ctx, project, plan, docker, registries, { ...opts, push: useRegistry, builder, pool, secretValues }, signal);
       return { ...result, durationMs: Date.now() - started };
     });
   };
@@ -121,7 +145,7 @@ async function processImage(
   plan: ImagePlan,
   engine: () => Promise<DockerEngine>,
   registries: RegistryAccess,
-  opts: ImageBuildOptions & { builder: BuildRequest['builder'] },
+  opts: ImageBuildOptions & { builder: BuildRequest['builder']; pool?: BuildkitdPool; secretValues: Redactor },
   signal: AbortSignal,
 ): Promise<Omit<ImageBuildResult, 'durationMs'>> {
   const { reporter } = ctx;
@@ -138,8 +162,9 @@ async function processImage(
     }
   }
 
-  const docker = await engine();
-  const local = await docker.inspectImage(plan.ref);
+  // A buildkitd builds and pushes without the Engine; without a registry the Engine gets the image.
+  const docker = opts.pool && registry ? undefined : await engine();
+  const local = await docker?.inspectImage(plan.ref);
   let built = false;
   let changes: string[] | undefined;
   let reason: string;
@@ -156,7 +181,15 @@ async function processImage(
     const end = reporter.section(`skiff_build_${plan.name}`, `build ${plan.name} (${plan.ref})`, { collapsed: true, source: plan.name });
     try {
       reporter.status(plan.name, 'building', plan.ref);
-      outcome = await buildImage(ctx, project, plan, docker, registries, { builder: opts.builder, push: Boolean(registry) }, signal);
+      outcome = await buildImage(
+        ctx,
+        project,
+        plan,
+        docker,
+        registries,
+        { builder: opts.builder, push: Boolean(registry), pool: opts.pool, secretValues: opts.secretValues },
+        signal,
+      );
     } catch (e) {
       end();
       reportFailure(ctx, plan, e);
@@ -166,11 +199,18 @@ async function processImage(
     }
     built = true;
     reason = changes?.length ? changes.join('; ') : 'no image with this content tag';
-    reporter.status(plan.name, 'built', plan.ref);
+    reporter.status(plan.name, 'built', `${plan.ref}, with ${outcome.builtBy}, ${outcome.cachedSteps}/${outcome.steps} steps cached`);
+  }
+  const how = outcome ? { builder: outcome.builder, builtBy: outcome.builtBy, steps: outcome.steps, cachedSteps: outcome.cachedSteps } : {};
+  if (!docker) {
+    // buildkitd pushed it already.
+    const digest = (await registry!.client.manifest(repoPath, plan.tag))?.digest;
+    for (const t of plan.humanTags) await registry!.client.tagManifest(repoPath, plan.tag, t);
+    reporter.status(plan.name, 'pushed', `${plan.ref}${digest ? `@${digest}` : ''} from buildkitd`);
+    return { ...base, digest, built, pushed: true, reason, changes, ...how };
   }
   for (const t of plan.humanTags) await docker.tag(plan.ref, plan.repository, t);
 
-  const how = outcome ? { builder: outcome.builder, steps: outcome.steps, cachedSteps: outcome.cachedSteps } : {};
   if (!registry) {
     const id = (await docker.inspectImage(plan.ref))?.id;
     return { ...base, digest: id, built, pushed: false, reason, changes, ...how };
@@ -183,7 +223,8 @@ async function processImage(
 }
 
 interface BuiltImage {
-  builder: Builder;
+  builder: BuiltWith;
+  builtBy: string;
   steps: number;
   cachedSteps: number;
 }
@@ -252,17 +293,18 @@ async function buildImage(
   ctx: RunContext,
   project: Project,
   plan: ImagePlan,
-  docker: DockerEngine,
+  docker: DockerEngine | undefined,
   registries: RegistryAccess,
-  opts: { builder: BuildRequest['builder']; push: boolean },
+  opts: { builder: BuildRequest['builder']; push: boolean; pool?: BuildkitdPool; secretValues: Redactor },
   signal: AbortSignal,
 ): Promise<BuiltImage> {
-  const { reporter } = ctx;
+  // Build secrets' values never reach the log, whatever a step prints.
+  const reporter = opts.secretValues.reporter(ctx.reporter);
   // FROM may name a dependency that only the registry has.
   for (const dep of plan.config.dependsOn) await registries.for(plan.buildArgs[dependencyArgName(dep)] ?? plan.repository);
   // Layer cache for an Engine that has never seen this project (a new CI job): the previous builds' inline cache.
-  const cacheTags = opts.push && opts.builder !== 'classic' ? await cacheSources(ctx, project, plan, registries) : [];
-  if (cacheTags[0]) await pullCacheSource(ctx, plan, cacheTags[0], registries, docker, signal);
+  const cacheTags = opts.push && opts.builder !== 'classic' && !opts.pool ? await cacheSources(ctx, project, plan, registries) : [];
+  if (cacheTags[0] && docker) await pullCacheSource(ctx, plan, cacheTags[0], registries, docker, signal);
   const cacheFrom = cacheTags.map((tag) => `${plan.repository}:${tag}`);
   const labels = { ...plan.labels, 'org.opencontainers.image.created': project.mode === 'commit' ? project.git.committedAt : ctx.now().toISOString() };
   // The classic builder: the labels go into one LABEL step of a generated Dockerfile (the Engine API's
@@ -304,6 +346,12 @@ async function buildImage(
   };
   if (cacheFrom.length) reporter.debug(`${plan.name}: layer cache from ${cacheFrom.join(', ')}`);
   try {
+    if (opts.pool) {
+      const address = await buildOnBuildkitd(ctx, project, plan, opts.pool, docker, registries, { labels, push: opts.push, onTrace, reporter }, signal);
+      for (const ev of trace.finish()) if (ev.type === 'output') reporter.debug(`[${plan.name}] ${ev.line}`);
+      return { builder: 'buildkitd', builtBy: `buildkitd ${address}`, ...trace.counts };
+    }
+    if (!docker) throw new Error('no Docker Engine for an Engine build');
     const outcome = await docker.build({
       builder: opts.builder,
       input,
@@ -323,13 +371,15 @@ async function buildImage(
     const why = outcome.builder === 'classic' ? (outcome.fallback ?? (opts.builder === 'classic' ? 'SKIFF_BUILDER=classic' : undefined)) : undefined;
     reporter.debug(`${plan.name}: built with ${BUILDER_NAMES[outcome.builder]}${why ? ` (${why})` : ''}`);
     const counts = outcome.builder === 'buildkit' ? trace.counts : classic.counts;
-    return { builder: outcome.builder, ...counts };
-  } catch (e) {
+    return { builder: outcome.builder, builtBy: outcome.builder === 'buildkit' ? 'engine BuildKit' : 'classic builder', ...counts };
+  } catch (caught) {
+    const e = opts.secretValues.error(caught);
     if (signal.aborted && ctx.signal.aborted) throw new WorkFailedError('build', `image ${plan.name}: build interrupted`);
     if (signal.aborted) throw new WorkFailedError('build', `image ${plan.name}: not built because another image failed`);
     if (!(e instanceof BuildStepFailure)) throw e;
     const failed = trace.failure;
-    if (failed) {
+    // A Dockerfile that does not parse fails BuildKit's "load build definition", not a step: its line is in the message.
+    if (failed && (failed.step || parseErrorLine(failed.error) === undefined)) {
       // BuildKit: the failing vertex says which step, and kept what it printed.
       const location = failed.step?.location;
       const text = location?.text ?? failed.step?.name.text ?? failed.vertex;
@@ -337,9 +387,11 @@ async function buildImage(
       const at = location
         ? `${dockerfile}:${location.line}: step ${location.number} "${text}" failed: `
         : `${dockerfile}: ${failed.step ? `step "${text}"` : `"${failed.vertex}"`} failed: `;
-      throw new WorkFailedError('build', `image ${plan.name}: ${at}${cleanBuildError(failed.error)}`, {
-        detail: { image: plan.name, dockerfile, line: location?.line, step, output: failed.output } satisfies BuildFailureDetail,
-      });
+      throw opts.secretValues.error(
+        new WorkFailedError('build', `image ${plan.name}: ${at}${cleanBuildError(failed.error)}`, {
+          detail: { image: plan.name, dockerfile, line: location?.line, step, output: failed.output } satisfies BuildFailureDetail,
+        }),
+      );
     }
     const message = cleanBuildError(e.message);
     const parseLine = parseErrorLine(message);
@@ -392,14 +444,14 @@ async function explainRebuild(
   ctx: RunContext,
   project: Project,
   plan: ImagePlan,
-  docker: DockerEngine,
+  docker: DockerEngine | undefined,
   registries: RegistryAccess,
   push: boolean,
 ): Promise<string[]> {
   const previousTag = project.git.branch ? sanitizeTag(project.git.branch) : undefined;
   let labels: Record<string, string> | undefined;
   if (previousTag) {
-    labels = (await docker.inspectImage(`${plan.repository}:${previousTag}`))?.labels;
+    labels = (await docker?.inspectImage(`${plan.repository}:${previousTag}`))?.labels;
     if (!labels && push) {
       const { client } = await registries.for(plan.repository);
       labels = await client.labels(repositoryPath(plan.repository), previousTag).catch((e: unknown) => {
@@ -427,4 +479,263 @@ async function explainRebuild(
     }
   }
   return reasons.length ? reasons : ['previous build had identical inputs but the image is gone'];
+}
+
+/**
+ * The buildkitd pool: SKIFF_BUILDKIT_HOST (comma-separated addresses, with the certificates of
+ * SKIFF_BUILDKIT_CERT_PATH: ca.pem, cert.pem, key.pem) or skiff.yaml's `builder:`; undefined when
+ * neither names one (the Docker Engine builds). Certificate files must exist (exit 2 otherwise).
+ */
+async function builderPool(ctx: RunContext, project: Project): Promise<BuildkitdPool | undefined> {
+  const { config } = project;
+  const where = (path: string) => {
+    const p = config.positions.of(path);
+    return `${config.file}:${p.line}:${p.col}`;
+  };
+  let targets: BuildkitdTarget[];
+  const fromEnv = (ctx.env.SKIFF_BUILDKIT_HOST ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  if (fromEnv.length) {
+    const bad = fromEnv.find((a) => !/^(tcp:\/\/[^\s/]+|unix:\/\/\/\S+)$/.test(a));
+    if (bad)
+      throw new ConfigError(`SKIFF_BUILDKIT_HOST: "${bad}" is not a buildkitd address; use tcp://host:port or unix:///path/to/buildkitd.sock, comma-separated`);
+    const dir = ctx.env.SKIFF_BUILDKIT_CERT_PATH;
+    const tls = dir ? { ca: join(dir, 'ca.pem'), cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } : undefined;
+    targets = fromEnv.map((address) => ({ address, tls: resolveTls(tls, project.root), origin: 'SKIFF_BUILDKIT_HOST' }));
+  } else {
+    const several = config.builders.length > 1;
+    targets = config.builders.map((b, i) => ({
+      address: b.address,
+      tls: resolveTls(b.tls, project.root),
+      origin: where(several ? `builder[${i}]` : 'builder'),
+    }));
+  }
+  if (!targets.length) return undefined;
+  for (const t of targets) {
+    for (const [field, path] of Object.entries(t.tls ?? {})) {
+      if (!path) continue;
+      const readable = await access(path, constants.R_OK).then(
+        () => true,
+        () => false,
+      );
+      if (!readable)
+        throw new ConfigError(
+          `${t.origin}: ${field} file ${path} of buildkitd ${t.address} does not exist or is not readable; fix the path${t.origin === 'SKIFF_BUILDKIT_HOST' ? ' (SKIFF_BUILDKIT_CERT_PATH)' : ''}`,
+        );
+    }
+  }
+  const buildctl = await findBuildctl(ctx.env);
+  return new BuildkitdPool(
+    targets.map((t) => new BuildkitdClient(buildctl, t)),
+    (m) => ctx.reporter.warn(m),
+  );
+}
+
+/**
+ * Several buildkitd: an image goes to the builder its name hashes to (core/builder-pool.ts), so that
+ * builder's local cache serves it every time; one that cannot be reached is skipped, with a warning,
+ * for the next in the image's order. Each builder is probed once per run.
+ */
+export class BuildkitdPool {
+  private readonly probes = new Map<string, Promise<string | undefined>>();
+  constructor(
+    readonly clients: BuildkitdClient[],
+    private readonly warn: (message: string) => void,
+  ) {}
+
+  /** `image` is what the assignment hashes (the image repository); `label` names it in the warning. */
+  async pick(image: string, signal: AbortSignal, label = image): Promise<BuildkitdClient> {
+    const byAddress = new Map(this.clients.map((c) => [c.target.address, c]));
+    const down: string[] = [];
+    for (const address of builderOrder(image, [...byAddress.keys()])) {
+      const client = byAddress.get(address)!;
+      let probe = this.probes.get(address);
+      if (!probe) {
+        probe = client.probe(signal).then(
+          () => undefined,
+          (e: unknown) => {
+            if (e instanceof BuilderDown) return e.message;
+            throw e;
+          },
+        );
+        this.probes.set(address, probe);
+      }
+      const why = await probe;
+      if (why === undefined) {
+        if (down.length) this.warn(`${label}: buildkitd ${down.join(', ')} unreachable; building on ${address} instead`);
+        return client;
+      }
+      down.push(`${address} (${why})`);
+    }
+    throw new InfrastructureError(
+      `no buildkitd builder is reachable: ${down.join('; ')}; start them (scripts/services up) or fix builder: in skiff.yaml or SKIFF_BUILDKIT_HOST`,
+    );
+  }
+}
+
+/**
+ * Build secrets, checked before anything is built: they need a buildkitd (the Engine's BuildKit
+ * over its HTTP API has no session to ask for them), and each source must be there. Returns a
+ * Redactor of their values.
+ */
+async function checkBuildSecrets(project: Project, plans: ImagePlan[], env: NodeJS.ProcessEnv, haveBuildkitd: boolean): Promise<Redactor> {
+  const { config } = project;
+  const values = new Map<string, string>();
+  for (const plan of plans) {
+    for (const [i, secret] of plan.config.secrets.entries()) {
+      const path = `images.${plan.name}.secrets[${i}]`;
+      const p = config.positions.of(path);
+      const at = `${config.file}:${p.line}:${p.col}`;
+      if (!haveBuildkitd)
+        throw new ConfigError(
+          `${at}: image ${plan.name} uses build secret "${secret.id}", and build secrets need a buildkitd builder (the Docker Engine's BuildKit takes none through its API); set builder: in ${config.file} or SKIFF_BUILDKIT_HOST, or remove ${path}`,
+        );
+      let value: string | undefined;
+      if (secret.env) {
+        value = env[secret.env];
+        if (value === undefined)
+          throw new ConfigError(
+            `${at}: build secret "${secret.id}" of image ${plan.name} comes from the environment variable ${secret.env}, which is not set; set it (in GitLab: a masked CI/CD variable) or fix ${path}.env`,
+          );
+      } else if (secret.file) {
+        const file = isAbsolute(secret.file) ? secret.file : resolve(project.root, secret.file);
+        value = await readFile(file, 'utf8').catch(() => undefined);
+        if (value === undefined)
+          throw new ConfigError(`${at}: build secret "${secret.id}" of image ${plan.name} comes from the file ${file}, which cannot be read; fix ${path}.file`);
+      }
+      for (const v of [value, value?.trim(), ...(value?.split('\n').map((l) => l.trim()) ?? [])]) {
+        if (v && v.length >= 4) values.set(v, `build secret ${secret.id}`);
+      }
+    }
+  }
+  return new Redactor(values);
+}
+
+/** The secrets of an image as buildctl takes them (file paths absolute). */
+function buildkitdSecrets(project: Project, plan: ImagePlan): BuildkitdSecret[] {
+  return plan.config.secrets.map((s) =>
+    s.env ? { id: s.id, env: s.env } : { id: s.id, file: isAbsolute(s.file!) ? s.file! : resolve(project.root, s.file!) },
+  );
+}
+
+/**
+ * Builds an image on the buildkitd the pool picks: the context (the same filtered files the Engine
+ * gets) written to a temporary directory, the registry cache (mode=max) of this branch and the
+ * default branch read, this branch's written; pushed from buildkitd, or loaded into the Engine
+ * without a registry. Returns the builder's address.
+ */
+async function buildOnBuildkitd(
+  ctx: RunContext,
+  project: Project,
+  plan: ImagePlan,
+  pool: BuildkitdPool,
+  docker: DockerEngine | undefined,
+  registries: RegistryAccess,
+  opts: { labels: Record<string, string>; push: boolean; onTrace: NonNullable<BuildRequest['onTrace']>; reporter: RunContext['reporter'] },
+  signal: AbortSignal,
+): Promise<string> {
+  const { reporter } = opts;
+  const client = await pool.pick(plan.repository, signal, plan.name);
+  const address = client.target.address;
+  reporter.status(plan.name, 'building', `${plan.ref} on buildkitd ${address}`);
+  let cacheImports: string[] = [];
+  let cacheExport: string | undefined;
+  if (opts.push) {
+    const cacheRepo = cacheRepository(plan.repository);
+    const { client: registry } = await registries.for(cacheRepo);
+    const found = await Promise.all(
+      cacheImportTags(project.git.branch, DEFAULT_BRANCHES).map((tag) =>
+        registry.manifest(repositoryPath(cacheRepo), tag).then(
+          (m) => (m ? `${cacheRepo}:${tag}` : undefined),
+          () => undefined,
+        ),
+      ),
+    );
+    cacheImports = found.filter((r): r is string => Boolean(r));
+    cacheExport = cacheExportRef(plan.repository, project.git.branch);
+    if (cacheImports.length) reporter.debug(`${plan.name}: registry cache from ${cacheImports.join(', ')}`);
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-context-'));
+  try {
+    const source = { kind: project.mode, root: project.root } as const;
+    const entries = plan.entries.filter((e) => e.path !== '.dockerignore');
+    await extractTar(contextTar(source, entries), dir);
+    await stampContent(dir, entries);
+    const request = {
+      contextDir: dir,
+      dockerfile: plan.dockerfile,
+      target: plan.config.target,
+      buildArgs: plan.buildArgs,
+      labels: opts.labels,
+      ref: plan.ref,
+      push: opts.push,
+      load: docker ? (tar: Readable) => loadIntoEngine(docker, tar) : undefined,
+      cacheImports,
+      cacheExport,
+      secrets: buildkitdSecrets(project, plan),
+      registryAuth: await registries.all(),
+      env: ctx.env,
+      onTrace: opts.onTrace,
+      onLog: (line: string) => reporter.debug(`[${plan.name}] ${line}`),
+      signal,
+    };
+    try {
+      await client.build(request);
+    } catch (e) {
+      if (!(e instanceof CacheExportRefused)) throw e;
+      reporter.warn(`${plan.name}: buildkitd ${address} could not write the build cache to ${cacheExport} (${e.message}); building again without writing it`);
+      await client.build({ ...request, cacheExport: undefined });
+    }
+    return address;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Writes a tar stream out under dir (GNU tar: owners not kept, nothing outside dir). */
+function extractTar(stream: Readable, dir: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const tar = spawn('tar', ['-x', '--no-same-owner', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    tar.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    stream.on('error', (e) => {
+      tar.kill();
+      reject(e);
+    });
+    tar.on('error', reject);
+    tar.on('close', (code) => (code === 0 ? resolvePromise() : reject(new Error(`tar could not write the build context: ${stderr.trim()}`))));
+    stream.pipe(tar.stdin);
+  });
+}
+
+/** `docker load` of buildkitd's docker-archive output; the Engine reports a bad archive inside its 200 response. */
+async function loadIntoEngine(docker: DockerEngine, tar: Readable): Promise<void> {
+  const out = await docker.api.loadImage(tar);
+  let text = '';
+  for await (const chunk of out) text += String(chunk);
+  for (const line of text.split('\n')) {
+    if (!line.trim().startsWith('{')) continue;
+    const event = JSON.parse(line) as { error?: string; errorDetail?: { message?: string } };
+    const error = event.errorDetail?.message ?? event.error;
+    if (error) throw new InfrastructureError(`the Docker Engine could not load the image buildkitd built: ${error}`);
+  }
+}
+
+/**
+ * buildctl sends a local directory incrementally: a file whose path, size and mtime match what
+ * buildkitd kept from an earlier build is not sent again. The context tar carries one fixed mtime
+ * (for the Engine's layer cache), so a same-size edit would go unseen; each file's mtime is made
+ * a function of its Git blob id instead: unchanged files still skip the transfer, changed ones never
+ * do. (BuildKit's COPY cache keys hash content and mode, not mtime.)
+ */
+async function stampContent(dir: string, entries: ImagePlan['entries']): Promise<void> {
+  await Promise.all(
+    entries.map((e) => {
+      // 2001-09-09 plus up to ~31 years, in microseconds, from 48 bits of the blob id.
+      const seconds = 1_000_000_000 + (parseInt(e.oid.slice(0, 12), 16) % 1_000_000_000_000_000) / 1_000_000;
+      return lutimes(join(dir, e.path), seconds, seconds);
+    }),
+  );
 }

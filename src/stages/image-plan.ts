@@ -116,6 +116,7 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
       args: img.args,
       target: img.target,
       dependencyTags,
+      secretIds: img.secrets.map((x) => x.id),
     });
     const tag = contentTag(digests);
     const repository = repositoryOf(name);

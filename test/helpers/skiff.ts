@@ -107,6 +107,7 @@ export interface BuiltImage {
   reason: string;
   changes?: string[];
   builder?: string;
+  builtBy?: string;
   steps?: number;
   cachedSteps?: number;
 }

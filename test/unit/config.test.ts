@@ -71,7 +71,7 @@ describe('parseConfigText: a valid configuration', () => {
     expect(c.registry).toBe('127.0.0.1:5000/shop');
     expect(c.file).toBe(FILE);
     expect(c.images).toEqual({
-      base: { name: 'base', context: '', dockerfile: 'Dockerfile', target: undefined, args: {}, dependsOn: [] },
+      base: { name: 'base', context: '', dockerfile: 'Dockerfile', target: undefined, args: {}, dependsOn: [], secrets: [] },
       app: {
         name: 'app',
         context: 'services/app',
@@ -79,6 +79,7 @@ describe('parseConfigText: a valid configuration', () => {
         target: 'runtime',
         args: { APP_ENV: 'production', WORKERS: '4', DEBUG: 'false' },
         dependsOn: ['base'],
+        secrets: [],
       },
     });
     expect(c.tests).toEqual({
@@ -156,7 +157,7 @@ describe('parseConfigText: a valid configuration', () => {
       FILE,
     );
     expect(c.registry).toBeUndefined();
-    expect(c.images.web).toEqual({ name: 'web', context: '', dockerfile: 'Dockerfile', target: undefined, args: {}, dependsOn: [] });
+    expect(c.images.web).toEqual({ name: 'web', context: '', dockerfile: 'Dockerfile', target: undefined, args: {}, dependsOn: [], secrets: [] });
     expect(c.images.api!.context).toBe('');
     expect(c.tests.t).toMatchObject({ command: ['make'], timeoutMs: 600_000, network: 'none', reports: [], env: {} });
     expect(c.environments.dev).toMatchObject({ namespace: 'mini-dev', values: {} });
@@ -221,7 +222,7 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
       `"skiff.yaml:2:1: unknown key "image" in the top level (did you mean "images"?)"`,
     );
     expect(errorOf(yaml('project: hello', 'images:', '  app: {}', 'colour: blue'))).toMatchInlineSnapshot(
-      `"skiff.yaml:4:1: unknown key "colour" in the top level; allowed: project, registry, images, tests, environments, deploy"`,
+      `"skiff.yaml:4:1: unknown key "colour" in the top level; allowed: project, registry, builder, images, tests, environments, deploy"`,
     );
   });
 
@@ -230,7 +231,7 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
       `"skiff.yaml:4:5: unknown key "contxt" in images.app (did you mean "context"?)"`,
     );
     expect(errorOf(yaml('project: hello', 'images:', '  app:', '    platform: linux/arm64'))).toMatchInlineSnapshot(
-      `"skiff.yaml:4:5: unknown key "platform" in images.app; allowed: context, dockerfile, target, args, dependsOn"`,
+      `"skiff.yaml:4:5: unknown key "platform" in images.app; allowed: context, dockerfile, target, args, dependsOn, secrets"`,
     );
   });
 
