@@ -1,7 +1,8 @@
 import { parseImageRef, repositoryPath } from '../core/image-ref.js';
-import { isShallow, recentCommits } from '../adapters/git.js';
+import { branchNames, isShallow, recentCommits } from '../adapters/git.js';
 import { mapLimit } from '../core/concurrency.js';
-import { CONTENT_TAG, planCleanup, type Deletion } from '../core/cleanup-policy.js';
+import { CONTENT_TAG, planCacheCleanup, planCleanup, type Deletion } from '../core/cleanup-policy.js';
+import { cacheImportTags, cacheRepository } from '../core/builder-pool.js';
 import { formatDuration } from '../core/duration.js';
 import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
 import type { RunContext } from '../context.js';
@@ -9,6 +10,7 @@ import { loadProject, type Project, type ProjectOptions } from '../project.js';
 import { MemoryDriver, ReleaseStorage } from '../release/storage.js';
 import { planImages } from '../stages/image-plan.js';
 import type { KubeFlags } from '../stages/kube-session.js';
+import { clusterLabel, environmentCluster, type EnvironmentCluster } from '../stages/release-inputs.js';
 import { sealRecord } from '../stages/redact.js';
 import { RegistryAccess } from '../adapters/registry.js';
 
@@ -26,6 +28,10 @@ export interface CleanupResult {
   releases: Array<{ context: string; namespace: string; release: string; revisions: number }>;
   deleted: Array<{ image: string; digest: string; tags: string[] }>;
   kept: number;
+  /** Registry build cache entries (`<image repository>/cache:<branch>`) of branches that are gone. */
+  deletedCache: Array<{ image: string; repository: string; digest: string; tags: string[] }>;
+  /** Cache entries kept: those of existing branches and the default branches. */
+  keptCache: number;
 }
 
 interface InUse {
@@ -41,15 +47,20 @@ interface InUse {
  * where that cannot be listed stops the cleanup.
  */
 async function imagesInUse(ctx: RunContext, project: Project, opts: CleanupOptions): Promise<InUse> {
-  const contexts = new Map<string, string | undefined>();
-  for (const env of Object.keys(project.config.environments)) {
-    const context = ctx.ci.kubeContext ?? project.config.environments[env]!.kubeContext;
-    contexts.set(context ?? '(current context)', context);
+  // Every environment's cluster (environments may live on different clusters), each read once.
+  const clusters = new Map<string, EnvironmentCluster>();
+  for (const environment of Object.values(project.config.environments)) {
+    const cluster = environmentCluster(project, environment, { kubeconfig: opts.kubeconfig }, ctx.ci);
+    clusters.set(clusterLabel(cluster), cluster);
   }
   const used: InUse = { contentTags: new Set(), digests: new Set(), releases: [] };
-  for (const [label, context] of contexts) {
+  const servers = new Set<string>();
+  for (const [label, cluster] of clusters) {
     try {
-      const kube = await ctx.kube({ context, kubeconfig: opts.kubeconfig });
+      const kube = await ctx.kube({ context: cluster.kubeContext, kubeconfig: cluster.kubeconfig });
+      // Two environments may reach one cluster through different kubeconfigs: read it once.
+      if (kube.server && servers.has(kube.server)) continue;
+      if (kube.server) servers.add(kube.server);
       const byNamespace = await kube.namespacesWith('v1', 'Secret', 'owner=skiff');
       for (const [namespace, secrets] of byNamespace) {
         // The records were just listed: read them from memory, not once more per release.
@@ -67,12 +78,12 @@ async function imagesInUse(ctx: RunContext, project: Project, opts: CleanupOptio
               }
             }
           }
-          used.releases.push({ context: label, namespace, release, revisions: revisions.length });
+          used.releases.push({ context: cluster.kubeContext ?? kube.context, namespace, release, revisions: revisions.length });
         }
       }
     } catch (e) {
       if (e instanceof SkiffError) {
-        e.message = `kube context ${label}: ${e.message}; cleanup reads the release histories of every namespace (it needs to list Secrets cluster-wide) to know which images are in use, and deletes nothing without them`;
+        e.message = `${label}: ${e.message}; cleanup reads the release histories of every namespace (it needs to list Secrets cluster-wide) to know which images are in use, and deletes nothing without them: the releases on this cluster may use any image, so all are kept`;
       }
       throw e;
     }
@@ -119,7 +130,7 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
 
   // 2. Each image repository: every tag read, then what nothing keeps.
   const registries = new RegistryAccess(ctx.env, ctx.ci);
-  const result: CleanupResult = { dryRun: Boolean(opts.dryRun), releases: used.releases, deleted: [], kept: 0 };
+  const result: CleanupResult = { dryRun: Boolean(opts.dryRun), releases: used.releases, deleted: [], kept: 0, deletedCache: [], keptCache: 0 };
   const candidates: Array<{ image: string; repository: string; path: string; deletion: Deletion }> = [];
   for (const image of Object.keys(project.config.images)) {
     const repository = `${project.registry}/${image}`;
@@ -160,6 +171,34 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
       `${repository}:${content.join(',')}, ${deletion.digest.slice(0, 19)}…${others.length ? `, with tags ${others.join(', ')}` : ''}`,
     );
     result.deleted.push({ image, digest: deletion.digest, tags: deletion.tags });
+  }
+
+  // 4. The registry build cache: one entry per branch; those of deleted branches go (their
+  //    images are kept or not by the rules above: a cache entry only speeds up a branch's builds).
+  const keptTags = new Set(
+    cacheImportTags(undefined, [...(await branchNames(project.root)), ...(project.git.branch ? [project.git.branch] : []), 'main', 'master']),
+  );
+  for (const image of Object.keys(project.config.images)) {
+    const repository = cacheRepository(`${project.registry}/${image}`);
+    const path = repositoryPath(repository);
+    const { client } = await registries.for(repository);
+    const tags = new Map<string, string>();
+    await mapLimit(await client.tags(path), 8, async (tag) => {
+      const m = await client.manifest(path, tag);
+      if (!m?.digest) throw new InfrastructureError(`registry ${client.host} gave no digest for ${repository}:${tag}; not cleaning up its cache`);
+      tags.set(tag, m.digest);
+    });
+    const plan = planCacheCleanup({ tags, keptTags });
+    result.keptCache += plan.kept.length;
+    for (const deletion of plan.delete) {
+      if (!opts.dryRun) await client.deleteManifest(path, deletion.digest);
+      ctx.reporter.status(
+        `${image} cache`,
+        opts.dryRun ? 'would delete' : 'deleted',
+        `${repository}:${deletion.tags.join(',')} (no such branch any more), ${deletion.digest.slice(0, 19)}…`,
+      );
+      result.deletedCache.push({ image, repository, digest: deletion.digest, tags: deletion.tags });
+    }
   }
   return result;
 }

@@ -31,7 +31,7 @@ export async function runLint(ctx: RunContext, opts: LintOptions): Promise<LintR
   let live: LiveNamespace | undefined;
   if (!opts.offline) {
     try {
-      const kube = await ctx.kube({ context: target.kubeContext, kubeconfig: opts.kubeconfig });
+      const kube = await ctx.kube({ context: target.kubeContext, kubeconfig: target.kubeconfig });
       live = await readLiveNamespace(kube, target.namespace);
     } catch (e) {
       // No kubeconfig, no answer, or no right to list: lint what was rendered.

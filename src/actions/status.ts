@@ -14,9 +14,16 @@ export interface ObjectStatus {
   message: string;
 }
 
+/** The cluster a command read: its kube context and API server. */
+export interface ClusterRef {
+  context: string;
+  server?: string;
+}
+
 export interface StatusResult {
   release: string;
   namespace: string;
+  cluster: ClusterRef;
   revision?: number;
   status: string;
   commit?: string;
@@ -24,12 +31,18 @@ export interface StatusResult {
   objects: ObjectStatus[];
 }
 
+/** `context skiff-sim (https://127.0.0.1:7443)`: how the cluster a command read is named. */
+export function describeCluster(c: ClusterRef): string {
+  return `context ${c.context}${c.server ? ` (${c.server})` : ''}`;
+}
+
 /** skiff status: the current revision and the live readiness of its objects. */
 export async function runStatus(ctx: RunContext, opts: StatusOptions): Promise<StatusResult> {
   const { kube, storage, target } = await openRelease(ctx, opts);
   const history = await storage.history(target.release);
   const current = [...history].reverse().find((r) => r.status === 'deployed') ?? history.at(-1);
-  if (!current) return { release: target.release, namespace: target.namespace, status: 'not deployed', objects: [] };
+  const cluster: ClusterRef = { context: kube.context, server: kube.server };
+  if (!current) return { release: target.release, namespace: target.namespace, cluster, status: 'not deployed', objects: [] };
   const namespaces = [...new Set(current.manifests.map((m) => m.metadata.namespace).filter((ns): ns is string => Boolean(ns)))];
   const pods = (await Promise.all(namespaces.map((ns) => kube.list('v1', 'Pod', ns)))).flatMap((l) => l.items);
   const replicaSets = (await Promise.all(namespaces.map((ns) => kube.list('apps/v1', 'ReplicaSet', ns)))).flatMap((l) => l.items);
@@ -82,6 +95,7 @@ export async function runStatus(ctx: RunContext, opts: StatusOptions): Promise<S
   return {
     release: target.release,
     namespace: target.namespace,
+    cluster,
     revision: current.revision,
     status: current.status,
     commit: current.git.commit,

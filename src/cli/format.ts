@@ -1,8 +1,9 @@
 import type { DeployResult } from '../actions/deploy.js';
-import type { StatusResult } from '../actions/status.js';
+import { describeCluster, type StatusResult } from '../actions/status.js';
 import type { BuildResult } from '../stages/build.js';
 import type { TestCaseResult } from '../stages/test.js';
 import type { Diagnosis } from '../stages/track.js';
+import { formatProblemGroup } from '../core/readiness.js';
 import { formatDuration } from '../core/duration.js';
 import { parseImageRef } from '../core/image-ref.js';
 import type { ReleaseRecord } from '../release/types.js';
@@ -68,9 +69,13 @@ export function formatHistory(records: ReleaseRecord[]): string {
 }
 
 export function formatStatus(s: StatusResult): string {
-  const head = `release ${s.release} in ${s.namespace}: ${s.revision ? `revision ${s.revision} ${s.status}` : s.status}`;
+  const where = s.cluster ? ` on ${describeCluster(s.cluster)}` : '';
+  const head = `release ${s.release} in ${s.namespace}${where}: ${s.revision ? `revision ${s.revision} ${s.status}` : s.status}`;
   return [head, ...s.objects.map((o) => `  ${o.object.padEnd(40)} ${o.state.padEnd(12)} ${o.message}`)].join('\n');
 }
+
+/** Causes of failing pods a diagnosis prints, at most. */
+const MAX_GROUPS = 5;
 
 /** A failed rollout's report: what failed and why, the last events and log lines. */
 export function formatDiagnosis(d: Diagnosis): string {
@@ -79,6 +84,12 @@ export function formatDiagnosis(d: Diagnosis): string {
   if (d.message) lines.push(`  message: ${d.message}`);
   if (d.events.length) lines.push('  last events:', ...d.events.map((e) => `    ${e}`));
   if (d.logs.length) lines.push(`  last log lines of ${d.container}:`, ...d.logs.map((l) => `    | ${l}`));
+  if (d.groups?.length) {
+    const pods = d.groups.reduce((n, g) => n + g.count, 0);
+    lines.push(`  failing in the release: ${pods} pod${pods === 1 ? '' : 's'}, by cause:`);
+    for (const g of d.groups.slice(0, MAX_GROUPS)) lines.push(`    ${formatProblemGroup(g)}`);
+    if (d.groups.length > MAX_GROUPS) lines.push(`    … and ${d.groups.length - MAX_GROUPS} more causes (skiff deploy -o json lists them all)`);
+  }
   return lines.join('\n');
 }
 

@@ -20,8 +20,14 @@ export interface RolloutVerdict {
 export interface ReadinessPolicy {
   /** Container restarts tolerated before CrashLoopBackOff counts as failure. */
   allowedRestarts: number;
-  /** How long a pod may stay unschedulable before that counts as failure. */
+  /**
+   * How long a pod may stay unschedulable before that counts as failure: long enough for a
+   * cluster autoscaler to add a node, or for a node to report Ready again after the control
+   * plane comes back from a restart (it is briefly tainted while its heartbeats were lost).
+   */
   unschedulableGraceMs: number;
+  /** How long a PersistentVolumeClaim may stay Pending for a cause that will not fix itself (no such class). */
+  pendingClaimGraceMs: number;
   /**
    * How long a container may stay in a state the kubelet retries on its own
    * (CreateContainerConfigError and friends) before that counts as failure.
@@ -29,7 +35,7 @@ export interface ReadinessPolicy {
   retriedStateGraceMs: number;
 }
 
-export const defaultPolicy: ReadinessPolicy = { allowedRestarts: 0, unschedulableGraceMs: 10_000, retriedStateGraceMs: 15_000 };
+export const defaultPolicy: ReadinessPolicy = { allowedRestarts: 0, unschedulableGraceMs: 60_000, pendingClaimGraceMs: 10_000, retriedStateGraceMs: 15_000 };
 
 /**
  * When a problem was first seen, keyed by pod, container and reason. The
@@ -116,6 +122,13 @@ export function verdict(
     storageClasses?: Obj[];
     /** Recent events about the object itself (a PVC's ProvisioningFailed…). */
     events?: Obj[];
+    /**
+     * A Deployment's pods of older ReplicaSets still there (the tracker knows;
+     * undefined: not known). With none left and every pod of the current
+     * revision Ready, the rollout is done before the controller, busy with
+     * thousands of pods, has written it into the Deployment's status.
+     */
+    oldPods?: number;
   },
   policy: ReadinessPolicy,
   now: Date,
@@ -157,6 +170,11 @@ export function verdict(
       const total = s.replicas ?? 0;
       const message = `${updated}/${want} updated, ${available}/${want} available${total > updated ? `, ${total - updated} old` : ''}`;
       const ready = !stale && updated >= want && available >= want && total <= want && (s.unavailableReplicas ?? 0) === 0;
+      if (!ready && related.oldPods === 0 && !(obj.spec?.minReadySeconds > 0)) {
+        // Judged from the pods themselves: all of the current revision, Ready (minReadySeconds 0: Ready is available), no other left.
+        const current = related.pods.filter((p) => !p.metadata.deletionTimestamp);
+        if (current.length === want && current.every(podReady)) return { state: 'ready', message: `${want}/${want} updated, ${want}/${want} available` };
+      }
       return { state: ready ? 'ready' : 'progressing', message };
     }
     case 'StatefulSet': {
@@ -217,7 +235,7 @@ export function verdict(
       if (cause.fatal) {
         const key = `${obj.metadata.namespace ?? ''}/${obj.metadata.name}/${cause.reason}`;
         const since = related.firstSeen ? related.firstSeen(key) : undefined;
-        if (since === undefined || now.getTime() - since >= policy.unschedulableGraceMs)
+        if (since === undefined || now.getTime() - since >= policy.pendingClaimGraceMs)
           return { state: 'failed', message, problem: { pod: '', reason: cause.reason, message: cause.message } };
       }
       return { state: 'progressing', message };
@@ -392,4 +410,191 @@ export function formatUnreadyCause(c: UnreadyCause, counts = true): string {
 
 function eventTime(e: Obj): string {
   return String(e.lastTimestamp ?? e.series?.lastObservedTime ?? e.eventTime ?? e.metadata.creationTimestamp ?? '');
+}
+
+/**
+ * What the tracker keeps of a pod: the fields readiness, unready causes and
+ * diagnoses read, and nothing else (no managedFields, env, volumes or
+ * annotations), so following 15,000 pods costs a few MiB, not hundreds. Pure.
+ */
+export function slimPod(pod: Obj): Obj {
+  const m = pod.metadata;
+  const labels = m.labels ?? {};
+  const keep: Record<string, string> = {};
+  for (const k of ['controller-revision-hash', 'pod-template-generation']) if (labels[k] !== undefined) keep[k] = labels[k];
+  const status = (pod.status ?? {}) as ApiFields;
+  const containerStatus = (cs: ApiFields) => ({ name: cs.name, ready: cs.ready, restartCount: cs.restartCount, state: cs.state, lastState: cs.lastState });
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      labels: keep,
+      ownerReferences: ((m.ownerReferences ?? []) as ApiFields[]).map((r) => ({ kind: r.kind, name: r.name, uid: r.uid, controller: r.controller })),
+      ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    },
+    spec: {
+      // Only what explains a readiness failure: the containers' names and probes.
+      containers: ((pod.spec?.containers ?? []) as ApiFields[]).map((c) => ({
+        name: c.name,
+        ...(c.readinessProbe ? { readinessProbe: c.readinessProbe } : {}),
+      })),
+    },
+    status: {
+      phase: status.phase,
+      conditions: ((status.conditions ?? []) as ApiFields[]).map((c) => ({
+        type: c.type,
+        status: c.status,
+        reason: c.reason,
+        message: c.message,
+        lastTransitionTime: c.lastTransitionTime,
+      })),
+      ...(status.initContainerStatuses ? { initContainerStatuses: (status.initContainerStatuses as ApiFields[]).map(containerStatus) } : {}),
+      ...(status.containerStatuses ? { containerStatuses: (status.containerStatuses as ApiFields[]).map(containerStatus) } : {}),
+    },
+  };
+}
+
+/** What the tracker keeps of a ReplicaSet: its owner and revision, to find a Deployment's current pods. Pure. */
+export function slimReplicaSet(rs: Obj): Obj {
+  const m = rs.metadata;
+  const revision = m.annotations?.['deployment.kubernetes.io/revision'];
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      annotations: revision === undefined ? {} : { 'deployment.kubernetes.io/revision': revision },
+      ownerReferences: ((m.ownerReferences ?? []) as ApiFields[]).map((r) => ({ kind: r.kind, name: r.name, uid: r.uid, controller: r.controller })),
+    },
+  };
+}
+
+/** A failing pod and the applied object it belongs to. */
+export interface ObjectPodProblem extends PodProblem {
+  object: string;
+}
+
+/** Pods that fail for the same cause: what a diagnosis shows instead of one line per pod. */
+export interface ProblemGroup {
+  reason: string;
+  container?: string;
+  exitCode?: number;
+  /** The message with the pod's own name and UIDs taken out, so equal causes group. */
+  message?: string;
+  /** How many pods fail this way. */
+  count: number;
+  /** The objects whose pods they are, in order of first appearance. */
+  objects: string[];
+  /** A few of the pods, to look at. */
+  examples: string[];
+}
+
+const UID = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g;
+
+/**
+ * Failing pods grouped by cause (reason, container, exit code and message),
+ * the largest group first, each with its count, its objects and up to
+ * `examples` pod names. Pure.
+ */
+export function groupProblems(problems: ObjectPodProblem[], examples = 3): ProblemGroup[] {
+  const groups = new Map<string, ProblemGroup>();
+  for (const p of problems) {
+    const message = p.message ? (p.pod ? p.message.replaceAll(p.pod, '<pod>') : p.message).replace(UID, '<uid>').trim() : undefined;
+    const key = JSON.stringify([p.reason, p.container ?? '', p.exitCode ?? '', message ?? '']);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { reason: p.reason, container: p.container, exitCode: p.exitCode, message, count: 0, objects: [], examples: [] }));
+    g.count++;
+    if (!g.objects.includes(p.object)) g.objects.push(p.object);
+    if (p.pod && g.examples.length < examples) g.examples.push(p.pod);
+  }
+  return [...groups.values()].sort((a, b) => b.count - a.count);
+}
+
+/** `12 pods of 4 objects (Deployment/web-1, …): CrashLoopBackOff in container app, exit code 1: simulated crash; e.g. web-1-x, web-7-y` */
+export function formatProblemGroup(g: ProblemGroup, maxObjects = 3): string {
+  const who = g.count === 1 ? '1 pod' : `${g.count} pods`;
+  const objects =
+    g.objects.length === 1
+      ? g.objects[0]
+      : `${g.objects.length} objects: ${g.objects.slice(0, maxObjects).join(', ')}${g.objects.length > maxObjects ? ', …' : ''}`;
+  const what = [g.reason, g.container ? `in container ${g.container}` : undefined].filter(Boolean).join(' ');
+  const exit = g.exitCode !== undefined ? `, exit code ${g.exitCode}` : '';
+  return `${who} of ${objects}: ${what}${exit}${g.message ? `: ${g.message}` : ''}${g.examples.length ? `; e.g. ${g.examples.join(', ')}` : ''}`;
+}
+
+/** How far a workload has rolled out, from its live status: the numbers a progress line shows. */
+export interface WorkloadCounts {
+  want: number;
+  ready: number;
+  updated: number;
+}
+
+/** The replica counts of a Deployment, StatefulSet or DaemonSet (undefined for other kinds). Pure. */
+export function workloadCounts(obj: Obj): WorkloadCounts | undefined {
+  const s = (obj.status ?? {}) as ApiFields;
+  switch (obj.kind) {
+    case 'Deployment':
+    case 'StatefulSet':
+      return { want: obj.spec?.replicas ?? 1, ready: s.readyReplicas ?? 0, updated: s.updatedReplicas ?? 0 };
+    case 'DaemonSet':
+      return { want: s.desiredNumberScheduled ?? 0, ready: s.numberReady ?? 0, updated: s.updatedNumberScheduled ?? 0 };
+    default:
+      return undefined;
+  }
+}
+
+/** The release-wide progress line of a large rollout: `37/50 objects ready; pods 1312/1500 ready, 1500/1500 updated`. Pure. */
+export function formatRolloutSummary(objects: { ready: number; total: number }, pods: WorkloadCounts): string {
+  return `${objects.ready}/${objects.total} objects ready; pods ${pods.ready}/${pods.want} ready, ${pods.updated}/${pods.want} updated`;
+}
+
+/**
+ * Label selectors that cover the pods (and ReplicaSets) of the given
+ * workloads and little else, for watches scoped to a release instead of a
+ * whole namespace. Each workload's own selector is its spec.selector's
+ * matchLabels (a Job's pods: job-name, which every Kubernetes version sets); workloads whose
+ * selectors share a key are folded into one set-based selector
+ * (`app in (web-1,web-2,…)`), so 500 Deployments need one watch, not 500.
+ * undefined: some workload cannot be selected by labels alone
+ * (matchExpressions), or it would take more than `maxWatches` watches; then
+ * the caller watches the namespace. Pure.
+ */
+export function childSelectors(workloads: Obj[], maxWatches = 4): string[] | undefined {
+  const own: Array<Record<string, string>> = [];
+  for (const w of workloads) {
+    if (w.kind === 'Job') {
+      own.push({ 'job-name': w.metadata.name });
+      continue;
+    }
+    const sel = w.spec?.selector as ApiFields | undefined;
+    const labels = sel?.matchLabels as Record<string, string> | undefined;
+    if (!labels || Object.keys(labels).length === 0 || (sel?.matchExpressions as unknown[] | undefined)?.length) return undefined;
+    own.push(labels);
+  }
+  const selectors: string[] = [];
+  let left = own;
+  while (left.length) {
+    // The key most of the remaining selectors have: one `key in (…)` covers them all.
+    const counts = new Map<string, number>();
+    for (const l of left) for (const k of Object.keys(l)) counts.set(k, (counts.get(k) ?? 0) + 1);
+    const [key] = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]!;
+    const covered = left.filter((l) => l[key] !== undefined);
+    const values = [...new Set(covered.map((l) => l[key]!))].sort();
+    selectors.push(
+      values.length === 1 && covered.length === 1
+        ? Object.entries(covered[0]!)
+            .map(([k, v]) => `${k}=${v}`)
+            .sort()
+            .join(',')
+        : `${key} in (${values.join(',')})`,
+    );
+    left = left.filter((l) => l[key] === undefined);
+    if (selectors.length > maxWatches) return undefined;
+  }
+  return selectors;
 }

@@ -1,10 +1,11 @@
 import { repositoryPath } from '../core/image-ref.js';
-import { readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { readFile, readlink } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { BlobReader, listCommitTree, listWorkingTree } from '../adapters/git.js';
 import { isTemplateFile, renderRelease, type RenderOutput, type TemplateFile } from '../render/render.js';
-import { environmentValues, parseValuesFile } from '../render/values.js';
+import { environmentValues, isValuesFile, parseValuesFile } from '../render/values.js';
 import { RegistryAccess } from '../adapters/registry.js';
 import type { RunContext } from '../context.js';
 import type { EnvironmentConfig } from '../config/types.js';
@@ -29,6 +30,8 @@ export interface ReleaseTarget {
   release: string;
   namespace: string;
   kubeContext?: string;
+  /** The kubeconfig file: --kubeconfig, else the environment's `kubeconfig`, resolved; undefined: KUBECONFIG. */
+  kubeconfig?: string;
   url?: string;
 }
 
@@ -51,7 +54,7 @@ export interface TargetOptions extends ProjectOptions {
 export function resolveTarget(
   project: Project,
   env: string,
-  flags: { namespace?: string; kubeContext?: string } = {},
+  flags: { namespace?: string; kubeContext?: string; kubeconfig?: string } = {},
   ci: Pick<CiContext, 'environmentName' | 'environmentSlug' | 'kubeContext'> = {},
 ): ReleaseTarget {
   const { environments, file } = project.config;
@@ -75,7 +78,7 @@ export function resolveTarget(
     environment,
     release: environment.release ?? `${project.config.project}-${env}`,
     namespace: flags.namespace ?? environment.namespace,
-    kubeContext: flags.kubeContext ?? ci.kubeContext ?? environment.kubeContext,
+    ...environmentCluster(project, environment, flags, ci),
     url: environment.url,
   };
   if (!DNS_LABEL.test(target.namespace) || target.namespace.length > 63) {
@@ -87,6 +90,36 @@ export function resolveTarget(
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Which cluster an environment lives on: its kube context and kubeconfig file. */
+export interface EnvironmentCluster {
+  kubeContext?: string;
+  kubeconfig?: string;
+}
+
+/**
+ * An environment's cluster. The context: --kube-context, then KUBE_CONTEXT,
+ * then skiff.yaml. The kubeconfig file: --kubeconfig, then the environment's
+ * `kubeconfig` (relative to the repository root; `~/` is the home directory),
+ * else undefined (KUBECONFIG, as kubectl reads it).
+ */
+export function environmentCluster(
+  project: Pick<Project, 'root'>,
+  environment: Pick<EnvironmentConfig, 'kubeContext' | 'kubeconfig'>,
+  flags: { kubeContext?: string; kubeconfig?: string } = {},
+  ci: Pick<CiContext, 'kubeContext'> = {},
+  home: string = homedir(),
+): EnvironmentCluster {
+  const file = environment.kubeconfig;
+  const resolved = file === undefined ? undefined : file.startsWith('~/') ? join(home, file.slice(2)) : resolve(project.root, file);
+  return { kubeContext: flags.kubeContext ?? ci.kubeContext ?? environment.kubeContext, kubeconfig: flags.kubeconfig ?? resolved };
+}
+
+/** How messages name a cluster: `kube context skiff-sim (kubeconfig /x/prod.yaml)`, `kube context (current context)`. */
+export function clusterLabel(cluster: EnvironmentCluster): string {
+  const context = `kube context ${cluster.kubeContext ?? '(current context)'}`;
+  return cluster.kubeconfig ? `${context} (kubeconfig ${cluster.kubeconfig})` : context;
+}
 
 /** A dynamic environment's declaration with {slug} replaced in its names, URL and string values. */
 function withSlugs(e: EnvironmentConfig, slug: string): EnvironmentConfig {
@@ -113,13 +146,52 @@ async function readKubeDir(project: Project): Promise<TemplateFile[]> {
     const entries = await listCommitTree(project.root, project.git.commit, KUBE_DIR);
     const reader = new BlobReader(project.root);
     try {
-      return await Promise.all(entries.map(async (e) => ({ path: e.repoPath, content: (await reader.read(e.oid)).toString() })));
+      return await Promise.all(entries.map(async (e) => kubeFile(e.repoPath, e.mode, await reader.read(e.oid))));
     } finally {
       reader.close();
     }
   }
   const entries = await listWorkingTree(project.root, KUBE_DIR);
-  return Promise.all(entries.map(async (e) => ({ path: e.repoPath, content: await readFile(join(project.root, e.repoPath), 'utf8') })));
+  // A symbolic link is refused before anything is read through it.
+  return Promise.all(
+    entries.map(async (e) =>
+      kubeFile(
+        e.repoPath,
+        e.mode,
+        e.mode === '120000' ? Buffer.from(await readlink(join(project.root, e.repoPath))) : await readFile(join(project.root, e.repoPath)),
+      ),
+    ),
+  );
+}
+
+/** The largest file skiff reads under .kube/: an object can hold at most about 1 MiB, a rendered file some of them. */
+export const KUBE_FILE_MAX_BYTES = 4 << 20;
+
+/**
+ * A file under .kube/ as text, or a ConfigError naming it: a symbolic link
+ * (for a link its content is the target), a file over KUBE_FILE_MAX_BYTES, or
+ * a template or values file that is not text.
+ */
+function kubeFile(path: string, mode: string, content: Buffer): TemplateFile {
+  if (mode === '120000') {
+    const target = content.toString();
+    const outside = isAbsolute(target) || normalize(join(dirname(path), target)).startsWith('..');
+    throw new ConfigError(
+      `${path}: is a symbolic link to ${target}${outside ? ', outside the repository' : ''}; skiff reads only regular files under ${KUBE_DIR}/: put the content there instead`,
+    );
+  }
+  if (content.length > KUBE_FILE_MAX_BYTES) {
+    throw new ConfigError(
+      `${path}: ${(content.length / (1 << 20)).toFixed(1)} MB, more than the ${KUBE_FILE_MAX_BYTES >> 20} MB a file under ${KUBE_DIR}/ may have; move large data out of ${KUBE_DIR}/ (into the image, or a volume)`,
+    );
+  }
+  const text = content.toString('utf8');
+  if ((isTemplateFile(path) || isValuesFile(path)) && (content.includes(0) || text.includes('\uFFFD'))) {
+    throw new ConfigError(
+      `${path}: is a binary file, not UTF-8 text; only YAML templates and values belong in ${KUBE_DIR}/ (move it, or rename it so it does not end in .yaml)`,
+    );
+  }
+  return { path, content: text };
 }
 
 /** Each image's registry reference pinned by digest; an image missing from the registry is exit 2 with the command to run. */

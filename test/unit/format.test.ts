@@ -48,6 +48,7 @@ describe('skiff status', () => {
     const text = formatStatus({
       release: 'hello-staging',
       namespace: 'shop',
+      cluster: { context: 'prod-eu', server: 'https://10.0.0.1:6443' },
       revision: 3,
       status: 'deployed',
       objects: [
@@ -61,7 +62,7 @@ describe('skiff status', () => {
       ],
     });
     expect(text.split('\n')).toEqual([
-      'release hello-staging in shop: revision 3 deployed',
+      'release hello-staging in shop on context prod-eu (https://10.0.0.1:6443): revision 3 deployed',
       `  ${'Service/web'.padEnd(40)} not ready    no ready endpoints (selector app=wbe matches no ready pod)`,
       `  ${'Service/headless'.padEnd(40)} ready        exists`,
       `  ${'Deployment/web'.padEnd(40)} progressing  1/1 updated, 0/1 available; pod web-1: readiness probe failed 7 times: exec \`test -f /www/missing.html\` in container web`,

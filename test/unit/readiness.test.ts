@@ -75,7 +75,9 @@ describe('podProblem', () => {
         },
       });
     expect(podProblem(unschedulable(new Date(now.getTime() - 2_000)), defaultPolicy, now)).toBeUndefined();
-    expect(podProblem(unschedulable(new Date(now.getTime() - 11_000)), defaultPolicy, now)).toMatchObject({
+    // An autoscaler adding a node, or a node Ready again after a control-plane restart, takes tens of seconds.
+    expect(podProblem(unschedulable(new Date(now.getTime() - 30_000)), defaultPolicy, now)).toBeUndefined();
+    expect(podProblem(unschedulable(new Date(now.getTime() - 61_000)), defaultPolicy, now)).toMatchObject({
       reason: 'FailedScheduling',
       message: '0/1 nodes are available',
     });
@@ -169,7 +171,7 @@ describe('verdict', () => {
       state: 'progressing',
       message: 'Pending: storage class "x" does not exist',
     });
-    const later = new Date(now.getTime() + defaultPolicy.unschedulableGraceMs);
+    const later = new Date(now.getTime() + defaultPolicy.pendingClaimGraceMs);
     expect(verdict(claim('x'), { pods: [], storageClasses: classes, firstSeen }, defaultPolicy, later)).toMatchObject({
       state: 'failed',
       problem: { reason: 'StorageClassNotFound', message: 'storage class "x" does not exist' },
