@@ -47,5 +47,12 @@ export function parseYamlWithPositions(text: string, file: string): ParsedYaml {
     }
   };
   walk(doc.contents, '');
-  return { value: doc.toJS({ maxAliasCount: 100 }), positions };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // The yaml library refuses alias expansion that grows without bound ("billion laughs").
+    throw new ConfigError(`${file}:1:1: invalid YAML: ${(e as Error).message}; use fewer aliases (*name)`);
+  }
+  return { value, positions };
 }

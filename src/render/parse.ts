@@ -41,7 +41,13 @@ export function parseManifests(r: RenderedFile, warnings: string[]): Manifest[] 
       const found = isSeq(contents) ? 'a list' : `the scalar ${JSON.stringify(value)}`;
       throw problemAt(r, line, `a YAML document must be a Kubernetes object (a mapping), found ${found}`);
     }
-    const object = doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>;
+    let object: Record<string, unknown>;
+    try {
+      object = doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown>;
+    } catch (e) {
+      // The yaml library refuses alias expansion that grows without bound ("billion laughs").
+      throw problemAt(r, line, `invalid YAML: ${(e as Error).message}; use fewer aliases (*name)`);
+    }
     out.push({ object: object as KubeObject, source: { file: r.file, line } });
   }
   return out;

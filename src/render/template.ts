@@ -44,10 +44,20 @@ function present(helper: string, v: unknown): void {
   }
 }
 
+/** A helper that prints its argument needs a scalar: an object or list would print as "[object Object]". */
+function scalarArg(helper: string, v: unknown): void {
+  present(helper, v);
+  if (typeof v === 'object' || typeof v === 'function') {
+    throw new TemplateProblem(
+      `${helper}() got ${Array.isArray(v) ? 'a list' : 'an object'}; give it a string or number, or print structures with toYaml(value, indent)`,
+    );
+  }
+}
+
 const helpers = {
   toYaml,
   b64(v: unknown): string {
-    present('b64', v);
+    scalarArg('b64', v);
     return Buffer.from(String(v), 'utf8').toString('base64');
   },
   sha256(v: unknown): string {
@@ -61,7 +71,7 @@ const helpers = {
     return v;
   },
   quote(v: unknown): string {
-    present('quote', v);
+    scalarArg('quote', v);
     return JSON.stringify(String(v));
   },
 };

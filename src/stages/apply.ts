@@ -4,7 +4,7 @@ import { mapLimit } from '../core/concurrency.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
 import { isClusterScoped } from '../kube/kinds.js';
-import { objectKey, objectRef } from '../kube/object-key.js';
+import { apiGroup, objectKey, objectRef } from '../kube/object-key.js';
 import { KEEP_ANNOTATION, MANAGED_BY_LABEL, type KubeObject, type LiveObject, type Manifest } from '../kube/types.js';
 
 /**
@@ -31,9 +31,12 @@ function explainApplyError(e: unknown, obj: KubeObject, source?: Manifest['sourc
   if (e.status === 404 && /namespaces? .* not found/i.test(e.message)) {
     return new ConfigError(`${who}: namespace "${obj.metadata.namespace}" does not exist; create it in .kube/ or drop metadata.namespace`, { cause: e });
   }
-  if (e.status === 400 || e.status === 422 || e.status === 404) {
+  // A value of the wrong type (a string for an integer field) is refused by server-side apply as a 500.
+  const typeError = e.status === 500 && /failed to create typed patch object/.test(e.message);
+  if (e.status === 400 || e.status === 422 || e.status === 404 || typeError) {
     const fields = e.causes.map((c) => `${c.field ? `${c.field}: ` : ''}${c.message ?? ''}`).join('; ');
-    return new ConfigError(`${who}: ${fields || e.message}`, { cause: e });
+    const message = typeError ? e.message.replace(/^failed to create typed patch object \([^)]*\): /, '') : e.message;
+    return new ConfigError(`${who}: ${fields || message}`, { cause: e });
   }
   return new WorkFailedError('deploy', `${who}: ${e.message}`, { cause: e });
 }
@@ -59,6 +62,29 @@ export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace:
   const checkable = manifests.filter(
     (m) => isClusterScoped(m.object.kind) || (m.object.metadata.namespace === namespace ? nsExists : !created.has(m.object.metadata.namespace ?? '')),
   );
+  // The rest would land in a namespace that does not exist yet: dry-run them in
+  // "default" under another name, so that a wrong type or an unknown kind is
+  // still found before the first write. Where "default" is out of reach (a
+  // token for one namespace), or has its own rules, the check is skipped.
+  const defined = new Set(
+    manifests
+      .filter((m) => m.object.kind === 'CustomResourceDefinition')
+      .map((m) => {
+        const spec = m.object.spec as { group?: string; names?: { kind?: string } } | undefined;
+        return `${spec?.group}/${spec?.names?.kind}`;
+      }),
+  );
+  const unchecked = manifests.filter((m) => !checkable.includes(m) && !defined.has(`${apiGroup(m.object.apiVersion)}/${m.object.kind}`));
+  await mapLimit(unchecked, PARALLEL_REQUESTS, async (m) => {
+    const probe = { ...m.object, metadata: { ...m.object.metadata, namespace: 'default', name: `${m.object.metadata.name.slice(0, 40)}-skiff-dry-run` } };
+    try {
+      await kube.apply(probe, { force: true, dryRun: true });
+    } catch (e) {
+      if (!(e instanceof KubeApiError) || e.status === 401 || e.status === 403 || e.status === 409 || /namespaces? .* not found/i.test(e.message)) return;
+      if (e.status === 422 && e.causes.some((c) => c.field === 'metadata.name')) return;
+      throw explainApplyError(e, m.object, m.source);
+    }
+  });
   await mapLimit(checkable, PARALLEL_REQUESTS, async (m) => {
     // Hook Jobs are recreated on every deploy, so check them under another name:
     // comparing with the previous run's Job would report its immutable template.
