@@ -201,7 +201,11 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
     const label = `${phase} hook ${obj.kind}/${obj.metadata.name}`;
     ctx.reporter.status(objectRef(obj), 'running', `${phase} hook`);
     if (obj.kind === 'Job' || obj.kind === 'Pod') {
-      if (await kube.delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, 'Foreground')) {
+      // Background: the old Job goes at once and the garbage collector removes its pods later. A
+      // Foreground deletion waits for that collector, which after a control-plane restart can take
+      // minutes. The old pods cannot be mistaken for the new run's: the tracker and the hook's logs
+      // go by owner uid.
+      if (await kube.delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, 'Background')) {
         await waitGone(kube, obj, ctx.signal);
       }
     }
@@ -230,7 +234,8 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
 
 async function showHookLogs(ctx: RunContext, kube: KubeClient, job: KubeObject) {
   const ns = job.metadata.namespace ?? kube.defaultNamespace;
-  const pods = job.kind === 'Pod' ? [job] : (await kube.list('v1', 'Pod', ns, { labelSelector: `job-name=${job.metadata.name}` })).items;
+  const ownedByThisRun = (pod: KubeObject) => ((pod.metadata.ownerReferences ?? []) as Array<{ uid?: string }>).some((r) => r.uid === job.metadata.uid);
+  const pods = job.kind === 'Pod' ? [job] : (await kube.list('v1', 'Pod', ns, { labelSelector: `job-name=${job.metadata.name}` })).items.filter(ownedByThisRun);
   for (const pod of pods) {
     const containers = (pod.spec?.containers ?? []) as Array<{ name: string }>;
     for (const c of containers) {

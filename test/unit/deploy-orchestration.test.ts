@@ -309,6 +309,34 @@ describe('deploy: pre-deploy hooks', () => {
   });
 });
 
+describe('deploy: a pod left by the previous run of a hook', () => {
+  it('neither fails the new run nor shows its logs (the old Job was deleted in the background)', async () => {
+    const h = await harness({ '.kube/app.yaml': docs(deployment('web')), '.kube/migrate.yaml': docs(hookJob('migrate')) });
+    readyOnApply(h.kube);
+    // The garbage collector has not removed the previous run's failed pod yet: same job-name, old owner.
+    h.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'migrate-old11',
+        namespace: NS,
+        labels: { 'job-name': 'migrate' },
+        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'migrate', uid: 'uid-of-the-previous-run', controller: true }],
+      },
+      spec: { restartPolicy: 'Never', containers: [{ name: 'migrate', image: 'busybox:1' }] },
+      status: {
+        phase: 'Failed',
+        containerStatuses: [{ name: 'migrate', image: 'busybox:1', restartCount: 0, ready: false, state: { terminated: { exitCode: 1, reason: 'Error' } } }],
+      },
+    });
+    h.kube.setLogs(NS, 'migrate-old11', 'migrate', 'previous run: boom\n');
+
+    const result = await runDeploy(h.ctx, { env: 'staging' });
+    expect(result).toMatchObject({ revision: 1, status: 'deployed' });
+    expect(h.reporter.lines.filter((l) => l.includes('previous run: boom'))).toEqual([]);
+  });
+});
+
 describe('deploy: a failing hook is diagnosed from its pod', () => {
   const files = { '.kube/app.yaml': docs(deployment('web')), '.kube/migrate.yaml': docs(hookJob('migrate')) };
 
