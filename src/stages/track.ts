@@ -387,7 +387,7 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
       if (bindsOnFirstUse(storageClasses, pvc)) bindLater.add(`${ns}/${pvc.metadata.name}`);
     }
   }
-  // Time-based verdicts (e.g. unschedulable for 10 s) are re-evaluated from the in-memory state.
+  // Time-based verdicts (e.g. unschedulable for 60 s) are re-evaluated from the in-memory state.
   const tick = setInterval(() => {
     allDirty = true;
     schedule();

@@ -204,7 +204,7 @@ describe('a DaemonSet, a bare Pod, kept objects and a bounded history', () => {
     let sent = false;
     child.all.on('data', (d: Buffer) => {
       output += d.toString();
-      if (!sent && /DaemonSet\/agent: waiting \(0\/1 available\)/.test(output)) sent = child.kill('SIGINT');
+      if (!sent && /DaemonSet\/agent: waiting \(0\/1 available/.test(output)) sent = child.kill('SIGINT');
     });
     const r = await child;
     expect(r.exitCode, r.all).toBe(130);
