@@ -65,6 +65,6 @@ describe('bad inputs: exit 2, file:line, nothing touched', () => {
     const base = repo({ id: 'control', command: [], edits: [], where: '-', message: '' });
     const r = runSkiff(base, ['deploy', 'staging', '--namespace', 'badin-control'], env, 300_000);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(stateDiff(cluster, clusterState())).toEqual(expect.arrayContaining([expect.stringMatching(/^\+Namespace\/\/badin-control@/)]));
+    expect(stateDiff(cluster, clusterState())).toEqual(expect.arrayContaining([expect.stringMatching(/^\+Namespace\/\/badin-control /)]));
   });
 });
