@@ -3,7 +3,7 @@ import type { RunContext } from '../context.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
 import { applyPhases, splitHooks } from '../core/order.js';
-import type { ReadinessPolicy } from '../core/readiness.js';
+import { currentPods, type ReadinessPolicy } from '../core/readiness.js';
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
 import { PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
 import { objectRef } from '../kube/object-key.js';
@@ -234,8 +234,8 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
 
 async function showHookLogs(ctx: RunContext, kube: KubeClient, job: KubeObject) {
   const ns = job.metadata.namespace ?? kube.defaultNamespace;
-  const ownedByThisRun = (pod: KubeObject) => ((pod.metadata.ownerReferences ?? []) as Array<{ uid?: string }>).some((r) => r.uid === job.metadata.uid);
-  const pods = job.kind === 'Pod' ? [job] : (await kube.list('v1', 'Pod', ns, { labelSelector: `job-name=${job.metadata.name}` })).items.filter(ownedByThisRun);
+  // A Job's own pods by owner uid: a previous run's pods, deleted in the background, share its job-name.
+  const pods = job.kind === 'Pod' ? [job] : currentPods(job, (await kube.list('v1', 'Pod', ns, { labelSelector: `job-name=${job.metadata.name}` })).items);
   for (const pod of pods) {
     const containers = (pod.spec?.containers ?? []) as Array<{ name: string }>;
     for (const c of containers) {
