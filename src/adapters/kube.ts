@@ -167,7 +167,8 @@ export class HttpKubeClient implements KubeClient {
    * retry bound runs out, then an InfrastructureError (exit 3) names the
    * server and context. When an attempt may have reached the server before
    * its connection broke, the answer carries `ambiguous`, so that create and
-   * replace can read the 409 of the repeat as their own earlier success.
+   * replace can read the 409 of the repeat as their own earlier success when
+   * the object holds what they sent.
    */
   async request(
     method: string,
@@ -391,10 +392,12 @@ export class HttpKubeClient implements KubeClient {
       body: obj,
       query: { fieldManager: FIELD_MANAGER },
     });
-    // The connection broke after an earlier attempt was sent and the repeat finds the object: that attempt landed.
+    // The connection broke after an earlier attempt was sent and the repeat finds the object: that attempt
+    // landed only if the object holds what we sent. Anything else is somebody else's create (another deploy
+    // writing the same release record), and stays the conflict it is.
     if (res.ambiguous && res.status === 409 && obj.metadata.name) {
       const live = await this.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
-      if (live) return live;
+      if (live && sameContent(live, obj)) return live;
     }
     return this.check(res, `create of ${objectRef(obj)}`) as LiveObject;
   }

@@ -26,6 +26,10 @@ export interface KubeClient {
   create(obj: KubeObject): Promise<LiveObject>;
   /** Replaces an object; metadata.resourceVersion makes it conditional. */
   replace(obj: KubeObject): Promise<LiveObject>;
+  /**
+   * Creates an object. A create repeated after a lost answer that finds the
+   * object (409) returns it only if it holds what was sent; else the 409 stands.
+   */
   /** Deletes an object; true when it existed. */
   delete(apiVersion: string, kind: string, namespace: string | undefined, name: string, propagation?: 'Background' | 'Foreground'): Promise<boolean>;
   /** The last lines of a container's log ('' when there is none yet). */

@@ -1,5 +1,5 @@
-import type { KubeClient } from '../kube/client.js';
-import type { ReleaseDriver } from './storage.js';
+import { KubeApiError, type KubeClient } from '../kube/client.js';
+import { RecordExistsError, type ReleaseDriver } from './storage.js';
 import type { KubeObject } from '../kube/types.js';
 
 /** Release records as Secrets in the release namespace (Helm's default driver). Dumb: no rules here. */
@@ -10,7 +10,15 @@ export class SecretDriver implements ReleaseDriver {
   ) {}
 
   async create(secrets: KubeObject[]): Promise<void> {
-    for (const s of secrets) await this.kube.create({ ...s, metadata: { ...s.metadata, namespace: this.namespace } });
+    for (const s of secrets) {
+      try {
+        await this.kube.create({ ...s, metadata: { ...s.metadata, namespace: this.namespace } });
+      } catch (e) {
+        // The client already told a repeat of our own landed create (same content) from this.
+        if (e instanceof KubeApiError && e.status === 409) throw new RecordExistsError(s.metadata.name, { cause: e });
+        throw e;
+      }
+    }
   }
 
   async update(secrets: KubeObject[]): Promise<void> {

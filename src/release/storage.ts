@@ -1,14 +1,25 @@
-import { WorkFailedError } from '../errors.js';
+import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
 import { PART_LABEL, recordToSecrets, secretsToRecord } from './record.js';
 import type { KubeObject } from '../kube/types.js';
 import type { ReleaseRecord } from './types.js';
+
+/** A driver's create found one of the Secrets there already, holding something else: another run wrote it. */
+export class RecordExistsError extends SkiffError {
+  override readonly name = 'RecordExistsError';
+  constructor(
+    readonly secret: string,
+    options?: { cause?: unknown },
+  ) {
+    super('deploy', ExitCode.failed, `Secret ${secret} already exists`, options);
+  }
+}
 
 /**
  * Where release records live. Dumb on purpose (Helm's driver): no rules,
  * only create, replace, list and delete of record Secrets.
  */
 export interface ReleaseDriver {
-  /** Fails if any of the Secrets exists. */
+  /** Fails with RecordExistsError if any of the Secrets exists. */
   create(secrets: KubeObject[]): Promise<void>;
   /** Replaces the Secrets, creating those that do not exist. */
   update(secrets: KubeObject[]): Promise<void>;
@@ -24,7 +35,7 @@ export class MemoryDriver implements ReleaseDriver {
 
   async create(secrets: KubeObject[]): Promise<void> {
     const taken = secrets.find((s) => this.secrets.has(s.metadata.name));
-    if (taken) throw new WorkFailedError('deploy', `Secret ${taken.metadata.name} already exists`);
+    if (taken) throw new RecordExistsError(taken.metadata.name);
     for (const s of secrets) this.secrets.set(s.metadata.name, structuredClone(s));
   }
 
@@ -123,15 +134,22 @@ export class ReleaseStorage {
   async create(record: ReleaseRecord): Promise<void> {
     const secrets = recordToSecrets(this.seal(record), this.namespace);
     const existing = (await this.revisions(record.name)).find((r) => r.revision === record.revision);
-    if (existing?.complete) {
-      throw new WorkFailedError(
+    const raced = (cause?: unknown) =>
+      new WorkFailedError(
         'deploy',
         `release ${record.name} revision ${record.revision} already exists: another deploy of this release ran at the same time; run it again`,
+        { cause },
       );
-    }
+    if (existing?.complete) throw raced();
     // Leftover parts of an interrupted write would make create fail; they hold nothing.
     if (existing) await this.driver.delete(existing.secrets.map((s) => s.metadata.name));
-    await this.driver.create(writeOrder(secrets));
+    try {
+      await this.driver.create(writeOrder(secrets));
+    } catch (e) {
+      // Between the read above and the write, another run stored this revision.
+      if (e instanceof RecordExistsError) throw raced(e);
+      throw e;
+    }
   }
 
   /** Rewrites a stored revision (status, description, finish time). */

@@ -12,6 +12,10 @@ import { ConfigError, ExitCode, InfrastructureError } from '../../src/errors.js'
 import { AdaptiveLimiter, abortableSleep, backoffMs, kubeRetryTimeoutMs, retryAfterMs } from '../../src/kube/retry.js';
 import type { WatchEvent } from '../../src/kube/client.js';
 import type { LiveObject } from '../../src/kube/types.js';
+import { recordToSecrets } from '../../src/release/record.js';
+import { SecretDriver } from '../../src/release/secret-driver.js';
+import { ReleaseStorage } from '../../src/release/storage.js';
+import type { ReleaseRecord } from '../../src/release/types.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -199,6 +203,66 @@ describe('kube client: transient answers are retried', () => {
     expect(created.metadata.resourceVersion).toBe('7');
     expect(posts).toBe(2);
     expect(stored.size).toBe(1);
+  });
+
+  /** An API server holding Secrets whose first POST lands `landed(sent)` and loses the answer, as a dropped connection does. */
+  function recordApi(api: FakeApi, landed: (sent: LiveObject) => LiveObject) {
+    const stored = new Map<string, LiveObject>();
+    let posts = 0;
+    api.handle = (req, res, body) => {
+      const path = req.url!.split('?')[0]!;
+      if (req.method === 'POST') {
+        const sent = JSON.parse(body) as LiveObject;
+        if (++posts > 1 && stored.has(sent.metadata.name)) return json(res, 409, { kind: 'Status', reason: 'AlreadyExists', message: 'already exists' });
+        const obj = posts === 1 ? landed(sent) : sent;
+        stored.set(sent.metadata.name, { ...obj, metadata: { ...obj.metadata, resourceVersion: String(posts) } });
+        if (posts === 1) return req.socket.destroy();
+        return json(res, 201, stored.get(sent.metadata.name));
+      }
+      if (path.endsWith('/secrets')) return json(res, 200, { kind: 'SecretList', items: [...stored.values()], metadata: { resourceVersion: '1' } });
+      const name = decodeURIComponent(path.split('/').pop()!);
+      return stored.has(name) ? json(res, 200, stored.get(name)) : json(res, 404, { kind: 'Status', reason: 'NotFound' });
+    };
+    return { stored, posts: () => posts };
+  }
+
+  const revisionOne = (startedAt: string): ReleaseRecord => ({
+    name: 'shop-staging',
+    namespace: 'default',
+    revision: 1,
+    status: 'pending-install',
+    description: 'install',
+    environment: 'staging',
+    project: 'shop',
+    manifests: [],
+    values: {},
+    images: {},
+    git: { commit: 'c0ffee' },
+    deployedBy: { user: 'ci', host: 'runner' },
+    startedAt,
+  });
+
+  it('a release record whose first create lost its answer while another deploy stored the same revision: the concurrent-deploy error', async () => {
+    const api = await fakeApi();
+    const theirs = recordToSecrets(revisionOne('2026-01-01T10:00:00.000Z'), 'default')[0]!;
+    const server = recordApi(api, () => theirs);
+    const storage = new ReleaseStorage(new SecretDriver(await client(api.port), 'default'), 'default', (r) => r);
+    await expect(storage.create(revisionOne('2026-01-01T10:00:01.000Z'))).rejects.toThrow(
+      'release shop-staging revision 1 already exists: another deploy of this release ran at the same time; run it again',
+    );
+    expect(server.posts()).toBe(2);
+    // The other deploy's record is left as it wrote it.
+    expect(server.stored.get(theirs.metadata.name)?.metadata.annotations).toEqual(theirs.metadata.annotations);
+  });
+
+  it('a release record whose own create landed though its answer was lost: stored once, no error', async () => {
+    const api = await fakeApi();
+    const server = recordApi(api, (sent) => sent);
+    const storage = new ReleaseStorage(new SecretDriver(await client(api.port), 'default'), 'default', (r) => r);
+    await storage.create(revisionOne('2026-01-01T10:00:01.000Z'));
+    expect(server.posts()).toBe(2);
+    expect(server.stored.size).toBe(1);
+    expect((await storage.get('shop-staging', 1))?.startedAt).toBe('2026-01-01T10:00:01.000Z');
   });
 
   it('a create answered 409 without an earlier lost attempt is still a conflict', async () => {
