@@ -7,7 +7,7 @@ import { objectRef } from '../kube/object-key.js';
 import { TRACE_ANNOTATIONS, type KubeObject } from '../kube/types.js';
 import { pruneCandidates } from '../stages/apply.js';
 import { connect } from '../stages/kube-session.js';
-import { MASKED_ANNOTATION, type Redactor } from '../stages/redact.js';
+import { MASKED_ANNOTATION, releaseSalt, type Redactor } from '../stages/redact.js';
 import { renderEnvironment, type RenderedRelease, type RenderFlags, type ReleaseTarget, type TargetOptions } from '../stages/release-inputs.js';
 
 export interface DiffOptions extends TargetOptions, RenderFlags {}
@@ -43,7 +43,7 @@ const VOLATILE_METADATA = ['managedFields', 'resourceVersion', 'uid', 'generatio
  */
 function comparable(obj: KubeObject | undefined, redactor: Redactor, wholePaths: ReadonlySet<string> = new Set()): string {
   if (!obj) return '';
-  const copy = structuredClone(maskPaths(redactor.object(obj), wholePaths));
+  const copy = structuredClone(maskPaths(redactor.object(obj), wholePaths, redactor.digest));
   delete copy.status;
   for (const k of VOLATILE_METADATA) delete copy.metadata[k];
   const annotations = copy.metadata.annotations;
@@ -58,6 +58,9 @@ function comparable(obj: KubeObject | undefined, redactor: Redactor, wholePaths:
 async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: RenderedRelease, opts: DiffOptions): Promise<DiffResult> {
   const { kube, storage } = await connect(ctx, target, opts);
   const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, target.namespace));
+  // Masked as the release's history masks (before its first deploy, with a salt made for this run).
+  const salt = nsExists ? releaseSalt(await storage.history(target.release)) : undefined;
+  if (salt) rendered.redactor.useSalt(salt);
   const compared: Array<{ o: KubeObject; live?: KubeObject; after: KubeObject }> = [];
   for (const m of applyPhases(rendered.manifests).flat()) {
     const o = m.object;

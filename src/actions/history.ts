@@ -12,5 +12,6 @@ export async function runHistory(ctx: RunContext, opts: HistoryOptions): Promise
   const records = await storage.history(target.release);
   // Environments may live on different clusters: say which one this history is from.
   ctx.reporter.info(`history of release ${target.release} in ${target.namespace} on ${describeCluster({ context: kube.context, server: kube.server })}`);
-  return records;
+  // The mask salt keys the masks: it stays in the cluster, never in output.
+  return records.map(({ maskSalt: _salt, ...record }) => record);
 }

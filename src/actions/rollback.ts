@@ -1,5 +1,5 @@
 import type { RunContext } from '../context.js';
-import { bySha, hasMaskedStrings, restoreSecretStrings, secretStrings } from '../core/secret-material.js';
+import { bySha, hasMaskedStrings, maskDigest, restoreSecretStrings, secretStrings } from '../core/secret-material.js';
 import { defaultPolicy } from '../core/readiness.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
@@ -8,7 +8,7 @@ import type { Manifest } from '../kube/types.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import type { ReleaseRecord } from '../release/types.js';
 import { openRelease, withReleaseLock } from '../stages/kube-session.js';
-import { MASKED_ANNOTATION, Redactor } from '../stages/redact.js';
+import { MASKED_ANNOTATION, recordSalt, Redactor } from '../stages/redact.js';
 import type { ReleaseTarget, TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome, type ReleaseRunOptions } from '../stages/release-run.js';
 
@@ -75,7 +75,9 @@ export async function rollbackTo(
   ).filter((o) => o !== undefined);
   const secrets = new Map(secretStrings({}, liveSecrets));
   for (const s of known.secrets.keys()) if (!secrets.has(s)) secrets.set(s, 'the failed revision');
-  const bySecretSha = bySha(secrets.keys());
+  // The stored masks are keyed with that record's salt (none: written before salts).
+  const digest = maskDigest(recordSalt(record));
+  const bySecretSha = bySha(secrets.keys(), digest);
   const budget = { searches: 50 };
   const unrestored: string[] = [];
   for (const stored of record.manifests) {
@@ -89,6 +91,7 @@ export async function rollbackTo(
       const restored = restoreSecretStrings(
         stored,
         await kube.get(stored.apiVersion, stored.kind, stored.metadata.namespace, stored.metadata.name),
+        digest,
         bySecretSha,
         budget,
       );

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { KubeObject } from '../kube/types.js';
 
 /**
@@ -51,13 +51,31 @@ export function isSecretKey(key: string): boolean {
   return last === 'key'; // apiKey, sshKey, accessKey, tls.key (a bare key returned above)
 }
 
-export function sha12(text: string | Buffer): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+/**
+ * The 12 hex characters a mask shows for a secret. A release's masks are
+ * HMAC-SHA-256 keyed with its salt (kept in its records, never printed): a
+ * change still shows across its revisions, but a short value (a PIN) cannot
+ * be found by trying candidates, and equal values look different in another
+ * release. Plain SHA-256 only reads records written before salts.
+ */
+export type MaskDigest = (text: string | Buffer) => string;
+
+/** A mask salt: 32 random bytes. */
+export const MASK_SALT_BYTES = 32;
+
+export function newMaskSalt(): Buffer {
+  return randomBytes(MASK_SALT_BYTES);
 }
 
-/** What a secret string is replaced by: its checksum, so a change still shows. */
-export function maskToken(secret: string): string {
-  return `(masked sha256:${sha12(secret)})`;
+/** The digest of masks made with `salt`; without one, the unkeyed SHA-256 of records written before salts (reading only). */
+export function maskDigest(salt: Buffer | undefined): MaskDigest {
+  if (salt === undefined) return (text) => createHash('sha256').update(text).digest('hex').slice(0, 12);
+  return (text) => createHmac('sha256', salt).update(text).digest('hex').slice(0, 12);
+}
+
+/** What a secret string is replaced by: its keyed checksum, so a change still shows. */
+export function maskToken(secret: string | Buffer, digest: MaskDigest): string {
+  return `(masked sha256:${digest(secret)})`;
 }
 
 /** secret string → where it comes from ("values db.password", "Secret/db password"). */
@@ -97,7 +115,7 @@ export function secretStrings(values: unknown, objects: readonly KubeObject[]): 
  * Overlapping occurrences are masked as one stretch, so no tail of a secret
  * is left in clear.
  */
-export function maskText(text: string, secrets: SecretStrings): { text: string; origins: string[] } {
+export function maskText(text: string, secrets: SecretStrings, digest: MaskDigest): { text: string; origins: string[] } {
   const spans: Array<[number, number, string]> = [];
   for (const [secret, origin] of secrets) {
     for (let at = text.indexOf(secret); at !== -1; at = text.indexOf(secret, at + 1)) spans.push([at, at + secret.length, origin]);
@@ -115,7 +133,7 @@ export function maskText(text: string, secrets: SecretStrings): { text: string; 
       end = Math.max(end, spans[i]![1]);
       merged.add(spans[i]![2]);
     }
-    out += text.slice(pos, start) + maskToken(text.slice(start, end));
+    out += text.slice(pos, start) + maskToken(text.slice(start, end), digest);
     pos = end;
     for (const o of merged) if (!origins.includes(o)) origins.push(o);
   }
@@ -134,12 +152,12 @@ export interface SecretHit {
  * they were. Secrets are returned as they are (their values are masked as a
  * whole elsewhere).
  */
-export function maskSecretStrings(obj: KubeObject, secrets: SecretStrings): { object: KubeObject; hits: SecretHit[] } {
+export function maskSecretStrings(obj: KubeObject, secrets: SecretStrings, digest: MaskDigest): { object: KubeObject; hits: SecretHit[] } {
   if (obj.kind === 'Secret' || secrets.size === 0) return { object: obj, hits: [] };
   const hits: SecretHit[] = [];
   const object = mapStrings(obj, (v, path, segs) => {
     if (isIdentity(segs)) return v;
-    const masked = maskText(v, secrets);
+    const masked = maskText(v, secrets, digest);
     for (const origin of masked.origins) hits.push({ path, origin });
     return masked.text;
   }) as KubeObject;
@@ -147,9 +165,9 @@ export function maskSecretStrings(obj: KubeObject, secrets: SecretStrings): { ob
 }
 
 /** Every string field masked at the given paths (a live field whose secret is not known any more). */
-export function maskPaths(obj: KubeObject, paths: ReadonlySet<string>): KubeObject {
+export function maskPaths(obj: KubeObject, paths: ReadonlySet<string>, digest: MaskDigest): KubeObject {
   if (paths.size === 0) return obj;
-  return mapStrings(obj, (v, path) => (paths.has(path) && !HAS_TOKEN.test(v) ? maskToken(v) : v)) as KubeObject;
+  return mapStrings(obj, (v, path) => (paths.has(path) && !HAS_TOKEN.test(v) ? maskToken(v, digest) : v)) as KubeObject;
 }
 
 /** Whether a stored object has masked secret strings to take back from the cluster. */
@@ -157,9 +175,9 @@ export function hasMaskedStrings(obj: KubeObject): boolean {
   return obj.kind !== 'Secret' && HAS_TOKEN.test(JSON.stringify(obj));
 }
 
-/** Known secret strings by their checksum, for restoring masked fields. */
-export function bySha(secrets: Iterable<string>): Map<string, string> {
-  return new Map([...secrets].map((s) => [sha12(s), s]));
+/** Known secret strings by their checksum (as `digest` masks them), for restoring masked fields. */
+export function bySha(secrets: Iterable<string>, digest: MaskDigest): Map<string, string> {
+  return new Map([...secrets].map((s) => [digest(s), s]));
 }
 
 /** Live texts longer than this are not searched substring by substring. */
@@ -171,7 +189,7 @@ const MAX_SEARCHED = 256;
  * mask's place, by its checksum when the checksum matches. Linear: the
  * literal parts are found with indexOf, left to right.
  */
-function secretsAround(masked: string, live: string): Map<string, string> {
+function secretsAround(masked: string, live: string, digest: MaskDigest): Map<string, string> {
   const parts = masked.split(TOKEN); // [text, hash, text, hash, …, text]
   const out = new Map<string, string>();
   if (!live.startsWith(parts[0]!) || !live.endsWith(parts.at(-1)!)) return out;
@@ -181,19 +199,19 @@ function secretsAround(masked: string, live: string): Map<string, string> {
     const end = i + 2 >= parts.length ? live.length - next.length : live.indexOf(next, pos + 1);
     if (end < pos) return out;
     const candidate = live.slice(pos, end);
-    if (sha12(candidate) === parts[i]) out.set(parts[i]!, candidate);
+    if (digest(candidate) === parts[i]) out.set(parts[i]!, candidate);
     pos = end + next.length;
   }
   return out;
 }
 
 /** The substring of `live` whose checksum is `hash`, if any (at least MIN_SECRET_LENGTH long). */
-function findByHash(live: string, hash: string): string | undefined {
+function findByHash(live: string, hash: string, digest: MaskDigest): string | undefined {
   if (live.length > MAX_SEARCHED) return undefined;
   for (let start = 0; start + MIN_SECRET_LENGTH <= live.length; start++) {
     for (let end = start + MIN_SECRET_LENGTH; end <= live.length; end++) {
       const candidate = live.slice(start, end);
-      if (sha12(candidate) === hash) return candidate;
+      if (digest(candidate) === hash) return candidate;
     }
   }
   return undefined;
@@ -206,10 +224,12 @@ function findByHash(live: string, hash: string): string | undefined {
  * text around it comes back exactly. When a secret cannot be found (it was
  * rotated), the live field is kept as it is, like a live Secret (`kept`);
  * with no live field, the path is `unrestored` and the object cannot be applied.
+ * `digest` is how the stored record's masks were made (its salt).
  */
 export function restoreSecretStrings(
   stored: KubeObject,
   live: KubeObject | undefined,
+  digest: MaskDigest,
   known: Map<string, string> = new Map(),
   budget: { searches: number } = { searches: 20 },
 ): { object: KubeObject; kept: string[]; unrestored: string[]; found: string[] } {
@@ -228,9 +248,9 @@ export function restoreSecretStrings(
     if (!HAS_TOKEN.test(v)) return v;
     const l = liveAt(segs);
     let missing = false;
-    const fromLive = typeof l === 'string' ? secretsAround(v, l) : new Map<string, string>();
+    const fromLive = typeof l === 'string' ? secretsAround(v, l, digest) : new Map<string, string>();
     const restored = v.replace(TOKEN, (token, hash: string) => {
-      const secret = known.get(hash) ?? fromLive.get(hash) ?? (typeof l === 'string' && budget.searches-- > 0 ? findByHash(l, hash) : undefined);
+      const secret = known.get(hash) ?? fromLive.get(hash) ?? (typeof l === 'string' && budget.searches-- > 0 ? findByHash(l, hash, digest) : undefined);
       if (secret === undefined) missing = true;
       else found.push(secret);
       return secret ?? token;

@@ -27,4 +27,10 @@ export interface ReleaseRecord {
   tests?: Array<{ test: string; passed: boolean; exitCode: number; durationMs: number }>;
   /** Set on a rollback: the revision whose manifests were re-applied. */
   rollbackOf?: number;
+  /**
+   * The release's mask salt (32 random bytes, base64): the key of the HMAC
+   * its masks show, the same in every revision of the release. Never printed.
+   * Records written before salts have none (their masks are plain SHA-256).
+   */
+  maskSalt?: string;
 }

@@ -11,7 +11,7 @@ import type { KubeObject, Manifest } from '../kube/types.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import type { ReleaseRecord, ReleaseStatus } from '../release/types.js';
 import { applyManifest, prune } from './apply.js';
-import type { Redactor } from './redact.js';
+import { releaseSalt, type Redactor } from './redact.js';
 import type { ReleaseTarget } from './release-inputs.js';
 import { trackRollout, type Diagnosis, type NotReady } from './track.js';
 
@@ -77,6 +77,9 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     older.status = 'superseded';
     await storage.update(older);
   }
+  // Every revision of a release masks with one salt, so a changed secret shows as a changed mask.
+  const salt = releaseSalt(history);
+  if (salt) opts.redactor.useSalt(salt);
   const last = history.at(-1);
   const previousDeployed = deployedRevisions.at(-1);
   const revision = (last?.revision ?? 0) + 1;
@@ -97,6 +100,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     startedAt: ctx.now().toISOString(),
     tests: opts.tests,
     rollbackOf: opts.rollbackOf,
+    maskSalt: opts.redactor.recordSalt(),
   };
   await storage.create(opts.redactor.record(record));
   reporter.info(`release ${target.release} revision ${revision} (${record.description}) → namespace ${target.namespace}`);

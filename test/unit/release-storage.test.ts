@@ -12,10 +12,14 @@ import {
   splitRecord,
 } from '../../src/release/record.js';
 import { MemoryDriver, ReleaseStorage } from '../../src/release/storage.js';
-import { maskToken } from '../../src/core/secret-material.js';
+import { maskDigest, maskToken as maskWith } from '../../src/core/secret-material.js';
 import { sealRecord as maskSecrets } from '../../src/stages/redact.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import type { ReleaseRecord, ReleaseStatus } from '../../src/release/types.js';
+
+/** The test release's mask salt: its masks are HMAC-SHA-256 keyed with it. */
+const SALT = Buffer.alloc(32, 7);
+const maskToken = (secret: string) => maskWith(secret, maskDigest(SALT));
 
 /** Deterministic bytes that gzip cannot shrink (xorshift32). */
 function noise(n: number, seed = 1): Buffer {
@@ -47,6 +51,7 @@ function record(revision: number, status: ReleaseStatus = 'deployed', manifests:
     git: { commit: 'abc', branch: 'main' },
     deployedBy: { user: 'ci', host: 'runner-1' },
     startedAt: '2024-05-01T10:00:00.000Z',
+    maskSalt: SALT.toString('base64'),
   };
 }
 
@@ -93,7 +98,7 @@ describe('masking', () => {
       {
         "apiVersion": "v1",
         "data": {
-          "password": "(masked sha256:d99ad96f840a)",
+          "password": "(masked sha256:c9da19cf08a5)",
         },
         "kind": "Secret",
         "metadata": {
@@ -105,8 +110,8 @@ describe('masking', () => {
           "namespace": "shop-staging",
         },
         "stringData": {
-          "same": "(masked sha256:d99ad96f840a)",
-          "url": "(masked sha256:f3930d61b6ca)",
+          "same": "(masked sha256:c9da19cf08a5)",
+          "url": "(masked sha256:00b9350eaf8d)",
         },
         "type": "Opaque",
       }

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { bySha, hasMaskedStrings, isSecretKey, maskSecretStrings, maskToken, restoreSecretStrings, secretStrings } from '../../src/core/secret-material.js';
+import {
+  bySha,
+  hasMaskedStrings,
+  isSecretKey,
+  maskDigest,
+  maskSecretStrings,
+  maskToken as maskWith,
+  newMaskSalt,
+  restoreSecretStrings,
+  secretStrings,
+} from '../../src/core/secret-material.js';
 import { sealRecord as maskSecrets } from '../../src/stages/redact.js';
 import type { KubeObject } from '../../src/kube/types.js';
 import type { ReleaseRecord } from '../../src/release/types.js';
@@ -12,6 +22,8 @@ const secret: KubeObject = {
   metadata: { name: 'db' },
   data: { password: Buffer.from('from-the-secret').toString('base64'), username: Buffer.from('postgres').toString('base64') },
 };
+const digest = maskDigest(newMaskSalt());
+const maskToken = (secret: string) => maskWith(secret, digest);
 const config = (url: string): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'dsn' }, data: { DATABASE_URL: url, USER: 'postgres' } });
 
 describe('secretStrings', () => {
@@ -60,7 +72,7 @@ describe('isSecretKey', () => {
 describe('maskSecretStrings', () => {
   it('replaces a secret inside a field with its checksum and says where it was', () => {
     const secrets = secretStrings(values, [secret]);
-    const { object, hits } = maskSecretStrings(config(`postgres://app:${password}@db:5432/app`), secrets);
+    const { object, hits } = maskSecretStrings(config(`postgres://app:${password}@db:5432/app`), secrets, digest);
     expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${maskToken(password)}@db:5432/app`);
     expect(JSON.stringify(object)).not.toContain(password);
     expect(hits).toEqual([{ path: 'data.DATABASE_URL', origin: 'values db.password' }]);
@@ -75,7 +87,7 @@ describe('maskSecretStrings', () => {
       metadata: { name: 'shared-name-1', labels: { app: 'shared-name-1' } },
       data: { both: 'abcdefXYZghijk!' },
     } as unknown as KubeObject;
-    const { object } = maskSecretStrings(obj, secrets);
+    const { object } = maskSecretStrings(obj, secrets, digest);
     expect(object.metadata).toEqual(obj.metadata);
     expect((object as any).data.both).toBe(`${maskToken('abcdefXYZghijk')}!`);
   });
@@ -83,29 +95,29 @@ describe('maskSecretStrings', () => {
   it('leaves objects without secrets, and Secrets, untouched (the same object)', () => {
     const secrets = secretStrings(values, [secret]);
     const clean = config('postgres://app@db/app');
-    expect(maskSecretStrings(clean, secrets)).toEqual({ object: clean, hits: [] });
-    expect(maskSecretStrings(secret, secrets).object).toBe(secret);
+    expect(maskSecretStrings(clean, secrets, digest)).toEqual({ object: clean, hits: [] });
+    expect(maskSecretStrings(secret, secrets, digest).object).toBe(secret);
   });
 });
 
 describe('restoreSecretStrings', () => {
   const secrets = secretStrings(values, [secret]);
-  const stored = maskSecretStrings(config(`postgres://app:${password}@db:5432/app`), secrets).object;
+  const stored = maskSecretStrings(config(`postgres://app:${password}@db:5432/app`), secrets, digest).object;
 
   it('restores from a known secret with the same checksum', () => {
-    const { object, kept, unrestored } = restoreSecretStrings(stored, undefined, bySha([password]));
+    const { object, kept, unrestored } = restoreSecretStrings(stored, undefined, digest, bySha([password], digest));
     expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`);
     expect([kept, unrestored]).toEqual([[], []]);
   });
 
   it('restores from the live field when the text around the mask and the checksum match', () => {
-    const { object, kept } = restoreSecretStrings(stored, config(`postgres://app:${password}@db:5432/app`));
+    const { object, kept } = restoreSecretStrings(stored, config(`postgres://app:${password}@db:5432/app`), digest);
     expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`);
     expect(kept).toEqual([]);
   });
 
   it('finds the secret inside a live field that changed around it, so the stored text comes back', () => {
-    const { object, kept } = restoreSecretStrings(stored, config(`postgres://app:${password}@db-new:5432/app`));
+    const { object, kept } = restoreSecretStrings(stored, config(`postgres://app:${password}@db-new:5432/app`), digest);
     expect((object as any).data.DATABASE_URL).toBe(`postgres://app:${password}@db:5432/app`);
     expect(kept).toEqual([]);
   });
@@ -117,8 +129,8 @@ describe('restoreSecretStrings', () => {
       metadata: { name: 'cfg', annotations: { 'example.com/dsn': `pg://a:${password}@h` } },
       data: { 'app.properties': `db.password=${password}` },
     } as unknown as KubeObject;
-    const masked = maskSecretStrings(withDots, secrets).object;
-    const { object, kept, unrestored } = restoreSecretStrings(masked, withDots);
+    const masked = maskSecretStrings(withDots, secrets, digest).object;
+    const { object, kept, unrestored } = restoreSecretStrings(masked, withDots, digest);
     expect(object).toEqual(withDots);
     expect([kept, unrestored]).toEqual([[], []]);
   });
@@ -134,16 +146,16 @@ describe('restoreSecretStrings', () => {
         template: { spec: { containers: [{ name: 'web-frontend', env: [{ name: 'X', value: 'web-frontend' }] }] } },
       },
     } as unknown as KubeObject;
-    const { object, hits } = maskSecretStrings(dep, s2);
+    const { object, hits } = maskSecretStrings(dep, s2, digest);
     expect(hits.map((h) => h.path)).toEqual(['spec.template.spec.containers[0].env[0].value']);
     expect((object as any).spec.selector.matchLabels.app).toBe('web-frontend');
   });
 
   it('keeps a rotated secret live, and cannot apply a field the live object does not have', () => {
-    const rotated = restoreSecretStrings(stored, config('postgres://app:Pw-two-88y@db:5432/app'));
+    const rotated = restoreSecretStrings(stored, config('postgres://app:Pw-two-88y@db:5432/app'), digest);
     expect((rotated.object as any).data.DATABASE_URL).toBe('postgres://app:Pw-two-88y@db:5432/app');
     expect(rotated.kept).toEqual(['data.DATABASE_URL']);
-    expect(restoreSecretStrings(stored, undefined).unrestored).toEqual(['data.DATABASE_URL']);
+    expect(restoreSecretStrings(stored, undefined, digest).unrestored).toEqual(['data.DATABASE_URL']);
   });
 });
 
