@@ -7,7 +7,16 @@ import type { Scalar } from 'yaml';
 import { findRepoRoot } from '../adapters/git.js';
 import { findWerfKey, KEY_VARIABLES, oldSecretKey, OLD_KEY_ENV, requireSecretKey, WERF_KEY_ENV } from '../adapters/secret-key.js';
 import type { RunContext } from '../context.js';
-import { ciphertextKeyId, encryptSecret, generateSecretKey, parseKeyPath, showKeyPath, type SecretKey, type SecretPlace } from '../core/secret-crypto.js';
+import {
+  ciphertextKeyId,
+  encryptSecret,
+  generateSecretKey,
+  isLegacyCiphertext,
+  parseKeyPath,
+  showKeyPath,
+  type SecretKey,
+  type SecretPlace,
+} from '../core/secret-crypto.js';
 import { ConfigError, ExitCode, isSkiffError, SkiffError } from '../errors.js';
 import { isSecretFile } from '../render/render.js';
 import {
@@ -39,6 +48,8 @@ export function runGenerateKey(): GenerateKeyResult {
 export interface SecretTargetOptions {
   /** A key path, e.g. db.password: the value is bound to it. */
   keyPath?: string;
+  /** The secret-values file a key path's value goes in (repository path; default .kube/secret-values.yaml): the value is bound to it too. */
+  valuesFile?: string;
   /** A path under .kube/secret/, e.g. tls/key.pem (".kube/secret/" in front is accepted). */
   file?: string;
 }
@@ -48,8 +59,15 @@ function placeOf(opts: SecretTargetOptions, command: string): SecretPlace | unde
   if (opts.keyPath !== undefined) {
     const path = parseKeyPath(opts.keyPath);
     if (!path) throw new ConfigError(`${command}: "${opts.keyPath}" is not a key path; write it as in the values, e.g. db.password or hosts[0]`);
-    return { value: path };
+    const valuesFile = (opts.valuesFile ?? '.kube/secret-values.yaml').replace(/\\/g, '/').replace(/^\.\//, '');
+    if (!isSecretValuesFile(valuesFile)) {
+      throw new ConfigError(
+        `${command}: --values-file "${opts.valuesFile}" is not a secret-values file; give its path from the repository root, e.g. .kube/secret-values.production.yaml`,
+      );
+    }
+    return { value: path, valuesFile };
   }
+  if (opts.valuesFile !== undefined) throw new ConfigError(`${command}: --values-file goes with a key path (the value's place in that file)`);
   if (opts.file !== undefined) {
     const file = opts.file.replace(/\\/g, '/').replace(/^(\.\/)?\.kube\/secret\//, '');
     if (!file || isAbsolute(file) || file.split('/').some((p) => p === '..' || p === '' || p === '.')) {
@@ -114,7 +132,7 @@ export interface DecryptResult {
 export async function runDecrypt(ctx: RunContext, opts: DecryptOptions): Promise<DecryptResult> {
   const place = placeOf(opts, 'skiff secret decrypt');
   const kind = ciphertextKind(opts.input);
-  if (kind === 'plain') throw new ConfigError('stdin: not a ciphertext of skiff ("skiff:v1:…") or werf (hex starting with 1000 or 0200)');
+  if (kind === 'plain') throw new ConfigError('stdin: not a ciphertext of skiff ("skiff:v2:…") or werf (hex starting with 1000 or 0200)');
   if (kind === 'skiff' && !place) {
     throw new ConfigError(
       'skiff secret decrypt: a skiff value is bound to where it belongs: give its key path (skiff secret decrypt db.password) or --file <path under .kube/secret/>',
@@ -199,7 +217,7 @@ export async function runEdit(ctx: RunContext, opts: EditOptions): Promise<EditR
 interface PreparedEdit {
   /** What the editor shows. */
   plain: string;
-  /** The file holds plain values: it is written (encrypted) even when the text is saved as it was. */
+  /** The file holds plain values, or values written before they were bound to their file: it is written (encrypted) even when the text is saved as it was. */
   dirty: boolean;
   /** The file's new content from the edited text; throws ConfigError when the text is not valid. */
   encrypt(edited: string): { content: string; encrypted: string[]; kept: number };
@@ -219,8 +237,9 @@ async function valuesEdit(rel: string, current: string, keys: SecretKeys, key: S
       dirty = true;
       continue;
     }
-    const plain = await openSecret(text, { value: s.path }, keys, { file: rel, line: s.line, path: s.path });
+    const plain = await openSecret(text, { value: s.path, valuesFile: rel }, keys, { file: rel, line: s.line, path: s.path });
     before.set(id, { text: plain, ciphertext: text });
+    if (isLegacyCiphertext(text)) dirty = true; // written again, bound to this file
     s.node.value = plain;
     delete s.node.type; // the plain text picks its own YAML style
   }
@@ -238,11 +257,12 @@ async function valuesEdit(rel: string, current: string, keys: SecretKeys, key: S
         if (text === null) continue;
         const old = before.get(JSON.stringify(s.path));
         const node: Scalar = s.node;
-        if (old?.ciphertext !== undefined && old.text === text) {
+        // A value written before values were bound to their file is encrypted again (upgraded).
+        if (old?.ciphertext !== undefined && old.text === text && !isLegacyCiphertext(old.ciphertext)) {
           node.value = old.ciphertext;
           kept++;
         } else {
-          node.value = encryptSecret(text, key, { value: s.path });
+          node.value = encryptSecret(text, key, { value: s.path, valuesFile: rel });
           encrypted.push(showKeyPath(s.path));
         }
         node.type = 'PLAIN';
@@ -259,9 +279,9 @@ async function fileEdit(rel: string, current: string | undefined, keys: SecretKe
   const plain = encryptedBefore ? await openSecret(current, { file: name }, keys, { file: rel }) : (current ?? '');
   return {
     plain,
-    dirty: !encryptedBefore && current !== undefined && current.trim() !== '',
+    dirty: encryptedBefore ? isLegacyCiphertext(current) : current !== undefined && current.trim() !== '',
     encrypt(edited) {
-      if (encryptedBefore && edited === plain) return { content: current, encrypted: [], kept: 1 };
+      if (encryptedBefore && edited === plain && !isLegacyCiphertext(current)) return { content: current, encrypted: [], kept: 1 };
       return { content: `${encryptSecret(edited, key, { file: name })}\n`, encrypted: [rel], kept: 0 };
     },
   };
@@ -369,7 +389,11 @@ export async function runRotateKey(ctx: RunContext, opts: RotateOptions): Promis
   };
   const rewrite = async (text: string, place: SecretPlace, where: { file: string; line?: number; path?: Array<string | number> }) => {
     const id = ciphertextKeyId(text);
-    if (id === key.id) return undefined; // rotated already
+    if (id === key.id) {
+      if (!isLegacyCiphertext(text)) return undefined; // rotated already
+      // Of the new key, but written before values were bound to their file: upgraded.
+      return encryptSecret(await openSecret(text, place, { ...keys, skiff: async () => key }, where), key, place);
+    }
     if (ciphertextKind(text) === 'skiff' && id !== undefined && id !== old?.id) {
       const at = `${where.file}${where.line === undefined ? '' : `:${where.line}`}${where.path ? `: ${showKeyPath(where.path)}` : ''}`;
       throw new ConfigError(
@@ -395,7 +419,7 @@ export async function runRotateKey(ctx: RunContext, opts: RotateOptions): Promis
             `${file}:${s.line}: ${showKeyPath(s.path)}: the value is not encrypted; encrypt it first ("skiff secret edit ${file}"); nothing was rotated`,
           );
         }
-        const next = await rewrite(text, { value: s.path }, { file, line: s.line, path: s.path });
+        const next = await rewrite(text, { value: s.path, valuesFile: file }, { file, line: s.line, path: s.path });
         if (next === undefined) continue;
         s.node.value = next;
         s.node.type = 'PLAIN';

@@ -58,17 +58,18 @@ Examples:
     name: string,
     description: string,
     [keyPathHelp, fileHelp, help]: [string, string, string],
-    transform: (ctx: RunContext, target: { keyPath?: string; file?: string }) => Promise<{ result: unknown; text: string }>,
+    transform: (ctx: RunContext, target: { keyPath?: string; file?: string; valuesFile?: string }) => Promise<{ result: unknown; text: string }>,
   ) =>
     secret
       .command(name)
       .description(description)
       .argument('[key-path]', keyPathHelp)
       .option('--file <path>', fileHelp)
+      .option('--values-file <path>', 'the secret-values file of the key path (default: .kube/secret-values.yaml); the value is bound to it')
       .addHelpText('after', help)
-      .action((keyPath: string | undefined, o: { file?: string }) =>
+      .action((keyPath: string | undefined, o: { file?: string; valuesFile?: string }) =>
         run(program, async ({ ctx, json }) => {
-          const { result, text } = await transform(ctx, { keyPath, file: o.file });
+          const { result, text } = await transform(ctx, { keyPath, file: o.file, valuesFile: o.valuesFile });
           if (json) printJson(result);
           else process.stdout.write(text);
         }),
@@ -80,7 +81,7 @@ Examples:
     [
       'the key path the value goes to in a secret-values file, e.g. db.password',
       'encrypt a whole file for .kube/secret/<path> (what secretFile() reads)',
-      '\nA value is bound to its key path, a file to its path: copied elsewhere, it does not decrypt.\nOne final newline of a value is dropped.\n\nExamples:\n  printf %s "$DB_PASSWORD" | skiff secret encrypt db.password\n  skiff secret encrypt --file tls/key.pem < key.pem > .kube/secret/tls/key.pem',
+      '\nA value is bound to its key path and its secret-values file, a file to its path: copied elsewhere, it does not decrypt.\nOne final newline of a value is dropped.\n\nExamples:\n  printf %s "$DB_PASSWORD" | skiff secret encrypt db.password --values-file .kube/secret-values.production.yaml\n  skiff secret encrypt --file tls/key.pem < key.pem > .kube/secret/tls/key.pem',
     ],
     async (ctx, target) => {
       const { runEncrypt } = await import('../actions/secret.js');
@@ -95,7 +96,7 @@ Examples:
     [
       'the key path the value belongs to (for werf values: not needed)',
       'the path under .kube/secret/ the file belongs to',
-      '\nExamples:\n  skiff secret decrypt db.password <<< "skiff:v1:…"\n  skiff secret decrypt --file tls/key.pem < .kube/secret/tls/key.pem',
+      '\nExamples:\n  skiff secret decrypt db.password --values-file .kube/secret-values.production.yaml <<< "skiff:v2:…"\n  skiff secret decrypt --file tls/key.pem < .kube/secret/tls/key.pem',
     ],
     async (ctx, target) => {
       const { runDecrypt } = await import('../actions/secret.js');

@@ -179,7 +179,7 @@ export async function decryptSecretValues(
     const text = scalarText(s.node);
     if (text === null) continue;
     if (typeof s.node.value !== 'string' || ciphertextKind(text) === 'plain') throw plainValueError(file, s);
-    const plain = await openSecret(text, { value: s.path }, keys, { file, line: s.line, path: s.path });
+    const plain = await openSecret(text, { value: s.path, valuesFile: file }, keys, { file, line: s.line, path: s.path });
     s.node.value = plain;
     out.push({ path: s.path, line: s.line, text: plain });
   }

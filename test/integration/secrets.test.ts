@@ -149,7 +149,7 @@ afterAll(async () => {
 describe('secret values on a real cluster', () => {
   it('the repository holds ciphertext only', async () => {
     const values = (await git(dir, 'show', 'HEAD:.kube/secret-values.yaml')).stdout;
-    expect(values).toMatch(/^ {2}password: skiff:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$/m);
+    expect(values).toMatch(/^ {2}password: skiff:v2:[0-9a-f]{8}:[A-Za-z0-9_-]+$/m);
     const all = (await git(dir, 'log', '-p', '--all')).stdout;
     for (const plain of [DB_PASSWORD, UPSTREAM_AUTH, APP_CONF.trim(), key]) expect(all).not.toContain(plain);
   });
@@ -181,7 +181,7 @@ describe('secret values on a real cluster', () => {
     const good = await readFile(file, 'utf8');
     await writeFile(
       file,
-      good.replace(/(auth: skiff:v1:[0-9a-f]{8}:.{10})(.)/, (_, p: string, c: string) => p + (c === 'x' ? 'y' : 'x')),
+      good.replace(/(auth: skiff:v2:[0-9a-f]{8}:.{10})(.)/, (_, p: string, c: string) => p + (c === 'x' ? 'y' : 'x')),
     );
     await commitAll(dir, 'tampered');
     const r = await deploy();
@@ -284,7 +284,7 @@ describe('secret values on a real cluster', () => {
     expect((await secretData()).DATABASE_PASSWORD).toBe(WERF_PLAIN);
     const converted = await run(['secret', 'rotate-key', '--from-werf'], { WERF_SECRET_KEY: WERF_KEY });
     expect(converted.exitCode, converted.all).toBe(0);
-    expect(await readFile(join(dir, '.kube/secret-values.staging.yaml'), 'utf8')).toMatch(/^ {2}password: skiff:v1:/m);
+    expect(await readFile(join(dir, '.kube/secret-values.staging.yaml'), 'utf8')).toMatch(/^ {2}password: skiff:v2:/m);
     await commitAll(dir, 'werf value converted');
     const again = await deploy();
     expect(again.exitCode, again.all).toBe(0);

@@ -1,10 +1,11 @@
-import { createDecipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   ciphertextKeyId,
   decryptSecret,
   encryptSecret,
   generateSecretKey,
+  isLegacyCiphertext,
   keyId,
   parseKeyPath,
   parseSecretKey,
@@ -15,7 +16,7 @@ import {
 
 const key = parseSecretKey('1f'.repeat(32), 'test');
 const other = parseSecretKey('2e'.repeat(32), 'test');
-const here = { value: ['db', 'password'] };
+const here = { value: ['db', 'password'], valuesFile: '.kube/secret-values.staging.yaml' };
 
 function problem(fn: () => unknown): { problem: string; message: string } {
   try {
@@ -45,15 +46,15 @@ describe('skiff secret format', () => {
     expect(decryptSecret(encryptSecret(pem, key, { file: 'tls/key.pem' }), key, { file: 'tls/key.pem' }).toString()).toBe(pem);
   });
 
-  it('writes skiff:v1:<key id>:<base64url(nonce | ciphertext | tag)>, AES-256-GCM with the key path as associated data', () => {
+  it('writes skiff:v2:<key id>:<base64url(nonce | ciphertext | tag)>, AES-256-GCM with the key path and the file as associated data', () => {
     const token = encryptSecret('s3cret-value', key, here);
-    expect(token).toMatch(/^skiff:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$/);
+    expect(token).toMatch(/^skiff:v2:[0-9a-f]{8}:[A-Za-z0-9_-]+$/);
     expect(ciphertextKeyId(token)).toBe(key.id);
     // Decrypted here with Node's crypto directly, from the format's description alone.
     const raw = Buffer.from(token.split(':')[3]!, 'base64url');
     expect(raw.length).toBe(12 + 's3cret-value'.length + 16);
     const d = createDecipheriv('aes-256-gcm', key.bytes, raw.subarray(0, 12));
-    d.setAAD(Buffer.from(`skiff:v1:${key.id}:value ["db","password"]`));
+    d.setAAD(Buffer.from(`skiff:v2:${key.id}:value ["db","password"] in .kube/secret-values.staging.yaml`));
     d.setAuthTag(raw.subarray(raw.length - 16));
     expect(Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]).toString()).toBe('s3cret-value');
   });
@@ -86,9 +87,38 @@ describe('skiff secret format', () => {
 
   it('a ciphertext moved to another key path or file fails authentication', () => {
     const token = encryptSecret('admin-password', key, here);
-    expect(problem(() => decryptSecret(token, key, { value: ['greeting'] })).message).toMatch(/fails authentication: .*copied here from another key path/);
-    expect(problem(() => decryptSecret(token, key, { value: ['db', 'password', 0] })).problem).toBe('authentication');
+    expect(problem(() => decryptSecret(token, key, { ...here, value: ['greeting'] })).message).toMatch(
+      /fails authentication: .*copied here from another key path/,
+    );
+    expect(problem(() => decryptSecret(token, key, { ...here, value: ['db', 'password', 0] })).problem).toBe('authentication');
     expect(problem(() => decryptSecret(encryptSecret('x', key, { file: 'a.pem' }), key, { file: 'b.pem' })).problem).toBe('authentication');
+  });
+
+  it("a value moved to another environment's secret-values file at the same key path fails authentication", () => {
+    const staging = encryptSecret('staging-db-password', key, here);
+    const production = { ...here, valuesFile: '.kube/secret-values.production.yaml' };
+    expect(problem(() => decryptSecret(staging, key, production))).toEqual({
+      problem: 'authentication',
+      message: expect.stringMatching(/^it fails authentication: .*another secret-values file/),
+    });
+    expect(problem(() => decryptSecret(staging, key, { ...here, valuesFile: '.kube/secret-values.yaml' })).problem).toBe('authentication');
+    // The .yml spelling is the same file to skiff.
+    expect(decryptSecret(staging, key, { ...here, valuesFile: '.kube/secret-values.staging.yml' }).toString()).toBe('staging-db-password');
+  });
+
+  it('still reads a value written before files were bound (skiff:v1:, bound to its key path only), from any file', () => {
+    // Made the way skiff wrote version 1: the key path alone in the associated data.
+    const nonce = Buffer.alloc(12, 3);
+    const c = createCipheriv('aes-256-gcm', key.bytes, nonce);
+    c.setAAD(Buffer.from(`skiff:v1:${key.id}:value ["db","password"]`));
+    const body = Buffer.concat([c.update('old-format-value'), c.final()]);
+    const v1 = `skiff:v1:${key.id}:${Buffer.concat([nonce, body, c.getAuthTag()]).toString('base64url')}`;
+    expect(isLegacyCiphertext(v1)).toBe(true);
+    expect(ciphertextKeyId(v1)).toBe(key.id);
+    expect(decryptSecret(v1, key, here).toString()).toBe('old-format-value');
+    expect(decryptSecret(v1, key, { ...here, valuesFile: '.kube/secret-values.production.yaml' }).toString()).toBe('old-format-value');
+    expect(problem(() => decryptSecret(v1, key, { ...here, value: ['db', 'user'] })).problem).toBe('authentication');
+    expect(isLegacyCiphertext(encryptSecret('x', key, here))).toBe(false);
   });
 
   it('a value of another key is named as such, with both key ids', () => {
@@ -104,8 +134,9 @@ describe('skiff secret format', () => {
     expect(problem(() => decryptSecret(token.slice(0, 30), key, here))).toMatchObject({ problem: 'truncated' });
     expect(problem(() => decryptSecret(token.slice(0, -1), key, here)).problem).toMatch(/truncated|authentication/);
     expect(problem(() => decryptSecret(`skiff:v1:${key.id}:not base64!`, key, here))).toMatchObject({ problem: 'malformed' });
-    expect(problem(() => decryptSecret('plain text', key, here)).message).toBe('not a skiff ciphertext (it should start with "skiff:v1:")');
+    expect(problem(() => decryptSecret('plain text', key, here)).message).toBe('not a skiff ciphertext (it should start with "skiff:v2:")');
     expect(problem(() => decryptSecret('skiff:v2:abc', key, here)).problem).toBe('malformed');
+    expect(problem(() => decryptSecret(`skiff:v9:${key.id}:AAAA`, key, here)).problem).toBe('malformed');
   });
 
   it('keys: 64 hex characters; other lengths and non-hex text are refused with the fix', () => {

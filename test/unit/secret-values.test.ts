@@ -1,6 +1,7 @@
 // Secret values and files from the repository to a render, a deploy record, and
 // back through `skiff secret edit` and `rotate-key`: the stage and the actions
 // on committed projects in temp dirs, the cluster a MemoryKube.
+import { createCipheriv } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,7 +22,8 @@ const KEY_HEX = '5a'.repeat(32);
 const OTHER_HEX = '6b'.repeat(32);
 const key = parseSecretKey(KEY_HEX, 'test');
 const other = parseSecretKey(OTHER_HEX, 'test');
-const enc = (plain: string, path: Array<string | number>, k = key) => encryptSecret(plain, k, { value: path });
+const enc = (plain: string, path: Array<string | number>, k = key, valuesFile = '.kube/secret-values.yaml') =>
+  encryptSecret(plain, k, { value: path, valuesFile });
 
 const DB_PASSWORD = 'pg-Secret-Value-1';
 const API_TOKEN = 'tok_9f8e7d6c5b4a';
@@ -166,11 +168,38 @@ describe('secret values in a render', () => {
   });
 
   it('a value that fails authentication names the file, the line and the key path', async () => {
-    const edited = secretValues().replace(/(password: skiff:v1:[0-9a-f]{8}:)(.)/, (_, p: string, c: string) => p + (c === 'A' ? 'B' : 'A'));
+    const edited = secretValues().replace(/(password: skiff:v2:[0-9a-f]{8}:)(.)/, (_, p: string, c: string) => p + (c === 'A' ? 'B' : 'A'));
     const { ctx } = await project({ '.kube/secret-values.yaml': edited });
     expect(await failure(renderOf(ctx))).toBe(
-      '.kube/secret-values.yaml:3: db.password: it fails authentication: the ciphertext was edited or cut short, or copied here from another key path or file; restore it from Git, or set the value again with "skiff secret edit .kube/secret-values.yaml"',
+      `.kube/secret-values.yaml:3: db.password: it fails authentication: the ciphertext was edited or cut short, or copied here from another key path or another secret-values file (each environment's file has its own values); restore it from Git, or set the value again with "skiff secret edit .kube/secret-values.yaml"`,
     );
+  });
+
+  it("a value copied from staging's secret-values file into production's, at the same key path, fails: exit 2 naming the file and key path", async () => {
+    const stagingValue = enc('staging-only-password', ['db', 'password'], key, '.kube/secret-values.staging.yaml');
+    const { ctx } = await project({ '.kube/secret-values.production.yaml': `# pasted from staging\ndb:\n  password: ${stagingValue}\n` });
+    await commitFiles(ctx.cwd, { 'skiff.yaml': SKIFF_YAML.replace('environments:\n', 'environments:\n  production:\n    namespace: sv-production\n') });
+    expect(await failure(runRender(ctx, { env: 'production' }))).toMatch(
+      /^\.kube\/secret-values\.production\.yaml:3: db\.password: it fails authentication: .*copied here from another key path or another secret-values file/,
+    );
+  });
+
+  it('a value written before files were bound (skiff:v1:) still decrypts; secret edit writes it again bound to its file', async () => {
+    // Version 1 bound the key path only.
+    const nonce = Buffer.alloc(12, 9);
+    const c = createCipheriv('aes-256-gcm', key.bytes, nonce);
+    c.setAAD(Buffer.from(`skiff:v1:${key.id}:value ["db","password"]`));
+    const body = Buffer.concat([c.update(DB_PASSWORD), c.final()]);
+    const v1 = `skiff:v1:${key.id}:${Buffer.concat([nonce, body, c.getAuthTag()]).toString('base64url')}`;
+    const { ctx, dir } = await project({ '.kube/secret-values.yaml': secretValues().replace(/password: .*/, `password: ${v1}`) });
+    const rendered = await renderOf(ctx, true);
+    expect((rendered.manifests.find((m) => m.object.kind === 'Secret')!.object.stringData as Record<string, string>).DATABASE_PASSWORD).toBe(DB_PASSWORD);
+    // Saved as it was, the old value is upgraded; the others keep their ciphertext.
+    const r = await runEdit(ctx, { file: '.kube/secret-values.yaml', editor: scriptedEditor((t) => t) });
+    expect(r).toMatchObject({ unchanged: false, encrypted: ['db.password'], kept: 1 });
+    const after = await readFile(join(dir, '.kube/secret-values.yaml'), 'utf8');
+    expect(after).toMatch(/^ {2}password: skiff:v2:/m);
+    expect(after).not.toContain('skiff:v1:');
   });
 
   it('a value copied to another key path fails authentication', async () => {
@@ -204,7 +233,7 @@ describe('secret values in a render', () => {
       [
         { '.kube/secret-values.yaml': `db:\n  password: "${token.slice(0, 20)}*&^%"\n` },
         { SKIFF_SECRET_KEY: KEY_HEX },
-        /:2: db\.password: not a valid skiff:v1: ciphertext/,
+        /:2: db\.password: not a valid skiff ciphertext \(expected skiff:v2:/,
       ],
       [
         { '.kube/secret-values.yaml': `db:\n  password: ${WERF_VALUE.slice(0, -3)}\n` },
@@ -349,7 +378,7 @@ describe('skiff secret edit', () => {
     expect(await readFile(file, 'utf8')).toBe(before);
     await writeFile(file, `${before}plain:\n  port: 5432\n`);
     expect(await runEdit(ctx, { file: '.kube/secret-values.yaml', editor: scriptedEditor((t) => t) })).toMatchObject({ encrypted: ['plain.port'], kept: 2 });
-    expect(await readFile(file, 'utf8')).toMatch(/^ {2}port: skiff:v1:/m);
+    expect(await readFile(file, 'utf8')).toMatch(/^ {2}port: skiff:v2:/m);
   });
 
   it('removes the plain copy when the editor fails, and writes nothing', async () => {
@@ -410,7 +439,7 @@ describe('skiff secret edit', () => {
     const r = await runEdit(ctx, { file: '.kube/secret/app.conf', editor: scriptedEditor(() => 'password = conf-secret-7\n') });
     expect(r).toMatchObject({ created: true, encrypted: ['.kube/secret/app.conf'] });
     const stored = await readFile(join(dir, '.kube/secret/app.conf'), 'utf8');
-    expect(stored).toMatch(/^skiff:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+\n$/);
+    expect(stored).toMatch(/^skiff:v2:[0-9a-f]{8}:[A-Za-z0-9_-]+\n$/);
     expect(await runEdit(ctx, { file: '.kube/secret/app.conf', editor: scriptedEditor((t) => t) })).toMatchObject({ unchanged: true });
     expect(await readFile(join(dir, '.kube/secret/app.conf'), 'utf8')).toBe(stored);
     expect(await failure(runEdit(ctx, { file: '.kube/values.yaml', editor: scriptedEditor((t) => t) }))).toMatch(/^\.kube\/values\.yaml: not a secret file/);
@@ -448,7 +477,9 @@ describe('skiff secret rotate-key', () => {
   }
 
   it('re-encrypts every secret file with the new key; a redeploy renders the same objects', async () => {
-    const { ctx, dir } = await project({ '.kube/secret-values.production.yaml': `db:\n  password: ${enc('prod-password-1', ['db', 'password'])}\n` });
+    const { ctx, dir } = await project({
+      '.kube/secret-values.production.yaml': `db:\n  password: ${enc('prod-password-1', ['db', 'password'], key, '.kube/secret-values.production.yaml')}\n`,
+    });
     const before = await renderOf(ctx, true);
     Object.assign(ctx.env, { SKIFF_OLD_SECRET_KEY: KEY_HEX, SKIFF_SECRET_KEY: OTHER_HEX });
     const r = await runRotateKey(ctx, {});
