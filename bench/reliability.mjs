@@ -544,12 +544,19 @@ async function r3() {
       SKIFF_REGISTRY: authReg,
       SKIFF_REGISTRY_USER: AUTH_USER,
       SKIFF_REGISTRY_PASSWORD: 'not-the-password',
+      SKIFF_REGISTRY_HOST: '127.0.0.1:5001',
     });
     await expectFault('wrong password', bad, authReg, `${AUTH_USER}:${AUTH_PASSWORD}`);
     if (bad.err.includes('not-the-password')) failures.push('wrong password: the password was printed');
     await recovered(
       'wrong password',
-      skiff(dir2, ['build', '--push'], { ...baseEnv, SKIFF_REGISTRY: authReg, SKIFF_REGISTRY_USER: AUTH_USER, SKIFF_REGISTRY_PASSWORD: AUTH_PASSWORD }),
+      skiff(dir2, ['build', '--push'], {
+        ...baseEnv,
+        SKIFF_REGISTRY: authReg,
+        SKIFF_REGISTRY_USER: AUTH_USER,
+        SKIFF_REGISTRY_PASSWORD: AUTH_PASSWORD,
+        SKIFF_REGISTRY_HOST: '127.0.0.1:5001',
+      }),
       authReg,
       `${AUTH_USER}:${AUTH_PASSWORD}`,
     );
@@ -734,6 +741,7 @@ async function r6() {
     SKIFF_REGISTRY: `127.0.0.1:5000/rel-${run}-leak`,
     SKIFF_REGISTRY_USER: AUTH_USER,
     SKIFF_REGISTRY_PASSWORD: AUTH_PASSWORD,
+    SKIFF_REGISTRY_HOST: '127.0.0.1:5001',
   };
   const dir = appProject('rsix', {
     configMaps: 1,

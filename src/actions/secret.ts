@@ -4,8 +4,9 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Scalar } from 'yaml';
+import { childEnv } from '../adapters/child-env.js';
 import { findRepoRoot } from '../adapters/git.js';
-import { findWerfKey, KEY_VARIABLES, oldSecretKey, OLD_KEY_ENV, requireSecretKey, WERF_KEY_ENV } from '../adapters/secret-key.js';
+import { findWerfKey, oldSecretKey, OLD_KEY_ENV, requireSecretKey, WERF_KEY_ENV } from '../adapters/secret-key.js';
 import type { RunContext } from '../context.js';
 import {
   ciphertextKeyId,
@@ -323,12 +324,11 @@ async function withPrivateCopy<T>(name: string, text: string, body: (file: strin
 /** $VISUAL or $EDITOR (with its arguments, through sh), else vi, on the terminal; the key variables are not passed on. */
 function terminalEditor(env: NodeJS.ProcessEnv): (file: string, signal: AbortSignal) => Promise<void> {
   const editor = env.VISUAL?.trim() || env.EDITOR?.trim() || 'vi';
-  const childEnv = { ...env };
-  for (const name of KEY_VARIABLES) delete childEnv[name];
+  const editorEnv = childEnv(env); // no keys, no registry passwords
   return (file, signal) =>
     new Promise((resolvePromise, reject) => {
       // exec: the editor replaces the shell, so stopping it reaches the editor itself.
-      const child = spawn('sh', ['-c', `exec ${editor} "$1"`, 'skiff-edit', file], { stdio: 'inherit', env: childEnv });
+      const child = spawn('sh', ['-c', `exec ${editor} "$1"`, 'skiff-edit', file], { stdio: 'inherit', env: editorEnv });
       const stop = () => child.kill('SIGTERM');
       signal.addEventListener('abort', stop, { once: true });
       child.on('error', (e) => reject(new ConfigError(`cannot start the editor "${editor}": ${e.message}; set EDITOR`)));

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import type { StatusResponse } from '../core/buildkit-trace.js';
 import { ConfigError, InfrastructureError } from '../errors.js';
 import { BuildStepFailure } from './build-failure.js';
+import { childEnv } from './child-env.js';
 import type { RegistryCredentials } from './credentials.js';
 
 /** One buildkitd, with its client certificate files resolved to absolute paths. */
@@ -112,7 +113,7 @@ export class BuildkitdClient {
    * to fix, not an outage to route around.
    */
   async probe(signal: AbortSignal): Promise<void> {
-    const run = await this.run(['--timeout', '5', 'debug', 'workers'], { env: process.env, signal });
+    const run = await this.run(['--timeout', '5', 'debug', 'workers'], { env: childEnv(), signal });
     if (run.code === 0) return;
     const why = errorText(run.stderrLines) || `buildctl exited with ${run.code}`;
     if (TLS_PROBLEM.test(why)) {
@@ -155,7 +156,11 @@ export class BuildkitdClient {
       const cacheVertices = new Map<string, string>();
       let cacheFailed: string | undefined;
       const run = await this.run(args, {
-        env: { ...req.env, DOCKER_CONFIG: configDir },
+        // Without skiff's secrets, but with the variables the build's own secrets are read from.
+        env: childEnv(
+          { ...req.env, DOCKER_CONFIG: configDir },
+          req.secrets.flatMap((s) => (s.env ? [s.env] : [])),
+        ),
         signal: req.signal,
         load: req.push ? undefined : req.load,
         onJson: (status) => {

@@ -3,6 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { CiContext } from '../ci.js';
+import { ConfigError } from '../errors.js';
+import { childEnv } from './child-env.js';
 
 export interface RegistryCredentials {
   username: string;
@@ -26,12 +28,26 @@ function sameHost(key: string, host: string): boolean {
 
 /**
  * Finds credentials for a registry host, in the order a CI job expects:
- * SKIFF_REGISTRY_USER/PASSWORD, then GitLab's CI_REGISTRY_USER/PASSWORD (for
- * CI_REGISTRY's host), then the Docker config's credHelpers, auths and credsStore.
+ * SKIFF_REGISTRY_USER/PASSWORD (for SKIFF_REGISTRY_HOST's host), then
+ * GitLab's CI_REGISTRY_USER/PASSWORD (for CI_REGISTRY's host), then the
+ * Docker config's credHelpers, auths and credsStore (each per host).
+ *
+ * The registry is named by the repository (skiff.yaml), which may not be
+ * trusted with the job's password: SKIFF_REGISTRY_USER/PASSWORD without
+ * SKIFF_REGISTRY_HOST are refused (exit 2) rather than sent to whatever
+ * host skiff.yaml names.
  */
 export async function findCredentials(host: string, env: NodeJS.ProcessEnv, ci: Pick<CiContext, 'registryLogin'>): Promise<RegistryCredentials | undefined> {
   if (env.SKIFF_REGISTRY_USER && env.SKIFF_REGISTRY_PASSWORD !== undefined) {
-    return { username: env.SKIFF_REGISTRY_USER, password: env.SKIFF_REGISTRY_PASSWORD, origin: 'SKIFF_REGISTRY_USER/SKIFF_REGISTRY_PASSWORD' };
+    const tied = env.SKIFF_REGISTRY_HOST?.trim();
+    if (!tied) {
+      throw new ConfigError(
+        `SKIFF_REGISTRY_USER/SKIFF_REGISTRY_PASSWORD are set but not tied to a registry: set SKIFF_REGISTRY_HOST to the host they are for (e.g. SKIFF_REGISTRY_HOST=${host}); skiff does not send them to whatever registry skiff.yaml names`,
+      );
+    }
+    if (sameHost(tied, host)) {
+      return { username: env.SKIFF_REGISTRY_USER, password: env.SKIFF_REGISTRY_PASSWORD, origin: 'SKIFF_REGISTRY_USER/SKIFF_REGISTRY_PASSWORD' };
+    }
   }
   const job = ci.registryLogin;
   if (job && (!job.host || sameHost(job.host, host))) {
@@ -45,7 +61,7 @@ export async function findCredentials(host: string, env: NodeJS.ProcessEnv, ci: 
     return undefined;
   }
   const helper = Object.entries(config.credHelpers ?? {}).find(([k]) => sameHost(k, host))?.[1];
-  if (helper) return fromHelper(helper, host);
+  if (helper) return fromHelper(helper, host, env);
   const entry = Object.entries(config.auths ?? {}).find(([k]) => sameHost(k, host))?.[1];
   if (entry?.auth) {
     const decoded = Buffer.from(entry.auth, 'base64').toString();
@@ -54,13 +70,13 @@ export async function findCredentials(host: string, env: NodeJS.ProcessEnv, ci: 
   }
   if (entry?.username && entry.password !== undefined)
     return { username: entry.username, password: entry.password, origin: `${join(dir, 'config.json')} auths` };
-  if (config.credsStore) return fromHelper(config.credsStore, host);
+  if (config.credsStore) return fromHelper(config.credsStore, host, env);
   return undefined;
 }
 
-function fromHelper(helper: string, host: string): Promise<RegistryCredentials | undefined> {
+function fromHelper(helper: string, host: string, env: NodeJS.ProcessEnv): Promise<RegistryCredentials | undefined> {
   return new Promise((resolve) => {
-    const child = execFile(`docker-credential-${helper}`, ['get'], { timeout: 10_000 }, (err, stdout) => {
+    const child = execFile(`docker-credential-${helper}`, ['get'], { timeout: 10_000, env: childEnv(env) }, (err, stdout) => {
       if (err) return resolve(undefined);
       try {
         const parsed = JSON.parse(stdout) as { Username?: string; Secret?: string };

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { childEnv } from './child-env.js';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CiContext } from '../ci.js';
@@ -52,10 +53,9 @@ function git(root: string, args: string[], opts: { reject?: boolean } = {}): Pro
 }
 
 /** Secrets git never needs: the secret keys and registry passwords stay out of its processes' environment. */
-const SECRET_ENV = /^(SKIFF_SECRET_KEY|SKIFF_OLD_SECRET_KEY|WERF_SECRET_KEY|WERF_OLD_SECRET_KEY|SKIFF_REGISTRY_PASSWORD|CI_REGISTRY_PASSWORD|CI_JOB_TOKEN)$/;
 let scrubbed: NodeJS.ProcessEnv | undefined;
 function gitEnv(): NodeJS.ProcessEnv {
-  return (scrubbed ??= Object.fromEntries(Object.entries(process.env).filter(([k]) => !SECRET_ENV.test(k))));
+  return (scrubbed ??= childEnv());
 }
 
 export async function findRepoRoot(cwd: string): Promise<string> {

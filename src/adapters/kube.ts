@@ -18,6 +18,7 @@ import {
   retryAfterMs,
 } from '../kube/retry.js';
 import type { KubeObject, LiveObject } from '../kube/types.js';
+import { secretEnvPresent } from './child-env.js';
 import { loadConnection } from './kubeconfig.js';
 
 export const FIELD_MANAGER = 'skiff';
@@ -133,6 +134,7 @@ export class HttpKubeClient implements KubeClient {
       if (e instanceof ConfigError) throw e;
       throw new ConfigError(`cannot read kubeconfig${opts.kubeconfig ? ` ${opts.kubeconfig}` : ''}: ${(e as Error).message}; set KUBECONFIG or --kubeconfig`);
     }
+    hideSecretsFromExecPlugins(kc.users);
     if (opts.context) {
       if (!kc.getContexts().some((c) => c.name === opts.context)) {
         throw new ConfigError(
@@ -573,3 +575,21 @@ export class HttpKubeClient implements KubeClient {
 }
 
 type WatchOutcome = 'ended' | 'gone' | 'dropped' | 'aborted';
+
+/**
+ * An exec plugin (client-node runs it with skiff's environment and its own
+ * `env` entries) gets none of skiff's secrets: each is added to its `env`
+ * unset, and a variable set to undefined is left out of a child's
+ * environment. The same scrub as childEnv().
+ */
+export function hideSecretsFromExecPlugins(users: ReadonlyArray<{ exec?: unknown }>, env: NodeJS.ProcessEnv = process.env): void {
+  const hidden = secretEnvPresent(env);
+  if (hidden.length === 0) return;
+  for (const user of users) {
+    const exec = user.exec as { env?: Array<{ name: string; value?: string }> | null } | undefined;
+    if (!exec || typeof exec !== 'object') continue;
+    // A value the kubeconfig itself gives the plugin is its own, and kept.
+    const own = exec.env ?? [];
+    exec.env = [...own, ...hidden.filter((name) => !own.some((e) => e.name === name)).map((name) => ({ name, value: undefined }))];
+  }
+}

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { childEnv } from './child-env.js';
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -85,7 +86,7 @@ async function refuseTracked(root: string): Promise<void> {
 
 function gitExit(root: string, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    execFile('git', args, { cwd: root }, (err) => {
+    execFile('git', args, { cwd: root, env: childEnv() }, (err) => {
       if (!err) return resolve(0);
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return reject(new InfrastructureError('git is not installed; install it (apt-get install git)'));

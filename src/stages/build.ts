@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ConfigError, InfrastructureError, WorkFailedError, isSkiffError, type SkiffError } from '../errors.js';
+import { childEnv } from '../adapters/child-env.js';
 import { contextTar } from '../adapters/context-tar.js';
 import { repositoryPath } from '../core/image-ref.js';
 import { BuildStepFailure } from '../adapters/build-failure.js';
@@ -697,7 +698,7 @@ async function buildOnBuildkitd(
 /** Writes a tar stream out under dir (GNU tar: owners not kept, nothing outside dir). */
 function extractTar(stream: Readable, dir: string): Promise<void> {
   return new Promise((resolvePromise, reject) => {
-    const tar = spawn('tar', ['-x', '--no-same-owner', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const tar = spawn('tar', ['-x', '--no-same-owner', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'], env: childEnv() });
     let stderr = '';
     tar.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     stream.on('error', (e) => {

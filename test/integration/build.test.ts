@@ -146,7 +146,7 @@ describe('build failures', () => {
     const password = 'Wr0ng-Pa55word-x9';
     const r = await skiff(['build', 'worker', '--push', '--registry', uniqueRegistry(AUTH_REGISTRY)], {
       cwd: dir,
-      env: { SKIFF_REGISTRY_USER: AUTH_USER, SKIFF_REGISTRY_PASSWORD: password },
+      env: { SKIFF_REGISTRY_USER: AUTH_USER, SKIFF_REGISTRY_PASSWORD: password, SKIFF_REGISTRY_HOST: AUTH_REGISTRY },
     });
     expect(r.exitCode, r.all).toBe(3);
     expect(r.stderr).toMatch(/denied access as "skiff"/);
