@@ -424,9 +424,10 @@ export class HttpKubeClient implements KubeClient {
     namespace: string | undefined,
     name: string,
     propagation: 'Background' | 'Foreground' = 'Background',
+    preconditions?: { resourceVersion?: string },
   ): Promise<boolean> {
     const res = await this.request('DELETE', await this.path(apiVersion, kind, namespace, name), {
-      body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: propagation },
+      body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: propagation, ...(preconditions ? { preconditions } : {}) },
     });
     if (res.status === 404) return false;
     this.check(res, `delete of ${kind} ${name}`);

@@ -30,8 +30,15 @@ export interface KubeClient {
    * Creates an object. A create repeated after a lost answer that finds the
    * object (409) returns it only if it holds what was sent; else the 409 stands.
    */
-  /** Deletes an object; true when it existed. */
-  delete(apiVersion: string, kind: string, namespace: string | undefined, name: string, propagation?: 'Background' | 'Foreground'): Promise<boolean>;
+  /** Deletes an object; true when it existed. A precondition's resourceVersion makes it conditional (409 Conflict when the object changed). */
+  delete(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    propagation?: 'Background' | 'Foreground',
+    preconditions?: { resourceVersion?: string },
+  ): Promise<boolean>;
   /** The last lines of a container's log ('' when there is none yet). */
   logs(namespace: string, pod: string, container: string, opts?: { tailLines?: number; previous?: boolean }): Promise<string>;
   /**

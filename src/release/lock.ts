@@ -1,6 +1,10 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { CiContext } from '../ci.js';
 import { KubeApiError, type KubeClient } from '../kube/client.js';
+import type { LiveObject } from '../kube/types.js';
 import { abortableSleep } from '../kube/retry.js';
 import { ConfigError, ExitCode, SkiffError, WorkFailedError } from '../errors.js';
 import type { Reporter } from '../context.js';
@@ -11,9 +15,28 @@ export interface LockOwner {
   pid: number;
   ciJobUrl?: string;
   action: string;
+  /**
+   * A random id of this run. A lease is ours only when it carries it: two
+   * containers can write the very same rest (pid 1, same hostname, no job URL).
+   * '' in holders written before it existed.
+   */
+  runId: string;
+  /**
+   * The boot (/proc/sys/kernel/random/boot_id) and the PID namespace (the
+   * inode of /proc/self/ns/pid) the pid belongs to. A pid means nothing
+   * without them: jobs in two containers often share a hostname. Absent off
+   * Linux and in holders written before they existed.
+   */
+  bootId?: string;
+  pidNamespace?: number;
 }
 
 export interface ReleaseLock {
+  /**
+   * Aborted when renewal finds the lease gone or held by another run; its
+   * reason is the WorkFailedError (exit 1) the run ends with.
+   */
+  readonly lost: AbortSignal;
   release(): Promise<void>;
 }
 
@@ -34,8 +57,20 @@ export function lockTtlSeconds(env: NodeJS.ProcessEnv): number {
   return seconds;
 }
 
+/** The holder of a lock taken now: who, where, and a random id no other run has. */
 export function lockOwner(ci: Pick<CiContext, 'actor' | 'jobUrl'>, action: string): LockOwner {
-  return { user: ci.actor, host: hostname(), pid: process.pid, ciJobUrl: ci.jobUrl, action };
+  return { user: ci.actor, host: hostname(), pid: process.pid, ciJobUrl: ci.jobUrl, action, runId: randomUUID(), ...pidNamespaceIdentity() };
+}
+
+/** This process's boot and PID namespace, where /proc tells them (Linux); empty elsewhere. */
+export function pidNamespaceIdentity(): Pick<LockOwner, 'bootId' | 'pidNamespace'> {
+  try {
+    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const pidNamespace = statSync('/proc/self/ns/pid').ino;
+    return bootId && pidNamespace > 0 ? { bootId, pidNamespace } : {};
+  } catch {
+    return {};
+  }
 }
 
 function describeOwner(o: LockOwner): string {
@@ -59,8 +94,26 @@ function parseOwner(holder: string | undefined): LockOwner | undefined {
     pid: typeof raw.pid === 'number' && Number.isInteger(raw.pid) ? raw.pid : 0,
     ciJobUrl: typeof raw.ciJobUrl === 'string' ? text(raw.ciJobUrl, '') : undefined,
     action: text(raw.action, 'unknown'),
+    runId: text(raw.runId, ''),
+    bootId: typeof raw.bootId === 'string' && raw.bootId ? text(raw.bootId, '') : undefined,
+    pidNamespace: typeof raw.pidNamespace === 'number' && Number.isInteger(raw.pidNamespace) && raw.pidNamespace > 0 ? raw.pidNamespace : undefined,
   };
 }
+
+/** The same run: only the random run id says so (old holders have none and are never ours). */
+function sameRun(holder: LockOwner | undefined, me: LockOwner): boolean {
+  return holder !== undefined && holder.runId !== '' && holder.runId === me.runId;
+}
+
+/** Whether the holder proves its pid is one of this PID namespace on this boot, so that probing the pid here means something. */
+function samePidNamespace(holder: LockOwner, me: LockOwner): boolean {
+  return holder.bootId !== undefined && holder.pidNamespace !== undefined && holder.bootId === me.bootId && holder.pidNamespace === me.pidNamespace;
+}
+
+const holderOf = (lease: LiveObject | undefined): string | undefined => {
+  const h: unknown = (lease?.spec as { holderIdentity?: unknown } | undefined)?.holderIdentity;
+  return typeof h === 'string' ? h : undefined;
+};
 
 /** Whether a process id is running on this host (a pid we may not signal still runs). */
 export function processAlive(pid: number): boolean {
@@ -76,12 +129,16 @@ export function processAlive(pid: number): boolean {
 /**
  * One deploy, rollback or dismiss per release at a time, held as a
  * coordination.k8s.io Lease that names its owner and is renewed while the
- * work runs. A lease not renewed within its duration is stale (its holder
- * was killed) and is taken over with a warning, so nothing ever needs a
- * manual unlock; a holder on this host whose process is gone is stale at
- * once. Writes use resourceVersion, so two takers cannot both win. Renewal
- * keeps trying through an API server outage: the lock is only lost if
- * somebody else took it over after it expired.
+ * work runs. As in client-go's leader election, a lease is stale when this
+ * process has watched it unchanged for its duration on its own monotonic
+ * clock (the holder's renewTime is never compared with our wall clock, which
+ * may be off); it is then taken over with a warning, so nothing ever needs a
+ * manual unlock. A holder whose pid is gone is stale at once only when it
+ * proves it ran in this very PID namespace on this very boot; one that merely
+ * shares the hostname waits for expiry. Every write is conditional on the
+ * resourceVersion read, so two takers cannot both win. Renewal keeps trying
+ * through an API server outage; if it finds the lease gone or taken by
+ * another run, `lost` aborts and the run must stop.
  */
 export async function acquireReleaseLock(
   kube: KubeClient,
@@ -95,18 +152,23 @@ export async function acquireReleaseLock(
     signal: AbortSignal;
     /** Lease duration (SKIFF_LOCK_TTL); default 30 s. */
     ttlSeconds?: number;
-    /** Whether a pid on this host runs; injectable for tests. */
+    /** Whether a pid in this PID namespace runs; injectable for tests. */
     alive?: (pid: number) => boolean;
     /** Poll interval while waiting; default 1 s. */
     pollMs?: number;
+    /** Monotonic milliseconds (default performance.now), which expiry and the wait's deadline go by; injectable for tests. */
+    monotonic?: () => number;
   },
 ): Promise<ReleaseLock> {
   const ttl = opts.ttlSeconds ?? DEFAULT_LOCK_TTL_SECONDS;
   const alive = opts.alive ?? processAlive;
+  const monotonic = opts.monotonic ?? (() => performance.now());
   const name = `skiff-lock-${opts.release}`.slice(0, 253);
   const holder = JSON.stringify(opts.owner);
-  const deadline = Date.now() + opts.timeoutMs;
+  const deadline = monotonic() + opts.timeoutMs;
   let announced = '';
+  /** The lease as last seen, and when (on our clock) it was first seen so. */
+  let observed: { record: string; since: number } | undefined;
   for (;;) {
     if (opts.signal.aborted) throw new SkiffError('interrupted', ExitCode.interrupted, `interrupted while waiting for the lock of release ${opts.release}`);
     const now = opts.now();
@@ -122,27 +184,30 @@ export async function acquireReleaseLock(
       },
       spec: { holderIdentity: holder, leaseDurationSeconds: ttl, acquireTime: microTime(now), renewTime: microTime(now) },
     };
-    const spec = (lease?.spec ?? {}) as { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
-    // An earlier attempt of ours landed though its answer was lost (a retried write after a dropped connection).
-    if (lease && spec.holderIdentity === holder) break;
+    const spec = (lease?.spec ?? {}) as { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: unknown };
     const current = parseOwner(spec.holderIdentity);
-    const renewed = spec.renewTime ? Date.parse(spec.renewTime) : 0;
-    const expired = !current || renewed + (spec.leaseDurationSeconds ?? ttl) * 1000 < now.getTime();
-    const deadHere = current !== undefined && current.pid > 0 && current.host === opts.owner.host && current.pid !== opts.owner.pid && !alive(current.pid);
+    // An earlier attempt of ours landed though its answer was lost (a retried write after a dropped connection).
+    if (lease && sameRun(current, opts.owner)) break;
+    const record = JSON.stringify([lease?.metadata.resourceVersion, spec.holderIdentity, spec.renewTime]);
+    if (observed?.record !== record) observed = { record, since: monotonic() };
+    const unchangedMs = monotonic() - observed.since;
+    const durationS = typeof spec.leaseDurationSeconds === 'number' && spec.leaseDurationSeconds > 0 ? spec.leaseDurationSeconds : ttl;
+    const expired = !current || unchangedMs >= durationS * 1000;
+    const deadHere = current !== undefined && current.pid > 0 && samePidNamespace(current, opts.owner) && current.pid !== opts.owner.pid && !alive(current.pid);
     try {
       if (!lease) {
         const created = await kube.create(body);
-        if ((created.spec as { holderIdentity?: string } | undefined)?.holderIdentity === holder) break;
+        if (sameRun(parseOwner(holderOf(created)), opts.owner)) break;
         continue;
       }
       if (expired || deadHere) {
+        await kube.replace(body); // conditional on the resourceVersion read: of two takers, one wins
         if (current)
           opts.reporter.warn(
             deadHere && !expired
               ? `taking over a stale lock of release ${opts.release}: ${describeOwner(current)} is no longer running on this host`
-              : `taking over a stale lock of release ${opts.release}: ${describeOwner(current)} stopped renewing it ${Math.round((now.getTime() - renewed) / 1000)}s ago`,
+              : `taking over a stale lock of release ${opts.release}: ${describeOwner(current)} did not renew it in the ${Math.round(unchangedMs / 1000)}s this run watched it (lease duration ${durationS}s)`,
           );
-        await kube.replace(body);
         break;
       }
     } catch (e) {
@@ -150,14 +215,14 @@ export async function acquireReleaseLock(
       throw e;
     }
     const who = describeOwner(current);
-    if (Date.now() >= deadline) {
+    if (monotonic() >= deadline) {
       throw new WorkFailedError(
         'deploy',
         `release ${opts.release} is locked by ${who}; gave up after ${Math.round(opts.timeoutMs / 1000)}s (raise --lock-timeout to wait longer)`,
       );
     }
     if (announced !== who) {
-      opts.reporter.info(`release ${opts.release} is locked by ${who}; waiting up to ${Math.round((deadline - Date.now()) / 1000)}s`);
+      opts.reporter.info(`release ${opts.release} is locked by ${who}; waiting up to ${Math.round((deadline - monotonic()) / 1000)}s`);
       announced = who;
     }
     await abortableSleep(opts.pollMs ?? 1000, opts.signal);
@@ -165,26 +230,28 @@ export async function acquireReleaseLock(
 
   // Renew well within the lease duration while the work runs; through an outage, keep trying.
   const stop = new AbortController();
-  let lost = false;
+  const lost = new AbortController();
   const renewOnce = async () => {
     const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name);
-    if (!lease || (lease.spec as { holderIdentity?: string }).holderIdentity !== holder) {
-      if (!lost) {
-        lost = true;
-        const by = parseOwner((lease?.spec as { holderIdentity?: string } | undefined)?.holderIdentity);
-        opts.reporter.warn(`lost the lock of release ${opts.release}${by ? ` to ${describeOwner(by)}` : ''}: it was not renewed within ${ttl}s`);
-      }
+    const current = parseOwner(holderOf(lease));
+    if (!lease || !sameRun(current, opts.owner)) {
+      lost.abort(
+        new WorkFailedError(
+          'deploy',
+          `lost the lock of release ${opts.release} ${current ? `to ${describeOwner(current)}` : `(its Lease ${name} was ${lease ? 'emptied' : 'deleted'} by someone else)`}; stopped, nothing more is applied or pruned`,
+        ),
+      );
       return;
     }
     (lease.spec as { renewTime: string }).renewTime = microTime(opts.now());
-    await kube.replace(lease);
+    await kube.replace(lease); // conditional: a takeover since the read makes it a conflict, and the next look finds it
   };
   const renewing = (async () => {
-    while (!stop.signal.aborted && !lost) {
+    while (!stop.signal.aborted && !lost.signal.aborted) {
       await abortableSleep((ttl * 1000) / 3, stop.signal);
       if (stop.signal.aborted) break;
       // Each request retries through an outage on its own; past its bound, try again soon.
-      for (let attempt = 0; !stop.signal.aborted && !lost; attempt++) {
+      for (let attempt = 0; !stop.signal.aborted && !lost.signal.aborted; attempt++) {
         try {
           await renewOnce();
           break;
@@ -196,14 +263,48 @@ export async function acquireReleaseLock(
     }
   })();
   return {
+    lost: lost.signal,
     async release() {
       stop.abort();
       await renewing;
       const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name).catch(() => undefined);
-      if (lease && (lease.spec as { holderIdentity?: string }).holderIdentity === holder) {
-        await kube.delete('coordination.k8s.io/v1', 'Lease', opts.namespace, name).catch(() => {});
+      if (lease && sameRun(parseOwner(holderOf(lease)), opts.owner)) {
+        // Only the lease as read: one taken over meanwhile is not ours to delete.
+        const resourceVersion = lease.metadata.resourceVersion;
+        await kube
+          .delete('coordination.k8s.io/v1', 'Lease', opts.namespace, name, 'Background', typeof resourceVersion === 'string' ? { resourceVersion } : undefined)
+          .catch(() => {});
       }
     },
+  };
+}
+
+/**
+ * The client the work under a lock writes objects with: once the lock is
+ * lost, every write is refused with the lost lock's error before it is sent.
+ * Reads and dry runs go through.
+ */
+export function fenceWrites(kube: KubeClient, lost: AbortSignal): KubeClient {
+  const check = () => lost.throwIfAborted();
+  return {
+    get context() {
+      return kube.context;
+    },
+    get server() {
+      return kube.server;
+    },
+    get defaultNamespace() {
+      return kube.defaultNamespace;
+    },
+    apply: async (obj, o) => (o?.dryRun ? kube.apply(obj, o) : (check(), kube.apply(obj, o))),
+    get: (...a) => kube.get(...a),
+    list: (...a) => kube.list(...a),
+    namespacesWith: (...a) => kube.namespacesWith(...a),
+    create: async (obj) => (check(), kube.create(obj)),
+    replace: async (obj) => (check(), kube.replace(obj)),
+    delete: async (...a) => (check(), kube.delete(...a)),
+    logs: (...a) => kube.logs(...a),
+    watch: (...a) => kube.watch(...a),
   };
 }
 

@@ -166,11 +166,20 @@ export class MemoryKube implements KubeClient {
     namespace: string | undefined,
     name: string,
     _propagation: 'Background' | 'Foreground' = 'Background',
+    preconditions: { resourceVersion?: string } = {},
   ): Promise<boolean> {
     const ns = this.namespaceFor(kind, namespace);
     this.record({ verb: 'delete', kind, namespace: ns, name });
     const k = key(groupOf(apiVersion), kind, ns, name);
-    if (!this.store.has(k)) return false;
+    const existing = this.store.get(k);
+    if (!existing) return false;
+    if (preconditions.resourceVersion !== undefined && preconditions.resourceVersion !== existing.obj.metadata.resourceVersion) {
+      throw new KubeApiError(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on ${resourceName(existing.obj)} "${name}": Precondition failed: ResourceVersion in precondition: ${preconditions.resourceVersion}, ResourceVersion in object meta: ${String(existing.obj.metadata.resourceVersion)}`,
+      );
+    }
     this.remove(k);
     return true;
   }

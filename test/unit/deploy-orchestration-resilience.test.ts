@@ -9,6 +9,7 @@ import { runHistory } from '../../src/actions/history.js';
 import { ExitCode, InfrastructureError } from '../../src/errors.js';
 import { KubeApiError } from '../../src/kube/client.js';
 import type { LiveObject } from '../../src/kube/types.js';
+import { pidNamespaceIdentity } from '../../src/release/lock.js';
 import { ReleaseStorage } from '../../src/release/storage.js';
 import { SecretDriver } from '../../src/release/secret-driver.js';
 import { sealRecord } from '../../src/stages/redact.js';
@@ -165,10 +166,11 @@ describe('the next deploy after kill -9', () => {
     lift();
     cut();
     expect(await h.history()).toEqual(['1 deployed', '2 pending-upgrade']);
-    // The lease the killed run left behind names a process of this host that no longer exists.
+    // The lease the killed run left behind names a process of this PID namespace and boot that no longer exists.
     const lease = h.kube.object('Lease', NS, `skiff-lock-${RELEASE}`)!;
     const deadPid = 2 ** 22 + 777;
-    lease.spec = { ...lease.spec, holderIdentity: JSON.stringify({ user: 'ci', host: hostname(), pid: deadPid, action: 'deploy' }) };
+    const killed = { user: 'ci', host: hostname(), pid: deadPid, action: 'deploy', runId: 'killed-run', ...pidNamespaceIdentity() };
+    lease.spec = { ...lease.spec, holderIdentity: JSON.stringify(killed) };
     h.kube.seed(lease);
 
     await commitFiles(h.dir, files('three'));
