@@ -108,7 +108,7 @@ async function deployRendered(
     historyMax: project.config.deploy.historyMax,
   };
   await ensureNamespace(kube, target.namespace);
-  return withReleaseLock(ctx, kube, target, 'deploy', opts, async () => {
+  return withReleaseLock(ctx, kube, target, 'deploy', opts, async ({ ctx, kube }) => {
     const outcome = await runRelease(ctx, kube, storage, {
       ...runOpts,
       target,

@@ -49,7 +49,7 @@ export async function runDismiss(ctx: RunContext, opts: DismissOptions): Promise
   });
   if ('missing' in located) return none(located.missing);
   const { kube, storage, release, namespace } = located;
-  return withReleaseLock(ctx, kube, { release, namespace }, 'dismiss', opts, async () => {
+  return withReleaseLock(ctx, kube, { release, namespace }, 'dismiss', opts, async ({ ctx, kube }) => {
     const history = await storage.history(release);
     if (history.length === 0) return none(`release ${release} has no history in namespace ${namespace}; nothing to dismiss`);
     const last = history.at(-1)!;

@@ -2,7 +2,7 @@ import type { RunContext } from '../context.js';
 import type { KubeClient } from '../kube/client.js';
 import { MANAGED_BY_LABEL } from '../kube/types.js';
 import { loadProject, type Project } from '../project.js';
-import { acquireReleaseLock, lockOwner, lockTtlSeconds, type ReleaseLock } from '../release/lock.js';
+import { acquireReleaseLock, fenceWrites, lockOwner, lockTtlSeconds, type ReleaseLock } from '../release/lock.js';
 import { SecretDriver } from '../release/secret-driver.js';
 import { ReleaseStorage } from '../release/storage.js';
 import { sealRecord } from './redact.js';
@@ -47,14 +47,21 @@ export async function ensureNamespace(kube: KubeClient, namespace: string): Prom
   await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { [MANAGED_BY_LABEL]: 'skiff' } } });
 }
 
-/** Runs work while holding the release lock; the lock is released on every exit path. */
+/**
+ * Runs work while holding the release lock; the lock is released on every
+ * exit path. The work gets the context and client to use: if the lock is lost
+ * (renewal finds it gone or taken), the context's signal aborts (tracking and
+ * hooks stop) and the client refuses every further write of an object, and
+ * the run ends with the lost lock's error (exit 1). Release records are still
+ * written through the session's storage, so the revision is closed as failed.
+ */
 export async function withReleaseLock<T>(
   ctx: RunContext,
   kube: KubeClient,
   target: Pick<ReleaseTarget, 'namespace' | 'release'>,
   action: string,
   flags: KubeFlags,
-  work: () => Promise<T>,
+  work: (held: { ctx: RunContext; kube: KubeClient }) => Promise<T>,
 ): Promise<T> {
   const lock: ReleaseLock = await acquireReleaseLock(kube, {
     namespace: target.namespace,
@@ -67,7 +74,12 @@ export async function withReleaseLock<T>(
     ttlSeconds: lockTtlSeconds(ctx.env),
   });
   try {
-    return await work();
+    const result = await work({ ctx: { ...ctx, signal: AbortSignal.any([ctx.signal, lock.lost]) }, kube: fenceWrites(kube, lock.lost) });
+    lock.lost.throwIfAborted();
+    return result;
+  } catch (e) {
+    lock.lost.throwIfAborted(); // whatever the work stopped on, the lost lock is the cause
+    throw e;
   } finally {
     await lock.release();
   }

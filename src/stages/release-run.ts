@@ -165,7 +165,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
             )
             .join('; ')
         : ctx.signal.aborted
-          ? 'interrupted'
+          ? stopReason(ctx.signal)
           : `not ready after ${formatDuration(opts.timeoutMs)}: ${tracked.notReady.map((n) => `${n.object} (${n.message}${n.cause ? `; ${n.cause}` : ''})`).join(', ')}`;
       return await finish('failed', description, { failures: tracked.failures, notReady: tracked.notReady });
     }
@@ -179,6 +179,8 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
           prune(ctx, kube, previousDeployed.manifests, record.manifests),
         )
       : [];
+    // The lock was lost meanwhile: another run may have written alongside, so this is no deployed revision.
+    if (ctx.signal.reason instanceof SkiffError) throw ctx.signal.reason;
     return await finish('deployed', opts.rollbackOf ? `rollback to ${opts.rollbackOf} complete` : `${previousDeployed ? 'upgrade' : 'install'} complete`, {
       pruned,
     });
@@ -228,7 +230,7 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
       const description = failure
         ? `${label} failed: ${failure.reason}${failure.exitCode !== undefined ? ` (exit ${failure.exitCode})` : ''}${failure.logs.length ? `; last log: ${failure.logs.at(-1)}` : ''}`
         : ctx.signal.aborted
-          ? `interrupted: ${label} was still running`
+          ? `${stopReason(ctx.signal)}: ${label} was still running`
           : `${label} did not finish within ${formatDuration(opts.timeoutMs)}`;
       return { description, failures: result.failures, notReady: result.notReady };
     }
@@ -247,6 +249,11 @@ async function showHookLogs(ctx: RunContext, kube: KubeClient, job: KubeObject) 
       for (const line of text.split('\n').filter(Boolean)) ctx.reporter.log(`${job.kind.toLowerCase()}/${job.metadata.name}`, line);
     }
   }
+}
+
+/** Why the run stopped early: the lost lock's message, else 'interrupted' (Ctrl-C and SIGTERM abort with a plain Error). */
+function stopReason(signal: AbortSignal): string {
+  return signal.reason instanceof SkiffError ? signal.reason.message : 'interrupted';
 }
 
 async function waitGone(kube: KubeClient, obj: KubeObject, signal: AbortSignal) {

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runHistory } from '../../src/actions/history.js';
-import { ExitCode, InfrastructureError } from '../../src/errors.js';
+import { ExitCode, InfrastructureError, WorkFailedError } from '../../src/errors.js';
 import { KubeApiError } from '../../src/kube/client.js';
 import type { LiveObject } from '../../src/kube/types.js';
 import { pidNamespaceIdentity } from '../../src/release/lock.js';
@@ -147,6 +147,51 @@ spec:
     expect(await h.history()).toEqual(['1 failed']);
     expect(h.kube.objects('Lease')).toEqual([]);
   });
+});
+
+describe('a deploy that loses its lock', () => {
+  it('stops at once: exit 1 naming the new holder, the revision closed as failed, nothing more applied, pruned or rolled back', async () => {
+    const h = await harness();
+    h.ctx.env.SKIFF_LOCK_TTL = '3'; // renewals every second
+    readyOnApply(h.kube);
+    await runDeploy(h.ctx, { env: 'staging' });
+    // Revision 2 drops ConfigMap web-config (a prune would delete it) and changes the Deployment.
+    const deploymentOnly = files('two')['.kube/app.yaml'].replace(/^[\s\S]*?---\n/, '');
+    await commitFiles(h.dir, { '.kube/app.yaml': deploymentOnly.replace('sleep', 'sh') });
+    h.kube.calls.length = 0;
+    let takenAt = -1;
+    // Another run takes the lease over (say, after an outage that outlasted the TTL) as the Deployment is applied;
+    // the Deployment becomes ready just after this run's renewal has found that out.
+    const lease = () => h.kube.object('Lease', NS, `skiff-lock-${RELEASE}`)!;
+    const other = { user: 'ci', host: 'runner-7', pid: 4242, action: 'deploy', runId: 'the-other-run' };
+    h.kube.onApply((o) => {
+      if (o.kind !== 'Deployment') return;
+      o.status = {};
+      takenAt = h.kube.calls.length;
+      h.kube.seed({ ...lease(), spec: { ...lease().spec, holderIdentity: JSON.stringify(other) } });
+    });
+    let readySoon = false;
+    h.kube.rejectRequest((call) => {
+      if (takenAt >= 0 && !readySoon && call.verb === 'get' && call.kind === 'Lease') {
+        readySoon = true;
+        setTimeout(() => h.kube.setStatus('apps/v1', 'Deployment', NS, 'web', readyStatus(h.kube.object('Deployment', NS, 'web')!)), 300);
+      }
+      return false;
+    }, new Error('never thrown'));
+    const err = (await runDeploy(h.ctx, { env: 'staging', autoRollback: true, timeoutMs: 60_000 }).catch((e: unknown) => e)) as WorkFailedError;
+    const message = `lost the lock of release ${RELEASE} to deploy by ci@runner-7 (pid 4242); stopped, nothing more is applied or pruned`;
+    expect(err).toBeInstanceOf(WorkFailedError);
+    expect(err.exitCode).toBe(ExitCode.failed);
+    expect(err.message).toBe(message);
+    expect(takenAt).toBeGreaterThan(0);
+    expect(await h.history()).toEqual(['1 deployed', '2 failed']);
+    expect((await runHistory(h.ctx, { env: 'staging' }))[1]!.description).toBe(message);
+    expect(h.kube.object('ConfigMap', NS, 'web-config')).toBeDefined(); // not pruned
+    // After the takeover only the release record was written (closing revision 2); the lease stays the other run's.
+    const writes = h.kube.calls.slice(takenAt).filter((c) => ['apply', 'create', 'replace', 'delete'].includes(c.verb) && !c.dryRun);
+    expect(writes.filter((c) => c.kind !== 'Secret')).toEqual([]);
+    expect(JSON.parse((lease().spec as { holderIdentity: string }).holderIdentity)).toEqual(other);
+  }, 30_000);
 });
 
 describe('the next deploy after kill -9', () => {
