@@ -16,6 +16,8 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const IMAGE_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** A test name is also a folder (.skiff/reports/<test>) and a GitLab log section: no "/", no leading ".". */
+const TEST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const BUILDKIT_ADDRESS = /^(tcp:\/\/[^\s/]+|unix:\/\/\/\S+)$/;
 
 /**
@@ -211,6 +213,11 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
   const testsRaw = mapping(top.tests, 'tests') ?? {};
   for (const [name, value] of Object.entries(testsRaw)) {
     const path = `tests.${name}`;
+    if (!TEST_NAME.test(name))
+      problem(
+        path,
+        `test name "${name}" must be at most 63 letters, digits, ".", "_" or "-", starting with a letter or digit (it names .skiff/reports/<test>)`,
+      );
     const t = mapping(value, path) ?? {};
     knownKeys(t, path, ['image', 'command', 'env', 'workdir', 'timeout', 'reports', 'network']);
     const image = string(t.image, `${path}.image`, { required: true, hint: 'name an image from the images section' }) ?? '';

@@ -12,6 +12,8 @@ const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const RBAC_KINDS = new Set(['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding']);
 
+const KIND = /^[A-Za-z][A-Za-z0-9]*$/;
+
 /** A release name must be a DNS label of at most 53 characters. */
 export function checkReleaseName(release: string, env: string): void {
   if (!(release.length <= 53 && DNS_LABEL.test(release))) {
@@ -89,6 +91,8 @@ export function validateAndComplete(
       if (typeof o[field] !== 'string' || o[field] === '') throw problemAt(r, line, `${field} must be a non-empty string, found ${JSON.stringify(o[field])}`);
     }
     const kind = o.kind as string;
+    // A kind is a CamelCase identifier to the API server, and part of a file name for render --output-dir.
+    if (!KIND.test(kind)) throw problemAt(r, line, `kind ${JSON.stringify(kind)} is not a kind: letters and digits, starting with a letter (e.g. ConfigMap)`);
     if (kind === 'List' || kind.endsWith('List')) {
       if (Array.isArray(o.items)) throw problemAt(r, line, `kind: ${kind} is not applied as such; put each item in its own YAML document (separated by ---)`);
     }

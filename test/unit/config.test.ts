@@ -306,6 +306,18 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
     ).toMatchInlineSnapshot(`"skiff.yaml:8:28: tests.unit.reports[1] must be an absolute path inside the container, got "out/report.xml""`);
   });
 
+  it('a test name that is not a plain folder name: exit 2 at its line (it names .skiff/reports/<test>)', () => {
+    const withTest = (name: string) =>
+      yaml('project: hello', 'images:', '  app: {}', 'tests:', `  ${JSON.stringify(name)}:`, '    image: app', '    command: make');
+    const e = configError(withTest('../../..'));
+    expect(e.exitCode).toBe(ExitCode.badInput);
+    expect(e.message).toMatchInlineSnapshot(
+      `"skiff.yaml:5:3: test name "../../.." must be at most 63 letters, digits, ".", "_" or "-", starting with a letter or digit (it names .skiff/reports/<test>)"`,
+    );
+    for (const bad of ['..', '.', 'a/b', '/abs', '.hidden', 'a b', 'x'.repeat(64)]) expect(errorOf(withTest(bad))).toMatch(/^skiff\.yaml:5:3: test name /);
+    for (const good of ['unit', 'e2e_Tests', 'lint.v2', 'a-b']) expect(() => parseConfigText(withTest(good), FILE)).not.toThrow();
+  });
+
   it('a context outside the repository, and an absolute one', () => {
     expect(errorOf(yaml('project: hello', 'images:', '  app:', '    context: ../x'))).toMatchInlineSnapshot(
       `"skiff.yaml:4:5: images.app.context "../x" points outside the repository"`,

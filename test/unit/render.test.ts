@@ -493,6 +493,17 @@ describe('render errors', () => {
     expect(failure({ '.kube/a.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: 12\n` })).toMatch(/metadata\.name must be a string, found 12/);
   });
 
+  it('checks the kind before it becomes part of a file name (render --output-dir)', () => {
+    expect(failure({ '.kube/a.yaml': 'apiVersion: v1\nkind: ../../x\nmetadata:\n  name: b\n' })).toMatchInlineSnapshot(
+      `".kube/a.yaml:1: kind "../../x" is not a kind: letters and digits, starting with a letter (e.g. ConfigMap)"`,
+    );
+    for (const kind of ['/etc/x', 'Config Map', 'Config.Map', '1Thing', 'a\\b']) {
+      expect(failure({ '.kube/a.yaml': `apiVersion: v1\nkind: ${JSON.stringify(kind)}\nmetadata:\n  name: b\n` })).toMatch(
+        /^\.kube\/a\.yaml:1: kind ".*" is not a kind/,
+      );
+    }
+  });
+
   it('checks names as the API server would', () => {
     expect(failure({ '.kube/a.yaml': CM('My_Config') })).toMatchInlineSnapshot(
       `".kube/a.yaml:1: ConfigMap "My_Config": metadata.name must be a DNS subdomain: at most 253 lower-case letters, digits, "-" and ".", starting and ending with a letter or digit"`,

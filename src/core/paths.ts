@@ -1,0 +1,17 @@
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { ConfigError } from '../errors.js';
+
+/**
+ * `base` joined with `name`, checked to be strictly below `base`: a name from
+ * skiff.yaml or a template (a test, an object's kind and name) becomes a path
+ * only through here, so no name reaches outside its folder, whatever
+ * validation let through. `what` says what the name is, for the message.
+ */
+export function pathInside(base: string, name: string, what: string): string {
+  const path = join(base, name);
+  const rel = relative(resolve(base), resolve(path));
+  if (name.includes('\0') || isAbsolute(name) || rel === '' || isAbsolute(rel) || rel === '..' || rel.startsWith(`..${sep}`)) {
+    throw new ConfigError(`${what} "${name}" does not name a path inside ${base}; use letters, digits, ".", "_" and "-"`);
+  }
+  return path;
+}
