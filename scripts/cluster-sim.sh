@@ -146,6 +146,10 @@ rules:
   users: [skiff-sim-admin]
 - level: None
 EOF
+  # TaintNodesByCondition is off: it puts node.kubernetes.io/not-ready:NoSchedule
+  # on every node as it is created, and only the node lifecycle controller (off
+  # here, see below) would take it away again, so on an empty etcd no pod could
+  # ever be scheduled. kwok reports the nodes Ready from their first second.
   sim_start_bg kube-apiserver "$BIN/kube-apiserver" \
     --audit-policy-file "$SIM/audit-policy.yaml" --audit-log-path "$SIM/audit.log" \
     --audit-log-format json --audit-log-maxsize 200 --audit-log-maxbackup 1 --audit-log-mode blocking \
@@ -159,6 +163,7 @@ EOF
     --authorization-mode Node,RBAC --service-cluster-ip-range "$SIM_SERVICE_RANGE" \
     --allow-privileged=true --profiling=false --cert-dir "$SIM/apiserver" \
     --max-requests-inflight 1600 --max-mutating-requests-inflight 800 \
+    --disable-admission-plugins TaintNodesByCondition \
     --event-ttl 30m --watch-cache-sizes pods#20000
   sim_await 90 kube-apiserver sim_apiserver_ok
 }
@@ -228,6 +233,38 @@ sim_kwok_up() {
   sim_await 60 kwok sim_kwok_ok
 }
 
+# sim_check_schedulable: the bed's own proof, at every `up`, that the simulated
+# nodes take pods: no node carries a taint (the tests' pods tolerate none), and
+# a pod is scheduled and turns Ready within 60 s.
+sim_check_schedulable() {
+  local tainted ready=
+  tainted=$(sim_kubectl get nodes -l type=kwok \
+    -o jsonpath='{range .items[?(@.spec.taints)]}{.metadata.name}: {.spec.taints[*].key}{"\n"}{end}')
+  if [ -n "$tainted" ]; then
+    log "error: simulated nodes carry taints that no test pod tolerates:"
+    printf '%s\n' "$tainted" | head -5 >&2
+    exit 1
+  fi
+  sim_kubectl -n default delete pod skiff-bed-check --ignore-not-found --grace-period 0 --force >/dev/null 2>&1 || true
+  printf '%s\n' 'apiVersion: v1' 'kind: Pod' 'metadata: {name: skiff-bed-check, namespace: default}' \
+    'spec: {containers: [{name: check, image: skiff-bed-check.invalid/none}]}' |
+    sim_kubectl apply -f - >/dev/null
+  local t
+  for t in $(seq 1 300); do
+    ready=$(sim_kubectl -n default get pod skiff-bed-check \
+      -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
+    [ "$ready" = True ] && break
+    sleep 0.2
+  done
+  if [ "$ready" != True ]; then
+    log "error: a pod on the simulated cluster was not Ready within 60 s; its events:"
+    sim_kubectl -n default get events --field-selector involvedObject.name=skiff-bed-check \
+      -o jsonpath='{range .items[*]}{.reason}: {.message}{"\n"}{end}' 2>/dev/null | tail -5 >&2
+    exit 1
+  fi
+  sim_kubectl -n default delete pod skiff-bed-check --grace-period 0 --force >/dev/null 2>&1 || true
+}
+
 # sim_nodes_up N: exactly N simulated nodes, sim-node-0 … sim-node-(N-1).
 sim_nodes_up() {
   local n=$1 i have
@@ -280,6 +317,7 @@ sim_up() {
   for i in $(seq 1 300); do sim_kubectl -n default get serviceaccount default >/dev/null 2>&1 && break; sleep 0.2; done
   sim_kubectl -n default get serviceaccount default >/dev/null 2>&1 ||
     sim_fail_with_log kube-controller-manager "the default ServiceAccount was not created"
+  t=$(now); sim_check_schedulable; log "sim nodes take pods: a pod Ready in $(since "$t")"
   write_kubeconfig_of "$SIM_KUBECONFIG_OUT" skiff-sim "skiff-sim $SIM_PKI $SIM_API_PORT admin"
   write_shared_kubeconfig
   mkdir -p "$(dirname "$KUBECTL_LINK")"; [ -e "$KUBECTL_LINK" ] || ln -sfn "$BIN/kubectl" "$KUBECTL_LINK"

@@ -6,7 +6,9 @@ import { defaultPolicy } from '../core/readiness.js';
 import { ConfigError } from '../errors.js';
 import type { Project } from '../project.js';
 import type { ReleaseRecord } from '../release/types.js';
+import { releaseFieldManager } from '../kube/types.js';
 import { dryRun } from '../stages/apply.js';
+import { checkOwnership } from '../stages/ownership.js';
 import { lintRelease } from '../stages/lint.js';
 import { connect, ensureNamespace, withReleaseLock } from '../stages/kube-session.js';
 import { renderEnvironment, type ReleaseTarget, type RenderedRelease, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';
@@ -18,6 +20,8 @@ export interface DeployOptions extends TargetOptions, RenderFlags {
   /** Roll back to the last deployed revision on failure (default: in CI). */
   autoRollback?: boolean;
   forceConflicts?: boolean;
+  /** Take over rendered objects that exist as another release's or tool's (else refused, exit 2). */
+  adopt?: boolean;
   allowedRestarts?: number;
   /** Lint warnings stop the deploy too. */
   strict?: boolean;
@@ -97,7 +101,9 @@ async function deployRendered(
       { detail: { findings: errors } },
     );
   }
-  await dryRun(kube, rendered.manifests, target.namespace);
+  // Nothing of another release is applied over, or later pruned, without an explicit adopt.
+  const ownership = await checkOwnership(kube, rendered.manifests, { release: target.release, adopt: opts.adopt });
+  await dryRun(kube, rendered.manifests, target.namespace, releaseFieldManager(target.release));
 
   const autoRollback = opts.autoRollback ?? target.environment.autoRollback ?? project.config.deploy.autoRollback ?? ctx.ci.active;
   const runOpts = {
@@ -113,6 +119,7 @@ async function deployRendered(
       ...runOpts,
       target,
       manifests: rendered.manifests,
+      ownership,
       values: rendered.values,
       images,
       git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },

@@ -4,13 +4,17 @@ import { unifiedDiff } from '../core/diff.js';
 import { applyPhases, hookOf } from '../core/order.js';
 import { maskPaths, secretStrings } from '../core/secret-material.js';
 import { objectRef } from '../kube/object-key.js';
-import { TRACE_ANNOTATIONS, type KubeObject } from '../kube/types.js';
+import { releaseFieldManager, TRACE_ANNOTATIONS, type KubeObject } from '../kube/types.js';
 import { pruneCandidates } from '../stages/apply.js';
 import { connect } from '../stages/kube-session.js';
+import { checkOwnership } from '../stages/ownership.js';
 import { MASKED_ANNOTATION, releaseSalt, type Redactor } from '../stages/redact.js';
 import { renderEnvironment, type RenderedRelease, type RenderFlags, type ReleaseTarget, type TargetOptions } from '../stages/release-inputs.js';
 
-export interface DiffOptions extends TargetOptions, RenderFlags {}
+export interface DiffOptions extends TargetOptions, RenderFlags {
+  /** Show the objects of another release or tool as a deploy --adopt would take them over (else refused, exit 2). */
+  adopt?: boolean;
+}
 
 export interface ObjectChange {
   object: string;
@@ -61,12 +65,15 @@ async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: Re
   // Masked as the release's history masks (before its first deploy, with a salt made for this run).
   const salt = nsExists ? releaseSalt(await storage.history(target.release)) : undefined;
   if (salt) rendered.redactor.useSalt(salt);
+  // The refusal a deploy would give, before anything is compared.
+  await checkOwnership(kube, rendered.manifests, { release: target.release, adopt: opts.adopt });
+  const fieldManager = releaseFieldManager(target.release);
   const compared: Array<{ o: KubeObject; live?: KubeObject; after: KubeObject }> = [];
   for (const m of applyPhases(rendered.manifests).flat()) {
     const o = m.object;
     if (hookOf(o)) continue; // hooks are recreated on every deploy, not diffed
     const live = nsExists ? await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name) : undefined;
-    const after = nsExists ? await kube.apply(o, { dryRun: true, force: true }) : o;
+    const after = nsExists ? await kube.apply(o, { dryRun: true, force: true, fieldManager }) : o;
     compared.push({ o, live, after });
   }
   // What a deploy would prune, by the rule the deploy itself uses.
@@ -76,6 +83,7 @@ async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: Re
         kube,
         current.manifests,
         rendered.manifests.map((m) => m.object),
+        target.release,
       )
     : [];
   // The live Secrets' values are secrets too: the old ones still in live objects are masked as well.

@@ -53,7 +53,7 @@ export async function runDismiss(ctx: RunContext, opts: DismissOptions): Promise
     const history = await storage.history(release);
     if (history.length === 0) return none(`release ${release} has no history in namespace ${namespace}; nothing to dismiss`);
     const last = history.at(-1)!;
-    const deleted = await deleteObjects(ctx, kube, history.flatMap((r) => r.manifests).reverse());
+    const deleted = await deleteObjects(ctx, kube, history.flatMap((r) => r.manifests).reverse(), release);
     let historyDeleted = false;
     if (opts.withHistory || opts.withNamespace) {
       await storage.deleteAll(release);
@@ -118,8 +118,8 @@ async function namespaceGone(kube: KubeClient, namespace: string, release: strin
   return undefined;
 }
 
-/** Deletes the objects skiff may delete, each once, in reverse apply order (Namespaces are left to --with-namespace). */
-async function deleteObjects(ctx: RunContext, kube: KubeClient, objects: KubeObject[]): Promise<string[]> {
+/** Deletes the objects the release may delete, each once, in reverse apply order (Namespaces are left to --with-namespace). */
+async function deleteObjects(ctx: RunContext, kube: KubeClient, objects: KubeObject[], release: string): Promise<string[]> {
   const seen = new Set<string>();
   const deleted: string[] = [];
   for (const phase of applyPhases(objects.map((object) => ({ object, source: { file: '', line: 0 } }))).reverse()) {
@@ -128,7 +128,7 @@ async function deleteObjects(ctx: RunContext, kube: KubeClient, objects: KubeObj
       if (seen.has(key) || o.kind === 'Namespace') continue;
       seen.add(key);
       const live = await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name).catch(() => undefined);
-      if (!mayDelete(o, live)) continue;
+      if (!mayDelete(o, live, release)) continue;
       await kube.delete(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name);
       ctx.reporter.status(objectRef(o), 'deleted');
       deleted.push(objectRef(o));

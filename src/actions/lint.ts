@@ -1,7 +1,9 @@
 import type { RunContext } from '../context.js';
 import { lintManifests, type LintFinding, type LiveNamespace } from '../core/lint.js';
-import { SkiffError } from '../errors.js';
+import { ConfigError, SkiffError } from '../errors.js';
+import type { KubeClient } from '../kube/client.js';
 import { readLiveNamespace } from '../stages/lint.js';
+import { checkOwnership } from '../stages/ownership.js';
 import { renderEnvironment, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';
 
 export interface LintOptions extends TargetOptions, RenderFlags {
@@ -9,6 +11,8 @@ export interface LintOptions extends TargetOptions, RenderFlags {
   strict?: boolean;
   /** Lint the rendered objects alone, without reading the cluster. */
   offline?: boolean;
+  /** Objects of another release or tool are taken over (else refused, exit 2, as deploy does). */
+  adopt?: boolean;
 }
 
 export interface LintResult {
@@ -29,15 +33,23 @@ export interface LintResult {
 export async function runLint(ctx: RunContext, opts: LintOptions): Promise<LintResult> {
   const { target, images, rendered } = await renderEnvironment(ctx, opts);
   let live: LiveNamespace | undefined;
+  let kube: KubeClient | undefined;
   if (!opts.offline) {
     try {
-      const kube = await ctx.kube({ context: target.kubeContext, kubeconfig: target.kubeconfig });
+      kube = await ctx.kube({ context: target.kubeContext, kubeconfig: target.kubeconfig });
       live = await readLiveNamespace(kube, target.namespace);
     } catch (e) {
       // No kubeconfig, no answer, or no right to list: lint what was rendered.
       if (!(e instanceof SkiffError)) throw e;
       ctx.reporter.warn(`cluster not read (${e.message}); linted the rendered objects alone, without what namespace ${target.namespace} already holds`);
     }
+  }
+  // An object that belongs to another release is the refusal a deploy would give (an object it may not read is left out).
+  if (kube && live) {
+    await checkOwnership(kube, rendered.manifests, { release: target.release, adopt: opts.adopt }).catch((e: unknown) => {
+      if (e instanceof ConfigError || !(e instanceof SkiffError)) throw e;
+      ctx.reporter.warn(`ownership of the rendered objects not checked (${e.message})`);
+    });
   }
   const findings = lintManifests({ manifests: rendered.manifests, namespace: target.namespace, images: Object.values(images), live, strict: opts.strict });
   // A message can quote a value: mask secret strings as everywhere else.

@@ -8,6 +8,7 @@ import type { Manifest } from '../kube/types.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import type { ReleaseRecord } from '../release/types.js';
 import { openRelease, withReleaseLock } from '../stages/kube-session.js';
+import { checkOwnership } from '../stages/ownership.js';
 import { MASKED_ANNOTATION, recordSalt, Redactor } from '../stages/redact.js';
 import type { ReleaseTarget, TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome, type ReleaseRunOptions } from '../stages/release-run.js';
@@ -49,7 +50,7 @@ export async function runRollback(ctx: RunContext, opts: RollbackOptions): Promi
 /** How a rollback runs; what it applies and records comes from the stored revision. */
 export type RollbackRunOptions = Omit<
   ReleaseRunOptions,
-  'manifests' | 'recorded' | 'rollbackOf' | 'values' | 'images' | 'git' | 'target' | 'redactor' | 'tests'
+  'manifests' | 'recorded' | 'rollbackOf' | 'values' | 'images' | 'git' | 'target' | 'redactor' | 'tests' | 'ownership'
 >;
 
 /**
@@ -111,6 +112,8 @@ export async function rollbackTo(
       `cannot roll back to revision ${record.revision}: ${unrestored.join(', ')} held a secret value that the history keeps masked and the live object no longer has; deploy that revision's commit (${record.git.commit.slice(0, 8)}) instead`,
     );
   }
+  // What another release adopted since that revision stays theirs.
+  const ownership = await checkOwnership(kube, manifests, { release: target.release });
   const redactor = new Redactor(secrets);
   const quiet: RunContext = { ...ctx, reporter: redactor.reporter(ctx.reporter) };
   const outcome = redactor.outcome(
@@ -118,6 +121,7 @@ export async function rollbackTo(
       ...runOpts,
       target,
       manifests,
+      ownership,
       recorded: record.manifests,
       values: record.values,
       images: record.images,

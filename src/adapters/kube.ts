@@ -17,11 +17,12 @@ import {
   neverSent,
   retryAfterMs,
 } from '../kube/retry.js';
-import type { KubeObject, LiveObject } from '../kube/types.js';
+import { SHARED_FIELD_MANAGER, type KubeObject, type LiveObject } from '../kube/types.js';
 import { secretEnvPresent } from './child-env.js';
 import { loadConnection } from './kubeconfig.js';
 
-export const FIELD_MANAGER = 'skiff';
+/** For what belongs to no one release: the namespace skiff creates, release records, the lock. */
+export const FIELD_MANAGER = SHARED_FIELD_MANAGER;
 
 interface ResourceInfo {
   /** "/api/v1" or "/apis/apps/v1" */
@@ -348,13 +349,13 @@ export class HttpKubeClient implements KubeClient {
     return p;
   }
 
-  /** Server-side apply with skiff's field manager. */
-  async apply(obj: KubeObject, opts: { dryRun?: boolean; force?: boolean } = {}): Promise<LiveObject> {
+  /** Server-side apply with the given field manager (a release's), else skiff's shared one. */
+  async apply(obj: KubeObject, opts: { dryRun?: boolean; force?: boolean; fieldManager?: string } = {}): Promise<LiveObject> {
     const path = await this.path(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
     const res = await this.request('PATCH', path, {
       body: obj,
       contentType: 'application/apply-patch+yaml',
-      query: { fieldManager: FIELD_MANAGER, force: opts.force ? 'true' : undefined, dryRun: opts.dryRun ? 'All' : undefined },
+      query: { fieldManager: opts.fieldManager ?? FIELD_MANAGER, force: opts.force ? 'true' : undefined, dryRun: opts.dryRun ? 'All' : undefined },
     });
     return this.check(res, `apply of ${objectRef(obj)}`) as LiveObject;
   }

@@ -25,6 +25,7 @@ interface DeployFlags {
   lockTimeout?: number;
   autoRollback?: boolean;
   forceConflicts?: boolean;
+  adopt?: boolean;
   allowedRestarts?: number;
   strict?: boolean;
 }
@@ -47,6 +48,7 @@ function deployOptions(cmd: Command): Command {
     .option('--auto-rollback', 'roll back to the last deployed revision on failure (default in CI)')
     .option('--no-auto-rollback', 'never roll back automatically')
     .option('--force-conflicts', 'take over fields owned by another field manager')
+    .option('--adopt', "take over rendered objects that exist as another release's, Helm's or werf's, or made by hand (else refused)")
     .option('--allowed-restarts <n>', 'container restarts tolerated before a crash loop fails the deploy', (v) => Number.parseInt(v, 10))
     .option('--strict', 'lint warnings stop the deploy too');
 }
@@ -74,6 +76,7 @@ function deployOpts(env: string, o: DeployFlags): DeployOptions {
     lockTimeoutMs: o.lockTimeout,
     autoRollback: o.autoRollback,
     forceConflicts: o.forceConflicts,
+    adopt: o.adopt,
     allowedRestarts: o.allowedRestarts,
   };
 }
@@ -129,6 +132,7 @@ export function addReleaseCommands(program: Command) {
     .option('-f, --values <file>', 'extra values file (repeatable)', collect)
     .option('--set <key=value>', 'set a value (repeatable)', collect)
     .option('--strict', 'warnings are errors too')
+    .option('--adopt', 'as deploy --adopt: objects of another release or tool are not refused')
     .addHelpText(
       'after',
       `
@@ -144,7 +148,7 @@ Examples:
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
         const { runLint } = await import('../actions/lint.js');
-        const r = await runLint(ctx, renderOpts(env, o));
+        const r = await runLint(ctx, { ...renderOpts(env, o), adopt: o.adopt });
         if (json) printJson(r);
         else for (const line of formatLint(r)) process.stdout.write(`${line}\n`);
         if (r.errors) {
@@ -216,6 +220,7 @@ Examples:
     .option('-f, --values <file>', 'extra values file (repeatable)', collect)
     .option('--set <key=value>', 'set a value (repeatable)', collect)
     .option('--exit-code', 'exit 1 when there are changes')
+    .option('--adopt', 'show objects of another release or tool as deploy --adopt would take them over (else refused, exit 2)')
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
         const { runDiff } = await import('../actions/diff.js');

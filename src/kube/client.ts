@@ -17,19 +17,22 @@ export interface KubeClient {
   /** The namespace of the context, for objects without one. */
   readonly defaultNamespace: string;
 
-  /** Server-side apply with skiff's field manager; `dryRun` asks the server to validate only. */
-  apply(obj: KubeObject, opts?: { dryRun?: boolean; force?: boolean }): Promise<LiveObject>;
+  /**
+   * Server-side apply with `fieldManager` (a release's: releaseFieldManager), else skiff's shared
+   * one; `dryRun` asks the server to validate only.
+   */
+  apply(obj: KubeObject, opts?: { dryRun?: boolean; force?: boolean; fieldManager?: string }): Promise<LiveObject>;
   get(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<LiveObject | undefined>;
   list(apiVersion: string, kind: string, namespace: string | undefined, query?: ListQuery): Promise<ListResult>;
   /** Objects of a namespaced kind matching a label selector, across the cluster, by namespace. */
   namespacesWith(apiVersion: string, kind: string, labelSelector: string): Promise<Map<string, LiveObject[]>>;
-  create(obj: KubeObject): Promise<LiveObject>;
-  /** Replaces an object; metadata.resourceVersion makes it conditional. */
-  replace(obj: KubeObject): Promise<LiveObject>;
   /**
    * Creates an object. A create repeated after a lost answer that finds the
    * object (409) returns it only if it holds what was sent; else the 409 stands.
    */
+  create(obj: KubeObject): Promise<LiveObject>;
+  /** Replaces an object; metadata.resourceVersion makes it conditional. */
+  replace(obj: KubeObject): Promise<LiveObject>;
   /** Deletes an object; true when it existed. A precondition's resourceVersion makes it conditional (409 Conflict when the object changed). */
   delete(
     apiVersion: string,

@@ -35,3 +35,18 @@ export const KEEP_ANNOTATION = 'skiff.io/keep';
 export const TRACE_ANNOTATIONS = { commit: 'skiff.io/commit', pipelineUrl: 'skiff.io/pipeline-url', jobUrl: 'skiff.io/job-url' } as const;
 /** `skiff.io/hook: pre-deploy | post-deploy`. */
 export const HOOK_ANNOTATION = 'skiff.io/hook';
+/** `skiff.io/adopt: "true"` on a rendered object: take it over even if it belongs to another release or tool (as --adopt does). */
+export const ADOPT_ANNOTATION = 'skiff.io/adopt';
+
+/** The field manager of skiff before it had one per release; still the namespace's and the release records'. */
+export const SHARED_FIELD_MANAGER = 'skiff';
+
+/**
+ * The field manager a release applies its objects with, so that server-side
+ * apply reports a conflict between two releases instead of handing the
+ * fields from one to the other. A release name is at most 53 characters; a
+ * field manager may have 128.
+ */
+export function releaseFieldManager(release: string): string {
+  return `skiff-${release}`;
+}

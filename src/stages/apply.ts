@@ -5,7 +5,7 @@ import { ConfigError, WorkFailedError } from '../errors.js';
 import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
 import { isClusterScoped } from '../kube/kinds.js';
 import { apiGroup, objectKey, objectRef } from '../kube/object-key.js';
-import { KEEP_ANNOTATION, MANAGED_BY_LABEL, type KubeObject, type LiveObject, type Manifest } from '../kube/types.js';
+import { KEEP_ANNOTATION, MANAGED_BY_LABEL, RELEASE_LABEL, type KubeObject, type LiveObject, type Manifest } from '../kube/types.js';
 
 /**
  * Writing a release's objects to the cluster: the dry run before the first
@@ -41,10 +41,10 @@ function explainApplyError(e: unknown, obj: KubeObject, source?: Manifest['sourc
   return new WorkFailedError('deploy', `${who}: ${e.message}`, { cause: e });
 }
 
-/** Applies one rendered object; a refusal names its template. */
-export async function applyManifest(kube: KubeClient, m: Manifest, opts: { force: boolean; dryRun?: boolean }): Promise<LiveObject> {
+/** Applies one rendered object with the release's field manager; a refusal names its template. */
+export async function applyManifest(kube: KubeClient, m: Manifest, opts: { force: boolean; dryRun?: boolean; fieldManager?: string }): Promise<LiveObject> {
   try {
-    return await kube.apply(m.object, { force: opts.force, dryRun: opts.dryRun });
+    return await kube.apply(m.object, { force: opts.force, dryRun: opts.dryRun, fieldManager: opts.fieldManager });
   } catch (e) {
     throw explainApplyError(e, m.object, m.source);
   }
@@ -56,7 +56,7 @@ export async function applyManifest(kube: KubeClient, m: Manifest, opts: { force
  * yet only cluster-scoped objects, and those of namespaces the release
  * itself does not create, can be checked.
  */
-export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace: string): Promise<void> {
+export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace: string, fieldManager?: string): Promise<void> {
   const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, namespace));
   const created = new Set(manifests.filter((m) => m.object.kind === 'Namespace').map((m) => m.object.metadata.name));
   const checkable = manifests.filter(
@@ -78,7 +78,7 @@ export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace:
   await mapLimit(unchecked, PARALLEL_REQUESTS, async (m) => {
     const probe = { ...m.object, metadata: { ...m.object.metadata, namespace: 'default', name: `${m.object.metadata.name.slice(0, 40)}-skiff-dry-run` } };
     try {
-      await kube.apply(probe, { force: true, dryRun: true });
+      await kube.apply(probe, { force: true, dryRun: true, fieldManager });
     } catch (e) {
       if (!(e instanceof KubeApiError) || e.status === 401 || e.status === 403 || e.status === 409 || /namespaces? .* not found/i.test(e.message)) return;
       if (e.status === 422 && e.causes.some((c) => c.field === 'metadata.name')) return;
@@ -91,19 +91,21 @@ export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace:
     const object = hookOf(m.object)
       ? { ...m.object, metadata: { ...m.object.metadata, name: `${m.object.metadata.name.slice(0, 40)}-skiff-dry-run` } }
       : m.object;
-    await applyManifest(kube, { object, source: m.source }, { force: true, dryRun: true });
+    await applyManifest(kube, { object, source: m.source }, { force: true, dryRun: true, fieldManager });
   });
 }
 
 const kept = (o: KubeObject | undefined) => o?.metadata.annotations?.[KEEP_ANNOTATION] === 'true';
 
 /**
- * Whether skiff may delete an object: it is in the cluster, skiff manages it
- * (its managed-by label: an object someone took over by hand is theirs), and
+ * Whether a release may delete an object: it is in the cluster, skiff manages
+ * it for this very release (its managed-by and release labels: an object
+ * someone took over by hand, or another release adopted, is theirs), and
  * neither the release nor the live object is annotated skiff.io/keep: "true".
  */
-export function mayDelete(recorded: KubeObject, live: KubeObject | undefined): live is KubeObject {
-  return live !== undefined && live.metadata.labels?.[MANAGED_BY_LABEL] === 'skiff' && !kept(recorded) && !kept(live);
+export function mayDelete(recorded: KubeObject, live: KubeObject | undefined, release: string): live is KubeObject {
+  const labels = live?.metadata.labels;
+  return live !== undefined && labels?.[MANAGED_BY_LABEL] === 'skiff' && labels[RELEASE_LABEL] === release && !kept(recorded) && !kept(live);
 }
 
 /**
@@ -111,17 +113,17 @@ export function mayDelete(recorded: KubeObject, live: KubeObject | undefined): l
  * the new one no longer has (hooks aside: they are recreated, not kept), as
  * they are live and only those skiff may delete, last applied first.
  */
-export async function pruneCandidates(kube: KubeClient, previous: KubeObject[], current: KubeObject[]): Promise<LiveObject[]> {
+export async function pruneCandidates(kube: KubeClient, previous: KubeObject[], current: KubeObject[], release: string): Promise<LiveObject[]> {
   const keep = new Set(current.map(objectKey));
   const gone = previous.filter((o) => !keep.has(objectKey(o)) && !hookOf(o)).reverse();
   const live = await mapLimit(gone, PARALLEL_REQUESTS, (o) => kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name));
-  return live.filter((l, i): l is LiveObject => mayDelete(gone[i]!, l));
+  return live.filter((l, i): l is LiveObject => mayDelete(gone[i]!, l, release));
 }
 
 /** Deletes what pruneCandidates finds; returns the objects deleted. */
-export async function prune(ctx: RunContext, kube: KubeClient, previous: KubeObject[], current: KubeObject[]): Promise<string[]> {
+export async function prune(ctx: RunContext, kube: KubeClient, previous: KubeObject[], current: KubeObject[], release: string): Promise<string[]> {
   const pruned: string[] = [];
-  for (const o of await pruneCandidates(kube, previous, current)) {
+  for (const o of await pruneCandidates(kube, previous, current, release)) {
     await kube.delete(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name);
     ctx.reporter.status(objectRef(o), 'pruned', 'no longer rendered');
     pruned.push(objectRef(o));

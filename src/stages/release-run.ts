@@ -7,10 +7,12 @@ import { currentPods, type ReadinessPolicy } from '../core/readiness.js';
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
 import { PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
 import { objectRef } from '../kube/object-key.js';
-import type { KubeObject, Manifest } from '../kube/types.js';
+import { objectKey } from '../kube/object-key.js';
+import { releaseFieldManager, type KubeObject, type Manifest } from '../kube/types.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import type { ReleaseRecord, ReleaseStatus } from '../release/types.js';
 import { applyManifest, prune } from './apply.js';
+import { handOverToReleaseManager, type OwnershipPlan } from './ownership.js';
 import { releaseSalt, type Redactor } from './redact.js';
 import type { ReleaseTarget } from './release-inputs.js';
 import { trackRollout, type Diagnosis, type NotReady } from './track.js';
@@ -36,6 +38,12 @@ export interface ReleaseRunOptions {
   redactor: Redactor;
   timeoutMs: number;
   forceConflicts: boolean;
+  /**
+   * What the ownership check (stages/ownership.ts) found among the live
+   * objects: those the release adopts are applied with force, and the fields
+   * skiff's shared field manager holds on its own are handed to the release's.
+   */
+  ownership?: Pick<OwnershipPlan, 'adopted' | 'sharedManager'>;
   policy: ReadinessPolicy;
   historyMax: number;
 }
@@ -145,7 +153,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     const applied = await phase('apply', `apply ${main.length} objects`, async () => {
       const applied: KubeObject[] = [];
       for (const objects of applyPhases(main)) {
-        const objs = await mapLimit(objects, PARALLEL_REQUESTS, (m) => applyManifest(kube, m, { force: opts.forceConflicts }));
+        const objs = await mapLimit(objects, PARALLEL_REQUESTS, (m) => applyOwned(kube, m, target.release, opts));
         for (const o of objs) {
           reporter.status(objectRef(o), 'applied');
           applied.push(o);
@@ -176,7 +184,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
 
     const pruned = previousDeployed
       ? await phase('prune', `prune what revision ${previousDeployed.revision} had and this one does not`, () =>
-          prune(ctx, kube, previousDeployed.manifests, record.manifests),
+          prune(ctx, kube, previousDeployed.manifests, record.manifests, target.release),
         )
       : [];
     // The lock was lost meanwhile: another run may have written alongside, so this is no deployed revision.
@@ -200,6 +208,19 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
   }
 }
 
+/**
+ * Applies one object of the release with its own field manager: an adopted
+ * object with force (its fields are the release's now), and one that skiff's
+ * shared manager applied (skiff before per-release managers) after handing
+ * that manager's fields to the release's, so it upgrades without conflicts.
+ */
+async function applyOwned(kube: KubeClient, m: Manifest, release: string, opts: ReleaseRunOptions) {
+  const key = objectKey(m.object);
+  const fieldManager = releaseFieldManager(release);
+  if (opts.ownership?.sharedManager.has(key)) await handOverToReleaseManager(kube, m.object, fieldManager);
+  return applyManifest(kube, m, { force: opts.forceConflicts || Boolean(opts.ownership?.adopted.has(key)), fieldManager });
+}
+
 /** Hook Jobs are recreated each time, tracked to completion, and their logs shown. Returns a failure, or undefined. */
 async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], phase: string, opts: ReleaseRunOptions) {
   for (const m of hooks) {
@@ -215,7 +236,7 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
         await waitGone(kube, obj, ctx.signal);
       }
     }
-    const applied = await applyManifest(kube, m, { force: opts.forceConflicts });
+    const applied = await applyOwned(kube, m, opts.target.release, opts);
     const result = await trackRollout(kube, {
       objects: [applied],
       timeoutMs: opts.timeoutMs,

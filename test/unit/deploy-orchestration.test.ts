@@ -10,6 +10,7 @@ import { runDeploy } from '../../src/actions/deploy.js';
 import { runDiff } from '../../src/actions/diff.js';
 import { runDismiss } from '../../src/actions/dismiss.js';
 import { runHistory } from '../../src/actions/history.js';
+import { runLint } from '../../src/actions/lint.js';
 import { ConfigError } from '../../src/errors.js';
 import { KubeApiError } from '../../src/kube/client.js';
 import type { LiveObject } from '../../src/kube/types.js';
@@ -625,5 +626,124 @@ describe('review apps: one dynamic environment, dismissed without a checkout', (
     expect(again.summary).toMatch(
       /^no release of environment review\/feature-x \(slug review-feature-x-[a-z0-9]{6}\) in the cluster of context memory; nothing to dismiss$/,
     );
+  });
+});
+
+describe('ownership: a release never takes over, prunes or dismisses another release’s objects', () => {
+  // Two environments of one project in one namespace: releases orch-a and orch-b both render ConfigMap "shared"
+  // (unless --set shared=false), and each its own.
+  const TWO_RELEASES = `project: orch
+registry: 127.0.0.1:5000/orch
+images:
+  app:
+    context: app
+environments:
+  a:
+    namespace: ${NS}
+  b:
+    namespace: ${NS}
+deploy:
+  timeout: 5s
+`;
+  const TEMPLATE = `<% if (values.shared !== false) { %>apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: shared
+data:
+  from: <%= release %>
+---
+<% } %>apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: own-<%= release %>
+data:
+  from: <%= release %>
+`;
+  const twoReleases = () => harness({ 'skiff.yaml': TWO_RELEASES, '.kube/app.yaml.ejs': TEMPLATE });
+  const refusal = async (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  const releaseOf = (h: Harness, name: string) => h.kube.object('ConfigMap', NS, name)?.metadata.labels?.['skiff.io/release'];
+
+  it('the second release rendering an existing object is refused with exit 2 naming it and its owner; nothing is written', async () => {
+    const h = await twoReleases();
+    expect(await runDeploy(h.ctx, { env: 'a' })).toMatchObject({ release: 'orch-a', status: 'deployed' });
+    h.kube.calls.length = 0;
+
+    const e = await refusal(runDeploy(h.ctx, { env: 'b' }));
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).exitCode).toBe(2);
+    expect((e as ConfigError).message).toBe(
+      `.kube/app.yaml.ejs:1: ConfigMap/${NS}/shared already exists and belongs to skiff release orch-a (label skiff.io/release), not to release orch-b; rename it, or take it over with --adopt (or the annotation skiff.io/adopt: "true" on the object)`,
+    );
+    // Refused before the first write: no apply, record, lock or namespace change.
+    expect(h.kube.writes()).toEqual([]);
+    expect(await runHistory(h.ctx, { env: 'b' })).toEqual([]);
+    expect(h.kube.object('ConfigMap', NS, 'shared')?.data).toEqual({ from: 'orch-a' });
+
+    // diff and lint give the same refusal.
+    expect(((await refusal(runDiff(h.ctx, { env: 'b' }))) as Error).message).toBe((e as Error).message);
+    expect(((await refusal(runLint(h.ctx, { env: 'b' }))) as Error).message).toBe((e as Error).message);
+    expect(h.kube.writes()).toEqual([]);
+  });
+
+  it('an object made by hand, or by a Helm or werf release, is refused too, naming who owns it', async () => {
+    const h = await twoReleases();
+    const seedShared = (labels: Record<string, string>, annotations: Record<string, string> = {}) =>
+      h.kube.seed({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'shared', namespace: NS, labels, annotations }, data: {} });
+    const owner = async () => ((await refusal(runDeploy(h.ctx, { env: 'a' }))) as Error).message.match(/belongs to (.*), not to release/)?.[1];
+
+    seedShared({});
+    expect(await owner()).toBe('no release: it was made outside skiff (no skiff.io/release label)');
+    seedShared({ 'app.kubernetes.io/managed-by': 'Helm' }, { 'meta.helm.sh/release-name': 'web', 'meta.helm.sh/release-namespace': 'shop' });
+    expect(await owner()).toBe('Helm release web in namespace shop (annotation meta.helm.sh/release-name)');
+    seedShared(
+      { 'app.kubernetes.io/managed-by': 'Helm' },
+      { 'meta.helm.sh/release-name': 'web-production', 'meta.helm.sh/release-namespace': 'web', 'project.werf.io/name': 'web' },
+    );
+    expect(await owner()).toBe('werf release web-production in namespace web (annotation meta.helm.sh/release-name)');
+    expect(h.kube.writes()).toEqual([]);
+
+    // The annotation skiff.io/adopt: "true" on the rendered object takes it over, as --adopt does.
+    await commitFiles(h.dir, { '.kube/app.yaml.ejs': TEMPLATE.replace('  name: shared\n', '  name: shared\n  annotations:\n    skiff.io/adopt: "true"\n') });
+    expect(await runDeploy(h.ctx, { env: 'a' })).toMatchObject({ release: 'orch-a', status: 'deployed' });
+    expect(releaseOf(h, 'shared')).toBe('orch-a');
+  });
+
+  it('--adopt takes the object over; prune and dismiss of the release that lost it leave it alone', async () => {
+    const h = await twoReleases();
+    expect(await runDeploy(h.ctx, { env: 'b' })).toMatchObject({ release: 'orch-b', status: 'deployed' });
+    expect(await runDeploy(h.ctx, { env: 'a', adopt: true })).toMatchObject({ release: 'orch-a', status: 'deployed' });
+    expect(releaseOf(h, 'shared')).toBe('orch-a');
+    expect(h.kube.object('ConfigMap', NS, 'shared')?.data).toEqual({ from: 'orch-a' });
+
+    // b stops rendering "shared": it is in b's previous revision, but a's now, so b's prune leaves it.
+    const pruned = await runDeploy(h.ctx, { env: 'b', set: ['shared=false'] });
+    expect(pruned).toMatchObject({ release: 'orch-b', revision: 2, status: 'deployed', pruned: [] });
+    expect(releaseOf(h, 'shared')).toBe('orch-a');
+
+    // Dismissing b deletes b's own object, not a's.
+    const dismissed = await runDismiss(h.ctx, { env: 'b' });
+    expect(dismissed.deleted).toEqual(['ConfigMap/own-orch-b']);
+    expect(h.kube.object('ConfigMap', NS, 'own-orch-b')).toBeUndefined();
+    expect(releaseOf(h, 'shared')).toBe('orch-a');
+    expect(releaseOf(h, 'own-orch-a')).toBe('orch-a');
+  });
+
+  it('a release whose objects skiff applied with its shared field manager (before per-release managers) hands them over and deploys', async () => {
+    const h = await twoReleases();
+    expect(await runDeploy(h.ctx, { env: 'a' })).toMatchObject({ status: 'deployed' });
+    const own = h.kube.object('ConfigMap', NS, 'own-orch-a')!;
+    own.metadata.managedFields = [{ manager: 'skiff', operation: 'Apply', apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: { 'f:data': {} } }];
+    h.kube.seed(own);
+    h.kube.calls.length = 0;
+    expect(await runDeploy(h.ctx, { env: 'a' })).toMatchObject({ revision: 2, status: 'deployed' });
+    // The hand-over is a conditional update of that object alone, before its apply.
+    const writes = h.kube.writes().filter((c) => c.kind === 'ConfigMap');
+    expect(writes.map((c) => `${c.verb} ${c.name}`)).toEqual(expect.arrayContaining(['replace own-orch-a', 'apply own-orch-a', 'apply shared']));
+    expect(writes.findIndex((c) => c.verb === 'replace')).toBeLessThan(writes.findIndex((c) => c.verb === 'apply' && c.name === 'own-orch-a'));
+    expect(writes.filter((c) => c.verb === 'replace')).toHaveLength(1);
   });
 });
