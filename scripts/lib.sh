@@ -3,7 +3,13 @@
 
 SKIFF_STATE=${SKIFF_STATE:-/var/lib/skiff-dev}
 SKIFF_LOGS=$SKIFF_STATE/logs
-mkdir -p "$SKIFF_STATE" "$SKIFF_LOGS"
+# The marker lets `scripts/testbed wipe` delete the folder: only one these scripts
+# made (or the default one), never a SKIFF_STATE that already held something else.
+if [ ! -d "$SKIFF_STATE" ] || [ "$SKIFF_STATE" = /var/lib/skiff-dev ]; then
+  mkdir -p "$SKIFF_STATE"
+  [ -f "$SKIFF_STATE/.skiff-test-bed" ] || : >"$SKIFF_STATE/.skiff-test-bed"
+fi
+mkdir -p "$SKIFF_LOGS"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
