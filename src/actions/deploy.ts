@@ -1,5 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { refuseSymlinks, writeInside } from '../adapters/repo-files.js';
 import type { RunContext } from '../context.js';
 import { formatFinding } from '../core/lint.js';
 import { defaultPolicy } from '../core/readiness.js';
@@ -52,6 +51,8 @@ export interface DeployInputs {
  */
 export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: DeployInputs = {}): Promise<DeployResult> {
   const { project, target, images, rendered } = await renderEnvironment(outer, opts, inputs.project);
+  // Checked before the first write to the cluster: a symlink committed there would only fail the run at its end.
+  await refuseSymlinks(project.root, DOTENV_REPORT);
   // From here on a secret may come back in an API message, a log line or a diagnosis: mask it.
   const { redactor } = rendered;
   const ctx: RunContext = { ...outer, reporter: redactor.reporter(outer.reporter) };
@@ -61,7 +62,7 @@ export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: 
   } catch (e) {
     throw redactor.error(e);
   }
-  await writeDotenv(join(project.root, DOTENV_REPORT), {
+  await writeDotenv(project.root, {
     SKIFF_ENVIRONMENT: target.env,
     SKIFF_ENVIRONMENT_SLUG: target.slug,
     SKIFF_ENVIRONMENT_URL: target.url,
@@ -74,12 +75,11 @@ export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: 
 }
 
 /** KEY=value lines (GitLab's dotenv report: one line each, under 5 KiB). */
-async function writeDotenv(file: string, vars: Record<string, string | undefined>): Promise<void> {
+async function writeDotenv(root: string, vars: Record<string, string | undefined>): Promise<void> {
   const lines = Object.entries(vars)
     .filter((e): e is [string, string] => e[1] !== undefined)
     .map(([k, v]) => `${k}=${v.replace(/[\r\n]+/g, ' ')}`);
-  await mkdir(dirname(file), { recursive: true });
-  await writeFile(file, `${lines.join('\n')}\n`);
+  await writeInside(root, DOTENV_REPORT, `${lines.join('\n')}\n`);
 }
 
 async function deployRendered(

@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
 import { ConfigError } from '../errors.js';
 import type { RunContext } from '../context.js';
 import { findRepoRoot } from '../adapters/git.js';
+import { folderInside, writeNoFollow } from '../adapters/repo-files.js';
 import { REPO_KEY_FILE } from '../adapters/secret-key.js';
 import { CONFIG_FILE, loadConfig } from '../config/load.js';
 
@@ -79,7 +80,8 @@ export async function runInit(ctx: RunContext, opts: InitOptions): Promise<InitR
     const source = await readFile(join(TEMPLATES, template), 'utf8');
     // skiff.yaml, .gitlab-ci.yml and .dockerignore are rendered now; .kube/ templates stay templates.
     const content = template.startsWith('.kube/') ? source : ejs.render(source, { project, registry });
-    await mkdir(dirname(target), { recursive: true });
+    // Created exclusively, in folders that are not symlinks: nothing is written through a link the repository holds.
+    await folderInside(root, dirname(dest));
     await writeFile(target, content, { flag: 'wx' });
     written.push(relative(root, target));
   }
@@ -95,7 +97,7 @@ async function ignoreInGit(root: string, entries: string[]): Promise<boolean> {
   const lines = new Set(text.split(/\r?\n/).map((l) => l.trim().replace(/^\//, '')));
   const missing = entries.filter((e) => !lines.has(e) && !lines.has(e.replace(/\/$/, '')));
   if (missing.length === 0) return false;
-  await writeFile(file, `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${missing.join('\n')}\n`);
+  await writeNoFollow(file, `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${missing.join('\n')}\n`, '.gitignore');
   return true;
 }
 

@@ -1,8 +1,10 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { folderInside, SKIFF_DIR, writeNoFollow } from '../adapters/repo-files.js';
 import type { RunContext } from '../context.js';
 import { mapLimit } from '../core/concurrency.js';
+import { pathInside } from '../core/paths.js';
 import type { Manifest } from '../kube/types.js';
 import type { ProjectOptions } from '../project.js';
 import { renderEnvironment, type RenderFlags } from '../stages/release-inputs.js';
@@ -27,15 +29,23 @@ export interface RenderResult {
 
 /** skiff render: the objects a deploy would apply, without touching a cluster. */
 export async function runRender(ctx: RunContext, opts: RenderOptions): Promise<RenderResult> {
-  const { target, images, rendered } = await renderEnvironment(ctx, opts);
+  const { project, target, images, rendered } = await renderEnvironment(ctx, opts);
   let manifests = rendered.manifests;
   if (!opts.showSecrets) manifests = manifests.map((m) => ({ ...m, object: rendered.redactor.object(m.object) }));
   const masked = manifests.some((m, i) => m.object !== rendered.manifests[i]!.object);
   if (opts.outputDir) {
-    const dir = join(ctx.cwd, opts.outputDir);
-    await mkdir(dir, { recursive: true });
+    const dir = resolve(ctx.cwd, opts.outputDir);
+    // A folder under .skiff/ is made as every output there is (no symlink followed, .skiff ignoring itself);
+    // any other folder is the user's to name.
+    const inRepo = relative(project.root, dir);
+    if (inRepo.split(/[\\/]/)[0] === SKIFF_DIR && !isAbsolute(inRepo)) await folderInside(project.root, inRepo);
+    else await mkdir(dir, { recursive: true });
     // Written a few at a time: a thousand sequential writes would be most of the run.
-    await mapLimit(manifests, 16, (m) => writeFile(join(dir, `${m.object.kind.toLowerCase()}-${m.object.metadata.name}.yaml`), stringify(m.object)));
+    await mapLimit(manifests, 16, (m) => {
+      const name = `${m.object.kind.toLowerCase()}-${m.object.metadata.name}.yaml`;
+      const file = pathInside(dir, name, `${m.object.kind} "${m.object.metadata.name}": the file name`);
+      return writeNoFollow(file, stringify(m.object), join(opts.outputDir!, name));
+    });
   }
   return { release: target.release, namespace: target.namespace, images, manifests, masked };
 }

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Scalar } from 'yaml';
 import { childEnv } from '../adapters/child-env.js';
 import { findRepoRoot } from '../adapters/git.js';
+import { createTemporaryBeside, isTemporaryName, refuseSymlinks, replaceInside, writeNoFollow } from '../adapters/repo-files.js';
 import { findWerfKey, oldSecretKey, OLD_KEY_ENV, requireSecretKey, WERF_KEY_ENV } from '../adapters/secret-key.js';
 import type { RunContext } from '../context.js';
 import {
@@ -186,6 +187,8 @@ export async function runEdit(ctx: RunContext, opts: EditOptions): Promise<EditR
       `${opts.file}: not a secret file; skiff secret edit works on .kube/secret-values.yaml, .kube/secret-values.<env>.yaml and files under ${SECRET_DIR}`,
     );
   }
+  // A symlink at the file or a folder on the way: refused before anything is decrypted.
+  await refuseSymlinks(root, rel);
   const keys = projectKeys(ctx.env, root);
   const key = await keys.skiff(rel);
   let current: string | undefined;
@@ -210,8 +213,7 @@ export async function runEdit(ctx: RunContext, opts: EditOptions): Promise<EditR
     }
   });
   if (!result || result.content === current) return { file: rel, created: false, unchanged: true, encrypted: [], kept: result?.kept ?? 0 };
-  await mkdir(dirname(abs), { recursive: true });
-  await writeFileAtomic(abs, result.content);
+  await replaceInside(root, rel, result.content);
   return { file: rel, created: current === undefined, unchanged: false, encrypted: result.encrypted, kept: result.kept };
 }
 
@@ -341,12 +343,6 @@ function terminalEditor(env: NodeJS.ProcessEnv): (file: string, signal: AbortSig
     });
 }
 
-async function writeFileAtomic(path: string, content: string): Promise<void> {
-  const tmp = `${path}.skiff-tmp`;
-  await writeFile(tmp, content);
-  await rename(tmp, path);
-}
-
 // ---------------------------------------------------------------------------
 // rotate-key
 
@@ -438,7 +434,8 @@ export async function runRotateKey(ctx: RunContext, opts: RotateOptions): Promis
     }
     planned.push({ abs, file, before, after, rotated });
   }
-  await writeAllOrNothing(planned.filter((p) => p.after !== p.before));
+  const changed = planned.filter((p) => p.after !== p.before);
+  await writeAllOrNothing(root, changed);
   return { keyId: key.id, files: planned.map(({ file, rotated }) => ({ file, rotated })) };
 }
 
@@ -456,7 +453,7 @@ async function secretFilesIn(root: string): Promise<string[]> {
     for (const e of entries) {
       const rel = `${dir}/${e.name}`;
       if (e.isDirectory()) await walk(rel);
-      else if (e.isFile() && isSecretFile(rel) && !/\.skiff-(tmp|rotate)$/.test(rel)) out.push(rel);
+      else if (e.isFile() && isSecretFile(rel) && !isTemporaryName(rel)) out.push(rel);
     }
   };
   await walk('.kube');
@@ -464,24 +461,26 @@ async function secretFilesIn(root: string): Promise<string[]> {
 }
 
 /** Writes every file or none: new contents beside the files first, then renamed over them; any failure puts back what was replaced. */
-async function writeAllOrNothing(changes: Array<{ abs: string; file: string; before: string; after: string }>): Promise<void> {
-  const staged: string[] = [];
+async function writeAllOrNothing(root: string, changes: Array<{ abs: string; file: string; before: string; after: string }>): Promise<void> {
+  // No write through a symlink at .kube or a folder below it (the files themselves are never symlinks here).
+  for (const c of changes) await refuseSymlinks(root, c.file);
+  const staged = new Map<(typeof changes)[number], string>();
   const replaced: typeof changes = [];
   let at = '';
   try {
     for (const c of changes) {
       at = c.file;
-      await writeFile(`${c.abs}.skiff-rotate`, c.after);
-      staged.push(`${c.abs}.skiff-rotate`);
+      staged.set(c, await createTemporaryBeside(c.abs, c.after, 'skiff-rotate'));
     }
     for (const c of changes) {
       at = c.file;
-      await rename(`${c.abs}.skiff-rotate`, c.abs);
+      await rename(staged.get(c)!, c.abs);
+      staged.delete(c);
       replaced.push(c);
     }
   } catch (e) {
-    for (const c of replaced) await writeFile(c.abs, c.before).catch(() => undefined);
-    for (const tmp of staged) await rm(tmp, { force: true }).catch(() => undefined);
+    for (const c of replaced) await writeNoFollow(c.abs, c.before, c.file).catch(() => undefined);
+    for (const tmp of staged.values()) await rm(tmp, { force: true }).catch(() => undefined);
     throw new ConfigError(`cannot write ${at}: ${(e as Error).message}; every secret file was left as it was`, { cause: e });
   }
 }

@@ -1,8 +1,10 @@
 import { repositoryPath } from '../core/image-ref.js';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { relative } from 'node:path';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import { DEFAULT_REPORT_MAX_BYTES, runContainer } from '../adapters/container-run.js';
+import { folderInside, refuseSymlinks, writeInside } from '../adapters/repo-files.js';
+import { pathInside } from '../core/paths.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
 import { junitXml, OutputTail, parseXml, stripAnsi, XmlSyntaxError, type JunitCase } from '../core/junit.js';
@@ -15,6 +17,7 @@ import { Redactor } from './redact.js';
 
 /** Where the JUnit report of all tests goes, relative to the project root (GitLab's artifacts:reports:junit). */
 export const JUNIT_REPORT = '.skiff/reports/junit.xml';
+const REPORTS_DIR = '.skiff/reports';
 export const REPORT_MAX_ENV = 'SKIFF_REPORT_MAX_MB';
 
 /** The cap on one test's copied report files: SKIFF_REPORT_MAX_MB (MiB), default 64; a bad value is bad input. */
@@ -72,6 +75,8 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
   for (const n of names) {
     if (!config.tests[n]) throw new ConfigError(`test "${n}" is not defined in ${config.file} (tests: ${Object.keys(config.tests).join(', ') || 'none'})`);
   }
+  // A symlink committed at .skiff, .skiff/reports or the JUnit report stops the run before any test does.
+  await refuseSymlinks(project.root, JUNIT_REPORT);
   if (names.length === 0) {
     ctx.reporter.warn(`no tests defined in ${config.file}; nothing to run`);
     await writeJunit(project.root, startedAt, []);
@@ -119,11 +124,11 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
     await buildPlanned(ctx, project, plans, { push: false });
   }
   const refOf = new Map(plans.map((p) => [p.name, p.ref]));
-  const reportsRoot = join(project.root, '.skiff', 'reports');
+  const reportsRoot = await folderInside(project.root, REPORTS_DIR);
 
   const runs = await mapLimit(tests, opts.parallel ?? 2, async (test) => {
     const reference = refOf.get(test.image)!;
-    const dir = join(reportsRoot, test.name);
+    const dir = pathInside(reportsRoot, test.name, 'test name');
     await rm(dir, { recursive: true, force: true });
     if (test.reports.length) await mkdir(dir, { recursive: true });
     // The test's own secrets (env values under secret-looking keys) stay out of the log and the report.
@@ -203,9 +208,7 @@ function junitCase(r: TestCaseResult, output: string[]): JunitCase {
 }
 
 async function writeJunit(root: string, startedAt: Date, cases: JunitCase[]) {
-  const file = join(root, JUNIT_REPORT);
-  await mkdir(dirname(file), { recursive: true });
-  await writeFile(file, junitXml({ name: 'skiff', timestamp: startedAt, cases }));
+  await writeInside(root, JUNIT_REPORT, junitXml({ name: 'skiff', timestamp: startedAt, cases }));
 }
 
 /** A warning for each copied report named *.xml that is not well-formed: GitLab would not read it. */
