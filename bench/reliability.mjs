@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { caseRepo, clusterState, corpusEnv, judgeCase, loadCorpus, registryState, runSkiff, stateDiff } from './reliability-corpus.mjs';
@@ -647,6 +647,36 @@ async function r5() {
   if (revisions.length !== succeeded) failures.push(`same release: ${revisions.length} revisions for ${succeeded} successful deploys`);
   const w = revisions.map(window).sort((a, b) => a.start - b.start);
   for (let i = 1; i < w.length; i++) if (overlaps(w[i - 1], w[i])) failures.push(`same release: revisions ran at the same time (${i}, ${i + 1})`);
+  // A live holder with this machine's hostname and boot whose pid is gone here (a job in another container,
+  // another PID namespace): the lock is waited for, not taken over.
+  const lease = `skiff-lock-rfive-staging`;
+  const twin = {
+    user: 'ci',
+    host: hostname(),
+    pid: 2 ** 22 + 4242,
+    action: 'deploy',
+    runId: `r5-twin-${run}`,
+    bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+    pidNamespace: 4026530000,
+  };
+  const renewed = new Date().toISOString().replace(/Z$/, '000Z');
+  const seeded = sh(kubectlBin, ['--kubeconfig', kubeconfig, 'apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: lease, namespace: ns },
+      spec: { holderIdentity: JSON.stringify(twin), leaseDurationSeconds: 30, acquireTime: renewed, renewTime: renewed },
+    }),
+  });
+  if (seeded.code !== 0) failures.push(`twin holder: kubectl apply: ${seeded.err.trim().slice(0, 120)}`);
+  else {
+    const waited = skiff(dir, ['deploy', 'staging', '--set', 'greeting=r5-twin', '--lock-timeout', '5s'], env);
+    const holder = kubectl('get', 'lease', lease, '-n', ns, '-o', 'jsonpath={.spec.holderIdentity}').out;
+    if (waited.code !== 1 || !/locked by deploy by ci@\S+ \(pid \d+\); gave up after 5s/.test(waited.err))
+      failures.push(`twin holder: exit ${waited.code}: ${lastLine(waited)}`);
+    if (!holder.includes(twin.runId)) failures.push('twin holder: its lease was taken over');
+    kubectl('delete', 'lease', lease, '-n', ns, '--ignore-not-found');
+  }
   // Three releases in one namespace: in parallel.
   const three = await Promise.all(['a', 'b', 'c'].map((e) => skiffAsync(dir, ['deploy', e, '--set', 'readySeconds=3'], env).done));
   three.forEach((r, i) => r.code !== 0 && failures.push(`release ${'abc'[i]}: exit ${r.code}: ${lastLine(r)}`));
@@ -654,10 +684,20 @@ async function r5() {
   if (ws.every(Boolean) && !(overlaps(ws[0], ws[1]) && overlaps(ws[1], ws[2]) && overlaps(ws[0], ws[2])))
     failures.push('three releases: they did not run in parallel (their windows do not overlap)');
   const spread = w.length ? ((w.at(-1).end - w[0].start) / 1000).toFixed(0) : '?';
-  const grouped = [failures.filter((f) => f.startsWith('same')), failures.filter((f) => !f.startsWith('same'))]
+  const grouped = [
+    failures.filter((f) => f.startsWith('same')),
+    failures.filter((f) => f.startsWith('twin')),
+    failures.filter((f) => !f.startsWith('same') && !f.startsWith('twin')),
+  ]
     .filter((g) => g.length)
     .map((g) => g.join('; '));
-  row('R5', '5 deploys of one release; 3 releases in one namespace', 2, grouped, `${succeeded}/5 deployed one after another in ${spread}s`);
+  row(
+    'R5',
+    '5 deploys of one release; a live holder with our hostname; 3 releases in one namespace',
+    3,
+    grouped,
+    `${succeeded}/5 deployed one after another in ${spread}s`,
+  );
 }
 
 // ---------------------------------------------------------------------------
