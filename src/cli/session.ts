@@ -35,11 +35,13 @@ function openSession(global: GlobalOptions): Session {
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
     if (signals > 1) process.exit(ExitCode.interrupted);
-    reporter.warn(`${sig}: stopping and cleaning up (press Ctrl-C again to quit at once)`);
+    // After a SIGHUP the terminal is gone: nobody reads the line, and writing it could fail.
+    if (sig !== 'SIGHUP') reporter.warn(`${sig}: stopping and cleaning up (press Ctrl-C again to quit at once)`);
     abort.abort(new Error(sig));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // A closed terminal (SIGHUP) and Ctrl-\ (SIGQUIT) stop skiff as Ctrl-C does: cleaned up (no plain
+  // secret copy left behind), exit 130; their default would end the process on the spot.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.on(sig, onSignal);
   let docker: Promise<DockerEngine> | undefined;
   const ctx: RunContext = {
     cwd: global.dir ?? process.cwd(),
