@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { DeployOptions, DeployResult } from '../actions/deploy.js';
 import type { RunContext } from '../context.js';
 import { parseDuration } from '../core/duration.js';
@@ -12,6 +12,11 @@ const duration = (flag: string) => (v: string) => {
   return ms;
 };
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+/** --lock-timeout, its default shown as it would be typed ("5m"), not in milliseconds. */
+const lockTimeoutOption = () =>
+  new Option('--lock-timeout <duration>', 'how long to wait for another deploy of this release')
+    .argParser(duration('--lock-timeout'))
+    .default(5 * 60_000, '5m');
 
 interface DeployFlags {
   dev?: boolean;
@@ -44,7 +49,7 @@ function deployOptions(cmd: Command): Command {
     .option('-f, --values <file>', 'extra values file (repeatable, later wins)', collect)
     .option('--set <key=value>', 'set a value, e.g. --set replicas=3 (repeatable)', collect)
     .option('--timeout <duration>', 'how long to wait for readiness (default: deploy.timeout, 5m)', duration('--timeout'))
-    .option('--lock-timeout <duration>', 'how long to wait for another deploy of this release', duration('--lock-timeout'), 5 * 60_000)
+    .addOption(lockTimeoutOption())
     .option('--auto-rollback', 'roll back to the last deployed revision on failure (default in CI)')
     .option('--no-auto-rollback', 'never roll back automatically')
     .option('--force-conflicts', 'take over fields owned by another field manager')
@@ -204,7 +209,7 @@ Examples:
   envCommand(program, 'rollback', 're-apply an earlier revision as a new revision, with full tracking', targetOptions)
     .option('--to <revision>', 'revision to roll back to (default: the previous deployed one)', (v) => Number.parseInt(v, 10))
     .option('--timeout <duration>', 'how long to wait for readiness', duration('--timeout'))
-    .option('--lock-timeout <duration>', 'how long to wait for another deploy of this release', duration('--lock-timeout'), 5 * 60_000)
+    .addOption(lockTimeoutOption())
     .option('--force-conflicts', 'take over fields owned by another field manager')
     .addHelpText('after', '\nExamples:\n  skiff rollback production\n  skiff rollback staging --to 3')
     .action((env: string, o) =>
@@ -246,7 +251,7 @@ Examples:
   skiff dismiss staging
   skiff dismiss review/$CI_COMMIT_REF_SLUG --with-namespace`,
     )
-    .option('--lock-timeout <duration>', 'how long to wait for another deploy of this release', duration('--lock-timeout'), 5 * 60_000)
+    .addOption(lockTimeoutOption())
     .action((env: string, o) =>
       run(program, async ({ ctx, json }) => {
         const { runDismiss } = await import('../actions/dismiss.js');
@@ -260,7 +265,7 @@ Examples:
     .command('cleanup')
     .description('delete from the registry the images no release revision and no recent commit needs')
     .option('--keep-commits <n>', 'keep the images of this many newest commits of every branch and tag', (v) => Number.parseInt(v, 10), 10)
-    .option('--min-age <duration>', 'keep images built more recently than this', duration('--min-age'), 60 * 60_000)
+    .addOption(new Option('--min-age <duration>', 'keep images built more recently than this').argParser(duration('--min-age')).default(60 * 60_000, '1h'))
     .option('--dry-run', 'list what would be deleted, delete nothing')
     .option('--registry <prefix>', 'image repository prefix (overrides skiff.yaml)')
     .option('--kubeconfig <file>', 'kubeconfig to read the release histories with (default: KUBECONFIG, ~/.kube/config)')

@@ -131,7 +131,15 @@ Examples:
     .option('--from-werf', "also convert values in werf's format (key: WERF_SECRET_KEY, else SKIFF_OLD_SECRET_KEY)")
     .addHelpText(
       'after',
-      '\nExamples:\n  SKIFF_OLD_SECRET_KEY=$(cat .skiff_secret_key) SKIFF_SECRET_KEY=$(skiff secret generate-key) skiff secret rotate-key\n  WERF_SECRET_KEY=… skiff secret rotate-key --from-werf',
+      `
+Examples:
+  # A new key, saved (mode 600) before anything is encrypted with it; then give it to CI (SKIFF_SECRET_KEY) and the team.
+  export SKIFF_OLD_SECRET_KEY=$(cat .skiff_secret_key)
+  (umask 077; skiff secret generate-key > .skiff_secret_key)
+  skiff secret rotate-key
+
+  # Values in werf's format made skiff's, with the key in .skiff_secret_key.
+  WERF_SECRET_KEY=… skiff secret rotate-key --from-werf`,
     )
     .action((o: { fromWerf?: boolean }) =>
       run(program, async ({ ctx, json }) => {
