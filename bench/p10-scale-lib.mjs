@@ -165,59 +165,112 @@ export function machineUsedMiB() {
 /**
  * Watches the pods of a namespace on the sim cluster as another user (kwok's
  * identity, which the audit log leaves out) and notes, in performance.now()
- * time, when each pod was first seen Ready. stop() resolves with the time the
- * last one did and how many did.
+ * time, when each pod was first seen Ready. Like skiff's own tracker it lists
+ * first, then watches from the list's resourceVersion, resumes from the last
+ * event's resourceVersion when the connection ends, and lists again after
+ * 410 Gone, so no pod's turn to Ready is missed. stop() resolves with the
+ * time the last pod turned Ready, how many did, and how often it resumed;
+ * a final list counts the pods that are Ready by then, so a shortfall is
+ * reported, never hidden.
  */
 export function watchPodsReady(namespace) {
   const kc = readFileSync(join(simDir, 'kwok.kubeconfig'), 'utf8');
   const field = (name) => Buffer.from(new RegExp(`${name}: (\\S+)`).exec(kc)[1], 'base64');
   const server = new URL(/server: (\S+)/.exec(kc)[1]);
+  const tls = { ca: field('certificate-authority-data'), cert: field('client-certificate-data'), key: field('client-key-data') };
   const ready = new Set();
+  const isReady = (pod) => (pod?.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+  const see = (pod) => {
+    if (isReady(pod) && !ready.has(pod.metadata.name)) {
+      ready.add(pod.metadata.name);
+      lastAt = performance.now();
+    }
+  };
   let lastAt = 0;
+  let stopped = false;
+  let resumes = 0;
   let req;
-  let buffer = '';
-  const start = (resourceVersion) => {
-    req = request(
-      {
-        host: server.hostname,
-        port: server.port,
-        path: `/api/v1/namespaces/${namespace}/pods?watch=1&allowWatchBookmarks=false${resourceVersion ? `&resourceVersion=${resourceVersion}` : ''}`,
-        ca: field('certificate-authority-data'),
-        cert: field('client-certificate-data'),
-        key: field('client-key-data'),
-      },
-      (res) => {
-        res.setEncoding('utf8');
-        res.on('data', (d) => {
-          buffer += d;
-          let nl;
-          while ((nl = buffer.indexOf('\n')) >= 0) {
-            const line = buffer.slice(0, nl);
-            buffer = buffer.slice(nl + 1);
-            let ev;
-            try {
-              ev = JSON.parse(line);
-            } catch {
-              continue;
-            }
-            const pod = ev.object;
-            const isReady = (pod?.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-            if (isReady && !ready.has(pod.metadata.name)) {
-              ready.add(pod.metadata.name);
-              lastAt = performance.now();
-            }
-          }
-        });
-      },
-    );
-    req.on('error', () => {});
+  const get = (path, onRes) => {
+    req = request({ host: server.hostname, port: server.port, path, ...tls }, onRes);
+    req.on('error', () => again());
     req.end();
   };
-  start();
+  let resourceVersion;
+  const again = () => {
+    if (stopped) return;
+    resumes++;
+    setTimeout(() => (resourceVersion ? watch() : list()), 200);
+  };
+  const list = () =>
+    get(`/api/v1/namespaces/${namespace}/pods?limit=5000`, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        try {
+          const l = JSON.parse(body);
+          if (res.statusCode !== 200) throw new Error(String(res.statusCode));
+          for (const pod of l.items ?? []) see(pod);
+          resourceVersion = l.metadata.resourceVersion;
+          watch();
+        } catch {
+          resourceVersion = undefined;
+          again();
+        }
+      });
+    });
+  const watch = () => {
+    let buffer = '';
+    get(`/api/v1/namespaces/${namespace}/pods?watch=1&allowWatchBookmarks=true&resourceVersion=${resourceVersion}`, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        buffer += d;
+        let nl;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          let ev;
+          try {
+            ev = JSON.parse(line);
+          } catch {
+            continue;
+          }
+          if (ev.type === 'ERROR') {
+            // 410 Gone: the resourceVersion is too old; list again.
+            resourceVersion = undefined;
+            continue;
+          }
+          if (ev.object?.metadata?.resourceVersion) resourceVersion = ev.object.metadata.resourceVersion;
+          if (ev.type !== 'BOOKMARK') see(ev.object);
+        }
+      });
+      res.on('end', () => again());
+      res.on('error', () => {});
+    });
+  };
+  list();
   return {
-    stop: () => {
-      req.destroy();
-      return { lastReadyAt: lastAt, ready: ready.size };
+    stop: async () => {
+      stopped = true;
+      req?.destroy();
+      // The pods Ready now, by a list: what the watch must have seen.
+      const readyNow = await new Promise((resolve) => {
+        const r = request({ host: server.hostname, port: server.port, path: `/api/v1/namespaces/${namespace}/pods?limit=5000`, ...tls }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => (body += d));
+          res.on('end', () => {
+            try {
+              resolve(JSON.parse(body).items.filter(isReady).length);
+            } catch {
+              resolve(-1);
+            }
+          });
+        });
+        r.on('error', () => resolve(-1));
+        r.end();
+      });
+      return { lastReadyAt: lastAt, ready: ready.size, readyNow, resumes };
     },
   };
 }

@@ -33,7 +33,7 @@ try {
   const watch = watchPodsReady(ns);
   const offset = auditOffset();
   s = await measured(skiffBin, ['deploy', 'sim', '--namespace', ns, '--timeout', '30m'], { cwd: dir, env, mark: /release \S+ revision 1 deployed/ });
-  seen = watch.stop();
+  seen = await watch.stop();
   if (s.code !== 0) throw new Error(`skiff deploy failed:\n${s.stderr.slice(-4000)}`);
   req = auditRequests(offset);
 } finally {
@@ -51,7 +51,7 @@ const top = Object.entries(req.byVerb)
   .join(', ');
 console.log(`P11 skiff deploy (${PODS} pods on ${NODES} nodes, ready): ${secs(s.ms)}, ${lines} lines of progress`);
 console.log(`P11 skiff peak RSS ${mib(s.rssMiB)}, CPU ${s.cpuS.toFixed(1)}s; ${req.skiff} API requests (${top})`);
-console.log(`P11 pods seen Ready by a separate watch: ${seen.ready}/${PODS}`);
+console.log(`P11 pods seen Ready by a separate watch: ${seen.ready}/${PODS} (${seen.readyNow} Ready by a final list, ${seen.resumes} resumes)`);
 console.log(
   `P11 test bed peak: sim cluster ${mib(s.bed.simMiB)} RSS, real cluster ${mib(realClusterRssMiB())} RSS, machine in use ${mib(s.bed.usedMiB)} (of 24 GiB)`,
 );
