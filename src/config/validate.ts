@@ -16,6 +16,18 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const IMAGE_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/**
+ * skiff's own credentials: a build secret may not read them, or a `RUN --mount=type=secret` step
+ * could copy skiff's key (or its registry password) into the image it pushes. CI_JOB_TOKEN,
+ * CI_REGISTRY_PASSWORD and the like are the job's, and teams use them as build secrets.
+ */
+export const OWN_SECRET_VARIABLES: readonly string[] = [
+  'SKIFF_SECRET_KEY',
+  'SKIFF_OLD_SECRET_KEY',
+  'WERF_SECRET_KEY',
+  'WERF_OLD_SECRET_KEY',
+  'SKIFF_REGISTRY_PASSWORD',
+];
 /** A test name is also a folder (.skiff/reports/<test>) and a GitLab log section: no "/", no leading ".". */
 const TEST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const BUILDKIT_ADDRESS = /^(tcp:\/\/[^\s/]+|unix:\/\/\/\S+)$/;
@@ -149,6 +161,12 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
       });
       const env = string(entry.env, `${p}.env`, { pattern: ENV_VAR, hint: 'name an environment variable' });
       const file = string(entry.file, `${p}.file`);
+      if (env && OWN_SECRET_VARIABLES.includes(env)) {
+        problem(
+          `${p}.env`,
+          `${p}.env is ${env}, one of skiff's own credentials, which a build step could copy into the image; pass the build what it needs in a variable of its own (e.g. a CI/CD variable)`,
+        );
+      }
       if (entry.env === undefined && entry.file === undefined) problem(p, `${p} needs a source: env (an environment variable) or file (a path)`);
       else if (entry.env !== undefined && entry.file !== undefined) problem(p, `${p} has both env and file; keep one`);
       if (id && seen.has(id)) problem(`${p}.id`, `${p}.id "${id}" is already a secret of this image`);

@@ -89,6 +89,28 @@ describe('skiff.yaml images.<name>.secrets', () => {
   });
 });
 
+describe("skiff.yaml images.<name>.secrets: skiff's own credentials", () => {
+  it.each(['SKIFF_SECRET_KEY', 'SKIFF_OLD_SECRET_KEY', 'WERF_SECRET_KEY', 'WERF_OLD_SECRET_KEY', 'SKIFF_REGISTRY_PASSWORD'])(
+    "refuses %s as a build secret's env (exit 2, at its line)",
+    (name) => {
+      expect(errorOf(yaml('project: p', 'images:', '  app:', '    secrets:', '      - id: k', `        env: ${name}`))).toMatch(
+        new RegExp(`^skiff\\.yaml:6:\\d+: images\\.app\\.secrets\\[0\\]\\.env is ${name}, one of skiff's own credentials`),
+      );
+    },
+  );
+
+  it("still takes the job's own tokens (CI_JOB_TOKEN, CI_REGISTRY_PASSWORD)", () => {
+    const c = parseConfigText(
+      yaml('project: p', 'images:', '  app:', '    secrets:', '      - {id: a, env: CI_JOB_TOKEN}', '      - {id: b, env: CI_REGISTRY_PASSWORD}'),
+      'skiff.yaml',
+    );
+    expect(c.images.app!.secrets).toEqual([
+      { id: 'a', env: 'CI_JOB_TOKEN' },
+      { id: 'b', env: 'CI_REGISTRY_PASSWORD' },
+    ]);
+  });
+});
+
 describe('build secrets in the content tag', () => {
   const inputs = { dockerfile: { path: 'Dockerfile', oid: 'a'.repeat(40) }, entries: [], args: {}, dependencyTags: {} };
   it('leaves images without secrets tagged as before, and tags by secret ids only', () => {
