@@ -159,15 +159,15 @@ export class Redactor {
    * (which holds its data) and with secret strings masked in its annotations
    * and labels; elsewhere the secret strings masked inside their fields
    * (names, labels and selectors are never touched), and kubectl's
-   * last-applied copy dropped when it holds one.
+   * last-applied copy always dropped: it can hold an old password that skiff
+   * no longer knows, and so could not mask.
    */
   object(obj: KubeObject): KubeObject {
     if (obj.kind !== 'Secret' || obj.apiVersion !== 'v1') {
-      const masked = maskSecretStrings(obj, this.secrets, this.digest);
-      const lastApplied = obj.metadata.annotations?.[LAST_APPLIED_ANNOTATION];
-      if (masked.object === obj || lastApplied === undefined || maskText(lastApplied, this.secrets, this.digest).text === lastApplied) return masked.object;
-      const { [LAST_APPLIED_ANNOTATION]: _dropped, ...annotations } = masked.object.metadata.annotations ?? {};
-      return { ...masked.object, metadata: { ...masked.object.metadata, annotations } };
+      const masked = maskSecretStrings(obj, this.secrets, this.digest).object;
+      if (masked.metadata.annotations?.[LAST_APPLIED_ANNOTATION] === undefined) return masked;
+      const { [LAST_APPLIED_ANNOTATION]: _dropped, ...annotations } = masked.metadata.annotations;
+      return { ...masked, metadata: { ...masked.metadata, annotations } };
     }
     const { [LAST_APPLIED_ANNOTATION]: _dropped, ...annotations } = obj.metadata.annotations ?? {};
     const metadata = { ...obj.metadata, annotations: { ...this.metadataValues(annotations), [MASKED_ANNOTATION]: 'true' } };

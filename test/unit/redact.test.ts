@@ -50,16 +50,21 @@ describe('Redactor.object: Secret metadata', () => {
     expect(shown.metadata.annotations).toMatchObject({ team: 'shop', note: expect.stringMatching(/^dsn postgres:\/\/a:\(masked sha256:[0-9a-f]{12}\)@db$/) });
   });
 
-  it('drops the last-applied copy of another object only where it holds a known secret string', () => {
+  it('drops the last-applied copy of every other object, whatever it holds (an old password skiff no longer knows too)', () => {
     const configMap = (value: string): KubeObject => {
       const applied = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg' }, data: { url: value } };
-      return { ...applied, metadata: { name: 'cfg', annotations: { [LAST_APPLIED_ANNOTATION]: JSON.stringify(applied) } } };
+      return { ...applied, metadata: { name: 'cfg', annotations: { team: 'shop', [LAST_APPLIED_ANNOTATION]: JSON.stringify(applied) } } };
     };
     const redactor = new Redactor().with([[PASSWORD, 'values db.password']]);
     const withSecret = redactor.object(configMap(`pg://a:${PASSWORD}@db`));
     expect(JSON.stringify(withSecret)).not.toContain(PASSWORD);
-    expect(withSecret.metadata.annotations?.[LAST_APPLIED_ANNOTATION]).toBeUndefined();
-    const clean = configMap('pg://a@db');
+    expect(withSecret.metadata.annotations).toEqual({ team: 'shop' });
+    // The live object still holds last month's password, which is in no values file any more.
+    const oldPassword = configMap('pg://a:Old-Pw-no-longer-in-values-42@db');
+    const shown = redactor.object({ ...oldPassword, data: { url: 'pg://a@db' } });
+    expect(JSON.stringify(shown)).not.toContain('Old-Pw-no-longer-in-values-42');
+    expect(shown.metadata.annotations).toEqual({ team: 'shop' });
+    const clean: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg' }, data: { url: 'pg://a@db' } };
     expect(redactor.object(clean)).toBe(clean);
   });
 });
@@ -191,5 +196,28 @@ describe('release masks', () => {
     const shown = JSON.stringify([diff, pruning]);
     for (const s of [PASSWORD, b64(PASSWORD), PLAIN_CONF, b64(PLAIN_CONF)]) expect(shown).not.toContain(s);
     expect(shown).not.toContain('last-applied-configuration');
+  });
+
+  it("diff never prints kubectl's last-applied copy of a ConfigMap, even when it holds an old password skiff no longer knows", async () => {
+    const h = await harness({ '.kube/settings.yaml': configMap('hello') });
+    expect(await runDeploy(h.ctx, { env: 'staging' })).toMatchObject({ revision: 1, status: 'deployed' });
+    // `kubectl apply` of an older ConfigMap, whose password is in no values file any more.
+    const live = h.kube.object('ConfigMap', 'salty-staging', 'settings')!;
+    const applied = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'settings', namespace: 'salty-staging' },
+      data: { greeting: 'pg://a:Old-Pw-77@db' },
+    };
+    h.kube.seed({
+      ...applied,
+      metadata: { ...applied.metadata, labels: live.metadata.labels, annotations: { [LAST_APPLIED_ANNOTATION]: JSON.stringify(applied) } },
+    });
+    const diff = await runDiff(h.ctx, { env: 'staging' });
+    expect(diff.changes.map((c) => `${c.change} ${c.object}`)).toEqual(['update ConfigMap/settings']);
+    const shown = JSON.stringify(diff);
+    expect(shown).not.toContain('last-applied-configuration');
+    // The live field itself is the diff's to show; the annotation's copy of it is not.
+    expect(shown.split('Old-Pw-77').length - 1).toBe(1);
   });
 });
