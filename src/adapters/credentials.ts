@@ -35,7 +35,8 @@ function sameHost(key: string, host: string): boolean {
  * The registry is named by the repository (skiff.yaml), which may not be
  * trusted with the job's password: SKIFF_REGISTRY_USER/PASSWORD without
  * SKIFF_REGISTRY_HOST are refused (exit 2) rather than sent to whatever
- * host skiff.yaml names.
+ * host skiff.yaml names, and so are CI_REGISTRY_USER/PASSWORD without
+ * CI_REGISTRY.
  */
 export async function findCredentials(host: string, env: NodeJS.ProcessEnv, ci: Pick<CiContext, 'registryLogin'>): Promise<RegistryCredentials | undefined> {
   if (env.SKIFF_REGISTRY_USER && env.SKIFF_REGISTRY_PASSWORD !== undefined) {
@@ -50,7 +51,12 @@ export async function findCredentials(host: string, env: NodeJS.ProcessEnv, ci: 
     }
   }
   const job = ci.registryLogin;
-  if (job && (!job.host || sameHost(job.host, host))) {
+  if (job && !job.host) {
+    throw new ConfigError(
+      `CI_REGISTRY_USER/CI_REGISTRY_PASSWORD are set but not tied to a registry: set CI_REGISTRY to the host they are for (GitLab sets it in every job; e.g. CI_REGISTRY=${host}), or unset them; skiff does not send them to whatever registry skiff.yaml names`,
+    );
+  }
+  if (job?.host && sameHost(job.host, host)) {
     return { username: job.username, password: job.password, origin: 'CI_REGISTRY_USER/CI_REGISTRY_PASSWORD' };
   }
   const dir = env.DOCKER_CONFIG || join(homedir(), '.docker');

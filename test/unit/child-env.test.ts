@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { childEnv, SECRET_ENV_NAMES } from '../../src/adapters/child-env.js';
 import { findCredentials } from '../../src/adapters/credentials.js';
 import { hideSecretsFromExecPlugins } from '../../src/adapters/kube.js';
+import { readCiContext } from '../../src/ci.js';
 import { ConfigError } from '../../src/errors.js';
 
 const KEY = '4d'.repeat(32);
@@ -128,6 +129,30 @@ describe('SKIFF_REGISTRY_USER/PASSWORD are tied to SKIFF_REGISTRY_HOST', () => {
     expect((e as ConfigError).exitCode).toBe(2);
     expect((e as Error).message).toMatch(/^SKIFF_REGISTRY_USER\/SKIFF_REGISTRY_PASSWORD are set but not tied to a registry: set SKIFF_REGISTRY_HOST /);
     expect((e as Error).message).not.toContain('hunter2-registry');
+    expect((e as Error).message).not.toContain('\n');
+  });
+});
+
+describe('CI_REGISTRY_USER/PASSWORD are tied to CI_REGISTRY', () => {
+  const env = { DOCKER_CONFIG: '/nonexistent-skiff-docker-config' };
+  const job = (host?: string) => ({ registryLogin: { host, username: 'gitlab-ci-token', password: 'job-token-77' } });
+
+  it("go to CI_REGISTRY's host only", async () => {
+    expect(await findCredentials('registry.gitlab.example.com', env, job('registry.gitlab.example.com'))).toEqual({
+      username: 'gitlab-ci-token',
+      password: 'job-token-77',
+      origin: 'CI_REGISTRY_USER/CI_REGISTRY_PASSWORD',
+    });
+    expect(await findCredentials('attacker.example.net', env, job('registry.gitlab.example.com'))).toBeUndefined();
+  });
+
+  it('without CI_REGISTRY: exit 2, one line naming the variable, nothing sent', async () => {
+    expect(readCiContext({ CI_REGISTRY_USER: 'gitlab-ci-token', CI_REGISTRY_PASSWORD: 'job-token-77' }).registryLogin).toMatchObject({ host: undefined });
+    const e = await findCredentials('attacker.example.net', env, job(undefined)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).exitCode).toBe(2);
+    expect((e as Error).message).toMatch(/^CI_REGISTRY_USER\/CI_REGISTRY_PASSWORD are set but not tied to a registry: set CI_REGISTRY /);
+    expect((e as Error).message).not.toContain('job-token-77');
     expect((e as Error).message).not.toContain('\n');
   });
 });
