@@ -3,7 +3,7 @@
 // masks keyed with a per-release salt (item 8), down to what `skiff diff`,
 // `skiff history` and the stored records hold.
 import { createHash } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runDiff } from '../../src/actions/diff.js';
@@ -176,6 +176,20 @@ describe('release masks', () => {
     const shown = JSON.stringify([staging, production]) + h.reporter.lines.join('\n');
     expect(shown).not.toContain('maskSalt');
     expect(shown).not.toContain(stored[0]!.maskSalt as string);
+  });
+
+  it('history shows the masks of a record written before salts without their plain checksum', async () => {
+    const h = await harness({ '.kube/settings.yaml': configMap('hello') });
+    expect(await runDeploy(h.ctx, { env: 'staging' })).toMatchObject({ revision: 1, status: 'deployed' });
+    // The record as an older skiff wrote it: no salt, the password masked as its plain SHA-256.
+    const unsalted = `(masked sha256:${sha256Prefix('1234')})`;
+    const stored = h.kube.objects('Secret').find((o) => o.metadata.labels?.owner === 'skiff' && o.metadata.labels?.name === 'salty-staging')!;
+    const { maskSalt: _salt, ...old } = storedRecords(h.kube, 'salty-staging')[0]!;
+    const oldRecord = { ...old, values: { db: { password: unsalted } } };
+    h.kube.seed({ ...stored, data: { ...stored.data, release: gzipSync(JSON.stringify(oldRecord)).toString('base64') } });
+    const history = await runHistory(h.ctx, { env: 'staging' });
+    expect((history[0]!.values.db as { password: string }).password).toBe('(masked)');
+    expect(JSON.stringify(history)).not.toContain(sha256Prefix('1234'));
   });
 
   it("diff never prints a Secret's data from kubectl's last-applied annotation, for a Secret it updates or prunes", async () => {
