@@ -1,7 +1,7 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { folderInside, SKIFF_DIR, writeNoFollow } from '../adapters/repo-files.js';
+import { folderInside, writeNoFollow } from '../adapters/repo-files.js';
 import type { RunContext } from '../context.js';
 import { mapLimit } from '../core/concurrency.js';
 import { pathInside } from '../core/paths.js';
@@ -34,11 +34,14 @@ export async function runRender(ctx: RunContext, opts: RenderOptions): Promise<R
   if (!opts.showSecrets) manifests = manifests.map((m) => ({ ...m, object: rendered.redactor.object(m.object) }));
   const masked = manifests.some((m, i) => m.object !== rendered.manifests[i]!.object);
   if (opts.outputDir) {
-    const dir = resolve(ctx.cwd, opts.outputDir);
-    // A folder under .skiff/ is made as every output there is (no symlink followed, .skiff ignoring itself);
-    // any other folder is the user's to name.
-    const inRepo = relative(project.root, dir);
-    if (inRepo.split(/[\\/]/)[0] === SKIFF_DIR && !isAbsolute(inRepo)) await folderInside(project.root, inRepo);
+    // A folder inside the repository is made as every output there is: no symlink on the way followed (the
+    // repository may commit one), .skiff ignoring itself. Paths are compared as the file system has them, so a
+    // symlinked spelling of the repository is no way around that. A folder outside is the user's to name.
+    const root = await realpath(project.root);
+    const dir = resolve(await realpath(ctx.cwd), opts.outputDir);
+    const inRepo = relative(root, dir);
+    const inside = inRepo === '' || (!isAbsolute(inRepo) && inRepo.split(/[\\/]/)[0] !== '..');
+    if (inside) await folderInside(root, inRepo);
     else await mkdir(dir, { recursive: true });
     // Written a few at a time: a thousand sequential writes would be most of the run.
     await mapLimit(manifests, 16, (m) => {

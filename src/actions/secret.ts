@@ -213,6 +213,15 @@ export async function runEdit(ctx: RunContext, opts: EditOptions): Promise<EditR
     }
   });
   if (!result || result.content === current) return { file: rel, created: false, unchanged: true, encrypted: [], kept: result?.kept ?? 0 };
+  // The file changed while the editor was open (a git pull, another edit): writing would drop that change
+  // without a word, and dropping the edit would lose the user's work. Keep both: the edit, encrypted, beside it.
+  const now = await readFile(abs, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+  if (now !== current) {
+    const kept = await createTemporaryBeside(abs, result.content, 'skiff-conflict');
+    throw new ConfigError(
+      `${rel} changed while the editor was open; it is left as it is now, and your edit is saved, encrypted, in ${relative(root, kept)}: compare the two, keep what you need in ${rel}, and delete the other`,
+    );
+  }
   await replaceInside(root, rel, result.content);
   return { file: rel, created: current === undefined, unchanged: false, encrypted: result.encrypted, kept: result.kept };
 }

@@ -123,7 +123,7 @@ export async function replaceInside(root: string, rel: string, content: string):
   }
 }
 
-/** Whether a file name is one of the temporary files above (never a secret file of its own). */
+/** Whether a file name is one of the temporary files above, or an edit kept beside a file that changed meanwhile (never a secret file of its own). */
 export function isTemporaryName(name: string): boolean {
-  return /\.skiff-(tmp|rotate)(-[0-9a-f]{12})?$/.test(name);
+  return /\.skiff-(tmp|rotate|conflict)(-[0-9a-f]{12})?$/.test(name);
 }

@@ -133,10 +133,11 @@ Examples:
       'after',
       `
 Examples:
-  # A new key, saved (mode 600) before anything is encrypted with it; then give it to CI (SKIFF_SECRET_KEY) and the team.
-  export SKIFF_OLD_SECRET_KEY=$(cat .skiff_secret_key)
-  (umask 077; skiff secret generate-key > .skiff_secret_key)
-  skiff secret rotate-key
+  # A new key, saved (mode 600, outside the repository) before anything is encrypted with it; the old key file
+  # is replaced only once every file is re-encrypted. Then give the new key to CI (SKIFF_SECRET_KEY) and the team.
+  (umask 077; skiff secret generate-key > ~/.skiff_new_secret_key)
+  SKIFF_OLD_SECRET_KEY=$(cat .skiff_secret_key) SKIFF_SECRET_KEY=$(cat ~/.skiff_new_secret_key) skiff secret rotate-key \\
+    && mv ~/.skiff_new_secret_key .skiff_secret_key
 
   # Values in werf's format made skiff's, with the key in .skiff_secret_key.
   WERF_SECRET_KEY=… skiff secret rotate-key --from-werf`,

@@ -236,6 +236,8 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
         path,
         `test name "${name}" must be at most 63 letters, digits, ".", "_" or "-", starting with a letter or digit (it names .skiff/reports/<test>)`,
       );
+    else if (name.toLowerCase() === 'junit.xml')
+      problem(path, `test name "${name}" is taken: .skiff/reports/junit.xml is the JUnit report of all tests; rename the test`);
     const t = mapping(value, path) ?? {};
     knownKeys(t, path, ['image', 'command', 'env', 'workdir', 'timeout', 'reports', 'network']);
     const image = string(t.image, `${path}.image`, { required: true, hint: 'name an image from the images section' }) ?? '';

@@ -5,7 +5,7 @@
 // the help reads as the user would type. Repositories are copies of
 // fixtures/bad-inputs/base (one small image), made by the corpus's caseRepo.
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -105,6 +105,24 @@ describe('no write follows a symlink the repository commits', () => {
       ]);
       expect(await readdir(outside)).toEqual(['victim']);
       expect(await readFile(victim(), 'utf8')).toBe(VICTIM);
+    }
+  });
+
+  it('skiff render --output-dir: a folder the repository commits as a symlink is refused, also when named through a symlinked spelling of the repository', async () => {
+    for (const viaLink of [false, true]) {
+      await resetVictim();
+      const dir = repo('symlink-render', [{ file: 'rendered', symlink: outside }]);
+      let cwd = dir;
+      if (viaLink) {
+        cwd = join(await tempDir('skiff-spelling-'), 'repo');
+        await symlink(dir, cwd);
+      }
+      const r = run(cwd, ['render', 'staging', '--output-dir', 'rendered']);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(lastLine(r.stderr)).toBe(
+        'error: rendered is a symbolic link; skiff does not write through symbolic links in the repository: remove it and run again',
+      );
+      expect(await readdir(outside)).toEqual(['victim']);
     }
   });
 
@@ -214,6 +232,27 @@ describe('the help', () => {
     const opened = await execa(skiffBin, ['secret', 'decrypt', 'db.password'], { cwd: dir, env: sh, extendEnv: false, input: ciphertext, reject: false });
     expect(opened.exitCode, opened.stderr).toBe(0);
     expect(opened.stdout).toBe('plain-pass');
+  });
+
+  it('the rotate-key example, run as printed, keeps the old key file when the rotation fails', async () => {
+    const help = runSkiff(repoRoot, ['secret', 'rotate-key', '--help'], env);
+    const first = (help.stdout.split('\nExamples:\n')[1] ?? '').split('\n\n')[0]!.replace(/^ {2}/gm, '');
+    const dir = repo('rotate-example-fails', [
+      { file: '.kube/secret-values.yaml', write: 'db:\n  password: plain-pass\n' },
+      { file: '.kube/secret-values.staging.yaml', write: 'db:\n  password: other-pass\n' },
+    ]);
+    const keyFile = join(dir, '.skiff_secret_key');
+    await writeFile(keyFile, `${key}\n`, { mode: 0o600 });
+    const sh = { ...env, HOME: home, SKIFF_SECRET_KEY: undefined, PATH: `${join(repoRoot, 'bin')}:${env.PATH}` };
+    expect(runSkiff(dir, ['secret', 'edit', '.kube/secret-values.yaml'], { ...sh, EDITOR: 'true' }).exitCode).toBe(0);
+    // A value that neither the old key nor the new one opens: rotate-key refuses, and changes nothing.
+    const stranger = run(dir, ['secret', 'generate-key']).stdout.trim();
+    expect(runSkiff(dir, ['secret', 'edit', '.kube/secret-values.staging.yaml'], { ...sh, EDITOR: 'true', SKIFF_SECRET_KEY: stranger }).exitCode).toBe(0);
+    const r = await execa('sh', ['-c', first], { cwd: dir, env: sh, extendEnv: false, reject: false, all: true });
+    expect(r.exitCode, r.all).not.toBe(0);
+    expect((await readFile(keyFile, 'utf8')).trim()).toBe(key);
+    // The new key is still where the example saved it.
+    expect((await readFile(join(home, '.skiff_new_secret_key'), 'utf8')).trim()).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('every command: a duration default reads as the user would type it (5m), never in milliseconds', () => {

@@ -316,6 +316,10 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
     );
     for (const bad of ['..', '.', 'a/b', '/abs', '.hidden', 'a b', 'x'.repeat(64)]) expect(errorOf(withTest(bad))).toMatch(/^skiff\.yaml:5:3: test name /);
     for (const good of ['unit', 'e2e_Tests', 'lint.v2', 'a-b']) expect(() => parseConfigText(withTest(good), FILE)).not.toThrow();
+    // The one name taken by skiff's own report beside the tests' folders.
+    expect(errorOf(withTest('junit.xml'))).toMatchInlineSnapshot(
+      `"skiff.yaml:5:3: test name "junit.xml" is taken: .skiff/reports/junit.xml is the JUnit report of all tests; rename the test"`,
+    );
   });
 
   it('a context outside the repository, and an absolute one', () => {

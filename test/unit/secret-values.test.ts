@@ -381,6 +381,30 @@ describe('skiff secret edit', () => {
     expect(await readFile(file, 'utf8')).toMatch(/^ {2}port: skiff:v2:/m);
   });
 
+  it('a file that changed while the editor was open is left as it is now; the edit is kept, encrypted, beside it (exit 2)', async () => {
+    const { ctx, dir } = await project();
+    const file = join(dir, '.kube/secret-values.yaml');
+    const pulled = `${await readFile(file, 'utf8')}# a change that came with a git pull\n`;
+    const editor = async (copy: string) => {
+      await writeFile(file, pulled); // meanwhile, in the repository
+      await writeFile(copy, `${await readFile(copy, 'utf8')}cache:\n  password: typed-meanwhile-4\n`);
+    };
+    const e = await runEdit(ctx, { file: '.kube/secret-values.yaml', editor }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(ConfigError);
+    const message = (e as ConfigError).message;
+    expect(message).toMatch(
+      /^\.kube\/secret-values\.yaml changed while the editor was open; it is left as it is now, and your edit is saved, encrypted, in \.kube\/secret-values\.yaml\.skiff-conflict-[0-9a-f]{12}: /,
+    );
+    expect(await readFile(file, 'utf8')).toBe(pulled);
+    const kept = join(dir, /in (\S+): /.exec(message)![1]!);
+    const saved = await readFile(kept, 'utf8');
+    expect(saved).toMatch(/^ {2}password: skiff:v2:/m);
+    expect(saved).not.toContain('typed-meanwhile-4');
+  });
+
   it('removes the plain copy when the editor fails, and writes nothing', async () => {
     const { ctx, dir } = await project();
     const file = join(dir, '.kube/secret-values.yaml');
