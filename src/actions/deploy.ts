@@ -7,7 +7,7 @@ import type { Project } from '../project.js';
 import type { ReleaseRecord } from '../release/types.js';
 import { releaseFieldManager } from '../kube/types.js';
 import { dryRun } from '../stages/apply.js';
-import { checkOwnership } from '../stages/ownership.js';
+import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
 import { lintRelease } from '../stages/lint.js';
 import { connect, ensureNamespace, withReleaseLock } from '../stages/kube-session.js';
 import { renderEnvironment, type ReleaseTarget, type RenderedRelease, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';
@@ -101,8 +101,10 @@ async function deployRendered(
       { detail: { findings: errors } },
     );
   }
+  // A release of the same name that another project made is not this project's to upgrade or prune.
+  checkReleaseProject(await storage.history(target.release), target, project.config.project);
   // Nothing of another release is applied over, or later pruned, without an explicit adopt.
-  const ownership = await checkOwnership(kube, rendered.manifests, { release: target.release, adopt: opts.adopt });
+  const ownership = await checkOwnership(kube, rendered.manifests, { release: target.release, namespace: target.namespace, adopt: opts.adopt });
   await dryRun(kube, rendered.manifests, target.namespace, releaseFieldManager(target.release));
 
   const autoRollback = opts.autoRollback ?? target.environment.autoRollback ?? project.config.deploy.autoRollback ?? ctx.ci.active;

@@ -7,7 +7,7 @@ import { objectRef } from '../kube/object-key.js';
 import { releaseFieldManager, TRACE_ANNOTATIONS, type KubeObject } from '../kube/types.js';
 import { pruneCandidates } from '../stages/apply.js';
 import { connect } from '../stages/kube-session.js';
-import { checkOwnership } from '../stages/ownership.js';
+import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
 import { MASKED_ANNOTATION, releaseSalt, type Redactor } from '../stages/redact.js';
 import { renderEnvironment, type RenderedRelease, type RenderFlags, type ReleaseTarget, type TargetOptions } from '../stages/release-inputs.js';
 
@@ -30,9 +30,9 @@ export interface DiffResult {
 
 /** skiff diff: a server-side dry run of the rendered set compared with the live objects, and what a deploy would prune. */
 export async function runDiff(ctx: RunContext, opts: DiffOptions): Promise<DiffResult> {
-  const { target, rendered } = await renderEnvironment(ctx, opts);
+  const { project, target, rendered } = await renderEnvironment(ctx, opts);
   // A dry run's rejection can quote a field's value: keep secrets out of the error.
-  return diffRendered(ctx, target, rendered, opts).catch((e: unknown) => {
+  return diffRendered(ctx, target, rendered, project.config.project, opts).catch((e: unknown) => {
     throw rendered.redactor.error(e);
   });
 }
@@ -59,14 +59,16 @@ function comparable(obj: KubeObject | undefined, redactor: Redactor, wholePaths:
   return stringify(copy);
 }
 
-async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: RenderedRelease, opts: DiffOptions): Promise<DiffResult> {
+async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: RenderedRelease, project: string, opts: DiffOptions): Promise<DiffResult> {
   const { kube, storage } = await connect(ctx, target, opts);
   const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, target.namespace));
   // Masked as the release's history masks (before its first deploy, with a salt made for this run).
-  const salt = nsExists ? releaseSalt(await storage.history(target.release)) : undefined;
+  const history = nsExists ? await storage.history(target.release) : [];
+  const salt = releaseSalt(history);
   if (salt) rendered.redactor.useSalt(salt);
-  // The refusal a deploy would give, before anything is compared.
-  await checkOwnership(kube, rendered.manifests, { release: target.release, adopt: opts.adopt });
+  // The refusals a deploy would give, before anything is compared.
+  checkReleaseProject(history, target, project);
+  await checkOwnership(kube, rendered.manifests, { release: target.release, namespace: target.namespace, adopt: opts.adopt });
   const fieldManager = releaseFieldManager(target.release);
   const compared: Array<{ o: KubeObject; live?: KubeObject; after: KubeObject }> = [];
   for (const m of applyPhases(rendered.manifests).flat()) {
@@ -83,7 +85,7 @@ async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: Re
         kube,
         current.manifests,
         rendered.manifests.map((m) => m.object),
-        target.release,
+        target,
       )
     : [];
   // The live Secrets' values are secrets too: the old ones still in live objects are masked as well.

@@ -4,10 +4,11 @@ import { applyPhases } from '../core/order.js';
 import { ConfigError, NoProjectError } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
 import { objectKey, objectRef } from '../kube/object-key.js';
-import { MANAGED_BY_LABEL, type KubeObject } from '../kube/types.js';
+import { MANAGED_BY_LABEL, type KubeObject, type ReleaseId } from '../kube/types.js';
 import { ENVIRONMENT_LABEL } from '../release/record.js';
 import { mayDelete } from '../stages/apply.js';
 import { connect, openRelease, withReleaseLock, type ClusterSession } from '../stages/kube-session.js';
+import { checkReleaseProject, foreignOwner, namespaceHolders } from '../stages/ownership.js';
 import type { TargetOptions } from '../stages/release-inputs.js';
 
 export interface DismissOptions extends TargetOptions {
@@ -49,11 +50,13 @@ export async function runDismiss(ctx: RunContext, opts: DismissOptions): Promise
   });
   if ('missing' in located) return none(located.missing);
   const { kube, storage, release, namespace } = located;
-  return withReleaseLock(ctx, kube, { release, namespace }, 'dismiss', opts, async ({ ctx, kube }) => {
+  const id = { release, namespace };
+  return withReleaseLock(ctx, kube, id, 'dismiss', opts, async ({ ctx, kube }) => {
     const history = await storage.history(release);
     if (history.length === 0) return none(`release ${release} has no history in namespace ${namespace}; nothing to dismiss`);
+    if (located.project) checkReleaseProject(history, { ...id, env: opts.env }, located.project);
     const last = history.at(-1)!;
-    const deleted = await deleteObjects(ctx, kube, history.flatMap((r) => r.manifests).reverse(), release);
+    const deleted = await deleteObjects(ctx, kube, history.flatMap((r) => r.manifests).reverse(), id);
     let historyDeleted = false;
     if (opts.withHistory || opts.withNamespace) {
       await storage.deleteAll(release);
@@ -61,7 +64,7 @@ export async function runDismiss(ctx: RunContext, opts: DismissOptions): Promise
     } else if (last.status !== 'uninstalled') {
       await storage.update({ ...last, status: 'uninstalled', description: 'dismissed', finishedAt: ctx.now().toISOString() });
     }
-    const namespaceDeleted = opts.withNamespace ? await deleteNamespace(ctx, kube, namespace, release) : false;
+    const namespaceDeleted = opts.withNamespace ? await deleteNamespace(ctx, kube, id) : false;
     const already = last.status === 'uninstalled' && deleted.length === 0;
     const summary = already
       ? `release ${release} was dismissed already${historyDeleted ? '; its history is deleted now' : ''}`
@@ -70,13 +73,22 @@ export async function runDismiss(ctx: RunContext, opts: DismissOptions): Promise
   });
 }
 
-type Located = (ClusterSession & { release: string; namespace: string }) | { missing: string };
+/** The release to dismiss; `project` when skiff.yaml named it (a release found by its records has none to compare). */
+type Located = (ClusterSession & { release: string; namespace: string; project?: string }) | { missing: string };
 
 /** The release of the environment: from skiff.yaml when there is a project here, else from the cluster's records. */
 async function locateRelease(ctx: RunContext, opts: DismissOptions): Promise<Located> {
   try {
-    const { kube, storage, target } = await openRelease(ctx, opts);
-    return (await namespaceGone(kube, target.namespace, target.release)) ?? { kube, storage, release: target.release, namespace: target.namespace };
+    const { kube, storage, target, project } = await openRelease(ctx, opts);
+    return (
+      (await namespaceGone(kube, target.namespace, target.release)) ?? {
+        kube,
+        storage,
+        release: target.release,
+        namespace: target.namespace,
+        project: project.config.project,
+      }
+    );
   } catch (e) {
     if (!(e instanceof NoProjectError)) throw e;
   }
@@ -119,7 +131,7 @@ async function namespaceGone(kube: KubeClient, namespace: string, release: strin
 }
 
 /** Deletes the objects the release may delete, each once, in reverse apply order (Namespaces are left to --with-namespace). */
-async function deleteObjects(ctx: RunContext, kube: KubeClient, objects: KubeObject[], release: string): Promise<string[]> {
+async function deleteObjects(ctx: RunContext, kube: KubeClient, objects: KubeObject[], id: ReleaseId): Promise<string[]> {
   const seen = new Set<string>();
   const deleted: string[] = [];
   for (const phase of applyPhases(objects.map((object) => ({ object, source: { file: '', line: 0 } }))).reverse()) {
@@ -128,7 +140,7 @@ async function deleteObjects(ctx: RunContext, kube: KubeClient, objects: KubeObj
       if (seen.has(key) || o.kind === 'Namespace') continue;
       seen.add(key);
       const live = await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name).catch(() => undefined);
-      if (!mayDelete(o, live, release)) continue;
+      if (!mayDelete(o, live, id)) continue;
       await kube.delete(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name);
       ctx.reporter.status(objectRef(o), 'deleted');
       deleted.push(objectRef(o));
@@ -137,17 +149,27 @@ async function deleteObjects(ctx: RunContext, kube: KubeClient, objects: KubeObj
   return deleted;
 }
 
-/** Deletes the namespace when skiff created it and no other skiff release keeps records there; true when deleted. */
-async function deleteNamespace(ctx: RunContext, kube: KubeClient, namespace: string, release: string): Promise<boolean> {
+/**
+ * Deletes the namespace when skiff created it for this release (or the
+ * release rendered it) and no other skiff release keeps records or objects
+ * there; true when deleted.
+ */
+async function deleteNamespace(ctx: RunContext, kube: KubeClient, id: ReleaseId): Promise<boolean> {
+  const { namespace } = id;
   const ns = await kube.get('v1', 'Namespace', undefined, namespace);
   if (!ns) return false;
   if (ns.metadata.labels?.[MANAGED_BY_LABEL] !== 'skiff') {
     ctx.reporter.warn(`namespace ${namespace} was not created by skiff; left as it is`);
     return false;
   }
-  const others = (await kube.list('v1', 'Secret', namespace, { labelSelector: 'owner=skiff' })).items.filter((s) => s.metadata.labels?.name !== release);
+  const owner = foreignOwner(ns, id);
+  if (owner) {
+    ctx.reporter.warn(`namespace ${namespace} belongs to ${owner}; left as it is`);
+    return false;
+  }
+  const others = await namespaceHolders(kube, namespace, id);
   if (others.length) {
-    ctx.reporter.warn(`namespace ${namespace} holds other releases (${[...new Set(others.map((s) => s.metadata.labels?.name))].join(', ')}); left as it is`);
+    ctx.reporter.warn(`namespace ${namespace} holds other releases (${others.join(', ')}); left as it is`);
     return false;
   }
   await kube.delete('v1', 'Namespace', undefined, namespace);

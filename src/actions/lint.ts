@@ -46,7 +46,7 @@ export async function runLint(ctx: RunContext, opts: LintOptions): Promise<LintR
   }
   // An object that belongs to another release is the refusal a deploy would give (an object it may not read is left out).
   if (kube && live) {
-    await checkOwnership(kube, rendered.manifests, { release: target.release, adopt: opts.adopt }).catch((e: unknown) => {
+    await checkOwnership(kube, rendered.manifests, { release: target.release, namespace: target.namespace, adopt: opts.adopt }).catch((e: unknown) => {
       if (e instanceof ConfigError || !(e instanceof SkiffError)) throw e;
       ctx.reporter.warn(`ownership of the rendered objects not checked (${e.message})`);
     });

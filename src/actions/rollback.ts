@@ -4,11 +4,11 @@ import { defaultPolicy } from '../core/readiness.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
 import { objectRef } from '../kube/object-key.js';
-import type { Manifest } from '../kube/types.js';
+import { RELEASE_NAMESPACE_ANNOTATION, type Manifest } from '../kube/types.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import type { ReleaseRecord } from '../release/types.js';
 import { openRelease, withReleaseLock } from '../stages/kube-session.js';
-import { checkOwnership } from '../stages/ownership.js';
+import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
 import { MASKED_ANNOTATION, recordSalt, Redactor } from '../stages/redact.js';
 import type { ReleaseTarget, TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome, type ReleaseRunOptions } from '../stages/release-run.js';
@@ -28,6 +28,7 @@ export async function runRollback(ctx: RunContext, opts: RollbackOptions): Promi
   return withReleaseLock(ctx, kube, target, 'rollback', opts, async ({ ctx, kube }) => {
     const history = await storage.history(target.release);
     if (history.length === 0) throw new ConfigError(`release ${target.release} has no history in namespace ${target.namespace}; nothing to roll back`);
+    checkReleaseProject(history, target, project.config.project);
     let record: ReleaseRecord | undefined;
     if (opts.to !== undefined) {
       record = history.find((r) => r.revision === opts.to);
@@ -104,6 +105,8 @@ export async function rollbackTo(
         );
       unrestored.push(...restored.unrestored.map((path) => `${objectRef(stored)} ${path}`));
     }
+    // A revision recorded before skiff named the release's namespace on its objects gets the annotation now.
+    obj = { ...obj, metadata: { ...obj.metadata, annotations: { ...obj.metadata.annotations, [RELEASE_NAMESPACE_ANNOTATION]: target.namespace } } };
     manifests.push({ object: obj, source: { file: `revision ${record.revision}`, line: 0 } });
   }
   if (unrestored.length) {
@@ -113,7 +116,7 @@ export async function rollbackTo(
     );
   }
   // What another release adopted since that revision stays theirs.
-  const ownership = await checkOwnership(kube, manifests, { release: target.release });
+  const ownership = await checkOwnership(kube, manifests, { release: target.release, namespace: target.namespace });
   const redactor = new Redactor(secrets);
   const quiet: RunContext = { ...ctx, reporter: redactor.reporter(ctx.reporter) };
   const outcome = redactor.outcome(

@@ -425,7 +425,7 @@ export class HttpKubeClient implements KubeClient {
     namespace: string | undefined,
     name: string,
     propagation: 'Background' | 'Foreground' = 'Background',
-    preconditions?: { resourceVersion?: string },
+    preconditions?: { resourceVersion?: string; uid?: string },
   ): Promise<boolean> {
     const res = await this.request('DELETE', await this.path(apiVersion, kind, namespace, name), {
       body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: propagation, ...(preconditions ? { preconditions } : {}) },

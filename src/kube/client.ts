@@ -33,14 +33,18 @@ export interface KubeClient {
   create(obj: KubeObject): Promise<LiveObject>;
   /** Replaces an object; metadata.resourceVersion makes it conditional. */
   replace(obj: KubeObject): Promise<LiveObject>;
-  /** Deletes an object; true when it existed. A precondition's resourceVersion makes it conditional (409 Conflict when the object changed). */
+  /**
+   * Deletes an object; true when it existed. A precondition's resourceVersion
+   * (or uid) makes it conditional: 409 Conflict when the object changed (or
+   * is another object of the same name).
+   */
   delete(
     apiVersion: string,
     kind: string,
     namespace: string | undefined,
     name: string,
     propagation?: 'Background' | 'Foreground',
-    preconditions?: { resourceVersion?: string },
+    preconditions?: { resourceVersion?: string; uid?: string },
   ): Promise<boolean>;
   /** The last lines of a container's log ('' when there is none yet). */
   logs(namespace: string, pod: string, container: string, opts?: { tailLines?: number; previous?: boolean }): Promise<string>;

@@ -29,6 +29,18 @@ export interface Manifest {
 /** Labels and annotations skiff reads and writes on the objects it manages. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const RELEASE_LABEL = 'skiff.io/release';
+/**
+ * The namespace of the release an object belongs to: a release is its name
+ * and its namespace (`deploy --namespace x` and `--namespace y` make two
+ * releases of one name), and the release label alone cannot tell them apart.
+ */
+export const RELEASE_NAMESPACE_ANNOTATION = 'skiff.io/release-namespace';
+
+/** Which release: its name and the namespace its records and lock live in. */
+export interface ReleaseId {
+  release: string;
+  namespace: string;
+}
 /** `skiff.io/keep: "true"`: never pruned or dismissed. */
 export const KEEP_ANNOTATION = 'skiff.io/keep';
 /** Where an object was deployed from: the commit, and in CI the pipeline and job. They change with every deploy. */

@@ -1,6 +1,6 @@
 import { isClusterScoped } from '../kube/kinds.js';
 import { apiGroup, describeObject, objectKey } from '../kube/object-key.js';
-import { HOOK_ANNOTATION, MANAGED_BY_LABEL, RELEASE_LABEL, type KubeObject, type Manifest } from '../kube/types.js';
+import { HOOK_ANNOTATION, MANAGED_BY_LABEL, RELEASE_LABEL, RELEASE_NAMESPACE_ANNOTATION, type KubeObject, type Manifest } from '../kube/types.js';
 import { HOOKS } from '../core/order.js';
 import { ConfigError } from '../errors.js';
 import { problemAt, type RenderedFile } from './template.js';
@@ -73,7 +73,8 @@ function checkStringMap(r: RenderedFile, line: number, who: string, field: strin
 /**
  * Checks every object as the API server would (names, namespaces, labels,
  * annotations, hooks, duplicates) and completes it in place: the release
- * namespace where none is given, and skiff's labels.
+ * namespace where none is given, skiff's labels, and the annotation naming
+ * the release's namespace.
  */
 export function validateAndComplete(
   manifests: Manifest[],
@@ -131,6 +132,7 @@ export function validateAndComplete(
     metadata.labels = { ...(labels as Record<string, string> | undefined), [MANAGED_BY_LABEL]: 'skiff', [RELEASE_LABEL]: input.release };
     Object.assign(metadata, rest);
     if (input.annotations && Object.keys(input.annotations).length) metadata.annotations = { ...(metadata.annotations ?? {}), ...input.annotations };
+    metadata.annotations = { ...(metadata.annotations ?? {}), [RELEASE_NAMESPACE_ANNOTATION]: input.namespace };
     m.object.metadata = metadata;
 
     const key = objectKey(m.object);

@@ -5,7 +5,8 @@ import { ConfigError, WorkFailedError } from '../errors.js';
 import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
 import { isClusterScoped } from '../kube/kinds.js';
 import { apiGroup, objectKey, objectRef } from '../kube/object-key.js';
-import { KEEP_ANNOTATION, MANAGED_BY_LABEL, RELEASE_LABEL, type KubeObject, type LiveObject, type Manifest } from '../kube/types.js';
+import { KEEP_ANNOTATION, type KubeObject, type LiveObject, type Manifest, type ReleaseId } from '../kube/types.js';
+import { namespaceHolders, ownedBy } from './ownership.js';
 
 /**
  * Writing a release's objects to the cluster: the dry run before the first
@@ -99,31 +100,56 @@ const kept = (o: KubeObject | undefined) => o?.metadata.annotations?.[KEEP_ANNOT
 
 /**
  * Whether a release may delete an object: it is in the cluster, skiff manages
- * it for this very release (its managed-by and release labels: an object
+ * it for this very release (its managed-by and release labels, and no
+ * skiff.io/release-namespace annotation naming another namespace: an object
  * someone took over by hand, or another release adopted, is theirs), and
  * neither the release nor the live object is annotated skiff.io/keep: "true".
  */
-export function mayDelete(recorded: KubeObject, live: KubeObject | undefined, release: string): live is KubeObject {
-  const labels = live?.metadata.labels;
-  return live !== undefined && labels?.[MANAGED_BY_LABEL] === 'skiff' && labels[RELEASE_LABEL] === release && !kept(recorded) && !kept(live);
+export function mayDelete(recorded: KubeObject, live: KubeObject | undefined, id: ReleaseId): live is KubeObject {
+  return live !== undefined && ownedBy(live, id) && !kept(recorded) && !kept(live);
+}
+
+/**
+ * Why a Namespace the release may delete by its labels must stay: it is the
+ * release's own (its records and lock are there: `dismiss --with-namespace`
+ * removes it), or other releases live in it. Undefined when it may go.
+ */
+export async function namespaceKept(kube: KubeClient, namespace: string, id: ReleaseId): Promise<string | undefined> {
+  if (namespace === id.namespace) return `it is the namespace of release ${id.release}`;
+  const holders = await namespaceHolders(kube, namespace, id);
+  return holders.length ? `it holds release${holders.length > 1 ? 's' : ''} ${holders.join(', ')}` : undefined;
 }
 
 /**
  * What a deploy prunes: the objects of the previous deployed revision that
  * the new one no longer has (hooks aside: they are recreated, not kept), as
- * they are live and only those skiff may delete, last applied first.
+ * they are live and only those skiff may delete, last applied first. A
+ * Namespace is pruned only when nothing but this release lives in it;
+ * `onKept` hears of one left in place.
  */
-export async function pruneCandidates(kube: KubeClient, previous: KubeObject[], current: KubeObject[], release: string): Promise<LiveObject[]> {
+export async function pruneCandidates(
+  kube: KubeClient,
+  previous: KubeObject[],
+  current: KubeObject[],
+  id: ReleaseId,
+  onKept?: (o: LiveObject, why: string) => void,
+): Promise<LiveObject[]> {
   const keep = new Set(current.map(objectKey));
   const gone = previous.filter((o) => !keep.has(objectKey(o)) && !hookOf(o)).reverse();
   const live = await mapLimit(gone, PARALLEL_REQUESTS, (o) => kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name));
-  return live.filter((l, i): l is LiveObject => mayDelete(gone[i]!, l, release));
+  const doomed = live.filter((l, i): l is LiveObject => mayDelete(gone[i]!, l, id));
+  const why = await mapLimit(doomed, PARALLEL_REQUESTS, (o) =>
+    o.kind === 'Namespace' ? namespaceKept(kube, o.metadata.name, id) : Promise.resolve(undefined),
+  );
+  doomed.forEach((o, i) => why[i] !== undefined && onKept?.(o, why[i]));
+  return doomed.filter((_, i) => why[i] === undefined);
 }
 
 /** Deletes what pruneCandidates finds; returns the objects deleted. */
-export async function prune(ctx: RunContext, kube: KubeClient, previous: KubeObject[], current: KubeObject[], release: string): Promise<string[]> {
+export async function prune(ctx: RunContext, kube: KubeClient, previous: KubeObject[], current: KubeObject[], id: ReleaseId): Promise<string[]> {
   const pruned: string[] = [];
-  for (const o of await pruneCandidates(kube, previous, current, release)) {
+  const keptNamespace = (o: LiveObject, why: string) => ctx.reporter.warn(`${objectRef(o)} is no longer rendered but is not pruned: ${why}`);
+  for (const o of await pruneCandidates(kube, previous, current, id, keptNamespace)) {
     await kube.delete(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name);
     ctx.reporter.status(objectRef(o), 'pruned', 'no longer rendered');
     pruned.push(objectRef(o));

@@ -2,7 +2,18 @@ import { mapLimit } from '../core/concurrency.js';
 import { ConfigError } from '../errors.js';
 import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
 import { objectKey } from '../kube/object-key.js';
-import { ADOPT_ANNOTATION, MANAGED_BY_LABEL, RELEASE_LABEL, SHARED_FIELD_MANAGER, type KubeObject, type LiveObject, type Manifest } from '../kube/types.js';
+import {
+  ADOPT_ANNOTATION,
+  MANAGED_BY_LABEL,
+  RELEASE_LABEL,
+  RELEASE_NAMESPACE_ANNOTATION,
+  SHARED_FIELD_MANAGER,
+  type KubeObject,
+  type LiveObject,
+  type Manifest,
+  type ReleaseId,
+} from '../kube/types.js';
+import type { ReleaseRecord } from '../release/types.js';
 
 /**
  * Which release an object belongs to, read before anything is written (Helm
@@ -17,17 +28,32 @@ const HELM_RELEASE_NAME = 'meta.helm.sh/release-name';
 const HELM_RELEASE_NAMESPACE = 'meta.helm.sh/release-namespace';
 const WERF_MARKS = ['project.werf.io/name', 'werf.io/version'];
 
+/**
+ * Whether skiff's labels and annotation make a live object this release's
+ * own: managed by skiff, labelled with its name, and not annotated with
+ * another namespace (an object of an older skiff has no such annotation).
+ */
+export function ownedBy(live: KubeObject, id: ReleaseId): boolean {
+  const labels = live.metadata.labels ?? {};
+  const ns = live.metadata.annotations?.[RELEASE_NAMESPACE_ANNOTATION];
+  return labels[MANAGED_BY_LABEL] === 'skiff' && labels[RELEASE_LABEL] === id.release && (ns === undefined || ns === id.namespace);
+}
+
 /** Who owns a live object, in words; undefined when it is this release's. */
-export function foreignOwner(live: KubeObject, release: string): string | undefined {
+export function foreignOwner(live: KubeObject, id: ReleaseId): string | undefined {
   const labels = live.metadata.labels ?? {};
   const annotations = live.metadata.annotations ?? {};
   const managedBy = labels[MANAGED_BY_LABEL];
   if (managedBy === 'skiff') {
     const owner = labels[RELEASE_LABEL];
-    if (owner === release) return undefined;
+    if (ownedBy(live, id)) return undefined;
+    if (owner === id.release) {
+      return `skiff release ${owner} of namespace ${annotations[RELEASE_NAMESPACE_ANNOTATION]} (annotation ${RELEASE_NAMESPACE_ANNOTATION})`;
+    }
     if (owner) return `skiff release ${owner} (label ${RELEASE_LABEL})`;
-    // The release namespace skiff creates when it is missing belongs to no release.
-    if (live.kind === 'Namespace') return undefined;
+    // The namespace skiff creates for a release carries no release label: it is
+    // this release's only when it is the release's own namespace.
+    if (live.kind === 'Namespace' && live.metadata.name === id.namespace) return undefined;
     return `skiff, but no release (no ${RELEASE_LABEL} label)`;
   }
   const helmRelease = annotations[HELM_RELEASE_NAME];
@@ -38,6 +64,70 @@ export function foreignOwner(live: KubeObject, release: string): string | undefi
   }
   if (managedBy) return `${managedBy} (label ${MANAGED_BY_LABEL}: ${managedBy})`;
   return `no release: it was made outside skiff (no ${RELEASE_LABEL} label)`;
+}
+
+/**
+ * The kinds whose objects tell that another release lives in a namespace,
+ * besides its release records: what skiff's releases most often hold.
+ */
+const OCCUPANT_KINDS: ReadonlyArray<[apiVersion: string, kind: string]> = [
+  ['v1', 'ConfigMap'],
+  ['v1', 'Secret'],
+  ['v1', 'Service'],
+  ['v1', 'ServiceAccount'],
+  ['v1', 'PersistentVolumeClaim'],
+  ['apps/v1', 'Deployment'],
+  ['apps/v1', 'StatefulSet'],
+  ['apps/v1', 'DaemonSet'],
+  ['batch/v1', 'Job'],
+  ['batch/v1', 'CronJob'],
+  ['networking.k8s.io/v1', 'Ingress'],
+  ['rbac.authorization.k8s.io/v1', 'Role'],
+  ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
+];
+
+/**
+ * The other skiff releases that live in a namespace: those whose release
+ * records (Secrets labelled owner=skiff) are there, and those whose objects
+ * there are labelled with their name. Deleting the namespace would delete
+ * them; a release may neither take it over nor delete it. A kind this client
+ * may not list tells nothing.
+ */
+export async function namespaceHolders(kube: KubeClient, namespace: string, id: ReleaseId): Promise<string[]> {
+  const holders = new Set<string>();
+  const records = await kube.list('v1', 'Secret', namespace, { labelSelector: 'owner=skiff' });
+  for (const r of records.items) {
+    const name = r.metadata.labels?.name;
+    if (name && (name !== id.release || namespace !== id.namespace)) holders.add(name === id.release ? `${name} of namespace ${namespace}` : name);
+  }
+  const objects = await mapLimit(OCCUPANT_KINDS, PARALLEL_REQUESTS, async ([apiVersion, kind]) => {
+    try {
+      return (await kube.list(apiVersion, kind, namespace, { labelSelector: `${MANAGED_BY_LABEL}=skiff,${RELEASE_LABEL}` })).items;
+    } catch (e) {
+      if (e instanceof KubeApiError && (e.status === 401 || e.status === 403 || e.status === 404)) return [];
+      throw e;
+    }
+  });
+  for (const o of objects.flat()) {
+    if (ownedBy(o, id)) continue;
+    const name = o.metadata.labels?.[RELEASE_LABEL] ?? '';
+    holders.add(name === id.release ? `${name} of namespace ${o.metadata.annotations?.[RELEASE_NAMESPACE_ANNOTATION]}` : name);
+  }
+  return [...holders].sort();
+}
+
+/**
+ * A release that another project's deploys have made (project "shop" env
+ * "prod-eu" and project "shop-prod" env "eu" both default to release
+ * shop-prod-eu): refused before anything is written, since this project
+ * would read its history and prune its objects as its own.
+ */
+export function checkReleaseProject(history: ReleaseRecord[], target: ReleaseId & { env: string }, project: string): void {
+  const last = history.at(-1);
+  if (!last || last.project === project) return;
+  throw new ConfigError(
+    `release ${target.release} in namespace ${target.namespace} belongs to project ${last.project} (revision ${last.revision}), not to project ${project}; give environment ${target.env} its own release: and namespace: in skiff.yaml`,
+  );
 }
 
 /** A rendered object that exists in the cluster as someone else's. */
@@ -68,7 +158,7 @@ export function appliedBySharedManager(live: KubeObject): boolean {
  * Reads every rendered object from the cluster and sorts the ones that exist:
  * this release's, adopted, or refused. Writes nothing.
  */
-export async function planOwnership(kube: KubeClient, manifests: Manifest[], opts: { release: string; adopt?: boolean }): Promise<OwnershipPlan> {
+export async function planOwnership(kube: KubeClient, manifests: Manifest[], opts: ReleaseId & { adopt?: boolean }): Promise<OwnershipPlan> {
   const plan: OwnershipPlan = { refused: [], adopted: new Set(), sharedManager: new Set() };
   const live = await mapLimit(manifests, PARALLEL_REQUESTS, async ({ object: o }) => {
     try {
@@ -79,10 +169,19 @@ export async function planOwnership(kube: KubeClient, manifests: Manifest[], opt
       throw e;
     }
   });
+  // A Namespace skiff made (no release label) that holds other releases is theirs.
+  const holders = await mapLimit(manifests, PARALLEL_REQUESTS, async ({ object: o }, i) => {
+    const labels = live[i]?.metadata.labels;
+    if (o.kind !== 'Namespace' || labels?.[MANAGED_BY_LABEL] !== 'skiff' || labels[RELEASE_LABEL] !== undefined) return [];
+    return namespaceHolders(kube, o.metadata.name, opts);
+  });
   manifests.forEach((m, i) => {
     const l: LiveObject | undefined = live[i];
     if (!l) return;
-    const owner = foreignOwner(l, opts.release);
+    const others = holders[i]!;
+    const owner = others.length
+      ? `skiff release${others.length > 1 ? 's' : ''} ${others.join(', ')} (it holds their release records or objects)`
+      : foreignOwner(l, opts);
     if (owner === undefined) {
       if (appliedBySharedManager(l)) plan.sharedManager.add(objectKey(m.object));
     } else if (opts.adopt || adopts(m)) plan.adopted.add(objectKey(m.object));
@@ -97,11 +196,13 @@ function kindNamespaceName(o: KubeObject): string {
 }
 
 /** The first refusal as a one-line ConfigError (exit 2) with the way to adopt, or nothing when none. */
-export function ownershipError(plan: OwnershipPlan, release: string): ConfigError | undefined {
+export function ownershipError(plan: OwnershipPlan, id: ReleaseId): ConfigError | undefined {
   const first = plan.refused[0];
   if (!first) return undefined;
   const { manifest: m, owner } = first;
   const where = m.source.line > 0 ? `${m.source.file}:${m.source.line}: ` : `${m.source.file}: `;
+  // Two releases of one name (deploy --namespace x and y) are told apart by their namespaces.
+  const release = owner.startsWith(`skiff release ${id.release} of namespace `) ? `${id.release} of namespace ${id.namespace}` : id.release;
   const more = plan.refused.length > 1 ? ` (and ${plan.refused.length - 1} more objects owned elsewhere)` : '';
   return new ConfigError(
     `${where}${kindNamespaceName(m.object)} already exists and belongs to ${owner}, not to release ${release}${more}; rename it, or take it over with --adopt (or the annotation ${ADOPT_ANNOTATION}: "true" on the object)`,
@@ -110,9 +211,9 @@ export function ownershipError(plan: OwnershipPlan, release: string): ConfigErro
 }
 
 /** planOwnership, and a refusal thrown as the ConfigError of ownershipError. */
-export async function checkOwnership(kube: KubeClient, manifests: Manifest[], opts: { release: string; adopt?: boolean }): Promise<OwnershipPlan> {
+export async function checkOwnership(kube: KubeClient, manifests: Manifest[], opts: ReleaseId & { adopt?: boolean }): Promise<OwnershipPlan> {
   const plan = await planOwnership(kube, manifests, opts);
-  const refusal = ownershipError(plan, opts.release);
+  const refusal = ownershipError(plan, opts);
   if (refusal) throw refusal;
   return plan;
 }

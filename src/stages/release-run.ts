@@ -5,14 +5,14 @@ import { formatDuration } from '../core/duration.js';
 import { applyPhases, splitHooks } from '../core/order.js';
 import { currentPods, type ReadinessPolicy } from '../core/readiness.js';
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
-import { PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
+import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
 import { objectRef } from '../kube/object-key.js';
 import { objectKey } from '../kube/object-key.js';
 import { releaseFieldManager, type KubeObject, type Manifest } from '../kube/types.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import type { ReleaseRecord, ReleaseStatus } from '../release/types.js';
 import { applyManifest, prune } from './apply.js';
-import { handOverToReleaseManager, type OwnershipPlan } from './ownership.js';
+import { foreignOwner, handOverToReleaseManager, type OwnershipPlan } from './ownership.js';
 import { releaseSalt, type Redactor } from './redact.js';
 import type { ReleaseTarget } from './release-inputs.js';
 import { trackRollout, type Diagnosis, type NotReady } from './track.js';
@@ -184,7 +184,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
 
     const pruned = previousDeployed
       ? await phase('prune', `prune what revision ${previousDeployed.revision} had and this one does not`, () =>
-          prune(ctx, kube, previousDeployed.manifests, record.manifests, target.release),
+          prune(ctx, kube, previousDeployed.manifests, record.manifests, target),
         )
       : [];
     // The lock was lost meanwhile: another run may have written alongside, so this is no deployed revision.
@@ -232,9 +232,7 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
       // Foreground deletion waits for that collector, which after a control-plane restart can take
       // minutes. The old pods cannot be mistaken for the new run's: the tracker and the hook's logs
       // go by owner uid.
-      if (await kube.delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, 'Background')) {
-        await waitGone(kube, obj, ctx.signal);
-      }
+      if (await deletePreviousHook(kube, m, opts)) await waitGone(kube, obj, ctx.signal);
     }
     const applied = await applyOwned(kube, m, opts.target.release, opts);
     const result = await trackRollout(kube, {
@@ -257,6 +255,30 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
     }
   }
   return undefined;
+}
+
+/**
+ * Deletes the previous run's Job or Pod of a hook, if it is still this
+ * release's: ownership was checked before the lock, and the wait for it may
+ * have lasted minutes, so it is read again and deleted only as that very
+ * object (a uid precondition). True when it was deleted.
+ */
+async function deletePreviousHook(kube: KubeClient, m: Manifest, opts: ReleaseRunOptions): Promise<boolean> {
+  const obj = m.object;
+  const live = await kube.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
+  if (!live) return false;
+  const owner = foreignOwner(live, opts.target);
+  if (owner !== undefined && !opts.ownership?.adopted.has(objectKey(obj))) {
+    throw new WorkFailedError('deploy', `${objectRef(obj)} from the previous run now belongs to ${owner}, not to release ${opts.target.release}; not deleted`);
+  }
+  try {
+    return await kube.delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, 'Background', {
+      uid: live.metadata.uid as string | undefined,
+    });
+  } catch (e) {
+    if (!(e instanceof KubeApiError && e.status === 409)) throw e;
+    throw new WorkFailedError('deploy', `${objectRef(obj)} was replaced by another object while this run was about to delete it; not deleted`, { cause: e });
+  }
 }
 
 async function showHookLogs(ctx: RunContext, kube: KubeClient, job: KubeObject) {

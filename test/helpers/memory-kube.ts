@@ -166,7 +166,7 @@ export class MemoryKube implements KubeClient {
     namespace: string | undefined,
     name: string,
     _propagation: 'Background' | 'Foreground' = 'Background',
-    preconditions: { resourceVersion?: string } = {},
+    preconditions: { resourceVersion?: string; uid?: string } = {},
   ): Promise<boolean> {
     const ns = this.namespaceFor(kind, namespace);
     this.record({ verb: 'delete', kind, namespace: ns, name });
@@ -178,6 +178,13 @@ export class MemoryKube implements KubeClient {
         409,
         'Conflict',
         `Operation cannot be fulfilled on ${resourceName(existing.obj)} "${name}": Precondition failed: ResourceVersion in precondition: ${preconditions.resourceVersion}, ResourceVersion in object meta: ${String(existing.obj.metadata.resourceVersion)}`,
+      );
+    }
+    if (preconditions.uid !== undefined && preconditions.uid !== existing.obj.metadata.uid) {
+      throw new KubeApiError(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on ${resourceName(existing.obj)} "${name}": Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${String(existing.obj.metadata.uid)}`,
       );
     }
     this.remove(k);

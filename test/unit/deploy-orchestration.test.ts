@@ -747,3 +747,152 @@ data:
     expect(writes.filter((c) => c.verb === 'replace')).toHaveLength(1);
   });
 });
+
+describe('ownership: a namespace, a release name shared across projects or namespaces, and a hook after the lock wait', () => {
+  const refusal = async (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+  // Release orch-a (namespace orch-staging) may render Namespace orch-b, the namespace skiff made for release orch-b.
+  const TWO_NAMESPACES = `project: orch
+registry: 127.0.0.1:5000/orch
+images:
+  app:
+    context: app
+environments:
+  a:
+    namespace: ${NS}
+  b:
+    namespace: orch-b
+deploy:
+  timeout: 5s
+`;
+  const TEMPLATE = `<% if (values.takeNamespace === true) { %>apiVersion: v1
+kind: Namespace
+metadata:
+  name: orch-b
+---
+<% } %>apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: own-<%= release %>
+data:
+  from: <%= release %>
+`;
+
+  it('a Namespace that holds another release is refused to the release rendering it, and never pruned by it', async () => {
+    const h = await harness({ 'skiff.yaml': TWO_NAMESPACES, '.kube/app.yaml.ejs': TEMPLATE });
+    expect(await runDeploy(h.ctx, { env: 'b' })).toMatchObject({ release: 'orch-b', namespace: 'orch-b', status: 'deployed' });
+    expect(await runDeploy(h.ctx, { env: 'a' })).toMatchObject({ release: 'orch-a', status: 'deployed' });
+    h.kube.calls.length = 0;
+
+    // skiff made orch-b for release orch-b (no release label): orch-a may not take it.
+    const e = await refusal(runDeploy(h.ctx, { env: 'a', set: ['takeNamespace=true'] }));
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).message).toBe(
+      '.kube/app.yaml.ejs:1: Namespace/orch-b already exists and belongs to skiff release orch-b (it holds their release records or objects), not to release orch-a; rename it, or take it over with --adopt (or the annotation skiff.io/adopt: "true" on the object)',
+    );
+    expect(h.kube.writes()).toEqual([]);
+
+    // Taken over all the same (--adopt, or an older skiff), then no longer rendered: the prune leaves it and all in it.
+    expect(await runDeploy(h.ctx, { env: 'a', set: ['takeNamespace=true'], adopt: true })).toMatchObject({ revision: 2, status: 'deployed' });
+    expect(h.kube.object('Namespace', undefined, 'orch-b')?.metadata.labels?.['skiff.io/release']).toBe('orch-a');
+    const dropped = await runDeploy(h.ctx, { env: 'a' });
+    expect(dropped).toMatchObject({ revision: 3, status: 'deployed', pruned: [] });
+    expect(h.reporter.lines).toContain('warn: Namespace/orch-b is no longer rendered but is not pruned: it holds release orch-b');
+    expect(h.kube.object('Namespace', undefined, 'orch-b')).toBeDefined();
+    expect(h.kube.object('ConfigMap', 'orch-b', 'own-orch-b')).toBeDefined();
+    expect(recordSecrets(h.kube).filter((s) => s.metadata.namespace === 'orch-b')).not.toEqual([]);
+    expect(await runHistory(h.ctx, { env: 'b' })).toHaveLength(1);
+  });
+
+  it('a release whose history another project wrote is refused before anything is written (deploy, rollback, dismiss)', async () => {
+    // Project orch env prod-eu and project orch-prod env eu: both release orch-prod-eu in namespace orch-prod-eu.
+    const first = await harness({
+      'skiff.yaml': SKIFF_YAML.replace(`  staging:\n    namespace: ${NS}\n`, '  prod-eu: {}\n'),
+      '.kube/app.yaml': docs(configMap('first')),
+    });
+    expect(await runDeploy(first.ctx, { env: 'prod-eu' })).toMatchObject({ release: 'orch-prod-eu', namespace: 'orch-prod-eu', status: 'deployed' });
+    const dir = await projectRepo({
+      ...BASE_FILES,
+      'skiff.yaml': SKIFF_YAML.replace('project: orch\n', 'project: orch-prod\n').replace(`  staging:\n    namespace: ${NS}\n`, '  eu: {}\n'),
+      '.kube/app.yaml': docs(configMap('second')),
+    });
+    const second = runContext({ cwd: dir, kube: first.kube, reporter: first.reporter, registry: `${registry.host}/orch` });
+    first.kube.calls.length = 0;
+
+    const message =
+      'release orch-prod-eu in namespace orch-prod-eu belongs to project orch (revision 1), not to project orch-prod; give environment eu its own release: and namespace: in skiff.yaml';
+    for (const run of [() => runDeploy(second, { env: 'eu' }), () => runDismiss(second, { env: 'eu' })]) {
+      const e = await refusal(run());
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as ConfigError).exitCode).toBe(2);
+      expect((e as ConfigError).message).toBe(message);
+    }
+    // Nothing of the first project's was pruned, deleted or recorded over (the lock came and went).
+    expect(first.kube.writes().filter((c) => c.kind !== 'Lease')).toEqual([]);
+    expect(first.kube.object('ConfigMap', 'orch-prod-eu', 'first')).toBeDefined();
+    expect((await runHistory(first.ctx, { env: 'prod-eu' })).map((r) => `${r.revision} ${r.status}`)).toEqual(['1 deployed']);
+  });
+
+  it('one release name in two namespaces (--namespace): neither takes over nor prunes the other’s cluster-scoped objects', async () => {
+    const clusterRole = `<% if (values.role !== false) { %>apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: orch-view
+rules: []
+---
+<% } %>${configMap('web')}
+`;
+    const h = await harness({ '.kube/app.yaml.ejs': clusterRole });
+    const x = await runDeploy(h.ctx, { env: 'staging', namespace: 'orch-x' });
+    expect(x).toMatchObject({ release: RELEASE, namespace: 'orch-x', status: 'deployed' });
+    expect(h.kube.object('ClusterRole', undefined, 'orch-view')?.metadata.annotations?.['skiff.io/release-namespace']).toBe('orch-x');
+    h.kube.calls.length = 0;
+
+    const e = await refusal(runDeploy(h.ctx, { env: 'staging', namespace: 'orch-y' }));
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).message).toBe(
+      `.kube/app.yaml.ejs:1: ClusterRole/orch-view already exists and belongs to skiff release ${RELEASE} of namespace orch-x (annotation skiff.io/release-namespace), not to release ${RELEASE} of namespace orch-y; rename it, or take it over with --adopt (or the annotation skiff.io/adopt: "true" on the object)`,
+    );
+    expect(h.kube.writes()).toEqual([]);
+
+    // orch-y adopts it; orch-x no longer renders it, and its prune leaves it to orch-y.
+    expect(await runDeploy(h.ctx, { env: 'staging', namespace: 'orch-y', adopt: true })).toMatchObject({ namespace: 'orch-y', status: 'deployed' });
+    expect(await runDeploy(h.ctx, { env: 'staging', namespace: 'orch-x', set: ['role=false'] })).toMatchObject({
+      namespace: 'orch-x',
+      revision: 2,
+      status: 'deployed',
+      pruned: [],
+    });
+    expect(h.kube.object('ClusterRole', undefined, 'orch-view')?.metadata.annotations?.['skiff.io/release-namespace']).toBe('orch-y');
+  });
+
+  it('the previous run’s hook Job is not deleted when it changed hands while the run waited for the lock', async () => {
+    const h = await harness({ '.kube/app.yaml': docs(configMap('web')), '.kube/migrate.yaml': docs(hookJob('migrate')) });
+    readyOnApply(h.kube);
+    expect(await runDeploy(h.ctx, { env: 'staging' })).toMatchObject({ revision: 1, status: 'deployed' });
+
+    // Between the ownership check and the lock, another release takes the Job over.
+    let handedOver = false;
+    h.kube.rejectRequest((call) => {
+      if (!handedOver && call.kind === 'Lease' && call.verb !== 'get') {
+        handedOver = true;
+        const job = h.kube.object('Job', NS, 'migrate')!;
+        job.metadata.labels = { ...job.metadata.labels, 'skiff.io/release': 'orch-other' };
+        h.kube.seed(job);
+      }
+      return false;
+    }, new Error('unused'));
+    const result = await runDeploy(h.ctx, { env: 'staging' });
+    expect(handedOver).toBe(true);
+    expect(result).toMatchObject({ revision: 2, status: 'failed' });
+    expect(result.description).toBe(
+      'Job/migrate from the previous run now belongs to skiff release orch-other (label skiff.io/release), not to release orch-staging; not deleted',
+    );
+    expect(h.kube.calls.filter((c) => c.verb === 'delete' && c.kind === 'Job')).toEqual([]);
+    expect(h.kube.object('Job', NS, 'migrate')?.metadata.labels?.['skiff.io/release']).toBe('orch-other');
+  });
+});

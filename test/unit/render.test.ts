@@ -205,6 +205,7 @@ spec:
           skiff.io/release: shop-staging
         annotations:
           checksum/config: 015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862
+          skiff.io/release-namespace: shop-staging
       spec:
         replicas: 2
         selector:
@@ -586,6 +587,6 @@ describe('review apps and traceability', () => {
     );
     const ingress = out.manifests[0]!.object as any;
     expect(ingress.spec.rules[0].host).toBe('review-feature-x-0a1b2c.review.shop.test');
-    expect(ingress.metadata.annotations).toEqual({ team: 'shop', 'skiff.io/commit': '3f2a9c1d' });
+    expect(ingress.metadata.annotations).toEqual({ team: 'shop', 'skiff.io/commit': '3f2a9c1d', 'skiff.io/release-namespace': 'shop-staging' });
   });
 });
