@@ -350,7 +350,8 @@ async function apiserverReady(ms = 120_000) {
 async function r2() {
   const n = trials('R2', 6, 1);
   const ns = freshNamespace('rel-r2');
-  const env = { ...baseEnv, SKIFF_REGISTRY: `127.0.0.1:5000/rel-${run}` };
+  // A run that cannot renew its lock for two thirds of the TTL stops: 40 s outlives the outages (5–20 s plus the restart).
+  const env = { ...baseEnv, SKIFF_REGISTRY: `127.0.0.1:5000/rel-${run}`, SKIFF_LOCK_TTL: '60' };
   const dir = appProject('rtwo', { configMaps: 20 });
   buildPush(dir, env);
   const first = skiff(dir, ['deploy', 'staging', '--namespace', ns], env);

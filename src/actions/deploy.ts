@@ -116,7 +116,7 @@ async function deployRendered(
     historyMax: project.config.deploy.historyMax,
   };
   await ensureNamespace(kube, target.namespace);
-  return withReleaseLock(ctx, kube, target, 'deploy', opts, async ({ ctx, kube }) => {
+  return withReleaseLock(ctx, { kube, storage }, target, 'deploy', opts, async ({ ctx, kube, storage }) => {
     const outcome = await runRelease(ctx, kube, storage, {
       ...runOpts,
       target,

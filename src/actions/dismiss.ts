@@ -51,7 +51,7 @@ export async function runDismiss(ctx: RunContext, opts: DismissOptions): Promise
   if ('missing' in located) return none(located.missing);
   const { kube, storage, release, namespace } = located;
   const id = { release, namespace };
-  return withReleaseLock(ctx, kube, id, 'dismiss', opts, async ({ ctx, kube }) => {
+  return withReleaseLock(ctx, { kube, storage }, id, 'dismiss', opts, async ({ ctx, kube, storage }) => {
     const history = await storage.history(release);
     if (history.length === 0) return none(`release ${release} has no history in namespace ${namespace}; nothing to dismiss`);
     if (located.project) checkReleaseProject(history, { ...id, env: opts.env }, located.project);

@@ -25,7 +25,7 @@ export type RollbackResult = ReleaseOutcome;
 /** skiff rollback: re-apply revision N (default: the deployed one before the current) as a new revision. */
 export async function runRollback(ctx: RunContext, opts: RollbackOptions): Promise<RollbackResult> {
   const { project, target, kube, storage } = await openRelease(ctx, opts);
-  return withReleaseLock(ctx, kube, target, 'rollback', opts, async ({ ctx, kube }) => {
+  return withReleaseLock(ctx, { kube, storage }, target, 'rollback', opts, async ({ ctx, kube, storage }) => {
     const history = await storage.history(target.release);
     if (history.length === 0) throw new ConfigError(`release ${target.release} has no history in namespace ${target.namespace}; nothing to roll back`);
     checkReleaseProject(history, target, project.config.project);

@@ -2,7 +2,16 @@ import { existsSync } from 'node:fs';
 import { request as httpsRequest, Agent as HttpsAgent, type RequestOptions } from 'node:https';
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
-import { KubeApiError, PARALLEL_REQUESTS, type KubeClient, type ListQuery, type ListResult, type WatchEvent, type Watcher } from '../kube/client.js';
+import {
+  KubeApiError,
+  PARALLEL_REQUESTS,
+  type KubeClient,
+  type ListQuery,
+  type ListResult,
+  type WatchEvent,
+  type Watcher,
+  type WriteOptions,
+} from '../kube/client.js';
 import { objectRef } from '../kube/object-key.js';
 import {
   AdaptiveLimiter,
@@ -350,10 +359,11 @@ export class HttpKubeClient implements KubeClient {
   }
 
   /** Server-side apply with the given field manager (a release's), else skiff's shared one. */
-  async apply(obj: KubeObject, opts: { dryRun?: boolean; force?: boolean; fieldManager?: string } = {}): Promise<LiveObject> {
+  async apply(obj: KubeObject, opts: { dryRun?: boolean; force?: boolean; fieldManager?: string } & WriteOptions = {}): Promise<LiveObject> {
     const path = await this.path(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
     const res = await this.request('PATCH', path, {
       body: obj,
+      signal: opts.signal,
       contentType: 'application/apply-patch+yaml',
       query: { fieldManager: opts.fieldManager ?? FIELD_MANAGER, force: opts.force ? 'true' : undefined, dryRun: opts.dryRun ? 'All' : undefined },
     });
@@ -390,9 +400,10 @@ export class HttpKubeClient implements KubeClient {
     return { items: body.items, resourceVersion: body.metadata.resourceVersion };
   }
 
-  async create(obj: KubeObject): Promise<LiveObject> {
+  async create(obj: KubeObject, opts: WriteOptions = {}): Promise<LiveObject> {
     const res = await this.request('POST', await this.path(obj.apiVersion, obj.kind, obj.metadata.namespace), {
       body: obj,
+      signal: opts.signal,
       query: { fieldManager: FIELD_MANAGER },
     });
     // The connection broke after an earlier attempt was sent and the repeat finds the object: that attempt
@@ -405,9 +416,10 @@ export class HttpKubeClient implements KubeClient {
     return this.check(res, `create of ${objectRef(obj)}`) as LiveObject;
   }
 
-  async replace(obj: KubeObject): Promise<LiveObject> {
+  async replace(obj: KubeObject, opts: WriteOptions = {}): Promise<LiveObject> {
     const res = await this.request('PUT', await this.path(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name), {
       body: obj,
+      signal: opts.signal,
       query: { fieldManager: FIELD_MANAGER },
     });
     // A conditional update repeated after a lost answer conflicts with itself: the object already says what was sent.
@@ -426,8 +438,10 @@ export class HttpKubeClient implements KubeClient {
     name: string,
     propagation: 'Background' | 'Foreground' = 'Background',
     preconditions?: { resourceVersion?: string; uid?: string },
+    opts: WriteOptions = {},
   ): Promise<boolean> {
     const res = await this.request('DELETE', await this.path(apiVersion, kind, namespace, name), {
+      signal: opts.signal,
       body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: propagation, ...(preconditions ? { preconditions } : {}) },
     });
     if (res.status === 404) return false;

@@ -19,9 +19,10 @@ export interface KubeClient {
 
   /**
    * Server-side apply with `fieldManager` (a release's: releaseFieldManager), else skiff's shared
-   * one; `dryRun` asks the server to validate only.
+   * one; `dryRun` asks the server to validate only. A write's `signal` stops it, retries included
+   * (a run that lost its release lock sends nothing more).
    */
-  apply(obj: KubeObject, opts?: { dryRun?: boolean; force?: boolean; fieldManager?: string }): Promise<LiveObject>;
+  apply(obj: KubeObject, opts?: { dryRun?: boolean; force?: boolean; fieldManager?: string } & WriteOptions): Promise<LiveObject>;
   get(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<LiveObject | undefined>;
   list(apiVersion: string, kind: string, namespace: string | undefined, query?: ListQuery): Promise<ListResult>;
   /** Objects of a namespaced kind matching a label selector, across the cluster, by namespace. */
@@ -30,9 +31,9 @@ export interface KubeClient {
    * Creates an object. A create repeated after a lost answer that finds the
    * object (409) returns it only if it holds what was sent; else the 409 stands.
    */
-  create(obj: KubeObject): Promise<LiveObject>;
+  create(obj: KubeObject, opts?: WriteOptions): Promise<LiveObject>;
   /** Replaces an object; metadata.resourceVersion makes it conditional. */
-  replace(obj: KubeObject): Promise<LiveObject>;
+  replace(obj: KubeObject, opts?: WriteOptions): Promise<LiveObject>;
   /**
    * Deletes an object; true when it existed. A precondition's resourceVersion
    * (or uid) makes it conditional: 409 Conflict when the object changed (or
@@ -45,6 +46,7 @@ export interface KubeClient {
     name: string,
     propagation?: 'Background' | 'Foreground',
     preconditions?: { resourceVersion?: string; uid?: string },
+    opts?: WriteOptions,
   ): Promise<boolean>;
   /** The last lines of a container's log ('' when there is none yet). */
   logs(namespace: string, pod: string, container: string, opts?: { tailLines?: number; previous?: boolean }): Promise<string>;
@@ -54,6 +56,12 @@ export interface KubeClient {
    * then onSynced).
    */
   watch(apiVersion: string, kind: string, namespace: string | undefined, query: ListQuery, watcher: Watcher): Promise<void>;
+}
+
+/** What a write may carry besides its object. */
+export interface WriteOptions {
+  /** Aborting it stops the write, and the retries of a transient failure, at once. */
+  signal?: AbortSignal;
 }
 
 /** Who receives a watch's events, and when it stops. */

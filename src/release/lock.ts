@@ -33,12 +33,23 @@ export interface LockOwner {
 
 export interface ReleaseLock {
   /**
-   * Aborted when renewal finds the lease gone or held by another run; its
-   * reason is the WorkFailedError (exit 1) the run ends with.
+   * Aborted when renewal finds the lease gone or held by another run, or has
+   * not succeeded for two thirds of the lease duration (the API server cannot
+   * be reached from here, while another runner may reach it and take the lock
+   * over once the lease expires); its reason is the WorkFailedError (exit 1)
+   * the run ends with.
    */
   readonly lost: AbortSignal;
   release(): Promise<void>;
 }
+
+/**
+ * The part of the lease duration a run may go without a successful renewal
+ * before it stops (client-go's RenewDeadline: 10 s of 15): another runner
+ * takes over after the whole duration, so a run that cannot reach the API
+ * server gives up its lock a third of the duration before anyone can take it.
+ */
+export const RENEW_DEADLINE_FRACTION = 2 / 3;
 
 /** How long a lock outlives its last renewal when SKIFF_LOCK_TTL does not say. */
 export const DEFAULT_LOCK_TTL_SECONDS = 30;
@@ -137,8 +148,10 @@ export function processAlive(pid: number): boolean {
  * proves it ran in this very PID namespace on this very boot; one that merely
  * shares the hostname waits for expiry. Every write is conditional on the
  * resourceVersion read, so two takers cannot both win. Renewal keeps trying
- * through an API server outage; if it finds the lease gone or taken by
- * another run, `lost` aborts and the run must stop.
+ * through an API server outage, for two thirds of the lease duration since
+ * the last renewal that succeeded (on our monotonic clock); past that, or if
+ * it finds the lease gone or taken by another run, `lost` aborts and the run
+ * must stop.
  */
 export async function acquireReleaseLock(
   kube: KubeClient,
@@ -169,8 +182,11 @@ export async function acquireReleaseLock(
   let announced = '';
   /** The lease as last seen, and when (on our clock) it was first seen so. */
   let observed: { record: string; since: number } | undefined;
+  /** When (on our clock) the look that ended in holding the lease began: no write of it can have landed earlier. */
+  let heldSince = monotonic();
   for (;;) {
     if (opts.signal.aborted) throw new SkiffError('interrupted', ExitCode.interrupted, `interrupted while waiting for the lock of release ${opts.release}`);
+    heldSince = monotonic();
     const now = opts.now();
     const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name);
     const body = {
@@ -228,11 +244,34 @@ export async function acquireReleaseLock(
     await abortableSleep(opts.pollMs ?? 1000, opts.signal);
   }
 
-  // Renew well within the lease duration while the work runs; through an outage, keep trying.
+  // Renew well within the lease duration while the work runs; through an outage, keep trying until the renew deadline.
   const stop = new AbortController();
   const lost = new AbortController();
+  const renewDeadlineMs = ttl * 1000 * RENEW_DEADLINE_FRACTION;
+  let renewedAt = heldSince;
+  // A timer of its own, so that a renewal stuck in the client's retries (up to SKIFF_KUBE_RETRY_TIMEOUT) cannot hold it off.
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  const armDeadline = () => {
+    clearTimeout(deadlineTimer);
+    deadlineTimer = setTimeout(
+      () => {
+        if (stop.signal.aborted || lost.signal.aborted) return;
+        lost.abort(
+          new WorkFailedError(
+            'deploy',
+            `lost the lock of release ${opts.release}: not renewed for ${Math.round(Math.max(monotonic() - renewedAt, renewDeadlineMs) / 1000)}s (API server unreachable); stopped, nothing more is applied or pruned`,
+          ),
+        );
+      },
+      Math.max(0, renewedAt + renewDeadlineMs - monotonic()),
+    );
+    deadlineTimer.unref();
+  };
+  armDeadline();
   const renewOnce = async () => {
+    const started = monotonic();
     const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name);
+    if (lost.signal.aborted) return; // stepped down meanwhile: a lease we gave up is not renewed again
     const current = parseOwner(holderOf(lease));
     if (!lease || !sameRun(current, opts.owner)) {
       lost.abort(
@@ -244,7 +283,9 @@ export async function acquireReleaseLock(
       return;
     }
     (lease.spec as { renewTime: string }).renewTime = microTime(opts.now());
-    await kube.replace(lease); // conditional: a takeover since the read makes it a conflict, and the next look finds it
+    await kube.replace(lease, { signal: lost.signal }); // conditional: a takeover since the read makes it a conflict, and the next look finds it
+    renewedAt = started;
+    armDeadline();
   };
   const renewing = (async () => {
     while (!stop.signal.aborted && !lost.signal.aborted) {
@@ -266,6 +307,7 @@ export async function acquireReleaseLock(
     lost: lost.signal,
     async release() {
       stop.abort();
+      clearTimeout(deadlineTimer);
       await renewing;
       const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name).catch(() => undefined);
       if (lease && sameRun(parseOwner(holderOf(lease)), opts.owner)) {
@@ -281,11 +323,22 @@ export async function acquireReleaseLock(
 
 /**
  * The client the work under a lock writes objects with: once the lock is
- * lost, every write is refused with the lost lock's error before it is sent.
+ * lost, every write is refused with the lost lock's error before it is sent,
+ * and a write under way stops (its retries through an outage included): each
+ * is sent with `lost`, and the run's own `signal` if given, as its signal.
  * Reads and dry runs go through.
  */
-export function fenceWrites(kube: KubeClient, lost: AbortSignal): KubeClient {
-  const check = () => lost.throwIfAborted();
+export function fenceWrites(kube: KubeClient, lost: AbortSignal, signal?: AbortSignal): KubeClient {
+  const stopped = signal ? AbortSignal.any([lost, signal]) : lost;
+  const fenced = async <T>(write: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    lost.throwIfAborted();
+    try {
+      return await write(stopped);
+    } catch (e) {
+      lost.throwIfAborted(); // whatever the write stopped on, the lost lock is the cause
+      throw e;
+    }
+  };
   return {
     get context() {
       return kube.context;
@@ -296,13 +349,14 @@ export function fenceWrites(kube: KubeClient, lost: AbortSignal): KubeClient {
     get defaultNamespace() {
       return kube.defaultNamespace;
     },
-    apply: async (obj, o) => (o?.dryRun ? kube.apply(obj, o) : (check(), kube.apply(obj, o))),
+    apply: async (obj, o) => (o?.dryRun ? kube.apply(obj, o) : fenced((signal) => kube.apply(obj, { ...o, signal }))),
     get: (...a) => kube.get(...a),
     list: (...a) => kube.list(...a),
     namespacesWith: (...a) => kube.namespacesWith(...a),
-    create: async (obj) => (check(), kube.create(obj)),
-    replace: async (obj) => (check(), kube.replace(obj)),
-    delete: async (...a) => (check(), kube.delete(...a)),
+    create: async (obj) => fenced((signal) => kube.create(obj, { signal })),
+    replace: async (obj) => fenced((signal) => kube.replace(obj, { signal })),
+    delete: async (apiVersion, kind, namespace, name, propagation, preconditions) =>
+      fenced((signal) => kube.delete(apiVersion, kind, namespace, name, propagation, preconditions, { signal })),
     logs: (...a) => kube.logs(...a),
     watch: (...a) => kube.watch(...a),
   };

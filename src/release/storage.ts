@@ -1,4 +1,5 @@
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
+import { KubeApiError } from '../kube/client.js';
 import { PART_LABEL, recordToSecrets, secretsToRecord } from './record.js';
 import type { KubeObject } from '../kube/types.js';
 import type { ReleaseRecord } from './types.js';
@@ -19,14 +20,31 @@ export class RecordExistsError extends SkiffError {
  * only create, replace, list and delete of record Secrets.
  */
 export interface ReleaseDriver {
-  /** Fails with RecordExistsError if any of the Secrets exists. */
-  create(secrets: KubeObject[]): Promise<void>;
-  /** Replaces the Secrets, creating those that do not exist. */
-  update(secrets: KubeObject[]): Promise<void>;
+  /** Fails with RecordExistsError if any of the Secrets exists. Returns the Secrets as stored (with their resourceVersion) where it knows them. */
+  create(secrets: KubeObject[]): Promise<KubeObject[] | void>;
+  /**
+   * Replaces the Secrets, creating those that do not exist. With
+   * `resourceVersions`, only if unchanged: a Secret named there is replaced
+   * only at that version, any other only created (a KubeApiError 409 or 404
+   * when it changed, exists or is gone); a driver without versions ignores it.
+   */
+  update(secrets: KubeObject[], opts?: { resourceVersions?: ReadonlyMap<string, string> }): Promise<KubeObject[] | void>;
   /** Every chunk of every revision of the release (labels owner=skiff, name=<release>). */
   list(release: string): Promise<KubeObject[]>;
   /** Missing names are not an error. */
   delete(names: string[]): Promise<void>;
+  /** This driver writing through a client fenced by a release lock (lock.ts fenceWrites): a write under way stops when `lost` aborts. */
+  fenced?(lost: AbortSignal): ReleaseDriver;
+}
+
+/** Any driver refusing writes once `lost` aborts (checked before each call). */
+function fenceDriver(driver: ReleaseDriver, lost: AbortSignal): ReleaseDriver {
+  return {
+    create: async (secrets) => (lost.throwIfAborted(), driver.create(secrets)),
+    update: async (secrets, opts) => (lost.throwIfAborted(), driver.update(secrets, opts)),
+    list: (release) => driver.list(release),
+    delete: async (names) => (lost.throwIfAborted(), driver.delete(names)),
+  };
 }
 
 /** A driver in memory: for tests, and for reading records already listed (cleanup). */
@@ -86,11 +104,58 @@ export type SealRecord = (record: ReleaseRecord) => ReleaseRecord;
  * before it is stored, whatever the caller passes.
  */
 export class ReleaseStorage {
+  /** The resourceVersion of each record Secret as this storage last wrote it: what closeAfterLostLock is conditional on. */
+  private readonly written = new Map<string, string>();
+  /** Set on a storage fenced by a release lock: the lost lock, and the unfenced driver for closeAfterLostLock. */
+  private lock?: { lost: AbortSignal; closing: ReleaseDriver };
+
   constructor(
     private readonly driver: ReleaseDriver,
     readonly namespace: string,
     private readonly seal: SealRecord,
   ) {}
+
+  /**
+   * This storage for a run that holds the release lock: once `lost` aborts,
+   * every write (update, superseding, pruning, deleteAll) is refused with the
+   * lost lock's error, and a write under way stops. Only closeAfterLostLock
+   * still writes.
+   */
+  fenced(lost: AbortSignal): ReleaseStorage {
+    const storage = new ReleaseStorage(this.driver.fenced?.(lost) ?? fenceDriver(this.driver, lost), this.namespace, this.seal);
+    storage.lock = { lost, closing: this.driver };
+    return storage;
+  }
+
+  /** Whether the release lock this storage is fenced by has been lost. */
+  get lockLost(): boolean {
+    return this.lock?.lost.aborted === true;
+  }
+
+  /**
+   * The one write left to a run that lost its lock: its own revision
+   * rewritten (closed as failed), only if nobody wrote it since this storage
+   * did (conditional on the resourceVersions it wrote, where the driver keeps
+   * them); nothing superseded, pruned or deleted. False when the record
+   * changed or went meanwhile (the run that took the lock over closes it).
+   */
+  async closeAfterLostLock(record: ReleaseRecord): Promise<boolean> {
+    const secrets = recordToSecrets(this.seal(record), this.namespace);
+    try {
+      this.remember(await (this.lock?.closing ?? this.driver).update(writeOrder(secrets), { resourceVersions: new Map(this.written) }));
+      return true;
+    } catch (e) {
+      if (e instanceof KubeApiError && (e.status === 409 || e.status === 404)) return false;
+      throw e;
+    }
+  }
+
+  private remember(stored: KubeObject[] | void): void {
+    for (const s of stored ?? []) {
+      const version = s.metadata.resourceVersion;
+      if (typeof version === 'string' && version) this.written.set(s.metadata.name, version);
+    }
+  }
 
   private async revisions(release: string): Promise<RevisionSecrets[]> {
     const byRevision = new Map<number, RevisionSecrets>();
@@ -144,7 +209,7 @@ export class ReleaseStorage {
     // Leftover parts of an interrupted write would make create fail; they hold nothing.
     if (existing) await this.driver.delete(existing.secrets.map((s) => s.metadata.name));
     try {
-      await this.driver.create(writeOrder(secrets));
+      this.remember(await this.driver.create(writeOrder(secrets)));
     } catch (e) {
       // Between the read above and the write, another run stored this revision.
       if (e instanceof RecordExistsError) throw raced(e);
@@ -156,7 +221,7 @@ export class ReleaseStorage {
   async update(record: ReleaseRecord): Promise<void> {
     const secrets = recordToSecrets(this.seal(record), this.namespace);
     const existing = (await this.revisions(record.name)).find((r) => r.revision === record.revision);
-    await this.driver.update(writeOrder(secrets));
+    this.remember(await this.driver.update(writeOrder(secrets)));
     const keep = new Set(secrets.map((s) => s.metadata.name));
     const surplus = (existing?.secrets ?? []).map((s) => s.metadata.name).filter((n) => !keep.has(n));
     if (surplus.length) await this.driver.delete(surplus);

@@ -49,19 +49,21 @@ export async function ensureNamespace(kube: KubeClient, namespace: string): Prom
 
 /**
  * Runs work while holding the release lock; the lock is released on every
- * exit path. The work gets the context and client to use: if the lock is lost
- * (renewal finds it gone or taken), the context's signal aborts (tracking and
- * hooks stop) and the client refuses every further write of an object, and
- * the run ends with the lost lock's error (exit 1). Release records are still
- * written through the session's storage, so the revision is closed as failed.
+ * exit path. The work gets the context, client and storage to use: if the
+ * lock is lost (renewal finds it gone or taken, or has not succeeded for two
+ * thirds of its duration), the context's signal aborts (tracking and hooks
+ * stop), the client and the storage refuse every further write and stop the
+ * one under way, and the run ends with the lost lock's error (exit 1). The
+ * storage's closeAfterLostLock is the one write left: the revision closed as
+ * failed, if nobody changed its record since.
  */
 export async function withReleaseLock<T>(
   ctx: RunContext,
-  kube: KubeClient,
+  { kube, storage }: ClusterSession,
   target: Pick<ReleaseTarget, 'namespace' | 'release'>,
   action: string,
   flags: KubeFlags,
-  work: (held: { ctx: RunContext; kube: KubeClient }) => Promise<T>,
+  work: (held: { ctx: RunContext; kube: KubeClient; storage: ReleaseStorage }) => Promise<T>,
 ): Promise<T> {
   const lock: ReleaseLock = await acquireReleaseLock(kube, {
     namespace: target.namespace,
@@ -74,7 +76,11 @@ export async function withReleaseLock<T>(
     ttlSeconds: lockTtlSeconds(ctx.env),
   });
   try {
-    const result = await work({ ctx: { ...ctx, signal: AbortSignal.any([ctx.signal, lock.lost]) }, kube: fenceWrites(kube, lock.lost) });
+    const result = await work({
+      ctx: { ...ctx, signal: AbortSignal.any([ctx.signal, lock.lost]) },
+      kube: fenceWrites(kube, lock.lost, ctx.signal),
+      storage: storage.fenced(lock.lost),
+    });
     lock.lost.throwIfAborted();
     return result;
   } catch (e) {

@@ -113,14 +113,25 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
   await storage.create(opts.redactor.record(record));
   reporter.info(`release ${target.release} revision ${revision} (${record.description}) → namespace ${target.namespace}`);
 
-  const finish = async (status: ReleaseStatus, description: string, extra: Partial<ReleaseOutcome> = {}): Promise<ReleaseOutcome> => {
+  const finish = async (verdict: ReleaseStatus, why: string, extra: Partial<ReleaseOutcome> = {}): Promise<ReleaseOutcome> => {
+    // After a lost lock another run may write alongside: no deployed revision, and the one write left is closing this one.
+    const lost = storage.lockLost;
+    const [status, description] = lost && verdict === 'deployed' ? (['failed', stopReason(ctx.signal)] as const) : [verdict, why];
     record.status = status;
     record.description = description;
     record.finishedAt = ctx.now().toISOString();
-    await storage.update(opts.redactor.record(record));
-    if (status === 'deployed') await storage.markSuperseded(target.release, revision);
-    // Failed revisions count towards historyMax too (as in Helm); the last deployed one is always kept.
-    await storage.pruneHistory(target.release, opts.historyMax);
+    if (lost) {
+      // Only if its record is as this run wrote it; nothing superseded, no history pruned.
+      const closed = await storage.closeAfterLostLock(opts.redactor.record(record)).catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+      if (closed === false) reporter.warn(`revision ${revision} is left as it is: its record changed after the lock was lost`);
+      else if (closed !== true)
+        reporter.warn(`revision ${revision} could not be marked failed (${closed}); the next deploy of ${target.release} will close it`);
+    } else {
+      await storage.update(opts.redactor.record(record));
+      if (status === 'deployed') await storage.markSuperseded(target.release, revision);
+      // Failed revisions count towards historyMax too (as in Helm); the last deployed one is always kept.
+      await storage.pruneHistory(target.release, opts.historyMax);
+    }
     return {
       release: target.release,
       namespace: target.namespace,

@@ -84,7 +84,8 @@ afterAll(async () => {
 
 describe('the kube-apiserver restarts during a deploy', () => {
   it('down for ~8 s during hooks/apply: the deploy rides through, keeps its lock and completes', async () => {
-    const child = startDeploy({}, '--set', 'greeting=through-the-outage');
+    // Within the renew deadline (two thirds of SKIFF_LOCK_TTL: 40 s), the outage and the API server's restart included.
+    const child = startDeploy({ SKIFF_LOCK_TTL: '60' }, '--set', 'greeting=through-the-outage');
     await waitForLease();
     await new Promise((r) => setTimeout(r, 1000));
     await killApiServer();
@@ -99,7 +100,8 @@ describe('the kube-apiserver restarts during a deploy', () => {
   }, 300_000);
 
   it('down past SKIFF_KUBE_RETRY_TIMEOUT: exit 3 naming the API server and context; the next deploy closes the revision and succeeds', async () => {
-    const child = startDeploy({ SKIFF_KUBE_RETRY_TIMEOUT: '4' }, '--set', 'greeting=gave-up');
+    // The lock's renew deadline (40 s) outlives both bounds: giving up on the API server is this run's end, not losing the lock.
+    const child = startDeploy({ SKIFF_KUBE_RETRY_TIMEOUT: '4', SKIFF_LOCK_TTL: '60' }, '--set', 'greeting=gave-up');
     await waitForLease();
     await new Promise((r) => setTimeout(r, 500));
     await killApiServer();

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
+import { runDismiss } from '../../src/actions/dismiss.js';
 import { runHistory } from '../../src/actions/history.js';
 import { ExitCode, InfrastructureError, WorkFailedError } from '../../src/errors.js';
 import { KubeApiError } from '../../src/kube/client.js';
@@ -70,9 +71,8 @@ afterAll(async () => {
 const outage = () =>
   new InfrastructureError('Kubernetes API https://127.0.0.1:6443 (context test) is unreachable: connect ECONNREFUSED; gave up after 9 attempts in 60s');
 
-async function harness(signal?: AbortSignal) {
+async function harness(signal?: AbortSignal, kube = new MemoryKube()) {
   const dir = await projectRepo(files('one'));
-  const kube = new MemoryKube();
   const reporter = recordingReporter();
   const ctx = runContext({ cwd: dir, kube, reporter, registry: `${registry.host}/res`, signal });
   const history = async () => (await runHistory(ctx, { env: 'staging' })).map((r) => `${r.revision} ${r.status}`);
@@ -191,6 +191,82 @@ describe('a deploy that loses its lock', () => {
     const writes = h.kube.calls.slice(takenAt).filter((c) => ['apply', 'create', 'replace', 'delete'].includes(c.verb) && !c.dryRun);
     expect(writes.filter((c) => c.kind !== 'Secret')).toEqual([]);
     expect(JSON.parse((lease().spec as { holderIdentity: string }).holderIdentity)).toEqual(other);
+  }, 30_000);
+});
+
+/** A MemoryKube whose lists of Secrets (release records), once `slowRecords` is set, take 3 s to answer. */
+class SlowRecordsKube extends MemoryKube {
+  slowRecords = false;
+  override async list(...a: Parameters<MemoryKube['list']>) {
+    if (this.slowRecords && a[1] === 'Secret') await new Promise((r) => setTimeout(r, 3_000));
+    return super.list(...a);
+  }
+}
+
+describe('a run that cannot renew its lock (the API server unreachable from this runner, while another may reach it)', () => {
+  const message = `lost the lock of release ${RELEASE}: not renewed for 2s (API server unreachable); stopped, nothing more is applied or pruned`;
+  const withHistoryMax = (greeting: string) => {
+    const f = files(greeting);
+    return { ...f, 'skiff.yaml': f['skiff.yaml'].replace('  timeout: 5s\n', '  timeout: 5s\n  historyMax: 2\n') };
+  };
+
+  it('deploy: stops at two thirds of the TTL, exit 1, the revision closed as failed with one conditional write; no history pruned, no rollback', async () => {
+    const h = await harness();
+    h.ctx.env.SKIFF_LOCK_TTL = '3'; // renewals every second, renew deadline 2 s
+    await commitFiles(h.dir, withHistoryMax('one'));
+    const ready = readyOnApply(h.kube);
+    await runDeploy(h.ctx, { env: 'staging' });
+    await commitFiles(h.dir, withHistoryMax('two'));
+    await runDeploy(h.ctx, { env: 'staging' });
+    ready();
+    expect(await h.history()).toEqual(['1 superseded', '2 deployed']);
+    await commitFiles(h.dir, withHistoryMax('three'));
+    h.kube.calls.length = 0;
+    // From the Deployment's apply on, this runner cannot reach the Lease; nothing becomes ready.
+    let cutAt = -1;
+    h.kube.onApply((o) => {
+      if (o.kind !== 'Deployment') return;
+      o.status = {};
+      if (cutAt < 0) cutAt = h.kube.calls.length;
+    });
+    const cut = h.kube.rejectRequest((call) => cutAt >= 0 && call.kind === 'Lease', outage());
+    const t0 = Date.now();
+    const err = (await runDeploy(h.ctx, { env: 'staging', autoRollback: true, timeoutMs: 60_000 }).catch((e: unknown) => e)) as WorkFailedError;
+    cut();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(err).toBeInstanceOf(WorkFailedError);
+    expect(err.exitCode).toBe(ExitCode.failed);
+    expect(err.message).toBe(message);
+    // Revision 1 is still there: historyMax 2 would have pruned it.
+    expect(await h.history()).toEqual(['1 superseded', '2 deployed', '3 failed']);
+    expect((await runHistory(h.ctx, { env: 'staging' }))[2]!.description).toBe(message);
+    const writes = h.kube.calls.slice(cutAt).filter((c) => ['apply', 'create', 'replace', 'delete'].includes(c.verb) && !c.dryRun && c.kind !== 'Lease');
+    expect(writes).toEqual([{ verb: 'replace', kind: 'Secret', namespace: NS, name: `skiff.release.v1.${RELEASE}.v3` }]);
+  }, 30_000);
+
+  it('dismiss --with-history: the records are not deleted once the lock is lost, exit 1', async () => {
+    const kube = new SlowRecordsKube();
+    const h = await harness(undefined, kube);
+    h.ctx.env.SKIFF_LOCK_TTL = '3';
+    const ready = readyOnApply(kube);
+    await runDeploy(h.ctx, { env: 'staging' });
+    await commitFiles(h.dir, files('two'));
+    await runDeploy(h.ctx, { env: 'staging' });
+    ready();
+    const records = kube.objects('Secret').length;
+    // As the first object is deleted this runner loses the Lease, and reading the records to delete takes longer than the deadline.
+    let cut = false;
+    const lift = kube.rejectRequest((call) => {
+      if (call.verb === 'delete' && call.kind !== 'Secret' && call.kind !== 'Lease') cut = kube.slowRecords = true;
+      return cut && call.kind === 'Lease';
+    }, outage());
+    const err = (await runDismiss(h.ctx, { env: 'staging', withHistory: true }).catch((e: unknown) => e)) as WorkFailedError;
+    lift();
+    kube.slowRecords = false;
+    expect(err).toBeInstanceOf(WorkFailedError);
+    expect(err.message).toBe(message);
+    expect(kube.objects('Secret')).toHaveLength(records);
+    expect(await h.history()).toEqual(['1 superseded', '2 deployed']);
   }, 30_000);
 });
 

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpKubeClient, type KubeTuning } from '../../src/adapters/kube.js';
-import { ConfigError, ExitCode, InfrastructureError } from '../../src/errors.js';
+import { ConfigError, ExitCode, InfrastructureError, WorkFailedError } from '../../src/errors.js';
+import { fenceWrites } from '../../src/release/lock.js';
 import { AdaptiveLimiter, abortableSleep, backoffMs, kubeRetryTimeoutMs, retryAfterMs } from '../../src/kube/retry.js';
 import type { WatchEvent } from '../../src/kube/client.js';
 import type { LiveObject } from '../../src/kube/types.js';
@@ -270,6 +271,49 @@ describe('kube client: transient answers are retried', () => {
     api.handle = (_req, res) => json(res, 409, { kind: 'Status', reason: 'AlreadyExists', message: 'already exists' });
     const kube = await client(api.port);
     await expect(kube.create(configMap('taken'))).rejects.toMatchObject({ status: 409, reason: 'AlreadyExists' });
+  });
+});
+
+describe('kube client: a write fenced by the release lock', () => {
+  const lostLock = () =>
+    new WorkFailedError('deploy', 'lost the lock of release shop: not renewed for 20s (API server unreachable); stopped, nothing more is applied or pruned');
+
+  for (const [what, write] of [
+    ['apply', (k: ReturnType<typeof fenceWrites>) => k.apply(configMap('app'))],
+    ['create', (k: ReturnType<typeof fenceWrites>) => k.create(configMap('app'))],
+    ['replace', (k: ReturnType<typeof fenceWrites>) => k.replace(configMap('app'))],
+    ['delete', (k: ReturnType<typeof fenceWrites>) => k.delete('v1', 'ConfigMap', 'default', 'app')],
+  ] as const) {
+    it(`${what} retried through 503s stops as the lock is lost: the lost lock's error at once, and no request sent after it`, async () => {
+      const api = await fakeApi();
+      api.handle = (_req, res) => json(res, 503, { kind: 'Status', message: 'apiserver is shutting down' });
+      const lost = new AbortController();
+      const kube = fenceWrites(await client(api.port, { retryTimeoutMs: 30_000 }), lost.signal);
+      const sent = () => api.requests.filter((r) => !r.endsWith('/api/v1')).length;
+      const writing = write(kube).catch((e: unknown) => e);
+      while (sent() < 2) await new Promise((r) => setTimeout(r, 20)); // retrying
+      const reason = lostLock();
+      const t0 = Date.now();
+      lost.abort(reason);
+      expect(await writing).toBe(reason);
+      expect(Date.now() - t0).toBeLessThan(500);
+      const before = sent();
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(sent()).toBe(before);
+    });
+  }
+
+  it("the run's own signal (Ctrl-C) stops a fenced write's retries too", async () => {
+    const api = await fakeApi();
+    api.handle = (_req, res) => json(res, 503, { kind: 'Status', message: 'apiserver is shutting down' });
+    const run = new AbortController();
+    const kube = fenceWrites(await client(api.port, { retryTimeoutMs: 30_000 }), new AbortController().signal, run.signal);
+    const writing = kube.apply(configMap('app')).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 400));
+    const t0 = Date.now();
+    run.abort(new Error('SIGINT'));
+    expect(((await writing) as Error).name).toBe('AbortError');
+    expect(Date.now() - t0).toBeLessThan(500);
   });
 });
 

@@ -19,6 +19,9 @@ import {
   type LockOwner,
   type ReleaseLock,
 } from '../../src/release/lock.js';
+import { SecretDriver } from '../../src/release/secret-driver.js';
+import { ReleaseStorage } from '../../src/release/storage.js';
+import type { ReleaseRecord, ReleaseStatus } from '../../src/release/types.js';
 import { MemoryKube } from '../helpers/memory-kube.js';
 import { recordingReporter } from '../helpers/orchestration.js';
 
@@ -264,10 +267,10 @@ describe('release lock: waiting and renewing', () => {
     expect(err.message).toBe('interrupted while waiting for the lock of release shop');
   });
 
-  it('renewals keep trying through an API server outage longer than the TTL, and the lock is kept', async () => {
+  it('renewals keep trying through an API server outage shorter than two thirds of the TTL, and the lock is kept', async () => {
     const kube = new MemoryKube();
     const reporter = recordingReporter();
-    const lock = await acquireReleaseLock(kube, lockOpts(kube, { reporter, ttlSeconds: 3 }));
+    const lock = await acquireReleaseLock(kube, lockOpts(kube, { reporter, ttlSeconds: 6 })); // renewals every 2 s, deadline 4 s
     const renewTime = () => (kube.object('Lease', 'shop', LEASE)?.spec as { renewTime: string }).renewTime;
     const before = renewTime();
     let refused = 0;
@@ -275,15 +278,60 @@ describe('release lock: waiting and renewing', () => {
       (call) => call.kind === 'Lease' && (refused++, true),
       new InfrastructureError('Kubernetes API https://127.0.0.1:6443 (context test) is unreachable: connect ECONNREFUSED'),
     );
-    await new Promise((r) => setTimeout(r, 3_500)); // down for longer than the TTL
+    await new Promise((r) => setTimeout(r, 2_500)); // the renewal at 2 s is refused
     outage();
-    await new Promise((r) => setTimeout(r, 1_500));
-    expect(refused).toBeGreaterThanOrEqual(2); // it kept trying while the server was down
+    await new Promise((r) => setTimeout(r, 2_000)); // past the first renewal's deadline (4 s)
+    expect(refused).toBeGreaterThanOrEqual(1); // it kept trying while the server was down
     expect(renewTime()).not.toBe(before); // and renewed once it was back
+    expect(lock.lost.aborted).toBe(false);
     expect(holderOf(kube)?.pid).toBe(process.pid);
     expect(reporter.warnings).toEqual([]);
     await lock.release();
     expect(kube.object('Lease', 'shop', LEASE)).toBeUndefined();
+  }, 15_000);
+
+  it('no successful renewal for two thirds of the TTL (API server unreachable from here): `lost` aborts, exit 1, and the fenced client writes nothing more', async () => {
+    const kube = new MemoryKube();
+    const t0 = performance.now();
+    const lock = await acquireReleaseLock(kube, lockOpts(kube, { ttlSeconds: 3 })); // renewals every second, deadline 2 s
+    const fenced = fenceWrites(kube, lock.lost);
+    const outage = kube.rejectRequest(
+      (call) => call.kind === 'Lease',
+      new InfrastructureError('Kubernetes API https://127.0.0.1:6443 (context test) is unreachable: connect ECONNREFUSED'),
+    );
+    await new Promise((r) => lock.lost.addEventListener('abort', r, { once: true }));
+    const after = performance.now() - t0;
+    expect(after).toBeGreaterThanOrEqual(1_900); // not before the deadline: a third of the TTL is left before anyone may take over
+    expect(after).toBeLessThan(2_600);
+    const reason = lock.lost.reason as WorkFailedError;
+    expect(reason).toBeInstanceOf(WorkFailedError);
+    expect(reason.exitCode).toBe(ExitCode.failed);
+    expect(reason.message).toBe('lost the lock of release shop: not renewed for 2s (API server unreachable); stopped, nothing more is applied or pruned');
+    const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web', namespace: 'shop' }, data: { a: '1' } };
+    await expect(fenced.apply(cm)).rejects.toBe(reason);
+    expect(kube.object('ConfigMap', 'shop', 'web')).toBeUndefined();
+    // The server is back: the lease given up is not renewed again, and release frees it for the next run.
+    outage();
+    const renewTime = (kube.object('Lease', 'shop', LEASE)?.spec as { renewTime: string }).renewTime;
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect((kube.object('Lease', 'shop', LEASE)?.spec as { renewTime: string }).renewTime).toBe(renewTime);
+    await lock.release();
+    expect(kube.object('Lease', 'shop', LEASE)).toBeUndefined();
+  }, 15_000);
+
+  it('a renewal stuck in the client (retrying for up to SKIFF_KUBE_RETRY_TIMEOUT) does not hold off the deadline', async () => {
+    const kube = new HangingLeaseKube();
+    const t0 = performance.now();
+    const lock = await acquireReleaseLock(kube, lockOpts(kube, { ttlSeconds: 3 }));
+    kube.hang = true; // the next read of the lease gets no answer
+    await new Promise((r) => lock.lost.addEventListener('abort', r, { once: true }));
+    expect(performance.now() - t0).toBeLessThan(2_600);
+    expect((lock.lost.reason as Error).message).toBe(
+      'lost the lock of release shop: not renewed for 2s (API server unreachable); stopped, nothing more is applied or pruned',
+    );
+    kube.hang = false;
+    kube.answer();
+    await lock.release();
   }, 15_000);
 
   it('an earlier attempt of ours that landed (lease already carries our run id) is our lock', async () => {
@@ -314,6 +362,19 @@ describe('release lock: waiting and renewing', () => {
     expect(err.message).toMatch(/^release shop is locked by deploy by ci@runner \(pid 1\); gave up/);
   });
 });
+
+/** A MemoryKube whose Lease reads, while `hang` is set, get no answer until `answer()`. */
+class HangingLeaseKube extends MemoryKube {
+  hang = false;
+  private waiting: Array<() => void> = [];
+  answer() {
+    for (const w of this.waiting.splice(0)) w();
+  }
+  override async get(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<LiveObject | undefined> {
+    if (kind === 'Lease' && this.hang) await new Promise<void>((r) => this.waiting.push(r));
+    return super.get(apiVersion, kind, namespace, name);
+  }
+}
 
 /** A MemoryKube whose Lease reads wait at a gate the test opens: two takers read the same version. */
 class GatedKube extends MemoryKube {
@@ -408,5 +469,50 @@ describe('release lock: lost', () => {
       'lost the lock of release shop (its Lease skiff-lock-shop was deleted by someone else); stopped, nothing more is applied or pruned',
     );
     await lock.release();
+  });
+
+  it('after the lock is lost its storage writes only the closing of the revision, conditional on the record as this run wrote it: no update, superseding, pruning or deleteAll', async () => {
+    const kube = new MemoryKube();
+    const record = (revision: number, status: ReleaseStatus, description = status): ReleaseRecord => ({
+      name: 'shop',
+      namespace: 'shop',
+      revision,
+      status,
+      description,
+      environment: 'staging',
+      project: 'shop',
+      manifests: [],
+      values: {},
+      images: {},
+      git: { commit: 'abc' },
+      deployedBy: { user: 'ci', host: 'runner-1' },
+      startedAt: '2026-12-01T10:00:00.000Z',
+    });
+    const lost = new AbortController();
+    const storage = new ReleaseStorage(new SecretDriver(kube, 'shop'), 'shop', (r) => r).fenced(lost.signal);
+    await storage.create(record(1, 'superseded'));
+    await storage.create(record(2, 'deployed'));
+    await storage.create(record(3, 'pending-upgrade'));
+    await storage.create(record(4, 'pending-upgrade')); // say, the new holder's: not this run's to touch
+    const reason = new WorkFailedError('deploy', 'lost the lock of release shop: not renewed for 20s (API server unreachable)');
+    lost.abort(reason);
+    expect(storage.lockLost).toBe(true);
+    const before = kube.writes().length;
+    for (const write of [
+      () => storage.update(record(3, 'failed')),
+      () => storage.markSuperseded('shop', 3),
+      () => storage.pruneHistory('shop', 1),
+      () => storage.deleteAll('shop'),
+    ])
+      await expect(write()).rejects.toBe(reason);
+    expect(kube.writes()).toHaveLength(before);
+    expect(await storage.closeAfterLostLock(record(3, 'failed', 'lost the lock'))).toBe(true);
+    expect((await storage.history('shop')).map((r) => `${r.revision} ${r.status}`)).toEqual(['1 superseded', '2 deployed', '3 failed', '4 pending-upgrade']);
+    expect(kube.writes().slice(before)).toEqual([{ verb: 'replace', kind: 'Secret', namespace: 'shop', name: 'skiff.release.v1.shop.v3' }]);
+    // The run that took the lock over closed revision 4 (say) since this storage wrote it: left as that run wrote it.
+    const other = new ReleaseStorage(new SecretDriver(kube, 'shop'), 'shop', (r) => r);
+    await other.update(record(4, 'failed', 'interrupted: the upgrade run stopped before finishing'));
+    expect(await storage.closeAfterLostLock(record(4, 'failed', 'lost the lock'))).toBe(false);
+    expect((await other.get('shop', 4))?.description).toBe('interrupted: the upgrade run stopped before finishing');
   });
 });
