@@ -964,6 +964,7 @@ async function r8() {
       p.startsWith(`${reports}/`) ||
       p === reports ||
       p === join(dir, '.skiff') ||
+      p === join(dir, '.skiff', '.gitignore') || // skiff's own: .skiff ignores itself
       p === join(dir, '.skiff', 'reports') ||
       p.startsWith(join(dir, '.skiff', 'reports', 'junit'));
     if (!inside) failures.push(`wrote ${relative(dir, p)}, outside .skiff/reports/hostile/`);
