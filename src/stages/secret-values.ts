@@ -1,7 +1,16 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Scalar } from 'yaml';
 import { findWerfKey, MissingSecretKeyError, requireSecretKey, WERF_KEY_ENV } from '../adapters/secret-key.js';
 import type { RunContext } from '../context.js';
-import { decryptSecret, isSkiffCiphertext, SecretFormatError, showKeyPath, type SecretKey, type SecretPlace } from '../core/secret-crypto.js';
+import {
+  CURRENT_PREFIX,
+  decryptSecret,
+  isLegacyCiphertext,
+  isSkiffCiphertext,
+  SecretFormatError,
+  showKeyPath,
+  type SecretKey,
+  type SecretPlace,
+} from '../core/secret-crypto.js';
 import { MIN_SECRET_LENGTH } from '../core/secret-material.js';
 import { decryptWerfSecret, isWerfCiphertext } from '../core/werf-secret.js';
 import { ConfigError } from '../errors.js';
@@ -168,20 +177,34 @@ function plainValueError(file: string, s: SecretScalar): ConfigError {
   );
 }
 
-/** Decrypts every value of a secret-values file, in place in its document; returns each decrypted value with its key path. */
+/**
+ * Decrypts every value of a secret-values file, in place in its document;
+ * returns each decrypted value with its key path, and whether it is an old
+ * skiff:v1 value (not bound to its file). A v1 value in a file that also holds
+ * v2 values is refused: that mix is what a v1 value of another environment's
+ * file pasted here looks like.
+ */
 export async function decryptSecretValues(
   file: string,
   parsed: SecretValuesDoc,
   keys: SecretKeys,
-): Promise<Array<{ path: Array<string | number>; line: number; text: string }>> {
-  const out: Array<{ path: Array<string | number>; line: number; text: string }> = [];
+): Promise<Array<{ path: Array<string | number>; line: number; text: string; legacy: boolean }>> {
+  const legacy = parsed.scalars.filter((s) => typeof s.node.value === 'string' && isLegacyCiphertext(s.node.value));
+  const bound = parsed.scalars.some((s) => typeof s.node.value === 'string' && s.node.value.trim().startsWith(CURRENT_PREFIX));
+  if (legacy.length > 0 && bound) {
+    const s = legacy[0]!;
+    throw new ConfigError(
+      `${file}:${s.line}: ${showKeyPath(s.path)} is an old skiff:v1 value, not bound to its file, in a file that holds skiff:v2 values: a v1 value copied here from another environment's file would decrypt, so it is refused; if it is this file's own, upgrade it with "skiff secret edit ${file}" (or skiff secret rotate-key)`,
+    );
+  }
+  const out: Array<{ path: Array<string | number>; line: number; text: string; legacy: boolean }> = [];
   for (const s of parsed.scalars) {
     const text = scalarText(s.node);
     if (text === null) continue;
     if (typeof s.node.value !== 'string' || ciphertextKind(text) === 'plain') throw plainValueError(file, s);
     const plain = await openSecret(text, { value: s.path, valuesFile: file }, keys, { file, line: s.line, path: s.path });
+    out.push({ path: s.path, line: s.line, text: plain, legacy: legacy.includes(s) });
     s.node.value = plain;
-    out.push({ path: s.path, line: s.line, text: plain });
   }
   return out;
 }
@@ -243,6 +266,11 @@ export async function loadSecretInputs(ctx: RunContext, root: string, files: rea
       const decrypted = await decryptSecretValues(f.path, parsed, keys);
       for (const d of decrypted) {
         remember(d.text, `secret-values ${f.path} ${showKeyPath(d.path)}`);
+        if (d.legacy) {
+          ctx.reporter.warn(
+            `${f.path}:${d.line}: ${showKeyPath(d.path)} is an old skiff:v1 value, not bound to its file; run skiff secret edit ${f.path} or skiff secret rotate-key to upgrade it`,
+          );
+        }
         if (d.text.length > 0 && d.text.length < MIN_SECRET_LENGTH) {
           ctx.reporter.warn(
             `${f.path}:${d.line}: ${showKeyPath(d.path)} is shorter than ${MIN_SECRET_LENGTH} characters: skiff masks it in Secrets and in the stored values, but does not look for it in other text`,

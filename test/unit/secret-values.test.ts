@@ -25,6 +25,14 @@ const other = parseSecretKey(OTHER_HEX, 'test');
 const enc = (plain: string, path: Array<string | number>, k = key, valuesFile = '.kube/secret-values.yaml') =>
   encryptSecret(plain, k, { value: path, valuesFile });
 
+/** A value as skiff wrote it before files were bound (skiff:v1: its key path only). */
+const encV1 = (plain: string, path: Array<string | number>) => {
+  const nonce = Buffer.alloc(12, 9);
+  const c = createCipheriv('aes-256-gcm', key.bytes, nonce);
+  c.setAAD(Buffer.from(`skiff:v1:${key.id}:value ${JSON.stringify(path)}`));
+  const body = Buffer.concat([c.update(plain), c.final()]);
+  return `skiff:v1:${key.id}:${Buffer.concat([nonce, body, c.getAuthTag()]).toString('base64url')}`;
+};
 const DB_PASSWORD = 'pg-Secret-Value-1';
 const API_TOKEN = 'tok_9f8e7d6c5b4a';
 // Made with OpenSSL (test/unit/werf-secret.test.ts): AES-128-CBC, werf's "1000" format.
@@ -184,22 +192,42 @@ describe('secret values in a render', () => {
     );
   });
 
-  it('a value written before files were bound (skiff:v1:) still decrypts; secret edit writes it again bound to its file', async () => {
-    // Version 1 bound the key path only.
-    const nonce = Buffer.alloc(12, 9);
-    const c = createCipheriv('aes-256-gcm', key.bytes, nonce);
-    c.setAAD(Buffer.from(`skiff:v1:${key.id}:value ["db","password"]`));
-    const body = Buffer.concat([c.update(DB_PASSWORD), c.final()]);
-    const v1 = `skiff:v1:${key.id}:${Buffer.concat([nonce, body, c.getAuthTag()]).toString('base64url')}`;
-    const { ctx, dir } = await project({ '.kube/secret-values.yaml': secretValues().replace(/password: .*/, `password: ${v1}`) });
+  it('a value written before files were bound (skiff:v1:) still decrypts, with a warning naming it; secret edit writes it again bound to its file', async () => {
+    const v1File = ['db:', `  password: ${encV1(DB_PASSWORD, ['db', 'password'])}`, 'upstream:', `  auth: ${encV1(API_TOKEN, ['upstream', 'auth'])}`, ''].join(
+      '\n',
+    );
+    const { ctx, dir, reporter } = await project({ '.kube/secret-values.yaml': v1File });
     const rendered = await renderOf(ctx, true);
     expect((rendered.manifests.find((m) => m.object.kind === 'Secret')!.object.stringData as Record<string, string>).DATABASE_PASSWORD).toBe(DB_PASSWORD);
-    // Saved as it was, the old value is upgraded; the others keep their ciphertext.
+    expect(reporter.lines.filter((l) => l.includes('skiff:v1'))).toEqual([
+      expect.stringContaining(
+        '.kube/secret-values.yaml:2: db.password is an old skiff:v1 value, not bound to its file; run skiff secret edit .kube/secret-values.yaml or skiff secret rotate-key to upgrade it',
+      ),
+      expect.stringContaining('.kube/secret-values.yaml:4: upstream.auth is an old skiff:v1 value, not bound to its file'),
+    ]);
+    // Saved as it was, the old values are upgraded.
     const r = await runEdit(ctx, { file: '.kube/secret-values.yaml', editor: scriptedEditor((t) => t) });
-    expect(r).toMatchObject({ unchanged: false, encrypted: ['db.password'], kept: 1 });
+    expect(r).toMatchObject({ unchanged: false, encrypted: ['db.password', 'upstream.auth'], kept: 0 });
     const after = await readFile(join(dir, '.kube/secret-values.yaml'), 'utf8');
     expect(after).toMatch(/^ {2}password: skiff:v2:/m);
     expect(after).not.toContain('skiff:v1:');
+  });
+
+  it("a skiff:v1 value in a file that holds skiff:v2 values (another environment's old value pasted here) is refused, exit 2; secret edit upgrades it", async () => {
+    const { ctx, dir, kube } = await project({
+      '.kube/secret-values.yaml': secretValues().replace(/password: .*/, `password: ${encV1('staging-pw-from-history', ['db', 'password'])}`),
+    });
+    expect(await failure(renderOf(ctx))).toMatch(
+      /^\.kube\/secret-values\.yaml:3: db\.password is an old skiff:v1 value, not bound to its file, in a file that holds skiff:v2 values: .* "skiff secret edit \.kube\/secret-values\.yaml"/,
+    );
+    expect(await failure(runDeploy(ctx, { env: 'staging' }))).toMatch(/^\.kube\/secret-values\.yaml:3: db\.password is an old skiff:v1 value/);
+    expect(kube.objects('Secret')).toEqual([]);
+    // If it is this file's own value after all, secret edit binds it to the file.
+    expect(await runEdit(ctx, { file: '.kube/secret-values.yaml', editor: scriptedEditor((t) => t) })).toMatchObject({ encrypted: ['db.password'], kept: 1 });
+    const upgraded = await readFile(join(dir, '.kube/secret-values.yaml'), 'utf8');
+    expect(upgraded).not.toContain('skiff:v1:');
+    await commitFiles(dir, { '.kube/secret-values.yaml': upgraded });
+    await renderOf(ctx);
   });
 
   it('a value copied to another key path fails authentication', async () => {
