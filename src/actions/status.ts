@@ -2,7 +2,9 @@ import type { RunContext } from '../context.js';
 import { currentPods, defaultPolicy, formatUnreadyCause, serviceWithoutEndpoints, unreadyCauses, verdict, type RolloutVerdict } from '../core/readiness.js';
 import { isTracked } from '../kube/kinds.js';
 import { objectRef } from '../kube/object-key.js';
+import { secretStrings } from '../core/secret-material.js';
 import { openRelease } from '../stages/kube-session.js';
+import { Redactor, releaseSalt } from '../stages/redact.js';
 import type { TargetOptions } from '../stages/release-inputs.js';
 
 export type StatusOptions = TargetOptions;
@@ -56,6 +58,18 @@ export async function runStatus(ctx: RunContext, opts: StatusOptions): Promise<S
         .then((l) => l.items)
         .catch(() => undefined)
     : undefined;
+  // Probe output and termination messages can quote a secret: masked as deploy masks them, with the live
+  // Secrets' values of the release (as rollback knows them) and the release's salt.
+  const liveSecrets = (
+    await Promise.all(
+      current.manifests
+        .filter((m) => m.kind === 'Secret' && m.apiVersion === 'v1')
+        .map((m) => kube.get('v1', 'Secret', m.metadata.namespace, m.metadata.name).catch(() => undefined)),
+    )
+  ).filter((o) => o !== undefined);
+  const redactor = new Redactor(secretStrings({}, liveSecrets));
+  const salt = releaseSalt(history);
+  if (salt) redactor.useSalt(salt);
   const objects = await Promise.all(
     current.manifests.map(async (m): Promise<ObjectStatus> => {
       const live = await kube.get(m.apiVersion, m.kind, m.metadata.namespace, m.metadata.name).catch(() => undefined);
@@ -89,7 +103,7 @@ export async function runStatus(ctx: RunContext, opts: StatusOptions): Promise<S
       );
       const why = v.state === 'progressing' ? unreadyCauses(mine, own) : [];
       const message = why.length ? `${v.message}; ${why.map((c) => formatUnreadyCause(c)).join('; ')}` : v.message;
-      return { object, state: v.state, message };
+      return { object, state: v.state, message: redactor.text(message) };
     }),
   );
   return {
@@ -99,7 +113,7 @@ export async function runStatus(ctx: RunContext, opts: StatusOptions): Promise<S
     revision: current.revision,
     status: current.status,
     commit: current.git.commit,
-    description: current.description,
+    description: current.description === undefined ? undefined : redactor.text(current.description),
     objects,
   };
 }

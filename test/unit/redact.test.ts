@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runDiff } from '../../src/actions/diff.js';
 import { runHistory } from '../../src/actions/history.js';
+import { runStatus } from '../../src/actions/status.js';
 import { maskDigest, maskToken, newMaskSalt } from '../../src/core/secret-material.js';
 import type { KubeObject, LiveObject } from '../../src/kube/types.js';
 import { LAST_APPLIED_ANNOTATION, Redactor, releaseSalt } from '../../src/stages/redact.js';
@@ -176,6 +177,65 @@ describe('release masks', () => {
     const shown = JSON.stringify([staging, production]) + h.reporter.lines.join('\n');
     expect(shown).not.toContain('maskSalt');
     expect(shown).not.toContain(stored[0]!.maskSalt as string);
+  });
+
+  it("status masks a readiness probe's output that quotes a live Secret's value, as deploy does, with the release's salt", async () => {
+    const token = 'Tok-status-leak-4711';
+    const apiSecret = `apiVersion: v1\nkind: Secret\nmetadata:\n  name: api\nstringData:\n  apiToken: ${token}\n`;
+    const web = [
+      'apiVersion: apps/v1',
+      'kind: Deployment',
+      'metadata: { name: web }',
+      'spec:',
+      '  replicas: 1',
+      '  selector: { matchLabels: { app: web } }',
+      '  template:',
+      '    metadata: { labels: { app: web } }',
+      '    spec:',
+      '      containers:',
+      '        - name: app',
+      '          image: <%= images.app %>',
+      '          readinessProbe: { exec: { command: [check] } }',
+      '',
+    ].join('\n');
+    const h = await harness({ '.kube/api.yaml': apiSecret, '.kube/web.yaml': web });
+    expect(await runDeploy(h.ctx, { env: 'staging' })).toMatchObject({ revision: 1, status: 'deployed' });
+    // Later its pod stops being ready, and the probe prints the token.
+    const ns = 'salty-staging';
+    const deployment = h.kube.object('Deployment', ns, 'web')!;
+    h.kube.seed({
+      ...deployment,
+      status: { observedGeneration: deployment.metadata.generation, replicas: 1, updatedReplicas: 1, readyReplicas: 0, availableReplicas: 0 },
+    });
+    const rs = h.kube.seed({
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: { name: 'web-1', namespace: ns, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: deployment.metadata.uid }] },
+    });
+    h.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web-1-a', namespace: ns, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-1', uid: rs.metadata.uid }] },
+      spec: { containers: [{ name: 'app', readinessProbe: { exec: { command: ['check'] } } }] },
+      status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False' }] },
+    });
+    h.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: 'web-1-a.1', namespace: ns },
+      type: 'Warning',
+      reason: 'Unhealthy',
+      message: `Readiness probe failed: upstream refused token ${token}`,
+      involvedObject: { kind: 'Pod', name: 'web-1-a', namespace: ns, fieldPath: 'spec.containers{app}' },
+      count: 3,
+    });
+    const status = await runStatus(h.ctx, { env: 'staging' });
+    const shown = JSON.stringify(status);
+    expect(shown).toContain('readiness probe failed 3 times');
+    expect(shown).not.toContain(token);
+    // The mask is the release's: the one its history would show for the same value.
+    const salt = Buffer.from(storedRecords(h.kube, ns)[0]!.maskSalt as string, 'base64');
+    expect(shown).toContain(maskToken(token, maskDigest(salt)));
   });
 
   it('history shows the masks of a record written before salts without their plain checksum', async () => {
