@@ -39,3 +39,17 @@ export function childEnv(env: NodeJS.ProcessEnv = process.env, keep: readonly st
 export function secretEnvPresent(env: NodeJS.ProcessEnv = process.env): string[] {
   return SECRET_ENV_NAMES.filter((name) => env[name] !== undefined);
 }
+
+/**
+ * Moves the secret variables out of `env` (process.env, once, at start):
+ * returns the whole environment, secrets included, for the run context
+ * (ctx.env, which every reader of a key or password uses), and leaves `env`
+ * without them. Code that reads process.env on its own then never sees one:
+ * the Kubernetes client's gcp and azure auth providers run their cmd-path with
+ * it, and `.kube/` templates can reach `process`.
+ */
+export function takeSecretEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const all = { ...env };
+  for (const name of SECRET_ENV_NAMES) delete env[name];
+  return all;
+}

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { readCiContext } from '../ci.js';
+import { takeSecretEnv } from '../adapters/child-env.js';
 import type { DockerEngine } from '../adapters/docker.js';
 import type { Reporter, RunContext } from '../context.js';
 import { ExitCode, SkiffError, oneLine } from '../errors.js';
@@ -17,10 +18,14 @@ export interface Session {
   close: () => void;
 }
 
+/** skiff's environment, secrets included; process.env keeps none of them (adapters/child-env.ts). */
+let startEnv: NodeJS.ProcessEnv | undefined;
+
 function openSession(global: GlobalOptions): Session {
   const json = global.output === 'json';
   const stderr = process.stderr;
-  const ci = readCiContext(process.env);
+  const env = (startEnv ??= takeSecretEnv(process.env));
+  const ci = readCiContext(env);
   let reporter: Reporter;
   let close = () => {};
   if (!json && stderr.isTTY && !ci.active) {
@@ -45,7 +50,7 @@ function openSession(global: GlobalOptions): Session {
   let docker: Promise<DockerEngine> | undefined;
   const ctx: RunContext = {
     cwd: global.dir ?? process.cwd(),
-    env: process.env,
+    env,
     ci,
     reporter,
     now: () => new Date(),

@@ -4,9 +4,10 @@
 // pasted into production's secret-values file, and registry credentials not
 // tied to a host.
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, kubectl, requireCluster, uniqueSuffix } from '../helpers/cluster.js';
 import { commitAll, fixtureRepo, removeTempDirs, skiff, skiffBin, uniqueRegistry } from '../helpers/skiff.js';
@@ -86,5 +87,48 @@ describe('secret material with the built CLI', () => {
     expect(untied.all).not.toContain(creds.SKIFF_REGISTRY_PASSWORD);
     const elsewhere = await skiff(['render', 'staging'], { cwd: dir, env: env({ ...creds, SKIFF_REGISTRY_HOST: 'registry.example.com' }) });
     expect(elsewhere.exitCode, elsewhere.all).toBe(0);
+  });
+
+  it("neither a template's process.env nor a kubeconfig auth provider's cmd-path sees the key or the job's tokens", async () => {
+    const token = `job-token-${randomBytes(6).toString('hex')}`;
+    // A template that reads skiff's own environment.
+    await writeFile(
+      join(dir, '.kube/peek.yaml.ejs'),
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: peek }\ndata:\n  seen: \"[<%= process.env.SKIFF_SECRET_KEY %>][<%= process.env.CI_JOB_TOKEN %>][<%= process.env.KUBECONFIG ? 'kc' : '' %>]\"\n",
+    );
+    await commitAll(dir, 'a template that peeks');
+    const rendered = await skiff(['render', 'staging'], { cwd: dir, env: env({ CI_JOB_TOKEN: token }) });
+    expect(rendered.exitCode, rendered.all).toBe(0);
+    expect(rendered.stdout).toContain('seen: "[][][kc]"');
+    for (const s of [KEY, token]) expect(rendered.all).not.toContain(s);
+
+    // A kubeconfig whose user is a gcp auth provider: client-node runs its cmd-path with execSync, on process.env.
+    const dump = join(dir, '..', `auth-provider-env-${uniqueSuffix()}`);
+    const helper = join(dir, '..', `auth-provider-${uniqueSuffix()}.sh`);
+    await writeFile(helper, `#!/bin/sh\nenv > '${dump}'\necho '{"token":"not-a-real-token","expiry":"2099-01-01T00:00:00Z"}'\n`, { mode: 0o755 });
+    const kc = parse(await readFile(kubeconfigPath(), 'utf8')) as {
+      clusters: Array<{ name: string }>;
+      contexts: Array<{ name: string; context: { cluster: string } }>;
+    };
+    const cluster = kc.contexts.find((c) => c.name === (kc as { 'current-context'?: string })['current-context'])?.context.cluster ?? kc.clusters[0]!.name;
+    const authConfig = join(dir, '..', `auth-provider-kubeconfig-${uniqueSuffix()}`);
+    await writeFile(
+      authConfig,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: kc.clusters.filter((c) => c.name === cluster),
+        users: [
+          { name: 'gcp', user: { 'auth-provider': { name: 'gcp', config: { 'cmd-path': helper, 'token-key': '{.token}', 'expiry-key': '{.expiry}' } } } },
+        ],
+        contexts: [{ name: 'gcp', context: { cluster, user: 'gcp' } }],
+        'current-context': 'gcp',
+      }),
+    );
+    const status = await skiff(['history', 'staging', '--namespace', namespace], { cwd: dir, env: env({ KUBECONFIG: authConfig, CI_JOB_TOKEN: token }) });
+    expect(status.exitCode, status.all).not.toBe(0); // the token is refused; the helper ran all the same
+    const seen = await readFile(dump, 'utf8');
+    expect(seen).toContain(`KUBECONFIG=${authConfig}`);
+    for (const s of [KEY, token]) expect(seen).not.toContain(s);
   });
 });

@@ -1,10 +1,12 @@
 // What skiff hands to the processes it starts, and to which registry it sends
 // SKIFF_REGISTRY_USER/PASSWORD (issue 18 item 11).
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import ejs from 'ejs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { childEnv, SECRET_ENV_NAMES } from '../../src/adapters/child-env.js';
+import { childEnv, SECRET_ENV_NAMES, takeSecretEnv } from '../../src/adapters/child-env.js';
 import { findCredentials } from '../../src/adapters/credentials.js';
 import { hideSecretsFromExecPlugins } from '../../src/adapters/kube.js';
 import { readCiContext } from '../../src/ci.js';
@@ -154,5 +156,32 @@ describe('CI_REGISTRY_USER/PASSWORD are tied to CI_REGISTRY', () => {
     expect((e as Error).message).toMatch(/^CI_REGISTRY_USER\/CI_REGISTRY_PASSWORD are set but not tied to a registry: set CI_REGISTRY /);
     expect((e as Error).message).not.toContain('job-token-77');
     expect((e as Error).message).not.toContain('\n');
+  });
+});
+
+describe('takeSecretEnv: the secrets leave process.env at start', () => {
+  it('returns the whole environment and leaves the given one without any secret variable', () => {
+    const env: NodeJS.ProcessEnv = { PATH: '/bin', HOME: '/home/ci', ...Object.fromEntries(SECRET_ENV_NAMES.map((n) => [n, `v-${n}`])) };
+    const taken = takeSecretEnv(env);
+    expect(taken).toMatchObject({ PATH: '/bin', HOME: '/home/ci', SKIFF_SECRET_KEY: 'v-SKIFF_SECRET_KEY', CI_JOB_TOKEN: 'v-CI_JOB_TOKEN' });
+    expect(Object.keys(taken)).toHaveLength(2 + SECRET_ENV_NAMES.length);
+    expect(env).toEqual({ PATH: '/bin', HOME: '/home/ci' });
+  });
+
+  it("what reads process.env on its own (an auth provider's execSync, a template's process.env) sees no key", () => {
+    const saved = { ...process.env };
+    const key = `key-${'ab'.repeat(16)}`;
+    try {
+      process.env.SKIFF_SECRET_KEY = key;
+      process.env.CI_JOB_TOKEN = 'job-token-99';
+      const env = takeSecretEnv(process.env);
+      expect(env.SKIFF_SECRET_KEY).toBe(key);
+      // As client-node 1.4.0's gcp/azure auth providers run cmd-path: execSync, inheriting process.env.
+      expect(execSync('echo "[$SKIFF_SECRET_KEY][$CI_JOB_TOKEN]"', { encoding: 'utf8' }).trim()).toBe('[][]');
+      expect(ejs.render('[<%= process.env.SKIFF_SECRET_KEY %>]', {})).toBe('[]');
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
   });
 });
