@@ -473,7 +473,7 @@ describe('release lock: lost', () => {
 
   it('after the lock is lost its storage writes only the closing of the revision, conditional on the record as this run wrote it: no update, superseding, pruning or deleteAll', async () => {
     const kube = new MemoryKube();
-    const record = (revision: number, status: ReleaseStatus, description = status): ReleaseRecord => ({
+    const record = (revision: number, status: ReleaseStatus, description: string = status): ReleaseRecord => ({
       name: 'shop',
       namespace: 'shop',
       revision,
