@@ -16,7 +16,7 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
-      // Kubernetes objects from the API server are untyped JSON (kube/types.ts LiveObject) and are
+      // Kubernetes objects from the API server are untyped JSON (kube/objects.ts LiveObject) and are
       // read field by field with fallbacks; the no-unsafe-* family would flag every such read.
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',

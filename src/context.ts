@@ -1,5 +1,5 @@
 import type { DockerEngine } from './adapters/docker.js';
-import type { CiContext } from './ci.js';
+import type { CiContext } from './gitlab/ci-variables.js';
 import type { KubeClient } from './kube/client.js';
 
 /**

@@ -1,8 +1,8 @@
 import { loadConfig } from './config/load.js';
-import type { ProjectConfig } from './config/types.js';
+import type { ProjectConfig } from './config/project-config.js';
 import { findRepoRoot, readGitInfo, type GitInfo } from './adapters/git.js';
 import { ConfigError } from './errors.js';
-import type { CiContext } from './ci.js';
+import type { CiContext } from './gitlab/ci-variables.js';
 import type { RunContext } from './context.js';
 import { join } from 'node:path';
 

@@ -1,7 +1,7 @@
 import type { RunContext } from '../context.js';
 import { loadProject, pushRegistry, type ProjectOptions } from '../project.js';
-import { buildPlanned, type BuildResult, type ImageBuildOptions } from '../stages/build.js';
-import { planImages } from '../stages/image-plan.js';
+import { buildPlanned, type BuildResult, type ImageBuildOptions } from '../build/build-images.js';
+import { planImages } from '../build/image-plan.js';
 
 export interface BuildOptions extends ProjectOptions, ImageBuildOptions {
   /** Images to build (default: all), with what they depend on. */

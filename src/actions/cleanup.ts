@@ -1,18 +1,18 @@
-import { parseImageRef, repositoryPath } from '../core/image-ref.js';
+import { parseImageRef, repositoryPath } from '../registry/image-ref.js';
 import { branchNames, isShallow, recentCommits } from '../adapters/git.js';
 import { mapLimit } from '../core/concurrency.js';
-import { CONTENT_TAG, planCacheCleanup, planCleanup, type Deletion } from '../core/cleanup-policy.js';
-import { cacheImportTags, cacheRepository } from '../core/builder-pool.js';
+import { CONTENT_TAG, planCacheCleanup, planCleanup, type Deletion } from '../registry/cleanup-policy.js';
+import { cacheImportTags, cacheRepository } from '../build/builder-pool.js';
 import { formatDuration } from '../core/duration.js';
 import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
 import type { RunContext } from '../context.js';
 import { loadProject, type Project, type ProjectOptions } from '../project.js';
 import { MemoryDriver, ReleaseStorage } from '../release/storage.js';
-import { planImages } from '../stages/image-plan.js';
+import { planImages } from '../build/image-plan.js';
 import type { KubeFlags } from '../stages/kube-session.js';
 import { clusterLabel, environmentCluster, type EnvironmentCluster } from '../stages/release-inputs.js';
-import { sealRecord } from '../stages/redact.js';
-import { RegistryAccess } from '../adapters/registry.js';
+import { sealRecord } from '../secrets/redact.js';
+import { RegistryAccess } from '../registry/client.js';
 
 export interface CleanupOptions extends ProjectOptions, KubeFlags {
   /** Images of this many newest commits of every branch and tag are kept. */

@@ -1,14 +1,14 @@
 import { stringify } from 'yaml';
 import type { RunContext } from '../context.js';
 import { unifiedDiff } from '../core/diff.js';
-import { applyPhases, hookOf } from '../core/order.js';
-import { maskPaths, secretStrings } from '../core/secret-material.js';
+import { applyPhases, hookOf } from '../kinds/apply-order.js';
+import { maskPaths, secretStrings } from '../secrets/material.js';
 import { objectRef } from '../kube/object-key.js';
-import { releaseFieldManager, TRACE_ANNOTATIONS, type KubeObject } from '../kube/types.js';
+import { releaseFieldManager, TRACE_ANNOTATIONS, type KubeObject } from '../kube/objects.js';
 import { pruneCandidates } from '../stages/apply.js';
 import { connect } from '../stages/kube-session.js';
 import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
-import { MASKED_ANNOTATION, releaseSalt, type Redactor } from '../stages/redact.js';
+import { MASKED_ANNOTATION, releaseSalt, type Redactor } from '../secrets/redact.js';
 import { renderEnvironment, type RenderedRelease, type RenderFlags, type ReleaseTarget, type TargetOptions } from '../stages/release-inputs.js';
 
 export interface DiffOptions extends TargetOptions, RenderFlags {

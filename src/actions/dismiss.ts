@@ -1,11 +1,11 @@
 import type { RunContext } from '../context.js';
-import { environmentSlug } from '../core/environment-slug.js';
-import { applyPhases } from '../core/order.js';
+import { environmentSlug } from '../gitlab/environment-slug.js';
+import { applyPhases } from '../kinds/apply-order.js';
 import { ConfigError, NoProjectError } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
 import { objectKey, objectRef } from '../kube/object-key.js';
-import { MANAGED_BY_LABEL, type KubeObject, type ReleaseId } from '../kube/types.js';
-import { ENVIRONMENT_LABEL } from '../release/record.js';
+import { MANAGED_BY_LABEL, type KubeObject, type ReleaseId } from '../kube/objects.js';
+import { ENVIRONMENT_LABEL } from '../release/record-secrets.js';
 import { mayDelete } from '../stages/apply.js';
 import { connect, openRelease, withReleaseLock, type ClusterSession } from '../stages/kube-session.js';
 import { checkReleaseProject, foreignOwner, namespaceHolders } from '../stages/ownership.js';

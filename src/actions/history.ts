@@ -1,5 +1,5 @@
 import type { RunContext } from '../context.js';
-import type { ReleaseRecord } from '../release/types.js';
+import type { ReleaseRecord } from '../release/release-record.js';
 import { openRelease } from '../stages/kube-session.js';
 import { describeCluster } from './status.js';
 import type { TargetOptions } from '../stages/release-inputs.js';

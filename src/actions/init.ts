@@ -7,7 +7,7 @@ import { ConfigError } from '../errors.js';
 import type { RunContext } from '../context.js';
 import { findRepoRoot } from '../adapters/git.js';
 import { folderInside, writeNoFollow } from '../adapters/repo-files.js';
-import { REPO_KEY_FILE } from '../adapters/secret-key.js';
+import { REPO_KEY_FILE } from '../secrets/key-lookup.js';
 import { CONFIG_FILE, loadConfig } from '../config/load.js';
 
 const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates', 'init');

@@ -1,8 +1,8 @@
 import type { RunContext } from '../context.js';
-import { lintManifests, type LintFinding, type LiveNamespace } from '../core/lint.js';
+import { lintManifests, type LintFinding, type LiveNamespace } from '../lint/checks.js';
 import { ConfigError, SkiffError } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
-import { readLiveNamespace } from '../stages/lint.js';
+import { readLiveNamespace } from '../lint/lint-release.js';
 import { checkOwnership } from '../stages/ownership.js';
 import { renderEnvironment, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';
 

@@ -5,7 +5,7 @@ import { folderInside, writeNoFollow } from '../adapters/repo-files.js';
 import type { RunContext } from '../context.js';
 import { mapLimit } from '../core/concurrency.js';
 import { pathInside } from '../core/paths.js';
-import type { Manifest } from '../kube/types.js';
+import type { Manifest } from '../kube/objects.js';
 import type { ProjectOptions } from '../project.js';
 import { renderEnvironment, type RenderFlags } from '../stages/release-inputs.js';
 

@@ -1,15 +1,15 @@
 import type { RunContext } from '../context.js';
-import { bySha, hasMaskedStrings, maskDigest, restoreSecretStrings, secretStrings } from '../core/secret-material.js';
-import { defaultPolicy } from '../core/readiness.js';
+import { bySha, hasMaskedStrings, maskDigest, restoreSecretStrings, secretStrings } from '../secrets/material.js';
+import { defaultPolicy } from '../kinds/readiness.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
 import { objectRef } from '../kube/object-key.js';
-import { RELEASE_NAMESPACE_ANNOTATION, type Manifest } from '../kube/types.js';
+import { RELEASE_NAMESPACE_ANNOTATION, type Manifest } from '../kube/objects.js';
 import type { ReleaseStorage } from '../release/storage.js';
-import type { ReleaseRecord } from '../release/types.js';
+import type { ReleaseRecord } from '../release/release-record.js';
 import { openRelease, withReleaseLock } from '../stages/kube-session.js';
 import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
-import { MASKED_ANNOTATION, recordSalt, Redactor } from '../stages/redact.js';
+import { MASKED_ANNOTATION, recordSalt, Redactor } from '../secrets/redact.js';
 import type { ReleaseTarget, TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome, type ReleaseRunOptions } from '../stages/release-run.js';
 

@@ -1,7 +1,7 @@
 import type { RunContext } from '../context.js';
 import { loadProject, pushRegistry } from '../project.js';
-import { buildPlanned } from '../stages/build.js';
-import { planImages } from '../stages/image-plan.js';
+import { buildPlanned } from '../build/build-images.js';
+import { planImages } from '../build/image-plan.js';
 import { resolveTarget } from '../stages/release-inputs.js';
 import { testProject, testsFailed } from '../stages/test.js';
 import { runDeploy, type DeployOptions, type DeployResult } from './deploy.js';

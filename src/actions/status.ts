@@ -1,10 +1,10 @@
 import type { RunContext } from '../context.js';
-import { currentPods, defaultPolicy, formatUnreadyCause, serviceWithoutEndpoints, unreadyCauses, verdict, type RolloutVerdict } from '../core/readiness.js';
-import { isTracked } from '../kube/kinds.js';
+import { currentPods, defaultPolicy, formatUnreadyCause, serviceWithoutEndpoints, unreadyCauses, verdict, type RolloutVerdict } from '../kinds/readiness.js';
+import { isTracked } from '../kinds/table.js';
 import { objectRef } from '../kube/object-key.js';
-import { secretStrings } from '../core/secret-material.js';
+import { secretStrings } from '../secrets/material.js';
 import { openRelease } from '../stages/kube-session.js';
-import { Redactor, releaseSalt } from '../stages/redact.js';
+import { Redactor, releaseSalt } from '../secrets/redact.js';
 import type { TargetOptions } from '../stages/release-inputs.js';
 
 export type StatusOptions = TargetOptions;

@@ -1,10 +1,10 @@
 import { Agent } from 'node:https';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { decodeTraceAux, type StatusResponse } from '../core/buildkit-trace.js';
+import { decodeTraceAux, type StatusResponse } from '../build/buildkit-trace.js';
 import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
-import type { RegistryCredentials } from './credentials.js';
-import { BuildStepFailure } from './build-failure.js';
+import type { RegistryCredentials } from '../registry/credentials.js';
+import { BuildStepFailure } from '../build/build-failure.js';
 import { type DockerEndpoint, readFileIfExists, resolveDockerEndpoint } from './docker-endpoint.js';
 
 export { BuildStepFailure };

@@ -2,9 +2,9 @@ import { execFile, spawn } from 'node:child_process';
 import { childEnv } from './child-env.js';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CiContext } from '../ci.js';
+import type { CiContext } from '../gitlab/ci-variables.js';
 import { ConfigError, InfrastructureError, NoProjectError } from '../errors.js';
-import { gitBlobId, type ContextEntry } from '../core/image-inputs.js';
+import { gitBlobId, type ContextEntry } from '../build/content-inputs.js';
 
 export interface GitInfo {
   root: string;

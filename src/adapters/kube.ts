@@ -26,7 +26,7 @@ import {
   neverSent,
   retryAfterMs,
 } from '../kube/retry.js';
-import { SHARED_FIELD_MANAGER, type KubeObject, type LiveObject } from '../kube/types.js';
+import { SHARED_FIELD_MANAGER, type KubeObject, type LiveObject } from '../kube/objects.js';
 import { secretEnvPresent } from './child-env.js';
 import { loadConnection } from './kubeconfig.js';
 

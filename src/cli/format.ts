@@ -1,13 +1,13 @@
 import type { DeployResult } from '../actions/deploy.js';
 import { describeCluster, type StatusResult } from '../actions/status.js';
-import type { BuildResult } from '../stages/build.js';
+import type { BuildResult } from '../build/build-images.js';
 import type { TestCaseResult } from '../stages/test.js';
 import type { Diagnosis } from '../stages/track.js';
-import { formatProblemGroup } from '../core/readiness.js';
+import { formatProblemGroup } from '../kinds/readiness.js';
 import { formatDuration } from '../core/duration.js';
-import { parseImageRef } from '../core/image-ref.js';
-import type { ReleaseRecord } from '../release/types.js';
-import { formatFinding, type LintFinding } from '../core/lint.js';
+import { parseImageRef } from '../registry/image-ref.js';
+import type { ReleaseRecord } from '../release/release-record.js';
+import { formatFinding, type LintFinding } from '../lint/checks.js';
 import type { LintResult } from '../actions/lint.js';
 
 /**

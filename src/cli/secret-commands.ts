@@ -46,7 +46,7 @@ Examples:
     .description('print a new random key (256 bits, hex)')
     .action(() =>
       run(program, async ({ json }) => {
-        const { runGenerateKey } = await import('../actions/secret.js');
+        const { runGenerateKey } = await import('../secrets/commands.js');
         const r = runGenerateKey();
         if (json) return printJson(r);
         process.stdout.write(`${r.key}\n`);
@@ -84,7 +84,7 @@ Examples:
       '\nA value is bound to its key path and its secret-values file, a file to its path: copied elsewhere, it does not decrypt.\nOne final newline of a value is dropped.\n\nExamples:\n  printf %s "$DB_PASSWORD" | skiff secret encrypt db.password --values-file .kube/secret-values.production.yaml\n  skiff secret encrypt --file tls/key.pem < key.pem > .kube/secret/tls/key.pem',
     ],
     async (ctx, target) => {
-      const { runEncrypt } = await import('../actions/secret.js');
+      const { runEncrypt } = await import('../secrets/commands.js');
       const r = await runEncrypt(ctx, { ...target, input: await readStdin(ctx, target.file ? 'the file' : 'the value') });
       return { result: r, text: `${r.ciphertext}\n` };
     },
@@ -99,7 +99,7 @@ Examples:
       '\nExamples:\n  skiff secret decrypt db.password --values-file .kube/secret-values.production.yaml <<< "skiff:v2:…"\n  skiff secret decrypt --file tls/key.pem < .kube/secret/tls/key.pem',
     ],
     async (ctx, target) => {
-      const { runDecrypt } = await import('../actions/secret.js');
+      const { runDecrypt } = await import('../secrets/commands.js');
       const r = await runDecrypt(ctx, { ...target, input: (await readStdin(ctx, 'the ciphertext')).toString('utf8') });
       return { result: r, text: process.stdout.isTTY && !r.plaintext.endsWith('\n') ? `${r.plaintext}\n` : r.plaintext };
     },
@@ -115,7 +115,7 @@ Examples:
     )
     .action((file: string) =>
       run(program, async ({ ctx, json }) => {
-        const { runEdit } = await import('../actions/secret.js');
+        const { runEdit } = await import('../secrets/commands.js');
         const r = await runEdit(ctx, { file, retry: askRetry });
         if (json) return printJson(r);
         if (r.unchanged) return ctx.reporter.info(`${r.file}: no changes`);
@@ -144,7 +144,7 @@ Examples:
     )
     .action((o: { fromWerf?: boolean }) =>
       run(program, async ({ ctx, json }) => {
-        const { runRotateKey } = await import('../actions/secret.js');
+        const { runRotateKey } = await import('../secrets/commands.js');
         const r = await runRotateKey(ctx, { fromWerf: o.fromWerf });
         if (json) return printJson(r);
         if (r.files.length === 0) return ctx.reporter.info('no secret files under .kube/: nothing to rotate');

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { readCiContext } from '../ci.js';
+import { readCiContext } from '../gitlab/ci-variables.js';
 import { takeSecretEnv } from '../adapters/child-env.js';
 import type { DockerEngine } from '../adapters/docker.js';
 import type { Reporter, RunContext } from '../context.js';

@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import type { Manifest } from '../kube/types.js';
+import type { Manifest } from '../kube/objects.js';
 
 // Apart from format.ts so that only `render` loads the YAML library: every command's start-up pays for what it imports.
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ConfigError, NoProjectError } from '../errors.js';
-import type { ProjectConfig } from './types.js';
+import type { ProjectConfig } from './project-config.js';
 import { validateConfig } from './validate.js';
 import { parseYamlWithPositions } from './yaml-positions.js';
 

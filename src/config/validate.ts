@@ -1,7 +1,16 @@
 import { posix } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseDuration } from '../core/duration.js';
-import type { BuildSecretConfig, BuildkitdEndpoint, DeployConfig, EnvironmentConfig, ImageConfig, PositionIndex, ProjectConfig, TestConfig } from './types.js';
+import type {
+  BuildSecretConfig,
+  BuildkitdEndpoint,
+  DeployConfig,
+  EnvironmentConfig,
+  ImageConfig,
+  PositionIndex,
+  ProjectConfig,
+  TestConfig,
+} from './project-config.js';
 
 export interface ConfigProblem {
   path: string;

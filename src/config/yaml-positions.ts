@@ -1,6 +1,6 @@
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from '../errors.js';
-import { PositionIndex } from './types.js';
+import { PositionIndex } from './project-config.js';
 
 export interface ParsedYaml {
   value: unknown;

@@ -1,5 +1,5 @@
 import { ExitCode, SkiffError } from '../errors.js';
-import type { KubeObject, LiveObject } from './types.js';
+import type { KubeObject, LiveObject } from './objects.js';
 
 /**
  * What skiff needs from a Kubernetes API server. The HTTP implementation is

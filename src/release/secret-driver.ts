@@ -1,7 +1,7 @@
 import { KubeApiError, type KubeClient } from '../kube/client.js';
 import { fenceWrites } from './lock.js';
 import { RecordExistsError, type ReleaseDriver } from './storage.js';
-import type { KubeObject } from '../kube/types.js';
+import type { KubeObject } from '../kube/objects.js';
 
 /** Release records as Secrets in the release namespace (Helm's default driver). Dumb: no rules here. */
 export class SecretDriver implements ReleaseDriver {

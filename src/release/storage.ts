@@ -1,8 +1,8 @@
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
 import { KubeApiError } from '../kube/client.js';
-import { PART_LABEL, recordToSecrets, secretsToRecord } from './record.js';
-import type { KubeObject } from '../kube/types.js';
-import type { ReleaseRecord } from './types.js';
+import { PART_LABEL, recordToSecrets, secretsToRecord } from './record-secrets.js';
+import type { KubeObject } from '../kube/objects.js';
+import type { ReleaseRecord } from './release-record.js';
 
 /** A driver's create found one of the Secrets there already, holding something else: another run wrote it. */
 export class RecordExistsError extends SkiffError {
@@ -95,7 +95,7 @@ function writeOrder(secrets: KubeObject[]): KubeObject[] {
   return [...secrets.slice(1), ...secrets.slice(0, 1)];
 }
 
-/** What makes a record fit to store: secret material masked (stages/redact.ts). */
+/** What makes a record fit to store: secret material masked (secrets/redact.ts). */
 export type SealRecord = (record: ReleaseRecord) => ReleaseRecord;
 
 /**

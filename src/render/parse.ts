@@ -1,5 +1,5 @@
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Tags } from 'yaml';
-import type { KubeObject, Manifest } from '../kube/types.js';
+import type { KubeObject, Manifest } from '../kube/objects.js';
 import { note, problemAt, type RenderedFile } from './template.js';
 
 /** kubectl reads YAML 1.1 without timestamps (dates stay strings); so do we. */

@@ -1,4 +1,4 @@
-import type { Manifest } from '../kube/types.js';
+import type { Manifest } from '../kube/objects.js';
 import { parseManifests } from './parse.js';
 import { renderTemplate, templateScope, type RenderedFile } from './template.js';
 import { checkReleaseName, validateAndComplete } from './validate.js';

@@ -1,7 +1,7 @@
-import { isClusterScoped } from '../kube/kinds.js';
+import { isClusterScoped } from '../kinds/table.js';
 import { apiGroup, describeObject, objectKey } from '../kube/object-key.js';
-import { HOOK_ANNOTATION, MANAGED_BY_LABEL, RELEASE_LABEL, RELEASE_NAMESPACE_ANNOTATION, type KubeObject, type Manifest } from '../kube/types.js';
-import { HOOKS } from '../core/order.js';
+import { HOOK_ANNOTATION, MANAGED_BY_LABEL, RELEASE_LABEL, RELEASE_NAMESPACE_ANNOTATION, type KubeObject, type Manifest } from '../kube/objects.js';
+import { HOOKS } from '../kinds/apply-order.js';
 import { ConfigError } from '../errors.js';
 import { problemAt, type RenderedFile } from './template.js';
 import { isPlainMap } from './values.js';

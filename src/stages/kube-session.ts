@@ -1,11 +1,11 @@
 import type { RunContext } from '../context.js';
 import type { KubeClient } from '../kube/client.js';
-import { MANAGED_BY_LABEL } from '../kube/types.js';
+import { MANAGED_BY_LABEL } from '../kube/objects.js';
 import { loadProject, type Project } from '../project.js';
 import { acquireReleaseLock, fenceWrites, lockOwner, lockTtlSeconds, type ReleaseLock } from '../release/lock.js';
 import { SecretDriver } from '../release/secret-driver.js';
 import { ReleaseStorage } from '../release/storage.js';
-import { sealRecord } from './redact.js';
+import { sealRecord } from '../secrets/redact.js';
 import { resolveTarget, type ReleaseTarget, type TargetOptions } from './release-inputs.js';
 
 export interface KubeFlags {

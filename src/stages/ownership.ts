@@ -12,8 +12,8 @@ import {
   type LiveObject,
   type Manifest,
   type ReleaseId,
-} from '../kube/types.js';
-import type { ReleaseRecord } from '../release/types.js';
+} from '../kube/objects.js';
+import type { ReleaseRecord } from '../release/release-record.js';
 
 /**
  * Which release an object belongs to, read before anything is written (Helm

@@ -1,4 +1,4 @@
-import { repositoryPath } from '../core/image-ref.js';
+import { repositoryPath } from '../registry/image-ref.js';
 import { readFile, readlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
@@ -6,16 +6,16 @@ import { ConfigError } from '../errors.js';
 import { BlobReader, listCommitTree, listWorkingTree } from '../adapters/git.js';
 import { isTemplateFile, renderRelease, type RenderOutput, type TemplateFile } from '../render/render.js';
 import { environmentValues, isValuesFile, parseValuesFile } from '../render/values.js';
-import { RegistryAccess } from '../adapters/registry.js';
+import { RegistryAccess } from '../registry/client.js';
 import type { RunContext } from '../context.js';
-import type { EnvironmentConfig } from '../config/types.js';
-import type { CiContext } from '../ci.js';
-import { TRACE_ANNOTATIONS } from '../kube/types.js';
-import { environmentSlug, withSlug } from '../core/environment-slug.js';
+import type { EnvironmentConfig } from '../config/project-config.js';
+import type { CiContext } from '../gitlab/ci-variables.js';
+import { TRACE_ANNOTATIONS } from '../kube/objects.js';
+import { environmentSlug, withSlug } from '../gitlab/environment-slug.js';
 import { loadProject, type Project, type ProjectOptions } from '../project.js';
-import { Redactor } from './redact.js';
-import { loadSecretInputs } from './secret-values.js';
-import { planImages, type ImagePlan } from './image-plan.js';
+import { Redactor } from '../secrets/redact.js';
+import { loadSecretInputs } from '../secrets/secret-values.js';
+import { planImages, type ImagePlan } from '../build/image-plan.js';
 
 export const KUBE_DIR = '.kube';
 

@@ -1,4 +1,4 @@
-import { repositoryPath } from '../core/image-ref.js';
+import { repositoryPath } from '../registry/image-ref.js';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { ConfigError, WorkFailedError } from '../errors.js';
@@ -7,13 +7,13 @@ import { folderInside, refuseSymlinks, writeInside } from '../adapters/repo-file
 import { pathInside } from '../core/paths.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
-import { junitXml, OutputTail, parseXml, stripAnsi, XmlSyntaxError, type JunitCase } from '../core/junit.js';
+import { junitXml, OutputTail, parseXml, stripAnsi, XmlSyntaxError, type JunitCase } from '../gitlab/junit.js';
 import type { RunContext } from '../context.js';
 import type { Project } from '../project.js';
-import { RegistryAccess } from '../adapters/registry.js';
-import { buildPlanned } from './build.js';
-import { planImages } from './image-plan.js';
-import { Redactor } from './redact.js';
+import { RegistryAccess } from '../registry/client.js';
+import { buildPlanned } from '../build/build-images.js';
+import { planImages } from '../build/image-plan.js';
+import { Redactor } from '../secrets/redact.js';
 
 /** Where the JUnit report of all tests goes, relative to the project root (GitLab's artifacts:reports:junit). */
 export const JUNIT_REPORT = '.skiff/reports/junit.xml';

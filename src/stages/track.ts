@@ -18,11 +18,11 @@ import {
   type ReadinessPolicy,
   type RolloutVerdict,
   type UnreadyCause,
-} from '../core/readiness.js';
+} from '../kinds/readiness.js';
 import type { KubeClient, WatchEvent } from '../kube/client.js';
-import { isStale, isTracked, kindInfo } from '../kube/kinds.js';
+import { isStale, isTracked, kindInfo } from '../kinds/table.js';
 import { objectRef as id } from '../kube/object-key.js';
-import { RELEASE_LABEL, type KubeObject, type LiveObject as Obj } from '../kube/types.js';
+import { RELEASE_LABEL, type KubeObject, type LiveObject as Obj } from '../kube/objects.js';
 
 export interface Diagnosis {
   object: string;

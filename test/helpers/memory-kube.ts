@@ -14,8 +14,8 @@
 // Pods of workloads, Events, and API validation beyond names, labels,
 // annotation and Secret/ConfigMap sizes and a few immutable fields.
 import { KubeApiError, type KubeClient, type ListQuery, type ListResult, type WatchEvent, type Watcher } from '../../src/kube/client.js';
-import { isClusterScoped } from '../../src/kube/kinds.js';
-import type { KubeObject, LiveObject } from '../../src/kube/types.js';
+import { isClusterScoped } from '../../src/kinds/table.js';
+import type { KubeObject, LiveObject } from '../../src/kube/objects.js';
 
 /** One call of the KubeClient interface, in the order they were made. */
 export interface MemoryKubeCall {
@@ -469,7 +469,7 @@ export class MemoryKube implements KubeClient {
 // ---- statuses a test sets ---------------------------------------------------
 
 /**
- * A status under which src/core/readiness.ts judges a Deployment, StatefulSet,
+ * A status under which src/kinds/readiness.ts judges a Deployment, StatefulSet,
  * DaemonSet, Job, Pod or PVC ready (its current status for any other kind).
  * Use from onApply: `kube.onApply((o) => { o.status = readyStatus(o); })`.
  */
@@ -566,7 +566,7 @@ export function readyStatus(obj: LiveObject): Record<string, any> {
   }
 }
 
-/** A Job status judged failed by src/core/readiness.ts (condition Failed=True). */
+/** A Job status judged failed by src/kinds/readiness.ts (condition Failed=True). */
 export function failedJobStatus(reason = 'BackoffLimitExceeded', message = 'Job has reached the specified backoff limit'): Record<string, any> {
   const at = timestamp(new Date());
   return {

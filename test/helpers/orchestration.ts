@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { readCiContext } from '../../src/ci.js';
+import { readCiContext } from '../../src/gitlab/ci-variables.js';
 import type { Reporter, RunContext } from '../../src/context.js';
 import type { MemoryKube } from './memory-kube.js';
 import { commitAll, git } from './skiff.js';

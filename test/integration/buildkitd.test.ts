@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { builderOrder } from '../../src/core/builder-pool.js';
+import { builderOrder } from '../../src/build/builder-pool.js';
 import { builtImages, commitAll, git, registryTags, removeTempDirs, repoRoot, skiff, uniqueRegistry } from '../helpers/skiff.js';
 
 // The two buildkitd of scripts/services, their client certificates, and buildctl.

@@ -2,7 +2,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { environmentSlug } from '../../src/core/environment-slug.js';
+import { environmentSlug } from '../../src/gitlab/environment-slug.js';
 import { kubeconfigPath, kubectl, kubectlJson, requireCluster, uniqueSuffix, waitFor } from '../helpers/cluster.js';
 import { commitAll, editFile, fixtureRepo, removeTempDirs, skiff, uniqueRegistry } from '../helpers/skiff.js';
 

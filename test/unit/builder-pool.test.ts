@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { builderOrder, cacheExportRef, cacheImportTags, cacheRepository } from '../../src/core/builder-pool.js';
-import { planCacheCleanup } from '../../src/core/cleanup-policy.js';
+import { builderOrder, cacheExportRef, cacheImportTags, cacheRepository } from '../../src/build/builder-pool.js';
+import { planCacheCleanup } from '../../src/registry/cleanup-policy.js';
 
 const A = 'tcp://127.0.0.1:1234';
 const B = 'tcp://127.0.0.1:1235';

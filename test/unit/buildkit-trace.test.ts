@@ -10,8 +10,8 @@ import {
   parseStepName,
   type BuildEvent,
   type StatusResponse,
-} from '../../src/core/buildkit-trace.js';
-import { parseDockerfile, withLabels } from '../../src/core/dockerfile.js';
+} from '../../src/build/buildkit-trace.js';
+import { parseDockerfile, withLabels } from '../../src/build/dockerfile.js';
 
 // A protobuf writer just big enough to build StatusResponse bytes by hand (field numbers of
 // moby/buildkit api/services/control/control.proto).

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { ConfigError, ExitCode } from '../../src/errors.js';
-import { contentTag, digestInputs, explainChange, labelsToDigests, digestsToLabels } from '../../src/core/image-inputs.js';
-import { fromRawJson } from '../../src/adapters/buildkitd.js';
-import { BuildTrace, locateStep } from '../../src/core/buildkit-trace.js';
-import { parseDockerfile } from '../../src/core/dockerfile.js';
+import { contentTag, digestInputs, explainChange, labelsToDigests, digestsToLabels } from '../../src/build/content-inputs.js';
+import { fromRawJson } from '../../src/build/buildkitd-client.js';
+import { BuildTrace, locateStep } from '../../src/build/buildkit-trace.js';
+import { parseDockerfile } from '../../src/build/dockerfile.js';
 
 const yaml = (...lines: string[]) => `${lines.join('\n')}\n`;
 function errorOf(text: string): string {

@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BuilderDown, BuildkitdClient, CacheExportRefused, findBuildctl } from '../../src/adapters/buildkitd.js';
-import { BuildStepFailure } from '../../src/adapters/build-failure.js';
-import { builderOrder } from '../../src/core/builder-pool.js';
+import { BuilderDown, BuildkitdClient, CacheExportRefused, findBuildctl } from '../../src/build/buildkitd-client.js';
+import { BuildStepFailure } from '../../src/build/build-failure.js';
+import { builderOrder } from '../../src/build/builder-pool.js';
 import { ConfigError, InfrastructureError } from '../../src/errors.js';
-import { BuildkitdPool } from '../../src/stages/build.js';
+import { BuildkitdPool } from '../../src/build/build-images.js';
 
 // A stand-in for buildctl that answers as buildctl does for each address: port 1 refuses the
 // connection, port 2 fails the TLS handshake, port 3 fails the cache export, anything else works.

@@ -7,9 +7,9 @@ import { delimiter, join } from 'node:path';
 import ejs from 'ejs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { childEnv, SECRET_ENV_NAMES, takeSecretEnv } from '../../src/adapters/child-env.js';
-import { findCredentials } from '../../src/adapters/credentials.js';
+import { findCredentials } from '../../src/registry/credentials.js';
 import { hideSecretsFromExecPlugins } from '../../src/adapters/kube.js';
-import { readCiContext } from '../../src/ci.js';
+import { readCiContext } from '../../src/gitlab/ci-variables.js';
 import { ConfigError } from '../../src/errors.js';
 
 const KEY = '4d'.repeat(32);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readCiContext } from '../../src/ci.js';
+import { readCiContext } from '../../src/gitlab/ci-variables.js';
 
 describe('readCiContext: every CI variable, read once', () => {
   it('reads a GitLab job', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planCleanup } from '../../src/core/cleanup-policy.js';
+import { planCleanup } from '../../src/registry/cleanup-policy.js';
 
 const hex = (c: string, n: number) => c.repeat(n);
 const content = (c: string) => hex(c, 32);

@@ -9,11 +9,11 @@ import { runDismiss } from '../../src/actions/dismiss.js';
 import { runHistory } from '../../src/actions/history.js';
 import { ExitCode, InfrastructureError, WorkFailedError } from '../../src/errors.js';
 import { KubeApiError } from '../../src/kube/client.js';
-import type { LiveObject } from '../../src/kube/types.js';
+import type { LiveObject } from '../../src/kube/objects.js';
 import { pidNamespaceIdentity } from '../../src/release/lock.js';
 import { ReleaseStorage } from '../../src/release/storage.js';
 import { SecretDriver } from '../../src/release/secret-driver.js';
-import { sealRecord } from '../../src/stages/redact.js';
+import { sealRecord } from '../../src/secrets/redact.js';
 import { MemoryKube, readyStatus } from '../helpers/memory-kube.js';
 import { commitFiles, fakeRegistry, projectRepo, recordingReporter, removeProjectRepos, runContext, type FakeRegistry } from '../helpers/orchestration.js';
 

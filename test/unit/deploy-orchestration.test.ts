@@ -13,7 +13,7 @@ import { runHistory } from '../../src/actions/history.js';
 import { runLint } from '../../src/actions/lint.js';
 import { ConfigError } from '../../src/errors.js';
 import { KubeApiError } from '../../src/kube/client.js';
-import type { LiveObject } from '../../src/kube/types.js';
+import type { LiveObject } from '../../src/kube/objects.js';
 import { failedJobStatus, MemoryKube, readyStatus } from '../helpers/memory-kube.js';
 import {
   commitFiles,

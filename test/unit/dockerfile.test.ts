@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lineOfStep, parseDockerfile, withLabels } from '../../src/core/dockerfile.js';
+import { lineOfStep, parseDockerfile, withLabels } from '../../src/build/dockerfile.js';
 
 const lines = (...l: string[]) => l.join('\n');
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DockerIgnore, patternToRegExp } from '../../src/core/dockerignore.js';
+import { DockerIgnore, patternToRegExp } from '../../src/build/dockerignore.js';
 
 /** The paths of `files` that the rules leave out of the context. */
 const excluded = (rules: string, files: string[]) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { environmentSlug } from '../../src/core/environment-slug.js';
+import { environmentSlug } from '../../src/gitlab/environment-slug.js';
 
 const SLUG = /^[a-z][a-z0-9-]{0,23}$/;
 

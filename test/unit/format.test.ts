@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { formatHistory, formatStatus, statusLine } from '../../src/cli/format.js';
-import { verdict, defaultPolicy } from '../../src/core/readiness.js';
-import type { LiveObject } from '../../src/kube/types.js';
-import type { ReleaseRecord } from '../../src/release/types.js';
+import { verdict, defaultPolicy } from '../../src/kinds/readiness.js';
+import type { LiveObject } from '../../src/kube/objects.js';
+import type { ReleaseRecord } from '../../src/release/release-record.js';
 
 const doubled = /\b(\w+) \(?\1\b/i;
 

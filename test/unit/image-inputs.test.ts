@@ -11,7 +11,7 @@ import {
   sanitizeTag,
   type ImageInputs,
   type InputDigests,
-} from '../../src/core/image-inputs.js';
+} from '../../src/build/content-inputs.js';
 
 const oid = (c: string) => c.repeat(40);
 

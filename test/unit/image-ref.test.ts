@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseImageRef, registryHost, repositoryPath } from '../../src/core/image-ref.js';
+import { parseImageRef, registryHost, repositoryPath } from '../../src/registry/image-ref.js';
 
 describe('image references', () => {
   it('takes apart a pinned reference on a registry with a port', () => {

@@ -12,11 +12,11 @@ import { ConfigError, ExitCode, InfrastructureError, WorkFailedError } from '../
 import { fenceWrites } from '../../src/release/lock.js';
 import { AdaptiveLimiter, abortableSleep, backoffMs, kubeRetryTimeoutMs, retryAfterMs } from '../../src/kube/retry.js';
 import type { WatchEvent } from '../../src/kube/client.js';
-import type { LiveObject } from '../../src/kube/types.js';
-import { recordToSecrets } from '../../src/release/record.js';
+import type { LiveObject } from '../../src/kube/objects.js';
+import { recordToSecrets } from '../../src/release/record-secrets.js';
 import { SecretDriver } from '../../src/release/secret-driver.js';
 import { ReleaseStorage } from '../../src/release/storage.js';
-import type { ReleaseRecord } from '../../src/release/types.js';
+import type { ReleaseRecord } from '../../src/release/release-record.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 

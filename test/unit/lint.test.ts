@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatFinding, lintManifests, selects, type LintCheck, type LiveNamespace } from '../../src/core/lint.js';
-import type { KubeObject, Manifest } from '../../src/kube/types.js';
+import { formatFinding, lintManifests, selects, type LintCheck, type LiveNamespace } from '../../src/lint/checks.js';
+import type { KubeObject, Manifest } from '../../src/kube/objects.js';
 
 const APP = '127.0.0.1:5000/hello/app:0123abcd@sha256:' + 'ab'.repeat(32);
 const NS = 'hello-staging';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { defaultPolicy, verdict } from '../../src/core/readiness.js';
+import { defaultPolicy, verdict } from '../../src/kinds/readiness.js';
 import { KubeApiError, type WatchEvent } from '../../src/kube/client.js';
-import type { KubeObject, LiveObject } from '../../src/kube/types.js';
+import type { KubeObject, LiveObject } from '../../src/kube/objects.js';
 import { failedJobStatus, MemoryKube, readyStatus } from '../helpers/memory-kube.js';
 
 function configMap(name: string, namespace: string | undefined, labels: Record<string, string> = {}, data: Record<string, string> = { a: '1' }): KubeObject {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { apiGroup, describeObject, objectKey } from '../../src/kube/object-key.js';
-import { applyPhases, hookOf, phaseIndex, splitHooks } from '../../src/core/order.js';
-import type { KubeObject, Manifest } from '../../src/kube/types.js';
+import { applyPhases, hookOf, phaseIndex, splitHooks } from '../../src/kinds/apply-order.js';
+import type { KubeObject, Manifest } from '../../src/kube/objects.js';
 
 function obj(apiVersion: string, kind: string, name: string, namespace?: string, annotations?: Record<string, string>): KubeObject {
   return { apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}), ...(annotations ? { annotations } : {}) } };

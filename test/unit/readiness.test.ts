@@ -10,7 +10,7 @@ import {
   serviceWithoutEndpoints,
   unreadyCauses,
   verdict,
-} from '../../src/core/readiness.js';
+} from '../../src/kinds/readiness.js';
 
 const now = new Date('2026-01-01T00:00:30Z');
 

@@ -1,4 +1,4 @@
-// The Redactor (stages/redact.ts): what skiff prints and stores of secret
+// The Redactor (secrets/redact.ts): what skiff prints and stores of secret
 // material. kubectl's last-applied copy of a Secret (issue 18 item 5), and
 // masks keyed with a per-release salt (item 8), down to what `skiff diff`,
 // `skiff history` and the stored records hold.
@@ -9,9 +9,9 @@ import { runDeploy } from '../../src/actions/deploy.js';
 import { runDiff } from '../../src/actions/diff.js';
 import { runHistory } from '../../src/actions/history.js';
 import { runStatus } from '../../src/actions/status.js';
-import { maskDigest, maskToken, newMaskSalt } from '../../src/core/secret-material.js';
-import type { KubeObject, LiveObject } from '../../src/kube/types.js';
-import { LAST_APPLIED_ANNOTATION, Redactor, releaseSalt } from '../../src/stages/redact.js';
+import { maskDigest, maskToken, newMaskSalt } from '../../src/secrets/material.js';
+import type { KubeObject, LiveObject } from '../../src/kube/objects.js';
+import { LAST_APPLIED_ANNOTATION, Redactor, releaseSalt } from '../../src/secrets/redact.js';
 import { MemoryKube, readyStatus } from '../helpers/memory-kube.js';
 import { commitFiles, fakeRegistry, projectRepo, recordingReporter, removeProjectRepos, runContext, type FakeRegistry } from '../helpers/orchestration.js';
 

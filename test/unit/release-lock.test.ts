@@ -9,7 +9,7 @@ import { getEventListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ExitCode, InfrastructureError, WorkFailedError } from '../../src/errors.js';
-import type { LiveObject } from '../../src/kube/types.js';
+import type { LiveObject } from '../../src/kube/objects.js';
 import {
   acquireReleaseLock,
   fenceWrites,
@@ -21,7 +21,7 @@ import {
 } from '../../src/release/lock.js';
 import { SecretDriver } from '../../src/release/secret-driver.js';
 import { ReleaseStorage } from '../../src/release/storage.js';
-import type { ReleaseRecord, ReleaseStatus } from '../../src/release/types.js';
+import type { ReleaseRecord, ReleaseStatus } from '../../src/release/release-record.js';
 import { MemoryKube } from '../helpers/memory-kube.js';
 import { recordingReporter } from '../helpers/orchestration.js';
 

@@ -10,12 +10,12 @@ import {
   recordToSecrets,
   secretsToRecord,
   splitRecord,
-} from '../../src/release/record.js';
+} from '../../src/release/record-secrets.js';
 import { MemoryDriver, ReleaseStorage } from '../../src/release/storage.js';
-import { maskDigest, maskToken as maskWith } from '../../src/core/secret-material.js';
-import { sealRecord as maskSecrets } from '../../src/stages/redact.js';
-import type { KubeObject } from '../../src/kube/types.js';
-import type { ReleaseRecord, ReleaseStatus } from '../../src/release/types.js';
+import { maskDigest, maskToken as maskWith } from '../../src/secrets/material.js';
+import { sealRecord as maskSecrets } from '../../src/secrets/redact.js';
+import type { KubeObject } from '../../src/kube/objects.js';
+import type { ReleaseRecord, ReleaseStatus } from '../../src/release/release-record.js';
 
 /** The test release's mask salt: its masks are HMAC-SHA-256 keyed with it. */
 const SALT = Buffer.alloc(32, 7);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../src/errors.js';
-import { isClusterScoped } from '../../src/kube/kinds.js';
+import { isClusterScoped } from '../../src/kinds/table.js';
 import { isTemplateFile, renderRelease, type RenderInput, type TemplateFile } from '../../src/render/render.js';
 import { applySet, isValuesFile, mergeValues, parseSet, valuesFileNames } from '../../src/render/values.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { LineReporter, LiveReporter } from '../../src/cli/reporter.js';
-import { Redactor } from '../../src/stages/redact.js';
+import { Redactor } from '../../src/secrets/redact.js';
 import { failedJobStatus, MemoryKube, readyStatus } from '../helpers/memory-kube.js';
 import { commitFiles, fakeRegistry, projectRepo, recordingReporter, removeProjectRepos, runContext } from '../helpers/orchestration.js';
 

@@ -12,7 +12,7 @@ import {
   SecretFormatError,
   showKeyPath,
   type SecretKey,
-} from '../../src/core/secret-crypto.js';
+} from '../../src/secrets/crypto.js';
 
 const key = parseSecretKey('1f'.repeat(32), 'test');
 const other = parseSecretKey('2e'.repeat(32), 'test');

@@ -2,8 +2,8 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { findSecretKey, findWerfKey, keyFileIgnored, oldSecretKey, requireSecretKey } from '../../src/adapters/secret-key.js';
-import { keyId } from '../../src/core/secret-crypto.js';
+import { findSecretKey, findWerfKey, keyFileIgnored, oldSecretKey, requireSecretKey } from '../../src/secrets/key-lookup.js';
+import { keyId } from '../../src/secrets/crypto.js';
 import { ConfigError } from '../../src/errors.js';
 import { git } from '../helpers/skiff.js';
 

@@ -9,10 +9,10 @@ import {
   newMaskSalt,
   restoreSecretStrings,
   secretStrings,
-} from '../../src/core/secret-material.js';
-import { sealRecord as maskSecrets } from '../../src/stages/redact.js';
-import type { KubeObject } from '../../src/kube/types.js';
-import type { ReleaseRecord } from '../../src/release/types.js';
+} from '../../src/secrets/material.js';
+import { sealRecord as maskSecrets } from '../../src/secrets/redact.js';
+import type { KubeObject } from '../../src/kube/objects.js';
+import type { ReleaseRecord } from '../../src/release/release-record.js';
 
 const password = 'Pw-one-77x';
 const values = { db: { password, host: 'db.internal' }, apiToken: 123456789, replicas: 2, auth: { secretKey: 'abc' } };

@@ -10,11 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runInit } from '../../src/actions/init.js';
 import { runRender } from '../../src/actions/render.js';
-import { runDecrypt, runEdit, runEncrypt, runRotateKey } from '../../src/actions/secret.js';
-import { encryptSecret, parseSecretKey } from '../../src/core/secret-crypto.js';
+import { runDecrypt, runEdit, runEncrypt, runRotateKey } from '../../src/secrets/commands.js';
+import { encryptSecret, parseSecretKey } from '../../src/secrets/crypto.js';
 import { ConfigError } from '../../src/errors.js';
-import type { ReleaseRecord } from '../../src/release/types.js';
-import { Redactor } from '../../src/stages/redact.js';
+import type { ReleaseRecord } from '../../src/release/release-record.js';
+import { Redactor } from '../../src/secrets/redact.js';
 import { MemoryKube, readyStatus } from '../helpers/memory-kube.js';
 import { commitFiles, fakeRegistry, projectRepo, recordingReporter, removeProjectRepos, runContext, type FakeRegistry } from '../helpers/orchestration.js';
 

@@ -15,9 +15,9 @@ import {
   verdict,
   workloadCounts,
   type ObjectPodProblem,
-} from '../../src/core/readiness.js';
+} from '../../src/kinds/readiness.js';
 import type { ListQuery, WatchEvent, Watcher } from '../../src/kube/client.js';
-import { RELEASE_LABEL, type KubeObject, type LiveObject } from '../../src/kube/types.js';
+import { RELEASE_LABEL, type KubeObject, type LiveObject } from '../../src/kube/objects.js';
 import { trackRollout } from '../../src/stages/track.js';
 import { MemoryKube } from '../helpers/memory-kube.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SecretFormatError } from '../../src/core/secret-crypto.js';
-import { decryptWerfSecret, isWerfCiphertext, parseWerfKey } from '../../src/core/werf-secret.js';
+import { SecretFormatError } from '../../src/secrets/crypto.js';
+import { decryptWerfSecret, isWerfCiphertext, parseWerfKey } from '../../src/secrets/werf-format.js';
 
 // Test vectors made independently of skiff, from the format's description
 // (werf/common-go pkg/secret): hex of a little-endian uint16 version, then the IV

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sanitizeTag } from './image-inputs.js';
+import { sanitizeTag } from './content-inputs.js';
 
 /**
  * Which buildkitd builds an image, and where its registry cache lives. Pure.

@@ -453,7 +453,7 @@ export function parseErrorLine(message: string): number | undefined {
 
 /**
  * A line of the generated Dockerfile (the project's with skiff's LABEL
- * inserted, core/dockerfile.ts withLabels) as a line of the project's own:
+ * inserted, build/dockerfile.ts withLabels) as a line of the project's own:
  * lines after the inserted one move up by one; the inserted line itself is
  * skiff's, so it has none (undefined).
  */

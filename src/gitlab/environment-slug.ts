@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
  * characters are kept and a 6-character suffix is added. GitLab draws that
  * suffix at random (and remembers it); skiff derives it from the name, so
  * the same name always gets the same slug. In a GitLab job whose environment
- * is this one, CI_ENVIRONMENT_SLUG is used instead (see ci.ts).
+ * is this one, CI_ENVIRONMENT_SLUG is used instead (see gitlab/ci-variables.ts).
  */
 export function environmentSlug(name: string): string {
   let slug = name.toLowerCase().replace(/[^a-z0-9]/g, '-');

@@ -13,9 +13,9 @@ import {
   type MaskDigest,
   type SecretHit,
   type SecretStrings,
-} from '../core/secret-material.js';
-import type { KubeObject } from '../kube/types.js';
-import type { ReleaseRecord } from '../release/types.js';
+} from './material.js';
+import type { KubeObject } from '../kube/objects.js';
+import type { ReleaseRecord } from '../release/release-record.js';
 
 /** Annotation on a stored Secret whose values history keeps only as checksums. */
 export const MASKED_ANNOTATION = 'skiff.io/masked';

@@ -1,5 +1,5 @@
-import { isStale } from '../kube/kinds.js';
-import type { ApiFields, LiveObject as Obj } from '../kube/types.js';
+import { isStale } from './table.js';
+import type { ApiFields, LiveObject as Obj } from '../kube/objects.js';
 
 export interface PodProblem {
   pod: string;

@@ -1,4 +1,4 @@
-import type { LiveObject } from './types.js';
+import type { LiveObject } from '../kube/objects.js';
 
 /**
  * Everything skiff knows about a kind, in one table: whether it is namespaced,

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ConfigError, WorkFailedError } from '../errors.js';
-import type { KubeObject } from '../kube/types.js';
-import type { ReleaseRecord } from './types.js';
+import type { KubeObject } from '../kube/objects.js';
+import type { ReleaseRecord } from './release-record.js';
 
 export const RECORD_SECRET_TYPE = 'skiff.io/release.v1';
 export const PART_LABEL = 'skiff.io/part';

@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import type { KubeObject } from '../kube/types.js';
+import type { KubeObject } from '../kube/objects.js';
 
 /**
  * Secret material of a release and where it shows up outside Secrets. Pure.

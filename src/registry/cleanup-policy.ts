@@ -49,7 +49,7 @@ export function planCleanup(input: CleanupInput): { delete: Deletion[]; kept: nu
 }
 
 /**
- * Which registry cache entries (core/builder-pool.ts: `<image repository>/cache`, one tag per
+ * Which registry cache entries (build/builder-pool.ts: `<image repository>/cache`, one tag per
  * branch) cleanup may delete: those of branches that no longer exist. A digest two tags share
  * (two branches whose builds wrote the same cache) stays while any of its tags is kept.
  */

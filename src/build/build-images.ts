@@ -6,26 +6,18 @@ import { isAbsolute, join, posix, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ConfigError, InfrastructureError, WorkFailedError, isSkiffError, type SkiffError } from '../errors.js';
 import { childEnv } from '../adapters/child-env.js';
-import { contextTar } from '../adapters/context-tar.js';
-import { repositoryPath } from '../core/image-ref.js';
-import { BuildStepFailure } from '../adapters/build-failure.js';
+import { contextTar } from './context-tar.js';
+import { repositoryPath } from '../registry/image-ref.js';
+import { BuildStepFailure } from './build-failure.js';
 import type { Builder, BuildInput, BuildRequest, DockerEngine } from '../adapters/docker.js';
-import {
-  BuilderDown,
-  BuildkitdClient,
-  CacheExportRefused,
-  findBuildctl,
-  resolveTls,
-  type BuildkitdSecret,
-  type BuildkitdTarget,
-} from '../adapters/buildkitd.js';
-import { builderOrder, cacheExportRef, cacheImportTags, cacheRepository } from '../core/builder-pool.js';
-import { Redactor } from './redact.js';
+import { BuilderDown, BuildkitdClient, CacheExportRefused, findBuildctl, resolveTls, type BuildkitdSecret, type BuildkitdTarget } from './buildkitd-client.js';
+import { builderOrder, cacheExportRef, cacheImportTags, cacheRepository } from './builder-pool.js';
+import { Redactor } from '../secrets/redact.js';
 import { changedPaths } from '../adapters/git.js';
-import { RegistryAccess } from '../adapters/registry.js';
-import { BuildTrace, cleanBuildError, locateStep, originalLine, parseErrorLine, type TracedStep } from '../core/buildkit-trace.js';
-import { lineOfStep, parseDockerfile, withLabels } from '../core/dockerfile.js';
-import { explainChange, labelsToDigests, sanitizeTag } from '../core/image-inputs.js';
+import { RegistryAccess } from '../registry/client.js';
+import { BuildTrace, cleanBuildError, locateStep, originalLine, parseErrorLine, type TracedStep } from './buildkit-trace.js';
+import { lineOfStep, parseDockerfile, withLabels } from './dockerfile.js';
+import { explainChange, labelsToDigests, sanitizeTag } from './content-inputs.js';
 import { Semaphore } from '../core/concurrency.js';
 import type { RunContext } from '../context.js';
 import type { Project } from '../project.js';
@@ -535,7 +527,7 @@ async function builderPool(ctx: RunContext, project: Project): Promise<Buildkitd
 }
 
 /**
- * Several buildkitd: an image goes to the builder its name hashes to (core/builder-pool.ts), so that
+ * Several buildkitd: an image goes to the builder its name hashes to (build/builder-pool.ts), so that
  * builder's local cache serves it every time; one that cannot be reached is skipped, with a warning,
  * for the next in the image's order. Each builder is probed once per run.
  */

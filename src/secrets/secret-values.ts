@@ -1,5 +1,5 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Scalar } from 'yaml';
-import { findWerfKey, MissingSecretKeyError, requireSecretKey, WERF_KEY_ENV } from '../adapters/secret-key.js';
+import { findWerfKey, MissingSecretKeyError, requireSecretKey, WERF_KEY_ENV } from './key-lookup.js';
 import type { RunContext } from '../context.js';
 import {
   CURRENT_PREFIX,
@@ -10,9 +10,9 @@ import {
   showKeyPath,
   type SecretKey,
   type SecretPlace,
-} from '../core/secret-crypto.js';
-import { MIN_SECRET_LENGTH } from '../core/secret-material.js';
-import { decryptWerfSecret, isWerfCiphertext } from '../core/werf-secret.js';
+} from './crypto.js';
+import { MIN_SECRET_LENGTH } from './material.js';
+import { decryptWerfSecret, isWerfCiphertext } from './werf-format.js';
 import { ConfigError } from '../errors.js';
 import { isSecretFile, type TemplateFile } from '../render/render.js';
 import type { ValueSource } from '../render/values.js';

@@ -1,4 +1,4 @@
-import type { KubeObject } from '../kube/types.js';
+import type { KubeObject } from '../kube/objects.js';
 
 /** Helm's release states. */
 export type ReleaseStatus = 'pending-install' | 'pending-upgrade' | 'pending-rollback' | 'deployed' | 'failed' | 'superseded' | 'uninstalled';

@@ -7,7 +7,7 @@ import type { Scalar } from 'yaml';
 import { childEnv } from '../adapters/child-env.js';
 import { findRepoRoot } from '../adapters/git.js';
 import { createTemporaryBeside, isTemporaryName, refuseSymlinks, replaceInside, writeNoFollow } from '../adapters/repo-files.js';
-import { findWerfKey, oldSecretKey, OLD_KEY_ENV, requireSecretKey, WERF_KEY_ENV } from '../adapters/secret-key.js';
+import { findWerfKey, oldSecretKey, OLD_KEY_ENV, requireSecretKey, WERF_KEY_ENV } from './key-lookup.js';
 import type { RunContext } from '../context.js';
 import {
   ciphertextKeyId,
@@ -18,7 +18,7 @@ import {
   showKeyPath,
   type SecretKey,
   type SecretPlace,
-} from '../core/secret-crypto.js';
+} from './crypto.js';
 import { ConfigError, ExitCode, isSkiffError, SkiffError } from '../errors.js';
 import { isSecretFile } from '../render/render.js';
 import {
@@ -31,7 +31,7 @@ import {
   SECRET_DIR,
   secretFilePath,
   type SecretKeys,
-} from '../stages/secret-values.js';
+} from './secret-values.js';
 
 // ---------------------------------------------------------------------------
 // generate-key, encrypt, decrypt

@@ -4,11 +4,11 @@ import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { StatusResponse } from '../core/buildkit-trace.js';
+import type { StatusResponse } from './buildkit-trace.js';
 import { ConfigError, InfrastructureError } from '../errors.js';
 import { BuildStepFailure } from './build-failure.js';
-import { childEnv } from './child-env.js';
-import type { RegistryCredentials } from './credentials.js';
+import { childEnv } from '../adapters/child-env.js';
+import type { RegistryCredentials } from '../registry/credentials.js';
 
 /** One buildkitd, with its client certificate files resolved to absolute paths. */
 export interface BuildkitdTarget {

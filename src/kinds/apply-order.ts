@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.js';
-import { kindInfo, Phase } from '../kube/kinds.js';
+import { kindInfo, Phase } from './table.js';
 import { describeObject } from '../kube/object-key.js';
-import { HOOK_ANNOTATION, type KubeObject, type Manifest } from '../kube/types.js';
+import { HOOK_ANNOTATION, type KubeObject, type Manifest } from '../kube/objects.js';
 
 /** The apply phase of a kind: 0 first; unknown kinds get the last phase. Delete in the reverse order. */
 export function phaseIndex(kind: string): number {

@@ -2,7 +2,7 @@ import { readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { BlobReader, type TreeEntry } from './git.js';
+import { BlobReader, type TreeEntry } from '../adapters/git.js';
 
 /** Where a build context's file contents come from. */
 export type ContextSource = { kind: 'commit'; root: string } | { kind: 'worktree'; root: string };

@@ -1,7 +1,7 @@
 import { InfrastructureError } from '../errors.js';
-import type { CiContext } from '../ci.js';
+import type { CiContext } from '../gitlab/ci-variables.js';
 import { findCredentials, type RegistryCredentials } from './credentials.js';
-import { registryHost } from '../core/image-ref.js';
+import { registryHost } from './image-ref.js';
 
 const MANIFEST_TYPES = [
   'application/vnd.oci.image.index.v1+json',

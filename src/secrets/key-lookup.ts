@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { childEnv } from './child-env.js';
+import { childEnv } from '../adapters/child-env.js';
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parseSecretKey, SecretFormatError, type SecretKey } from '../core/secret-crypto.js';
-import { parseWerfKey } from '../core/werf-secret.js';
+import { parseSecretKey, SecretFormatError, type SecretKey } from './crypto.js';
+import { parseWerfKey } from './werf-format.js';
 import { ConfigError, InfrastructureError } from '../errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import { createDecipheriv, type CipherGCMTypes } from 'node:crypto';
-import { SecretFormatError } from './secret-crypto.js';
+import { SecretFormatError } from './crypto.js';
 
 /**
  * Reading werf's (and dapp's, which werf inherited) encrypted values, so a

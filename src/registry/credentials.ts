@@ -2,9 +2,9 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { CiContext } from '../ci.js';
+import type { CiContext } from '../gitlab/ci-variables.js';
 import { ConfigError } from '../errors.js';
-import { childEnv } from './child-env.js';
+import { childEnv } from '../adapters/child-env.js';
 
 export interface RegistryCredentials {
   username: string;

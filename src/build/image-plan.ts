@@ -2,10 +2,10 @@ import { posix } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { DockerIgnore } from '../core/dockerignore.js';
-import { contentTag, digestsToLabels, digestInputs, sanitizeTag, type InputDigests } from '../core/image-inputs.js';
+import { DockerIgnore } from './dockerignore.js';
+import { contentTag, digestsToLabels, digestInputs, sanitizeTag, type InputDigests } from './content-inputs.js';
 import { listCommitTree, listWorkingTree, readCommitFile, type TreeEntry } from '../adapters/git.js';
-import type { ImageConfig } from '../config/types.js';
+import type { ImageConfig } from '../config/project-config.js';
 import type { Project } from '../project.js';
 
 /** What building one image means, computed before anything is built. */

@@ -1,5 +1,5 @@
-import { parseImageRef } from './image-ref.js';
-import type { ApiFields, KubeObject, Manifest } from '../kube/types.js';
+import { parseImageRef } from '../registry/image-ref.js';
+import type { ApiFields, KubeObject, Manifest } from '../kube/objects.js';
 
 /**
  * `skiff lint`: checks over the rendered objects for the mistakes a cluster
