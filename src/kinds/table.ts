@@ -47,12 +47,22 @@ export interface KindInfo {
    * generation but no observedGeneration.)
    */
   observesGeneration: boolean;
+  /** Where its pod template sits ([] for a Pod itself); undefined for kinds that run no pods. */
+  podTemplate: readonly string[] | undefined;
 }
 
 const POD: WatchedKind = { apiVersion: 'v1', kind: 'Pod' };
 const REPLICA_SET: WatchedKind = { apiVersion: 'apps/v1', kind: 'ReplicaSet' };
 
-type Row = [kind: string, phase: number, scope?: 'cluster', tracked?: { watches: readonly WatchedKind[]; observesGeneration?: true }];
+const SPEC_TEMPLATE = ['spec', 'template'] as const;
+
+type Row = [
+  kind: string,
+  phase: number,
+  scope?: 'cluster',
+  tracked?: { watches: readonly WatchedKind[]; observesGeneration?: true },
+  podTemplate?: readonly string[],
+];
 
 const ROWS: readonly Row[] = [
   ['Namespace', Phase.namespace, 'cluster'],
@@ -73,16 +83,16 @@ const ROWS: readonly Row[] = [
   ['StorageClass', Phase.storage, 'cluster'],
   ['PersistentVolumeClaim', Phase.storage, undefined, { watches: [] }],
   ['Service', Phase.network],
-  ['Deployment', Phase.workload, undefined, { watches: [POD, REPLICA_SET], observesGeneration: true }],
-  ['StatefulSet', Phase.workload, undefined, { watches: [POD], observesGeneration: true }],
-  ['DaemonSet', Phase.workload, undefined, { watches: [POD], observesGeneration: true }],
-  ['ReplicaSet', Phase.workload],
+  ['Deployment', Phase.workload, undefined, { watches: [POD, REPLICA_SET], observesGeneration: true }, SPEC_TEMPLATE],
+  ['StatefulSet', Phase.workload, undefined, { watches: [POD], observesGeneration: true }, SPEC_TEMPLATE],
+  ['DaemonSet', Phase.workload, undefined, { watches: [POD], observesGeneration: true }, SPEC_TEMPLATE],
+  ['ReplicaSet', Phase.workload, undefined, undefined, SPEC_TEMPLATE],
   ['ReplicationController', Phase.workload],
-  ['Job', Phase.workload, undefined, { watches: [POD] }],
-  ['Pod', Phase.workload, undefined, { watches: [] }],
+  ['Job', Phase.workload, undefined, { watches: [POD] }, SPEC_TEMPLATE],
+  ['Pod', Phase.workload, undefined, { watches: [] }, []],
   ['Ingress', Phase.dependent],
   ['IngressClass', Phase.dependent, 'cluster'],
-  ['CronJob', Phase.dependent],
+  ['CronJob', Phase.dependent, undefined, undefined, ['spec', 'jobTemplate', 'spec', 'template']],
   ['HorizontalPodAutoscaler', Phase.dependent],
   ['PodDisruptionBudget', Phase.dependent],
   ['NetworkPolicy', Phase.dependent],
@@ -111,7 +121,7 @@ const ROWS: readonly Row[] = [
 ];
 
 const KINDS = new Map<string, KindInfo>(
-  ROWS.map(([kind, phase, scope, tracked]) => [
+  ROWS.map(([kind, phase, scope, tracked, podTemplate]) => [
     kind,
     {
       clusterScoped: scope === 'cluster',
@@ -119,12 +129,20 @@ const KINDS = new Map<string, KindInfo>(
       tracked: tracked !== undefined,
       watches: tracked?.watches ?? [],
       observesGeneration: tracked?.observesGeneration ?? false,
+      podTemplate,
     },
   ]),
 );
 
 /** Custom resources and kinds skiff has no row for: namespaced, applied last, ready once applied. */
-const UNKNOWN: KindInfo = { clusterScoped: false, phase: Phase.last, tracked: false, watches: [], observesGeneration: false };
+const UNKNOWN: KindInfo = {
+  clusterScoped: false,
+  phase: Phase.last,
+  tracked: false,
+  watches: [],
+  observesGeneration: false,
+  podTemplate: undefined,
+};
 
 export function kindInfo(kind: string): KindInfo {
   return KINDS.get(kind) ?? UNKNOWN;
@@ -133,6 +151,11 @@ export function kindInfo(kind: string): KindInfo {
 /** Built-in kinds without a namespace. Custom resources are namespaced unless a CRD in the release says otherwise. */
 export function isClusterScoped(kind: string): boolean {
   return kindInfo(kind).clusterScoped;
+}
+
+/** Where a kind's pod template sits: [] for a Pod, spec.template for most workloads; undefined for kinds that run no pods. */
+export function podTemplatePath(kind: string): readonly string[] | undefined {
+  return kindInfo(kind).podTemplate;
 }
 
 /** Kinds whose readiness is followed; everything else is ready once applied. */

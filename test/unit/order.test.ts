@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { apiGroup, describeObject, objectKey } from '../../src/kube/object-key.js';
 import { applyPhases, hookOf, phaseIndex, splitHooks } from '../../src/kinds/apply-order.js';
+import { podTemplatePath } from '../../src/kinds/table.js';
 import type { KubeObject, Manifest } from '../../src/kube/objects.js';
 
 function obj(apiVersion: string, kind: string, name: string, namespace?: string, annotations?: Record<string, string>): KubeObject {
@@ -98,5 +99,15 @@ describe('hooks', () => {
     const post = m(obj('batch/v1', 'Job', 'smoke', 'shop', { 'skiff.io/hook': 'post-deploy' }));
     const web = m(obj('apps/v1', 'Deployment', 'web', 'shop'));
     expect(splitHooks([post, web, pre])).toEqual({ pre: [pre], main: [web], post: [post] });
+  });
+});
+
+describe('podTemplatePath', () => {
+  it('finds the pod template of each workload kind from its row of the kinds table', () => {
+    expect(podTemplatePath('Pod')).toEqual([]);
+    for (const kind of ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job']) expect(podTemplatePath(kind)).toEqual(['spec', 'template']);
+    expect(podTemplatePath('CronJob')).toEqual(['spec', 'jobTemplate', 'spec', 'template']);
+    expect(podTemplatePath('ConfigMap')).toBeUndefined();
+    expect(podTemplatePath('Widget')).toBeUndefined();
   });
 });
