@@ -1,6 +1,7 @@
-import { refuseSymlinks, writeInside } from '../adapters/repo-files.js';
+import { refuseSymlinks } from '../adapters/repo-files.js';
+import { DOTENV_REPORT, writeDeployDotenv } from '../gitlab/dotenv.js';
 import type { RunContext } from '../context.js';
-import { formatFinding } from '../lint/checks.js';
+import { formatFinding } from '../lint/finding.js';
 import { defaultPolicy } from '../kinds/readiness.js';
 import { ConfigError } from '../errors.js';
 import type { Project } from '../project.js';
@@ -35,9 +36,6 @@ export interface DeployResult extends ReleaseOutcome {
   dotenv: string;
 }
 
-/** Where deploy leaves its dotenv report: GitLab's environment:url reads SKIFF_ENVIRONMENT_URL from it. */
-export const DOTENV_REPORT = '.skiff/deploy.env';
-
 /** What `skiff ship` hands over: the project it built and tested, and the test results to record. */
 export interface DeployInputs {
   project?: Project;
@@ -62,24 +60,8 @@ export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: 
   } catch (e) {
     throw redactor.error(e);
   }
-  await writeDotenv(project.root, {
-    SKIFF_ENVIRONMENT: target.env,
-    SKIFF_ENVIRONMENT_SLUG: target.slug,
-    SKIFF_ENVIRONMENT_URL: target.url,
-    SKIFF_RELEASE: target.release,
-    SKIFF_NAMESPACE: target.namespace,
-    SKIFF_REVISION: String(result.revision),
-    SKIFF_STATUS: result.status,
-  });
+  await writeDeployDotenv(project.root, target, result);
   return result;
-}
-
-/** KEY=value lines (GitLab's dotenv report: one line each, under 5 KiB). */
-async function writeDotenv(root: string, vars: Record<string, string | undefined>): Promise<void> {
-  const lines = Object.entries(vars)
-    .filter((e): e is [string, string] => e[1] !== undefined)
-    .map(([k, v]) => `${k}=${v.replace(/[\r\n]+/g, ' ')}`);
-  await writeInside(root, DOTENV_REPORT, `${lines.join('\n')}\n`);
 }
 
 async function deployRendered(

@@ -10,7 +10,7 @@ import { RegistryAccess } from '../registry/client.js';
 import type { RunContext } from '../context.js';
 import type { EnvironmentConfig } from '../config/project-config.js';
 import type { CiContext } from '../gitlab/ci-variables.js';
-import { TRACE_ANNOTATIONS } from '../kube/objects.js';
+import { traceAnnotations } from '../gitlab/trace-annotations.js';
 import { environmentSlug, withSlug } from '../gitlab/environment-slug.js';
 import { loadProject, type Project, type ProjectOptions } from '../project.js';
 import { Redactor } from '../secrets/redact.js';
@@ -290,14 +290,6 @@ export async function renderForTarget(
     }
   }
   return { ...output, redactor };
-}
-
-/** Where every deployed object came from: the commit, and in CI the pipeline and job (werf's ci.werf.io annotations). */
-export function traceAnnotations(commit: string, ci: Pick<CiContext, 'pipelineUrl' | 'jobUrl'>): Record<string, string> {
-  const out: Record<string, string> = { [TRACE_ANNOTATIONS.commit]: commit };
-  if (ci.pipelineUrl) out[TRACE_ANNOTATIONS.pipelineUrl] = ci.pipelineUrl;
-  if (ci.jobUrl) out[TRACE_ANNOTATIONS.jobUrl] = ci.jobUrl;
-  return out;
 }
 
 /**

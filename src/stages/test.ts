@@ -7,7 +7,8 @@ import { folderInside, refuseSymlinks, writeInside } from '../adapters/repo-file
 import { pathInside } from '../core/paths.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
-import { junitXml, OutputTail, parseXml, stripAnsi, XmlSyntaxError, type JunitCase } from '../gitlab/junit.js';
+import { junitXml, OutputTail, stripAnsi, type JunitCase } from '../gitlab/junit.js';
+import { parseXml, XmlSyntaxError } from '../gitlab/xml-reader.js';
 import type { RunContext } from '../context.js';
 import type { Project } from '../project.js';
 import { RegistryAccess } from '../registry/client.js';

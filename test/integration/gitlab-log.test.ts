@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseXml, type XmlElement } from '../../src/gitlab/junit.js';
+import { parseXml, type XmlElement } from '../../src/gitlab/xml-reader.js';
 import { commitAll, editFile, fixtureRepo, removeTempDirs, skiff, uniqueRegistry } from '../helpers/skiff.js';
 
 afterAll(removeTempDirs);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { junitXml, OutputTail, parseXml, stripAnsi, xmlText, XmlSyntaxError, type JunitCase, type XmlElement } from '../../src/gitlab/junit.js';
+import { junitXml, OutputTail, stripAnsi, xmlText, type JunitCase } from '../../src/gitlab/junit.js';
+import { parseXml, XmlSyntaxError, type XmlElement } from '../../src/gitlab/xml-reader.js';
 
 const passing = (over: Partial<JunitCase> = {}): JunitCase => ({ name: 'unit', classname: 'skiff.app', durationMs: 1500, output: ['ok'], ...over });
 const failing = (over: Partial<JunitCase> = {}): JunitCase => passing({ failure: { message: 'exit 1', type: 'failed' }, ...over });
