@@ -1,7 +1,9 @@
 import { InfrastructureError } from '../errors.js';
 import type { CiContext } from '../gitlab/ci-variables.js';
+import { answerChallenge } from './auth.js';
 import { findCredentials, type RegistryCredentials } from './credentials.js';
 import { registryHost } from './image-ref.js';
+import { readBounded, readJson, registryBaseUrl, REGISTRY_TIMEOUT_MS } from './transport.js';
 
 const MANIFEST_TYPES = [
   'application/vnd.oci.image.index.v1+json',
@@ -16,45 +18,6 @@ export interface ManifestInfo {
   body?: Buffer;
 }
 
-/** No registry answer (manifest, tag list, token, image config) is read past this size. */
-export const MAX_REGISTRY_RESPONSE_BYTES = 16 * 1024 * 1024;
-
-/** A response body, refused once it passes `max` bytes: a registry's answers are not trusted to be small. */
-async function readBounded(res: Response, what: string, max = MAX_REGISTRY_RESPONSE_BYTES): Promise<Buffer> {
-  const declared = Number(res.headers.get('content-length') ?? 0);
-  const tooLarge = () => new InfrastructureError(`${what} is larger than ${max} bytes; refusing it`);
-  if (declared > max) {
-    await res.body?.cancel();
-    throw tooLarge();
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
-    size += chunk.length;
-    if (size > max) {
-      await res.body?.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(Buffer.from(chunk));
-  }
-  return Buffer.concat(chunks);
-}
-
-async function readJson(res: Response, what: string): Promise<unknown> {
-  const text = (await readBounded(res, what)).toString('utf8');
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new InfrastructureError(`${what} is not JSON (${text.slice(0, 80).replace(/\s+/g, ' ')}…)`);
-  }
-}
-
-/** Plain HTTP for loopback registries (as the Engine allows), HTTPS for everything else. */
-function registryBaseUrl(host: string): string {
-  const insecure = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host) || (process.env.SKIFF_INSECURE_REGISTRIES ?? '').split(',').includes(host);
-  return `${insecure ? 'http' : 'https'}://${host === 'docker.io' ? 'registry-1.docker.io' : host}`;
-}
-
 /**
  * A client for one registry's v2 HTTP API: manifest existence checks,
  * manifest copies (for extra tags without a push) and image labels. Answers
@@ -62,20 +25,26 @@ function registryBaseUrl(host: string): string {
  */
 export class RegistryClient {
   private authorization: string | undefined;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly fetchImpl: typeof fetch;
   constructor(
     readonly host: string,
     private readonly credentials?: RegistryCredentials,
-    private readonly fetchImpl: typeof fetch = fetch,
-  ) {}
+    /** The run's environment (SKIFF_INSECURE_REGISTRIES) and, for tests, another fetch. */
+    options: { env?: NodeJS.ProcessEnv; fetch?: typeof fetch } = {},
+  ) {
+    this.env = options.env ?? {};
+    this.fetchImpl = options.fetch ?? fetch;
+  }
 
   private async request(method: string, path: string, scope: string, init: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<Response> {
-    const url = `${registryBaseUrl(this.host)}${path}`;
+    const url = `${registryBaseUrl(this.host, this.env)}${path}`;
     const send = () =>
       this.fetchImpl(url, {
         method,
         headers: { ...init.headers, ...(this.authorization ? { authorization: this.authorization } : {}) },
         body: init.body,
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.timeout(REGISTRY_TIMEOUT_MS),
       });
     let res: Response;
     try {
@@ -100,45 +69,25 @@ export class RegistryClient {
   }
 
   private denied(): InfrastructureError {
+    if (this.credentials?.identityToken)
+      return new InfrastructureError(
+        `registry ${this.host} denied access with the identity token from ${this.credentials.origin}; log in again ("docker login ${this.host}"): the token may have expired or been revoked`,
+        { kind: 'auth' },
+      );
     const who = this.credentials ? `as "${this.credentials.username}" (credentials from ${this.credentials.origin})` : 'without credentials';
     const fix = this.credentials ? 'check the user and password' : 'set SKIFF_REGISTRY_USER and SKIFF_REGISTRY_PASSWORD, or "docker login"';
     return new InfrastructureError(`registry ${this.host} denied access ${who}; ${fix}`, { kind: 'auth' });
   }
 
   private async authenticate(challenge: string, scope: string): Promise<void> {
-    const scheme = challenge.split(' ')[0]?.toLowerCase();
-    if (!this.credentials && scheme !== 'bearer') throw this.denied();
-    const basic = this.credentials ? `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}` : undefined;
-    if (scheme === 'basic') {
-      this.authorization = basic;
-      return;
-    }
-    if (scheme !== 'bearer') throw new InfrastructureError(`registry ${this.host} asks for unsupported authentication "${scheme}"`);
-    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]));
-    if (!params.realm) throw new InfrastructureError(`registry ${this.host} sent a Bearer challenge without a realm`);
-    let url: URL;
-    try {
-      url = new URL(params.realm);
-    } catch {
-      throw new InfrastructureError(`registry ${this.host} sent a Bearer challenge whose realm is not a URL`);
-    }
-    // The realm comes from the registry's answer: the password goes there only over TLS (or to a loopback/insecure registry's own host).
-    if (basic && url.protocol !== 'https:' && !(url.protocol === 'http:' && registryBaseUrl(url.host).startsWith('http:'))) {
-      throw new InfrastructureError(
-        `registry ${this.host} asks for the password to be sent to ${url.protocol}//${url.host} without TLS; refusing (a token service must use https)`,
-      );
-    }
-    if (params.service) url.searchParams.set('service', params.service);
-    url.searchParams.set('scope', params.scope ?? scope);
-    const res = await this.fetchImpl(url, { headers: basic ? { authorization: basic } : {}, signal: AbortSignal.timeout(30_000) });
-    if (!res.ok) {
-      await res.body?.cancel();
-      throw this.denied();
-    }
-    const body = (await readJson(res, `registry ${this.host} token service`)) as { token?: string; access_token?: string };
-    const token = body.token ?? body.access_token;
-    if (!token) throw this.denied();
-    this.authorization = `Bearer ${token}`;
+    this.authorization = await answerChallenge(challenge, {
+      host: this.host,
+      credentials: this.credentials,
+      scope,
+      env: this.env,
+      fetch: this.fetchImpl,
+      denied: () => this.denied(),
+    });
   }
 
   /** The manifest of repository:reference, or undefined when it does not exist. */
@@ -162,6 +111,11 @@ export class RegistryClient {
   async tagManifest(repository: string, from: string, tag: string): Promise<void> {
     const m = await this.manifest(repository, from, true);
     if (!m?.body) throw new InfrastructureError(`registry ${this.host}: ${repository}:${from} vanished while tagging`);
+    await this.putManifest(repository, tag, { ...m, body: m.body });
+  }
+
+  /** Puts a manifest already fetched with its body (manifest(…, true)) under another tag: one request. */
+  async putManifest(repository: string, tag: string, m: ManifestInfo & { body: Buffer }): Promise<void> {
     const res = await this.request('PUT', `/v2/${repository}/manifests/${tag}`, `repository:${repository}:pull,push`, {
       headers: { 'content-type': m.mediaType },
       body: m.body,
@@ -239,7 +193,10 @@ export class RegistryAccess {
     const host = registryHost(repository);
     let entry = this.clients.get(host);
     if (!entry) {
-      entry = findCredentials(host, this.env, this.ci).then((credentials) => ({ client: new RegistryClient(host, credentials), credentials }));
+      entry = findCredentials(host, this.env, this.ci).then((credentials) => ({
+        client: new RegistryClient(host, credentials, { env: this.env }),
+        credentials,
+      }));
       this.clients.set(host, entry);
     }
     return entry;

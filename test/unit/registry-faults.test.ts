@@ -75,7 +75,7 @@ describe('registry answers are not trusted', () => {
       asked.push(input instanceof Request ? input.url : input.toString());
       return fetch(input, init);
     };
-    const err = await failure(new RegistryClient(host, creds, spy).manifest('app', 'v1'));
+    const err = await failure(new RegistryClient(host, creds, { fetch: spy }).manifest('app', 'v1'));
     expect(err.message).toBe(
       `registry ${host} asks for the password to be sent to http://tokens.example.test without TLS; refusing (a token service must use https)`,
     );
@@ -99,5 +99,24 @@ describe('registry answers are not trusted', () => {
     });
     const err = await failure(new RegistryClient(host).tags('app'));
     expect(err.message).toBe(`registry ${host} tag list of app is larger than ${16 * 1024 * 1024} bytes; refusing it`);
+  });
+});
+
+describe('plain HTTP only where the run says so', () => {
+  it("SKIFF_INSECURE_REGISTRIES comes from the run's environment, not process.env", async () => {
+    const asked: string[] = [];
+    const spy: typeof fetch = (input) => {
+      asked.push(input instanceof Request ? input.url : input.toString());
+      return Promise.resolve(new Response(null, { status: 404 }));
+    };
+    const host = 'registry.internal:5000';
+    process.env.SKIFF_INSECURE_REGISTRIES = host;
+    try {
+      await new RegistryClient(host, undefined, { fetch: spy }).manifest('app', 'v1');
+      await new RegistryClient(host, undefined, { fetch: spy, env: { SKIFF_INSECURE_REGISTRIES: `other:1,${host}` } }).manifest('app', 'v1');
+    } finally {
+      delete process.env.SKIFF_INSECURE_REGISTRIES;
+    }
+    expect(asked).toEqual([`https://${host}/v2/app/manifests/v1`, `http://${host}/v2/app/manifests/v1`]);
   });
 });
