@@ -1,18 +1,21 @@
-import { execFile } from 'node:child_process';
-import { childEnv } from '../adapters/child-env.js';
-import { readFile, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { parseSecretKey, SecretFormatError, type SecretKey } from './crypto.js';
-import { parseWerfKey } from './werf-format.js';
-import { ConfigError, InfrastructureError } from '../errors.js';
-
 /**
- * Where the key of a project's secrets is found: SKIFF_SECRET_KEY, then
+ * Owns where the key of a project's secrets is found: SKIFF_SECRET_KEY, then
  * .skiff_secret_key at the repository root (refused when Git tracks it or
  * others may read it), then ~/.skiff/secret_key. werf's values are read with
- * WERF_SECRET_KEY, else with the same key.
+ * WERF_SECRET_KEY, else with the same key. Everything comes from the caller:
+ * the run context's environment (the variables, HOME, git's environment) and
+ * the repository root it found from its working directory; nothing is read
+ * from `process`.
  */
+import { execFile } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { childEnv } from '../adapters/child-env.js';
+import type { RunContext } from '../context.js';
+import { ConfigError, InfrastructureError } from '../errors.js';
+import { parseSecretKey, SecretFormatError, type SecretKey } from './crypto.js';
+import { parseWerfKey } from './werf-format.js';
 
 export const KEY_ENV = 'SKIFF_SECRET_KEY';
 export const OLD_KEY_ENV = 'SKIFF_OLD_SECRET_KEY';
@@ -36,23 +39,35 @@ export class MissingSecretKeyError extends ConfigError {
   override readonly name = 'MissingSecretKeyError';
 }
 
-function homeDir(env: NodeJS.ProcessEnv): string {
-  return env.HOME || homedir();
+/** What key lookup reads of the run: its environment (RunContext.env). */
+export type KeyContext = Pick<RunContext, 'env'>;
+
+/** The run's home folder: its HOME, else the account's home in the user database; undefined when neither is known. */
+function homeOf(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.HOME) return env.HOME;
+  try {
+    return userInfo().homedir;
+  } catch {
+    return undefined; // no entry for this user (a container's arbitrary uid): there is no ~/.skiff to look in
+  }
 }
 
 /** The key's text and where it came from, or undefined when none of the places has one. */
-async function findKeyText(env: NodeJS.ProcessEnv, root: string | undefined): Promise<KeyText | undefined> {
-  if (env[KEY_ENV]?.trim()) return { text: env[KEY_ENV], source: KEY_ENV };
+async function findKeyText(ctx: KeyContext, root: string | undefined): Promise<KeyText | undefined> {
+  const fromEnv = ctx.env[KEY_ENV];
+  if (fromEnv?.trim()) return { text: fromEnv, source: KEY_ENV };
   if (root !== undefined) {
     const text = await readKeyFile(join(root, REPO_KEY_FILE), REPO_KEY_FILE);
     if (text !== undefined) {
-      await refuseTracked(root);
+      await refuseTracked(ctx, root);
       return { text, source: REPO_KEY_FILE };
     }
   }
-  const home = `~/${HOME_KEY_FILE}`;
-  const text = await readKeyFile(join(homeDir(env), HOME_KEY_FILE), home);
-  return text === undefined ? undefined : { text, source: home };
+  const home = homeOf(ctx.env);
+  if (home === undefined) return undefined;
+  const shown = `~/${HOME_KEY_FILE}`;
+  const text = await readKeyFile(join(home, HOME_KEY_FILE), shown);
+  return text === undefined ? undefined : { text, source: shown };
 }
 
 /** A key file's text, undefined when it does not exist; refused when group or others may read it. */
@@ -75,8 +90,8 @@ async function readKeyFile(path: string, shown: string): Promise<string | undefi
 }
 
 /** A key committed to Git is a key given to everyone who can clone the repository. */
-async function refuseTracked(root: string): Promise<void> {
-  const code = await gitExit(root, ['ls-files', '--error-unmatch', '--', REPO_KEY_FILE]);
+async function refuseTracked(ctx: KeyContext, root: string): Promise<void> {
+  const code = await gitExit(ctx, root, ['ls-files', '--error-unmatch', '--', REPO_KEY_FILE]);
   if (code === 0) {
     throw new ConfigError(
       `${REPO_KEY_FILE} is tracked by Git, so everyone with the repository has the key; untrack it (git rm --cached ${REPO_KEY_FILE}), add it to .gitignore, and rotate the key (skiff secret rotate-key)`,
@@ -84,9 +99,9 @@ async function refuseTracked(root: string): Promise<void> {
   }
 }
 
-function gitExit(root: string, args: string[]): Promise<number> {
+function gitExit(ctx: KeyContext, root: string, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    execFile('git', args, { cwd: root, env: childEnv() }, (err) => {
+    execFile('git', args, { cwd: root, env: childEnv(ctx.env) }, (err) => {
       if (!err) return resolve(0);
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return reject(new InfrastructureError('git is not installed; install it (apt-get install git)'));
@@ -100,8 +115,8 @@ function asConfigError(e: unknown): unknown {
 }
 
 /** The project's key, or undefined when none is set anywhere. A bad key (wrong length, not hex) is exit 2. */
-export async function findSecretKey(env: NodeJS.ProcessEnv, root: string | undefined): Promise<SecretKey | undefined> {
-  const found = await findKeyText(env, root);
+export async function findSecretKey(ctx: KeyContext, root: string | undefined): Promise<SecretKey | undefined> {
+  const found = await findKeyText(ctx, root);
   if (!found) return undefined;
   try {
     return parseSecretKey(found.text, found.source);
@@ -111,8 +126,8 @@ export async function findSecretKey(env: NodeJS.ProcessEnv, root: string | undef
 }
 
 /** The project's key; exit 2 naming `needs` (the file that needs it) and the places looked in when there is none. */
-export async function requireSecretKey(env: NodeJS.ProcessEnv, root: string | undefined, needs: string): Promise<SecretKey> {
-  const key = await findSecretKey(env, root);
+export async function requireSecretKey(ctx: KeyContext, root: string | undefined, needs: string): Promise<SecretKey> {
+  const key = await findSecretKey(ctx, root);
   if (key) return key;
   throw new MissingSecretKeyError(
     `${needs} needs the secret key, and there is none: set ${KEY_ENV}, or write the key to ${REPO_KEY_FILE} at the repository root (mode 600, not committed) or to ~/${HOME_KEY_FILE}`,
@@ -120,8 +135,8 @@ export async function requireSecretKey(env: NodeJS.ProcessEnv, root: string | un
 }
 
 /** The key secrets are rotated from: SKIFF_OLD_SECRET_KEY. */
-export function oldSecretKey(env: NodeJS.ProcessEnv): SecretKey | undefined {
-  const text = env[OLD_KEY_ENV];
+export function oldSecretKey(ctx: KeyContext): SecretKey | undefined {
+  const text = ctx.env[OLD_KEY_ENV];
   if (!text?.trim()) return undefined;
   try {
     return parseSecretKey(text, OLD_KEY_ENV);
@@ -135,9 +150,8 @@ export function oldSecretKey(env: NodeJS.ProcessEnv): SecretKey | undefined {
  * key text read as a werf key. For `rotate-key --from-werf` (`old`):
  * WERF_SECRET_KEY, else SKIFF_OLD_SECRET_KEY.
  */
-export async function findWerfKey(env: NodeJS.ProcessEnv, root: string | undefined, old = false): Promise<Buffer | undefined> {
-  const name = (old ? [WERF_KEY_ENV, OLD_KEY_ENV] : [WERF_KEY_ENV]).find((n) => env[n]?.trim());
-  const found = name ? { text: env[name]!, source: name } : old ? undefined : await findKeyText(env, root);
+export async function findWerfKey(ctx: KeyContext, root: string | undefined, old = false): Promise<Buffer | undefined> {
+  const found = werfKeyInEnv(ctx.env, old) ?? (old ? undefined : await findKeyText(ctx, root));
   if (!found) return undefined;
   try {
     return parseWerfKey(found.text, found.source);
@@ -146,7 +160,16 @@ export async function findWerfKey(env: NodeJS.ProcessEnv, root: string | undefin
   }
 }
 
+/** WERF_SECRET_KEY (and for a rotation, else SKIFF_OLD_SECRET_KEY) when set. */
+function werfKeyInEnv(env: NodeJS.ProcessEnv, old: boolean): KeyText | undefined {
+  for (const name of old ? [WERF_KEY_ENV, OLD_KEY_ENV] : [WERF_KEY_ENV]) {
+    const text = env[name];
+    if (text?.trim()) return { text, source: name };
+  }
+  return undefined;
+}
+
 /** Whether Git would leave .skiff_secret_key out of a commit (false: one `git add -A` away from committing the key). */
-export async function keyFileIgnored(root: string): Promise<boolean> {
-  return (await gitExit(root, ['check-ignore', '-q', '--', REPO_KEY_FILE])) === 0;
+export async function keyFileIgnored(ctx: KeyContext, root: string): Promise<boolean> {
+  return (await gitExit(ctx, root, ['check-ignore', '-q', '--', REPO_KEY_FILE])) === 0;
 }

@@ -1,5 +1,5 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Scalar } from 'yaml';
-import { findWerfKey, MissingSecretKeyError, requireSecretKey, WERF_KEY_ENV } from './key-lookup.js';
+import { findWerfKey, MissingSecretKeyError, requireSecretKey, WERF_KEY_ENV, type KeyContext } from './key-lookup.js';
 import type { RunContext } from '../context.js';
 import {
   CURRENT_PREFIX,
@@ -43,13 +43,13 @@ export interface SecretKeys {
 }
 
 /** The project's keys from the environment, the repository and the home folder, looked up on first use. */
-export function projectKeys(env: NodeJS.ProcessEnv, root: string | undefined): SecretKeys {
+export function projectKeys(ctx: KeyContext, root: string | undefined): SecretKeys {
   let skiff: Promise<SecretKey> | undefined;
   let werf: Promise<Buffer | undefined> | undefined;
   return {
-    skiff: (needs) => (skiff ??= requireSecretKey(env, root, needs)),
+    skiff: (needs) => (skiff ??= requireSecretKey(ctx, root, needs)),
     async werf(needs) {
-      const key = await (werf ??= findWerfKey(env, root));
+      const key = await (werf ??= findWerfKey(ctx, root));
       if (!key)
         throw new MissingSecretKeyError(`${needs} holds values in werf's format and there is no key for them: set ${WERF_KEY_ENV} to the werf project's key`);
       return key;
@@ -252,7 +252,7 @@ export async function loadSecretInputs(ctx: RunContext, root: string, files: rea
   const result: SecretInputs = { sources: [], files: {}, strings: [], values: [] };
   const encrypted = files.filter((f) => isSecretFile(f.path));
   if (encrypted.length === 0) return result;
-  const keys = projectKeys(ctx.env, root);
+  const keys = projectKeys(ctx, root);
   const remember = (text: string, origin: string) => {
     result.values.push(text);
     for (const form of secretForms(text)) result.strings.push([form, origin]);

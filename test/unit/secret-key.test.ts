@@ -1,7 +1,7 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { findSecretKey, findWerfKey, keyFileIgnored, oldSecretKey, requireSecretKey } from '../../src/secrets/key-lookup.js';
 import { keyId } from '../../src/secrets/crypto.js';
 import { ConfigError } from '../../src/errors.js';
@@ -42,6 +42,9 @@ afterAll(async () => {
   for (const d of made) await rm(d, { recursive: true, force: true });
 });
 
+/** What key lookup reads of a run: its environment, with HOME the test's own folder. */
+const inRun = (vars: NodeJS.ProcessEnv = {}) => ({ env: { PATH: process.env.PATH, HOME: home, ...vars } });
+
 async function writeKey(path: string, text: string, mode = 0o600) {
   await mkdir(join(path, '..'), { recursive: true });
   await writeFile(path, text);
@@ -52,16 +55,16 @@ describe('where the secret key is found', () => {
   it('SKIFF_SECRET_KEY first, then .skiff_secret_key at the root, then ~/.skiff/secret_key', async () => {
     await writeKey(join(root, '.skiff_secret_key'), `${KEY_B}\n`);
     await writeKey(join(home, '.skiff', 'secret_key'), KEY_C);
-    expect((await findSecretKey({ HOME: home, SKIFF_SECRET_KEY: KEY_A }, root))?.id).toBe(idOf(KEY_A));
-    expect((await findSecretKey({ HOME: home }, root))?.id).toBe(idOf(KEY_B));
+    expect((await findSecretKey(inRun({ SKIFF_SECRET_KEY: KEY_A }), root))?.id).toBe(idOf(KEY_A));
+    expect((await findSecretKey(inRun(), root))?.id).toBe(idOf(KEY_B));
     await rm(join(root, '.skiff_secret_key'));
-    expect((await findSecretKey({ HOME: home }, root))?.id).toBe(idOf(KEY_C));
+    expect((await findSecretKey(inRun(), root))?.id).toBe(idOf(KEY_C));
     await rm(join(home, '.skiff', 'secret_key'));
-    expect(await findSecretKey({ HOME: home }, root)).toBeUndefined();
+    expect(await findSecretKey(inRun(), root)).toBeUndefined();
   });
 
   it('no key anywhere: exit 2 naming the file that needs it and every place looked in', async () => {
-    const e = requireSecretKey({ HOME: home }, root, '.kube/secret-values.yaml');
+    const e = requireSecretKey(inRun(), root, '.kube/secret-values.yaml');
     expect(await message(e)).toBe(
       '.kube/secret-values.yaml needs the secret key, and there is none: set SKIFF_SECRET_KEY, or write the key to .skiff_secret_key at the repository root (mode 600, not committed) or to ~/.skiff/secret_key',
     );
@@ -70,49 +73,65 @@ describe('where the secret key is found', () => {
   it('refuses a key file Git tracks', async () => {
     await writeKey(join(root, '.skiff_secret_key'), KEY_B);
     await git(root, 'add', '.skiff_secret_key');
-    expect(await message(findSecretKey({ HOME: home }, root))).toBe(
+    expect(await message(findSecretKey(inRun(), root))).toBe(
       '.skiff_secret_key is tracked by Git, so everyone with the repository has the key; untrack it (git rm --cached .skiff_secret_key), add it to .gitignore, and rotate the key (skiff secret rotate-key)',
     );
     // The variable wins without looking at the file.
-    expect((await findSecretKey({ HOME: home, SKIFF_SECRET_KEY: KEY_A }, root))?.id).toBe(idOf(KEY_A));
+    expect((await findSecretKey(inRun({ SKIFF_SECRET_KEY: KEY_A }), root))?.id).toBe(idOf(KEY_A));
   });
 
   it('refuses key files that other users may read', async () => {
     await writeKey(join(root, '.skiff_secret_key'), KEY_B, 0o644);
-    expect(await message(findSecretKey({ HOME: home }, root))).toBe(
+    expect(await message(findSecretKey(inRun(), root))).toBe(
       '.skiff_secret_key may be read by other users (mode 644); make it private: chmod 600 .skiff_secret_key',
     );
     await rm(join(root, '.skiff_secret_key'));
     await writeKey(join(home, '.skiff', 'secret_key'), KEY_C, 0o640);
-    expect(await message(findSecretKey({ HOME: home }, root))).toMatch(/^~\/\.skiff\/secret_key may be read by other users \(mode 640\)/);
+    expect(await message(findSecretKey(inRun(), root))).toMatch(/^~\/\.skiff\/secret_key may be read by other users \(mode 640\)/);
   });
 
   it('a key of the wrong length or an empty key file is a one-line error naming where it came from', async () => {
-    expect(await message(findSecretKey({ HOME: home, SKIFF_SECRET_KEY: 'abcd' }, root))).toBe(
+    expect(await message(findSecretKey(inRun({ SKIFF_SECRET_KEY: 'abcd' }), root))).toBe(
       'SKIFF_SECRET_KEY has 4 hex characters; a skiff key is 64 (256 bits); generate one with "skiff secret generate-key"',
     );
     await writeKey(join(root, '.skiff_secret_key'), '\n');
-    expect(await message(findSecretKey({ HOME: home }, root))).toMatch(/^\.skiff_secret_key is empty; write the key into it/);
+    expect(await message(findSecretKey(inRun(), root))).toMatch(/^\.skiff_secret_key is empty; write the key into it/);
   });
 
   it('tells whether .gitignore keeps the key file out of commits', async () => {
-    expect(await keyFileIgnored(root)).toBe(false);
+    expect(await keyFileIgnored(inRun(), root)).toBe(false);
     await writeFile(join(root, '.gitignore'), '.skiff_secret_key\n');
-    expect(await keyFileIgnored(root)).toBe(true);
+    expect(await keyFileIgnored(inRun(), root)).toBe(true);
+  });
+
+  it("reads the run's environment, not the process's: neither its key variable nor its HOME", async () => {
+    const processHome = await tempDir('skiff-key-process-home-');
+    await writeKey(join(processHome, '.skiff', 'secret_key'), KEY_C);
+    vi.stubEnv('HOME', processHome);
+    vi.stubEnv('SKIFF_SECRET_KEY', KEY_A);
+    try {
+      // A run without HOME: the account's home from the user database, never the process's HOME.
+      const found = await findSecretKey({ env: { PATH: process.env.PATH } }, root);
+      expect([idOf(KEY_A), idOf(KEY_C)]).not.toContain(found?.id);
+      await writeKey(join(home, '.skiff', 'secret_key'), KEY_B);
+      expect((await findSecretKey(inRun(), root))?.id).toBe(idOf(KEY_B));
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('the old key of a rotation: SKIFF_OLD_SECRET_KEY', () => {
-    expect(oldSecretKey({})).toBeUndefined();
-    expect(oldSecretKey({ SKIFF_OLD_SECRET_KEY: KEY_C })?.id).toBe(idOf(KEY_C));
-    expect(() => oldSecretKey({ SKIFF_OLD_SECRET_KEY: 'xyz' })).toThrow(/^SKIFF_OLD_SECRET_KEY is not a hex key/);
+    expect(oldSecretKey({ env: {} })).toBeUndefined();
+    expect(oldSecretKey({ env: { SKIFF_OLD_SECRET_KEY: KEY_C } })?.id).toBe(idOf(KEY_C));
+    expect(() => oldSecretKey({ env: { SKIFF_OLD_SECRET_KEY: 'xyz' } })).toThrow(/^SKIFF_OLD_SECRET_KEY is not a hex key/);
   });
 
   it("werf's key: WERF_SECRET_KEY, else skiff's key read as a werf key; for --from-werf WERF_SECRET_KEY, else SKIFF_OLD_SECRET_KEY", async () => {
     const werf = '0f'.repeat(16);
-    expect((await findWerfKey({ HOME: home, WERF_SECRET_KEY: werf, SKIFF_SECRET_KEY: KEY_A }, root))?.toString('hex')).toBe(werf);
-    expect((await findWerfKey({ HOME: home, SKIFF_SECRET_KEY: KEY_A }, root))?.toString('hex')).toBe(KEY_A);
-    expect(await findWerfKey({ HOME: home, SKIFF_SECRET_KEY: KEY_A }, root, true)).toBeUndefined();
-    expect((await findWerfKey({ HOME: home, SKIFF_OLD_SECRET_KEY: werf }, root, true))?.toString('hex')).toBe(werf);
-    expect(await message(findWerfKey({ HOME: home, WERF_SECRET_KEY: 'abc' }, root))).toMatch(/^WERF_SECRET_KEY is not a werf key/);
+    expect((await findWerfKey(inRun({ WERF_SECRET_KEY: werf, SKIFF_SECRET_KEY: KEY_A }), root))?.toString('hex')).toBe(werf);
+    expect((await findWerfKey(inRun({ SKIFF_SECRET_KEY: KEY_A }), root))?.toString('hex')).toBe(KEY_A);
+    expect(await findWerfKey(inRun({ SKIFF_SECRET_KEY: KEY_A }), root, true)).toBeUndefined();
+    expect((await findWerfKey(inRun({ SKIFF_OLD_SECRET_KEY: werf }), root, true))?.toString('hex')).toBe(werf);
+    expect(await message(findWerfKey(inRun({ WERF_SECRET_KEY: 'abc' }), root))).toMatch(/^WERF_SECRET_KEY is not a werf key/);
   });
 });

@@ -6,17 +6,20 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runInit } from '../../src/actions/init.js';
 import { runRender } from '../../src/actions/render.js';
-import { runDecrypt, runEdit, runEncrypt, runRotateKey } from '../../src/secrets/commands.js';
+import { runDecrypt } from '../../src/secrets/decrypt.js';
+import { runEdit } from '../../src/secrets/edit.js';
+import { runEncrypt } from '../../src/secrets/encrypt.js';
+import { runRotateKey } from '../../src/secrets/rotate-key.js';
 import { encryptSecret, parseSecretKey } from '../../src/secrets/crypto.js';
 import { ConfigError } from '../../src/errors.js';
 import type { ReleaseRecord } from '../../src/release/release-record.js';
 import { Redactor } from '../../src/secrets/redact.js';
-import { MemoryKube, readyStatus } from '../helpers/memory-kube.js';
-import { commitFiles, fakeRegistry, projectRepo, recordingReporter, removeProjectRepos, runContext, type FakeRegistry } from '../helpers/orchestration.js';
+import { configFailure, failure } from '../helpers/failure.js';
+import { commitFiles, orchestrationHarness, readyOnApply, skiffYaml, useFakeRegistry } from '../helpers/orchestration.js';
 
 const KEY_HEX = '5a'.repeat(32);
 const OTHER_HEX = '6b'.repeat(32);
@@ -40,21 +43,10 @@ const WERF_KEY = '00112233445566778899aabbccddeeff';
 const WERF_VALUE = '10000f0e0d0c0b0a090807060504030201000cbf7bed3ea988e9afa0d832e65e08de90a903584d4fc7304c1dee430a0f4557';
 const WERF_PLAIN = 'postgres-pass-from-werf';
 
-const SKIFF_YAML = `project: sv
-registry: 127.0.0.1:5000/sv
-images:
-  app:
-    context: app
-environments:
-  staging:
-    namespace: sv-staging
-deploy:
-  timeout: 5s
-`;
+const SKIFF_YAML = skiffYaml('sv', { staging: { namespace: 'sv-staging' } });
 
 const TEMPLATES = {
   'skiff.yaml': SKIFF_YAML,
-  'app/Dockerfile': 'FROM busybox:1\n',
   '.kube/values.yaml': 'db:\n  password: from-plain-values\n  host: db.local\nfeature: plain\n',
   '.kube/secret.yaml.ejs': [
     'apiVersion: v1',
@@ -84,42 +76,21 @@ const secretValues = () =>
 
 const TLS_KEY = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n';
 
-let registry: FakeRegistry;
-beforeAll(async () => {
-  registry = await fakeRegistry();
-});
-afterAll(async () => {
-  await registry.close();
-  await removeProjectRepos();
-});
+const registry = useFakeRegistry();
 
 async function project(files: Record<string, string> = {}, env: NodeJS.ProcessEnv = { SKIFF_SECRET_KEY: KEY_HEX }) {
-  const dir = await projectRepo({
-    ...TEMPLATES,
-    '.kube/secret-values.yaml': secretValues(),
-    '.kube/secret/tls/key.pem': `${encryptSecret(TLS_KEY, key, { file: 'tls/key.pem' })}\n`,
-    ...files,
-  });
-  const kube = new MemoryKube();
-  kube.onApply((o) => {
-    o.status = readyStatus(o);
-  });
-  const reporter = recordingReporter();
-  const ctx = runContext({ cwd: dir, kube, reporter, registry: `${registry.host}/sv` });
-  Object.assign(ctx.env, { HOME: join(dir, '.no-home') }, env);
-  return { dir, kube, reporter, ctx };
-}
-
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    expect((e as ConfigError).exitCode).toBe(2);
-    expect((e as Error).message).not.toContain('\n');
-    return (e as Error).message;
-  }
-  throw new Error('no error');
+  const h = await orchestrationHarness(
+    {
+      ...TEMPLATES,
+      '.kube/secret-values.yaml': secretValues(),
+      '.kube/secret/tls/key.pem': `${encryptSecret(TLS_KEY, key, { file: 'tls/key.pem' })}\n`,
+      ...files,
+    },
+    { registry, repository: 'sv' },
+  );
+  readyOnApply(h.kube);
+  Object.assign(h.ctx.env, { HOME: join(h.dir, '.no-home') }, env);
+  return h;
 }
 
 const renderOf = async (ctx: Awaited<ReturnType<typeof project>>['ctx'], showSecrets = false) => runRender(ctx, { env: 'staging', showSecrets });
@@ -158,7 +129,7 @@ describe('secret values in a render', () => {
 
   it('no key: exit 2 naming the file that needs it and where the key is looked for', async () => {
     const { ctx } = await project({}, {});
-    expect(await failure(renderOf(ctx))).toBe(
+    expect(await configFailure(renderOf(ctx))).toBe(
       '.kube/secret-values.yaml needs the secret key, and there is none: set SKIFF_SECRET_KEY, or write the key to .skiff_secret_key at the repository root (mode 600, not committed) or to ~/.skiff/secret_key',
     );
   });
@@ -166,7 +137,7 @@ describe('secret values in a render', () => {
   it('without a key, a secret file fails only the template that reads it', async () => {
     const { ctx } = await project({}, {});
     await commitFiles(ctx.cwd, { '.kube/secret-values.yaml': null, '.kube/config.yaml.ejs': null });
-    const reads = await failure(renderOf(ctx));
+    const reads = await configFailure(renderOf(ctx));
     expect(reads).toMatch(/^\.kube\/secret\.yaml\.ejs:7: \.kube\/secret\/tls\/key\.pem needs the secret key, and there is none: set SKIFF_SECRET_KEY/);
     await commitFiles(ctx.cwd, {
       '.kube/secret.yaml.ejs':
@@ -178,7 +149,7 @@ describe('secret values in a render', () => {
   it('a value that fails authentication names the file, the line and the key path', async () => {
     const edited = secretValues().replace(/(password: skiff:v2:[0-9a-f]{8}:)(.)/, (_, p: string, c: string) => p + (c === 'A' ? 'B' : 'A'));
     const { ctx } = await project({ '.kube/secret-values.yaml': edited });
-    expect(await failure(renderOf(ctx))).toBe(
+    expect(await configFailure(renderOf(ctx))).toBe(
       `.kube/secret-values.yaml:3: db.password: it fails authentication: the ciphertext was edited or cut short, or copied here from another key path or another secret-values file (each environment's file has its own values); restore it from Git, or set the value again with "skiff secret edit .kube/secret-values.yaml"`,
     );
   });
@@ -187,7 +158,7 @@ describe('secret values in a render', () => {
     const stagingValue = enc('staging-only-password', ['db', 'password'], key, '.kube/secret-values.staging.yaml');
     const { ctx } = await project({ '.kube/secret-values.production.yaml': `# pasted from staging\ndb:\n  password: ${stagingValue}\n` });
     await commitFiles(ctx.cwd, { 'skiff.yaml': SKIFF_YAML.replace('environments:\n', 'environments:\n  production:\n    namespace: sv-production\n') });
-    expect(await failure(runRender(ctx, { env: 'production' }))).toMatch(
+    expect(await configFailure(runRender(ctx, { env: 'production' }))).toMatch(
       /^\.kube\/secret-values\.production\.yaml:3: db\.password: it fails authentication: .*copied here from another key path or another secret-values file/,
     );
   });
@@ -217,10 +188,10 @@ describe('secret values in a render', () => {
     const { ctx, dir, kube } = await project({
       '.kube/secret-values.yaml': secretValues().replace(/password: .*/, `password: ${encV1('staging-pw-from-history', ['db', 'password'])}`),
     });
-    expect(await failure(renderOf(ctx))).toMatch(
+    expect(await configFailure(renderOf(ctx))).toMatch(
       /^\.kube\/secret-values\.yaml:3: db\.password is an old skiff:v1 value, not bound to its file, in a file that holds skiff:v2 values: .* "skiff secret edit \.kube\/secret-values\.yaml"/,
     );
-    expect(await failure(runDeploy(ctx, { env: 'staging' }))).toMatch(/^\.kube\/secret-values\.yaml:3: db\.password is an old skiff:v1 value/);
+    expect(await configFailure(runDeploy(ctx, { env: 'staging' }))).toMatch(/^\.kube\/secret-values\.yaml:3: db\.password is an old skiff:v1 value/);
     expect(kube.objects('Secret')).toEqual([]);
     // If it is this file's own value after all, secret edit binds it to the file.
     expect(await runEdit(ctx, { file: '.kube/secret-values.yaml', editor: scriptedEditor((t) => t) })).toMatchObject({ encrypted: ['db.password'], kept: 1 });
@@ -233,19 +204,19 @@ describe('secret values in a render', () => {
   it('a value copied to another key path fails authentication', async () => {
     const moved = secretValues().replace(/auth: .*/, `auth: ${enc(DB_PASSWORD, ['db', 'password'])}`);
     const { ctx } = await project({ '.kube/secret-values.yaml': moved });
-    expect(await failure(renderOf(ctx))).toMatch(/^\.kube\/secret-values\.yaml:5: upstream\.auth: it fails authentication/);
+    expect(await configFailure(renderOf(ctx))).toMatch(/^\.kube\/secret-values\.yaml:5: upstream\.auth: it fails authentication/);
   });
 
   it("a file of another project's key says so, with both key ids", async () => {
     const { ctx } = await project({ '.kube/secret-values.yaml': `db:\n  password: ${enc('x-secret-x', ['db', 'password'], other)}\n` });
-    expect(await failure(renderOf(ctx))).toBe(
+    expect(await configFailure(renderOf(ctx))).toBe(
       `.kube/secret-values.yaml:2: db.password: it was encrypted with another key (key id ${other.id}; this key's id is ${key.id}); set SKIFF_SECRET_KEY to the key it was encrypted with (or rotate it: skiff secret rotate-key)`,
     );
   });
 
   it('a plain value is an error that names the fix', async () => {
     const { ctx } = await project({ '.kube/secret-values.yaml': `${secretValues()}extra:\n  port: 5432\n` });
-    expect(await failure(renderOf(ctx))).toBe(
+    expect(await configFailure(renderOf(ctx))).toBe(
       '.kube/secret-values.yaml:8: extra.port: the value is not encrypted (a plain value in a secret-values file); encrypt it with "skiff secret edit .kube/secret-values.yaml"',
     );
   });
@@ -275,7 +246,7 @@ describe('secret values in a render', () => {
     ];
     for (const [files, env, expected] of cases) {
       const { ctx } = await project(files, env);
-      expect(await failure(renderOf(ctx)), JSON.stringify(files)).toMatch(expected);
+      expect(await configFailure(renderOf(ctx)), JSON.stringify(files)).toMatch(expected);
     }
   });
 
@@ -292,7 +263,7 @@ describe('secret values in a render', () => {
     const { ctx } = await project({
       '.kube/other.yaml.ejs': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: o\ndata:\n  x: <%= quote(secretFile("nope.pem")) %>\n',
     });
-    expect(await failure(renderOf(ctx))).toBe(
+    expect(await configFailure(renderOf(ctx))).toBe(
       '.kube/other.yaml.ejs:6: secretFile("nope.pem"): no such file under .kube/secret/ (the secret files are "tls/key.pem"); add it with "skiff secret edit .kube/secret/nope.pem"',
     );
   });
@@ -354,14 +325,14 @@ describe('skiff secret encrypt / decrypt', () => {
     const v = await runEncrypt(ctx, { keyPath: 'db.password', input: Buffer.from('from-stdin-1\n') });
     expect(v.keyId).toBe(key.id);
     expect((await runDecrypt(ctx, { keyPath: 'db.password', input: `${v.ciphertext}\n` })).plaintext).toBe('from-stdin-1');
-    expect(await failure(runDecrypt(ctx, { keyPath: 'db.user', input: v.ciphertext }))).toMatch(/^stdin: db\.user: it fails authentication/);
+    expect(await configFailure(runDecrypt(ctx, { keyPath: 'db.user', input: v.ciphertext }))).toMatch(/^stdin: db\.user: it fails authentication/);
     const f = await runEncrypt(ctx, { file: '.kube/secret/tls/key.pem', input: Buffer.from(TLS_KEY) });
     expect((await runDecrypt(ctx, { file: 'tls/key.pem', input: f.ciphertext })).plaintext).toBe(TLS_KEY);
     ctx.env.WERF_SECRET_KEY = WERF_KEY;
     expect((await runDecrypt(ctx, { input: WERF_VALUE })).plaintext).toBe(WERF_PLAIN);
-    expect(await failure(runEncrypt(ctx, { input: Buffer.from('x') }))).toMatch(/say where the value goes/);
-    expect(await failure(runEncrypt(ctx, { keyPath: 'a..b', input: Buffer.from('x') }))).toMatch(/"a\.\.b" is not a key path/);
-    expect(await failure(runEncrypt(ctx, { file: '../x', input: Buffer.from('x') }))).toMatch(/is not a path under \.kube\/secret\//);
+    expect(await configFailure(runEncrypt(ctx, { input: Buffer.from('x') }))).toMatch(/say where the value goes/);
+    expect(await configFailure(runEncrypt(ctx, { keyPath: 'a..b', input: Buffer.from('x') }))).toMatch(/"a\.\.b" is not a key path/);
+    expect(await configFailure(runEncrypt(ctx, { file: '../x', input: Buffer.from('x') }))).toMatch(/is not a path under \.kube\/secret\//);
   });
 });
 
@@ -417,12 +388,7 @@ describe('skiff secret edit', () => {
       await writeFile(file, pulled); // meanwhile, in the repository
       await writeFile(copy, `${await readFile(copy, 'utf8')}cache:\n  password: typed-meanwhile-4\n`);
     };
-    const e = await runEdit(ctx, { file: '.kube/secret-values.yaml', editor }).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
-    expect(e).toBeInstanceOf(ConfigError);
-    const message = (e as ConfigError).message;
+    const { message } = await failure(runEdit(ctx, { file: '.kube/secret-values.yaml', editor }), ConfigError);
     expect(message).toMatch(
       /^\.kube\/secret-values\.yaml changed while the editor was open; it is left as it is now, and your edit is saved, encrypted, in \.kube\/secret-values\.yaml\.skiff-conflict-[0-9a-f]{12}: /,
     );
@@ -443,7 +409,7 @@ describe('skiff secret edit', () => {
       await writeFile(f, 'db:\n  password: half-typed\n');
       throw new ConfigError('the editor "vi" exited with code 1; nothing was written');
     };
-    expect(await failure(runEdit(ctx, { file: '.kube/secret-values.yaml', editor: failing }))).toMatch(/exited with code 1/);
+    expect(await configFailure(runEdit(ctx, { file: '.kube/secret-values.yaml', editor: failing }))).toMatch(/exited with code 1/);
     expect(existsSync(copy)).toBe(false);
     expect(await readFile(file, 'utf8')).toBe(before);
   });
@@ -494,13 +460,15 @@ describe('skiff secret edit', () => {
     expect(stored).toMatch(/^skiff:v2:[0-9a-f]{8}:[A-Za-z0-9_-]+\n$/);
     expect(await runEdit(ctx, { file: '.kube/secret/app.conf', editor: scriptedEditor((t) => t) })).toMatchObject({ unchanged: true });
     expect(await readFile(join(dir, '.kube/secret/app.conf'), 'utf8')).toBe(stored);
-    expect(await failure(runEdit(ctx, { file: '.kube/values.yaml', editor: scriptedEditor((t) => t) }))).toMatch(/^\.kube\/values\.yaml: not a secret file/);
+    expect(await configFailure(runEdit(ctx, { file: '.kube/values.yaml', editor: scriptedEditor((t) => t) }))).toMatch(
+      /^\.kube\/values\.yaml: not a secret file/,
+    );
   });
 
   it('invalid YAML from the editor writes nothing, unless the user fixes it when asked', async () => {
     const { ctx, dir } = await project();
     const before = await readFile(join(dir, '.kube/secret-values.yaml'), 'utf8');
-    expect(await failure(runEdit(ctx, { file: '.kube/secret-values.yaml', editor: scriptedEditor(() => 'db: [unclosed\n') }))).toMatch(
+    expect(await configFailure(runEdit(ctx, { file: '.kube/secret-values.yaml', editor: scriptedEditor(() => 'db: [unclosed\n') }))).toMatch(
       /^\.kube\/secret-values\.yaml:\d+: invalid YAML/,
     );
     expect(await readFile(join(dir, '.kube/secret-values.yaml'), 'utf8')).toBe(before);
@@ -563,7 +531,7 @@ describe('skiff secret rotate-key', () => {
     });
     const before = await secretFiles(dir);
     Object.assign(ctx.env, { SKIFF_OLD_SECRET_KEY: KEY_HEX, SKIFF_SECRET_KEY: OTHER_HEX });
-    expect(await failure(runRotateKey(ctx, {}))).toMatch(
+    expect(await configFailure(runRotateKey(ctx, {}))).toMatch(
       /^\.kube\/secret-values\.production\.yaml:2: db\.password: encrypted with a key that is neither the new key .* nor SKIFF_OLD_SECRET_KEY .*; nothing was rotated$/,
     );
     expect(await secretFiles(dir)).toEqual(before);
@@ -575,7 +543,7 @@ describe('skiff secret rotate-key', () => {
     const { ctx, dir } = await project({ [`.kube/secret/${long}`]: `${encryptSecret(TLS_KEY, key, { file: long })}\n` });
     const before = await secretFiles(dir);
     Object.assign(ctx.env, { SKIFF_OLD_SECRET_KEY: KEY_HEX, SKIFF_SECRET_KEY: OTHER_HEX });
-    expect(await failure(runRotateKey(ctx, {}))).toMatch(/^cannot write \.kube\/secret\/tls\/z+\.pem: .*; every secret file was left as it was$/);
+    expect(await configFailure(runRotateKey(ctx, {}))).toMatch(/^cannot write \.kube\/secret\/tls\/z+\.pem: .*; every secret file was left as it was$/);
     // Every file as it was, and no staging copy left beside any.
     expect(await secretFiles(dir)).toEqual(before);
   });
@@ -585,7 +553,7 @@ describe('skiff secret rotate-key', () => {
       '.kube/secret-values.yaml': `db:\n  password: ${WERF_VALUE}\nupstream:\n  auth: ${enc(API_TOKEN, ['upstream', 'auth'])}\n`,
     });
     Object.assign(ctx.env, { WERF_SECRET_KEY: WERF_KEY });
-    expect(await failure(runRotateKey(ctx, {}))).toMatch(/SKIFF_OLD_SECRET_KEY/);
+    expect(await configFailure(runRotateKey(ctx, {}))).toMatch(/SKIFF_OLD_SECRET_KEY/);
     const r = await runRotateKey(ctx, { fromWerf: true });
     expect(r.files.find((f) => f.file === '.kube/secret-values.yaml')).toEqual({ file: '.kube/secret-values.yaml', rotated: 1 });
     const text = await readFile(join(dir, '.kube/secret-values.yaml'), 'utf8');
