@@ -1,5 +1,7 @@
 import type { RunContext } from '../context.js';
-import { lintManifests, type LintFinding, type LiveNamespace } from '../lint/checks.js';
+import type { LiveNamespace } from '../lint/check.js';
+import type { LintFinding } from '../lint/finding.js';
+import { lintManifests } from '../lint/lint-manifests.js';
 import { ConfigError, SkiffError } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
 import { readLiveNamespace } from '../lint/lint-release.js';

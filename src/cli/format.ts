@@ -3,11 +3,11 @@ import { describeCluster, type StatusResult } from '../actions/status.js';
 import type { BuildResult } from '../build/build-images.js';
 import type { TestCaseResult } from '../stages/test.js';
 import type { Diagnosis } from '../stages/track.js';
-import { formatProblemGroup } from '../kinds/readiness.js';
+import { formatProblemGroup } from '../kinds/problem-groups.js';
 import { formatDuration } from '../core/duration.js';
 import { parseImageRef } from '../registry/image-ref.js';
 import type { ReleaseRecord } from '../release/release-record.js';
-import { formatFinding, type LintFinding } from '../lint/checks.js';
+import { formatFinding, type LintFinding } from '../lint/finding.js';
 import type { LintResult } from '../actions/lint.js';
 
 /**

@@ -1,8 +1,10 @@
-import { lintManifests, type LintFinding, type LiveNamespace } from './checks.js';
+import type { LiveNamespace } from './check.js';
+import type { LintFinding } from './finding.js';
+import { lintManifests } from './lint-manifests.js';
 import type { KubeClient } from '../kube/client.js';
 import type { Manifest } from '../kube/objects.js';
 
-// The lint stage, shared by `skiff lint` and by deploy before its dry run: the checks are lint/checks.ts.
+// The lint stage, shared by `skiff lint` and by deploy before its dry run: the checks are registered in lint/registry.ts.
 
 /** The pods, workloads, Services, ConfigMaps and Secrets already in a namespace: read-only lists. */
 export async function readLiveNamespace(kube: KubeClient, namespace: string): Promise<LiveNamespace> {
