@@ -8,9 +8,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { runHistory } from '../../src/actions/history.js';
 import { readCiContext } from '../../src/gitlab/ci-variables.js';
 import type { Reporter, RunContext } from '../../src/context.js';
-import type { MemoryKube } from './memory-kube.js';
+import type { LiveObject } from '../../src/kube/objects.js';
+import { MemoryKube, readyStatus } from './memory-kube.js';
 import { commitAll, git } from './skiff.js';
 
 export interface RecordedReporter extends Reporter {
@@ -96,6 +99,57 @@ export async function fakeRegistry(): Promise<FakeRegistry> {
   };
 }
 
+/**
+ * The fake registry of a test file: started before its tests, and closed after
+ * them together with the project repositories they made. Its fields are read
+ * inside tests (they do not exist yet when the file loads).
+ */
+export function useFakeRegistry(): FakeRegistry {
+  let registry: FakeRegistry | undefined;
+  beforeAll(async () => {
+    registry = await fakeRegistry();
+  });
+  afterAll(async () => {
+    await registry?.close();
+    await removeProjectRepos();
+  });
+  const started = () => {
+    if (!registry) throw new Error('the fake registry starts in beforeAll: read it inside a test');
+    return registry;
+  };
+  return {
+    get host() {
+      return started().host;
+    },
+    get digest() {
+      return started().digest;
+    },
+    get requests() {
+      return started().requests;
+    },
+    close: () => started().close(),
+  };
+}
+
+/**
+ * skiff.yaml of a project with one image, app (built from app/), pushed to
+ * 127.0.0.1:5000/<project>. Each environment and the deploy section are given
+ * as their keys with YAML values; an empty deploy leaves the section out.
+ */
+export function skiffYaml(project: string, environments: Record<string, Record<string, string>>, deploy: Record<string, string> = { timeout: '5s' }): string {
+  const lines = [`project: ${project}`, `registry: 127.0.0.1:5000/${project}`, 'images:', '  app:', '    context: app', 'environments:'];
+  for (const [name, keys] of Object.entries(environments)) {
+    const entries = Object.entries(keys);
+    lines.push(entries.length === 0 ? `  ${name}: {}` : `  ${name}:`, ...entries.map(([k, v]) => `    ${k}: ${v}`));
+  }
+  const deployKeys = Object.entries(deploy);
+  if (deployKeys.length > 0) lines.push('deploy:', ...deployKeys.map(([k, v]) => `  ${k}: ${v}`));
+  return `${lines.join('\n')}\n`;
+}
+
+/** The Dockerfile of skiffYaml's image app. */
+export const APP_DOCKERFILE = { 'app/Dockerfile': 'FROM busybox:1\n' };
+
 const dirs: string[] = [];
 
 /**
@@ -159,4 +213,39 @@ export function runContext(opts: { cwd: string; kube: MemoryKube; reporter: Repo
     },
     kube: async () => opts.kube,
   };
+}
+
+export interface OrchestrationHarness {
+  dir: string;
+  kube: MemoryKube;
+  reporter: RecordedReporter;
+  ctx: RunContext;
+}
+
+/**
+ * A committed project of `files` (the app image's Dockerfile added), a
+ * MemoryKube (a new one unless given), a recording reporter, and a RunContext
+ * whose registry is `<fake registry>/<repository>`.
+ */
+export async function orchestrationHarness(
+  files: Record<string, string>,
+  opts: { registry: FakeRegistry; repository: string; kube?: MemoryKube; signal?: AbortSignal },
+): Promise<OrchestrationHarness> {
+  const dir = await projectRepo({ ...APP_DOCKERFILE, ...files });
+  const kube = opts.kube ?? new MemoryKube();
+  const reporter = recordingReporter();
+  const ctx = runContext({ cwd: dir, kube, reporter, registry: `${opts.registry.host}/${opts.repository}`, signal: opts.signal });
+  return { dir, kube, reporter, ctx };
+}
+
+/** Workloads (Deployments, Jobs…) become ready as soon as they are applied; returns what stops that. */
+export function readyOnApply(kube: MemoryKube, when: (o: LiveObject) => boolean = () => true): () => void {
+  return kube.onApply((o) => {
+    if (when(o)) o.status = readyStatus(o);
+  });
+}
+
+/** An environment's history as `<revision> <status>` lines, oldest first. */
+export async function revisions(ctx: RunContext, env = 'staging'): Promise<string[]> {
+  return (await runHistory(ctx, { env })).map((r) => `${r.revision} ${r.status}`);
 }

@@ -3,86 +3,37 @@
 // finds the dead run's pending revision and lock, closes them and proceeds.
 // Against MemoryKube, whose refusals play the API server's outage.
 import { hostname } from 'node:os';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runDismiss } from '../../src/actions/dismiss.js';
 import { runHistory } from '../../src/actions/history.js';
 import { ExitCode, InfrastructureError, WorkFailedError } from '../../src/errors.js';
 import { KubeApiError } from '../../src/kube/client.js';
-import type { LiveObject } from '../../src/kube/objects.js';
 import { pidNamespaceIdentity } from '../../src/release/lock.js';
 import { ReleaseStorage } from '../../src/release/storage.js';
 import { SecretDriver } from '../../src/release/secret-driver.js';
 import { sealRecord } from '../../src/secrets/redact.js';
+import { failure } from '../helpers/failure.js';
+import { configMap, docs, job, SLEEP, sleeper } from '../helpers/manifests.js';
 import { MemoryKube, readyStatus } from '../helpers/memory-kube.js';
-import { commitFiles, fakeRegistry, projectRepo, recordingReporter, removeProjectRepos, runContext, type FakeRegistry } from '../helpers/orchestration.js';
+import { commitFiles, orchestrationHarness, readyOnApply, revisions, skiffYaml, useFakeRegistry } from '../helpers/orchestration.js';
 
 const NS = 'res-staging';
 const RELEASE = 'res-staging';
 
-const files = (greeting: string) => ({
-  'skiff.yaml': `project: res
-registry: 127.0.0.1:5000/res
-images:
-  app:
-    context: app
-environments:
-  staging:
-    namespace: ${NS}
-deploy:
-  timeout: 5s
-`,
-  'app/Dockerfile': 'FROM busybox:1\n',
-  '.kube/app.yaml': `apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web-config
-data:
-  greeting: ${greeting}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels: { app: web }
-  template:
-    metadata:
-      labels: { app: web }
-    spec:
-      containers:
-        - name: app
-          image: busybox:1
-          command: ["sleep", "3600"]
-`,
+const files = (greeting: string, deploy: Record<string, string> = { timeout: '5s' }) => ({
+  'skiff.yaml': skiffYaml('res', { staging: { namespace: NS } }, deploy),
+  '.kube/app.yaml': docs(configMap('web-config', { greeting }), sleeper('web')),
 });
 
-let registry: FakeRegistry;
-beforeAll(async () => {
-  registry = await fakeRegistry();
-});
-afterAll(async () => {
-  await registry.close();
-  await removeProjectRepos();
-});
+const registry = useFakeRegistry();
 
 const outage = () =>
   new InfrastructureError('Kubernetes API https://127.0.0.1:6443 (context test) is unreachable: connect ECONNREFUSED; gave up after 9 attempts in 60s');
 
 async function harness(signal?: AbortSignal, kube = new MemoryKube()) {
-  const dir = await projectRepo(files('one'));
-  const reporter = recordingReporter();
-  const ctx = runContext({ cwd: dir, kube, reporter, registry: `${registry.host}/res`, signal });
-  const history = async () => (await runHistory(ctx, { env: 'staging' })).map((r) => `${r.revision} ${r.status}`);
-  return { dir, kube, reporter, ctx, history };
-}
-
-function readyOnApply(kube: MemoryKube) {
-  return kube.onApply((o: LiveObject) => {
-    o.status = readyStatus(o);
-  });
+  const h = await orchestrationHarness(files('one'), { registry, repository: 'res', kube, signal });
+  return { ...h, history: () => revisions(h.ctx) };
 }
 
 describe('a deploy that gives up closes its revision', () => {
@@ -92,9 +43,8 @@ describe('a deploy that gives up closes its revision', () => {
     await runDeploy(h.ctx, { env: 'staging' });
     await commitFiles(h.dir, files('two'));
     const lift = h.kube.rejectRequest((call) => call.verb === 'apply' && call.kind === 'Deployment' && !call.dryRun, outage());
-    const err = (await runDeploy(h.ctx, { env: 'staging', autoRollback: true }).catch((e: unknown) => e)) as InfrastructureError;
+    const err = await failure(runDeploy(h.ctx, { env: 'staging', autoRollback: true }), InfrastructureError);
     lift();
-    expect(err).toBeInstanceOf(InfrastructureError);
     expect(err.exitCode).toBe(ExitCode.infrastructure);
     expect(err.message).toMatch(/^Kubernetes API https:\/\/127\.0\.0\.1:6443 \(context test\) is unreachable/);
     expect(await h.history()).toEqual(['1 deployed', '2 failed']);
@@ -123,21 +73,7 @@ describe('SIGTERM during a pre-deploy hook', () => {
     const ac = new AbortController();
     const h = await harness(ac.signal);
     await commitFiles(h.dir, {
-      '.kube/migrate.yaml': `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: migrate
-  annotations:
-    skiff.io/hook: pre-deploy
-spec:
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: migrate
-          image: busybox:1
-          command: ["sleep", "3600"]
-`,
+      '.kube/migrate.yaml': job('migrate', { container: 'migrate', command: SLEEP, annotations: { 'skiff.io/hook': 'pre-deploy' } }),
     });
     h.kube.onApply((o) => {
       if (o.kind === 'Job') setTimeout(() => ac.abort(new Error('SIGTERM')), 100);
@@ -178,9 +114,8 @@ describe('a deploy that loses its lock', () => {
       }
       return false;
     }, new Error('never thrown'));
-    const err = (await runDeploy(h.ctx, { env: 'staging', autoRollback: true, timeoutMs: 60_000 }).catch((e: unknown) => e)) as WorkFailedError;
+    const err = await failure(runDeploy(h.ctx, { env: 'staging', autoRollback: true, timeoutMs: 60_000 }), WorkFailedError);
     const message = `lost the lock of release ${RELEASE} to deploy by ci@runner-7 (pid 4242); stopped, nothing more is applied or pruned`;
-    expect(err).toBeInstanceOf(WorkFailedError);
     expect(err.exitCode).toBe(ExitCode.failed);
     expect(err.message).toBe(message);
     expect(takenAt).toBeGreaterThan(0);
@@ -205,10 +140,7 @@ class SlowRecordsKube extends MemoryKube {
 
 describe('a run that cannot renew its lock (the API server unreachable from this runner, while another may reach it)', () => {
   const message = `lost the lock of release ${RELEASE}: not renewed for 2s (API server unreachable); stopped, nothing more is applied or pruned`;
-  const withHistoryMax = (greeting: string) => {
-    const f = files(greeting);
-    return { ...f, 'skiff.yaml': f['skiff.yaml'].replace('  timeout: 5s\n', '  timeout: 5s\n  historyMax: 2\n') };
-  };
+  const withHistoryMax = (greeting: string) => files(greeting, { timeout: '5s', historyMax: '2' });
 
   it('deploy: stops at two thirds of the TTL, exit 1, the revision closed as failed with one conditional write; no history pruned, no rollback', async () => {
     const h = await harness();
@@ -231,10 +163,9 @@ describe('a run that cannot renew its lock (the API server unreachable from this
     });
     const cut = h.kube.rejectRequest((call) => cutAt >= 0 && call.kind === 'Lease', outage());
     const t0 = Date.now();
-    const err = (await runDeploy(h.ctx, { env: 'staging', autoRollback: true, timeoutMs: 60_000 }).catch((e: unknown) => e)) as WorkFailedError;
+    const err = await failure(runDeploy(h.ctx, { env: 'staging', autoRollback: true, timeoutMs: 60_000 }), WorkFailedError);
     cut();
     expect(Date.now() - t0).toBeLessThan(10_000);
-    expect(err).toBeInstanceOf(WorkFailedError);
     expect(err.exitCode).toBe(ExitCode.failed);
     expect(err.message).toBe(message);
     // Revision 1 is still there: historyMax 2 would have pruned it.
@@ -260,10 +191,9 @@ describe('a run that cannot renew its lock (the API server unreachable from this
       if (call.verb === 'delete' && call.kind !== 'Secret' && call.kind !== 'Lease') cut = kube.slowRecords = true;
       return cut && call.kind === 'Lease';
     }, outage());
-    const err = (await runDismiss(h.ctx, { env: 'staging', withHistory: true }).catch((e: unknown) => e)) as WorkFailedError;
+    const err = await failure(runDismiss(h.ctx, { env: 'staging', withHistory: true }), WorkFailedError);
     lift();
     kube.slowRecords = false;
-    expect(err).toBeInstanceOf(WorkFailedError);
     expect(err.message).toBe(message);
     expect(kube.objects('Secret')).toHaveLength(records);
     expect(await h.history()).toEqual(['1 superseded', '2 deployed']);

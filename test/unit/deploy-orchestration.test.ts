@@ -5,7 +5,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runDiff } from '../../src/actions/diff.js';
 import { runDismiss } from '../../src/actions/dismiss.js';
@@ -13,128 +13,31 @@ import { runHistory } from '../../src/actions/history.js';
 import { runLint } from '../../src/actions/lint.js';
 import { ConfigError } from '../../src/errors.js';
 import { KubeApiError } from '../../src/kube/client.js';
-import type { LiveObject } from '../../src/kube/objects.js';
-import { failedJobStatus, MemoryKube, readyStatus } from '../helpers/memory-kube.js';
+import { failure } from '../helpers/failure.js';
+import { configMap, docs, hookJob, ingress, service, sleeper } from '../helpers/manifests.js';
+import { failedJobStatus, type MemoryKube, readyStatus } from '../helpers/memory-kube.js';
 import {
+  APP_DOCKERFILE,
   commitFiles,
-  fakeRegistry,
+  orchestrationHarness,
+  type OrchestrationHarness,
   projectRepo,
-  recordingReporter,
-  removeProjectRepos,
+  readyOnApply,
+  revisions,
   runContext,
-  type FakeRegistry,
-  type RecordedReporter,
+  skiffYaml,
+  useFakeRegistry,
 } from '../helpers/orchestration.js';
 
 const NS = 'orch-staging';
 const RELEASE = 'orch-staging';
-
-const SKIFF_YAML = `project: orch
-registry: 127.0.0.1:5000/orch
-images:
-  app:
-    context: app
-environments:
-  staging:
-    namespace: ${NS}
-deploy:
-  timeout: 5s
-`;
-
-const BASE_FILES = {
-  'skiff.yaml': SKIFF_YAML,
-  'app/Dockerfile': 'FROM busybox:1\n',
-};
-
-// ---- template snippets ------------------------------------------------------
-
-const configMap = (name: string, data: Record<string, string> = { greeting: 'hello' }, annotations?: Record<string, string>) =>
-  [
-    'apiVersion: v1',
-    'kind: ConfigMap',
-    'metadata:',
-    `  name: ${name}`,
-    ...(annotations ? ['  annotations:', ...Object.entries(annotations).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`)] : []),
-    'data:',
-    ...Object.entries(data).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`),
-  ].join('\n');
-
-const deployment = (name: string, image = 'busybox:1') => `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: ${name}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: { app: ${name} }
-  template:
-    metadata:
-      labels: { app: ${name} }
-    spec:
-      containers:
-        - name: app
-          image: ${image}
-          command: ["sleep", "3600"]`;
-
-const service = (name: string) => `apiVersion: v1
-kind: Service
-metadata:
-  name: ${name}
-spec:
-  selector: { app: ${name} }
-  ports:
-    - port: 80
-      targetPort: 8080`;
-
-const ingress = (name: string) => `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: ${name}
-spec:
-  rules:
-    - host: ${name}.example.test
-      http:
-        paths:
-          - path: /
-            pathType: Prefix
-            backend:
-              service: { name: ${name}, port: { number: 80 } }`;
-
-const hookJob = (name: string, hook: 'pre-deploy' | 'post-deploy' = 'pre-deploy') => `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: ${name}
-  annotations:
-    skiff.io/hook: ${hook}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: ${name}
-          image: busybox:1
-          command: ["sh", "-c", "echo migrating"]`;
-
-const docs = (...parts: string[]) => `${parts.join('\n---\n')}\n`;
+const SKIFF_YAML = skiffYaml('orch', { staging: { namespace: NS } });
 
 // ---- harness ----------------------------------------------------------------
 
-let registry: FakeRegistry;
-beforeAll(async () => {
-  registry = await fakeRegistry();
-});
-afterAll(async () => {
-  await registry.close();
-  await removeProjectRepos();
-});
+const registry = useFakeRegistry();
 
-interface Harness {
-  dir: string;
-  kube: MemoryKube;
-  reporter: RecordedReporter;
-  ctx: ReturnType<typeof runContext>;
-}
+type Harness = OrchestrationHarness;
 
 const open: Harness[] = [];
 afterEach(() => {
@@ -143,20 +46,9 @@ afterEach(() => {
 });
 
 async function harness(kubeFiles: Record<string, string>): Promise<Harness> {
-  const dir = await projectRepo({ ...BASE_FILES, ...kubeFiles });
-  const kube = new MemoryKube();
-  const reporter = recordingReporter();
-  const ctx = runContext({ cwd: dir, kube, reporter, registry: `${registry.host}/orch` });
-  const h = { dir, kube, reporter, ctx };
+  const h = await orchestrationHarness({ 'skiff.yaml': SKIFF_YAML, ...kubeFiles }, { registry, repository: 'orch' });
   open.push(h);
   return h;
-}
-
-/** Workloads (Deployments, Jobs…) become ready as soon as they are applied. */
-function readyOnApply(kube: MemoryKube, when: (o: LiveObject) => boolean = () => true): () => void {
-  return kube.onApply((o) => {
-    if (when(o)) o.status = readyStatus(o);
-  });
 }
 
 /** Real applies (not dry runs) as Kind/name, in call order. */
@@ -164,7 +56,7 @@ const realApplies = (kube: MemoryKube) => kube.calls.filter((c) => c.verb === 'a
 
 const recordSecrets = (kube: MemoryKube) => kube.objects('Secret').filter((s) => s.metadata.labels?.owner === 'skiff');
 
-const statuses = async (h: Harness) => (await runHistory(h.ctx, { env: 'staging' })).map((r) => `${r.revision} ${r.status}`);
+const statuses = (h: Harness) => revisions(h.ctx);
 
 // ---- tests --------------------------------------------------------------------
 
@@ -173,7 +65,7 @@ describe('deploy: apply phases', () => {
     const h = await harness({
       '.kube/app.yaml': docs(
         ingress('web'),
-        deployment('web'),
+        sleeper('web'),
         service('web'),
         configMap('web-config'),
         `apiVersion: v1\nkind: Secret\nmetadata:\n  name: web-tls\nstringData:\n  note: "not a secret"`,
@@ -226,7 +118,7 @@ describe('deploy: apply phases', () => {
 
 describe('deploy: dry run before the first write', () => {
   it('a refusal on the dry run is a ConfigError naming template:line and object, and nothing is written', async () => {
-    const file = docs(configMap('web-config'), deployment('web'));
+    const file = docs(configMap('web-config'), sleeper('web'));
     const line = file.split('\n').indexOf('apiVersion: apps/v1') + 1;
     const h = await harness({ '.kube/app.yaml': file });
     // The namespace exists already, so the namespaced objects can be checked by the server.
@@ -239,12 +131,7 @@ describe('deploy: dry run before the first write', () => {
       ]),
     );
 
-    const e = await runDeploy(h.ctx, { env: 'staging' }).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
-    expect(e).toBeInstanceOf(ConfigError);
-    const err = e as ConfigError;
+    const err = await failure(runDeploy(h.ctx, { env: 'staging' }), ConfigError);
     expect(err.exitCode).toBe(2);
     expect(err.message.startsWith(`.kube/app.yaml:${line}: Deployment/web: `)).toBe(true);
     expect(err.message).toBe(`.kube/app.yaml:${line}: Deployment/web: spec.template.spec.containers[0].command: ${cause}`);
@@ -260,7 +147,7 @@ describe('deploy: dry run before the first write', () => {
 });
 
 describe('deploy: pre-deploy hooks', () => {
-  const files = { '.kube/app.yaml': docs(configMap('web-config'), deployment('web')), '.kube/migrate.yaml': docs(hookJob('migrate')) };
+  const files = { '.kube/app.yaml': docs(configMap('web-config'), sleeper('web')), '.kube/migrate.yaml': docs(hookJob('migrate')) };
 
   it('runs the hook Job to completion before the main objects are applied', async () => {
     const h = await harness(files);
@@ -312,7 +199,7 @@ describe('deploy: pre-deploy hooks', () => {
 
 describe('deploy: a pod left by the previous run of a hook', () => {
   it('neither fails the new run nor shows its logs (the old Job was deleted in the background)', async () => {
-    const h = await harness({ '.kube/app.yaml': docs(deployment('web')), '.kube/migrate.yaml': docs(hookJob('migrate')) });
+    const h = await harness({ '.kube/app.yaml': docs(sleeper('web')), '.kube/migrate.yaml': docs(hookJob('migrate')) });
     readyOnApply(h.kube);
     // The garbage collector has not removed the previous run's failed pod yet: same job-name, old owner.
     h.kube.seed({
@@ -339,7 +226,7 @@ describe('deploy: a pod left by the previous run of a hook', () => {
 });
 
 describe('deploy: a failing hook is diagnosed from its pod', () => {
-  const files = { '.kube/app.yaml': docs(deployment('web')), '.kube/migrate.yaml': docs(hookJob('migrate')) };
+  const files = { '.kube/app.yaml': docs(sleeper('web')), '.kube/migrate.yaml': docs(hookJob('migrate')) };
 
   /** After the hook Job is applied: its pod, in the given container state, and the status the Job gets. */
   function hookPod(h: Harness, containerStatus: Record<string, unknown>, jobStatus: () => Record<string, unknown> | undefined, logs = '') {
@@ -416,7 +303,7 @@ describe('deploy: a failing hook is diagnosed from its pod', () => {
 
 describe('deploy: a rollout that never becomes ready', () => {
   it('fails the revision after the timeout and lists the object as not ready; no earlier revision, no rollback', async () => {
-    const h = await harness({ '.kube/app.yaml': docs(configMap('web-config'), deployment('web')) });
+    const h = await harness({ '.kube/app.yaml': docs(configMap('web-config'), sleeper('web')) });
     // Nothing makes the Deployment ready.
 
     const result = await runDeploy(h.ctx, { env: 'staging', timeoutMs: 300, autoRollback: true });
@@ -429,13 +316,13 @@ describe('deploy: a rollout that never becomes ready', () => {
   });
 
   it('with autoRollback, a failed upgrade is rolled back to the last deployed revision as a new revision', async () => {
-    const h = await harness({ '.kube/app.yaml': docs(configMap('web-config'), deployment('web', 'busybox:1')) });
+    const h = await harness({ '.kube/app.yaml': docs(configMap('web-config'), sleeper('web', 'busybox:1')) });
     // Only the good image ever becomes ready.
     readyOnApply(h.kube, (o) => o.kind !== 'Deployment' || o.spec?.template?.spec?.containers?.[0]?.image === 'busybox:1');
 
     expect(await runDeploy(h.ctx, { env: 'staging', timeoutMs: 2000 })).toMatchObject({ revision: 1, status: 'deployed' });
 
-    await commitFiles(h.dir, { '.kube/app.yaml': docs(configMap('web-config'), deployment('web', 'busybox:2')) });
+    await commitFiles(h.dir, { '.kube/app.yaml': docs(configMap('web-config'), sleeper('web', 'busybox:2')) });
     const result = await runDeploy(h.ctx, { env: 'staging', timeoutMs: 300, autoRollback: true });
     expect(result).toMatchObject({ revision: 2, status: 'failed' });
     expect(result.notReady.map((n) => n.object)).toEqual(['Deployment/web']);
@@ -455,10 +342,10 @@ describe('deploy: a rollout that never becomes ready', () => {
   });
 
   it('without autoRollback, a failed upgrade leaves the previous revision deployed', async () => {
-    const h = await harness({ '.kube/app.yaml': docs(deployment('web', 'busybox:1')) });
+    const h = await harness({ '.kube/app.yaml': docs(sleeper('web', 'busybox:1')) });
     readyOnApply(h.kube, (o) => o.spec?.template?.spec?.containers?.[0]?.image === 'busybox:1');
     await runDeploy(h.ctx, { env: 'staging', timeoutMs: 2000 });
-    await commitFiles(h.dir, { '.kube/app.yaml': docs(deployment('web', 'busybox:2')) });
+    await commitFiles(h.dir, { '.kube/app.yaml': docs(sleeper('web', 'busybox:2')) });
 
     const result = await runDeploy(h.ctx, { env: 'staging', timeoutMs: 300, autoRollback: false });
     expect(result).toMatchObject({ revision: 2, status: 'failed' });
@@ -536,7 +423,7 @@ stringData:
 data:
   apiToken: ${b64(token)}`;
     const files = (extra = '') => ({
-      '.kube/app.yaml': docs(secret, configMap('settings', { DATABASE_URL: `postgres://app:${password}@db:5432/app${extra}` }), deployment('web')),
+      '.kube/app.yaml': docs(secret, configMap('settings', { DATABASE_URL: `postgres://app:${password}@db:5432/app${extra}` }), sleeper('web')),
       '.kube/migrate.yaml': docs(hookJob('migrate')),
     });
     const h = await harness(files());
@@ -604,7 +491,7 @@ data:
 describe('review apps: one dynamic environment, dismissed without a checkout', () => {
   it('deploys review/<branch> into its own namespace; the stop job finds it by slug with no skiff.yaml, removes it with its namespace, and twice is fine', async () => {
     const h = await harness({
-      'skiff.yaml': SKIFF_YAML.replace('environments:\n', 'environments:\n  review:\n    dynamic: true\n    url: http://{slug}.review.test\n'),
+      'skiff.yaml': skiffYaml('orch', { review: { dynamic: 'true', url: 'http://{slug}.review.test' }, staging: { namespace: NS } }),
       '.kube/app.yaml': docs(configMap('web', { host: 'x' })),
     });
     const deployed = await runDeploy(h.ctx, { env: 'review/feature-x' });
@@ -632,19 +519,7 @@ describe('review apps: one dynamic environment, dismissed without a checkout', (
 describe('ownership: a release never takes over, prunes or dismisses another release’s objects', () => {
   // Two environments of one project in one namespace: releases orch-a and orch-b both render ConfigMap "shared"
   // (unless --set shared=false), and each its own.
-  const TWO_RELEASES = `project: orch
-registry: 127.0.0.1:5000/orch
-images:
-  app:
-    context: app
-environments:
-  a:
-    namespace: ${NS}
-  b:
-    namespace: ${NS}
-deploy:
-  timeout: 5s
-`;
+  const TWO_RELEASES = skiffYaml('orch', { a: { namespace: NS }, b: { namespace: NS } });
   const TEMPLATE = `<% if (values.shared !== false) { %>apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -660,11 +535,6 @@ data:
   from: <%= release %>
 `;
   const twoReleases = () => harness({ 'skiff.yaml': TWO_RELEASES, '.kube/app.yaml.ejs': TEMPLATE });
-  const refusal = async (p: Promise<unknown>) =>
-    p.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
   const releaseOf = (h: Harness, name: string) => h.kube.object('ConfigMap', NS, name)?.metadata.labels?.['skiff.io/release'];
 
   it('the second release rendering an existing object is refused with exit 2 naming it and its owner; nothing is written', async () => {
@@ -672,10 +542,9 @@ data:
     expect(await runDeploy(h.ctx, { env: 'a' })).toMatchObject({ release: 'orch-a', status: 'deployed' });
     h.kube.calls.length = 0;
 
-    const e = await refusal(runDeploy(h.ctx, { env: 'b' }));
-    expect(e).toBeInstanceOf(ConfigError);
-    expect((e as ConfigError).exitCode).toBe(2);
-    expect((e as ConfigError).message).toBe(
+    const e = await failure(runDeploy(h.ctx, { env: 'b' }), ConfigError);
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toBe(
       `.kube/app.yaml.ejs:1: ConfigMap/${NS}/shared already exists and belongs to skiff release orch-a (label skiff.io/release), not to release orch-b; rename it, or take it over with --adopt (or the annotation skiff.io/adopt: "true" on the object)`,
     );
     // Refused before the first write: no apply, record, lock or namespace change.
@@ -684,8 +553,8 @@ data:
     expect(h.kube.object('ConfigMap', NS, 'shared')?.data).toEqual({ from: 'orch-a' });
 
     // diff and lint give the same refusal.
-    expect(((await refusal(runDiff(h.ctx, { env: 'b' }))) as Error).message).toBe((e as Error).message);
-    expect(((await refusal(runLint(h.ctx, { env: 'b' }))) as Error).message).toBe((e as Error).message);
+    expect((await failure(runDiff(h.ctx, { env: 'b' }), ConfigError)).message).toBe(e.message);
+    expect((await failure(runLint(h.ctx, { env: 'b' }), ConfigError)).message).toBe(e.message);
     expect(h.kube.writes()).toEqual([]);
   });
 
@@ -693,7 +562,7 @@ data:
     const h = await twoReleases();
     const seedShared = (labels: Record<string, string>, annotations: Record<string, string> = {}) =>
       h.kube.seed({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'shared', namespace: NS, labels, annotations }, data: {} });
-    const owner = async () => ((await refusal(runDeploy(h.ctx, { env: 'a' }))) as Error).message.match(/belongs to (.*), not to release/)?.[1];
+    const owner = async () => (await failure(runDeploy(h.ctx, { env: 'a' }), ConfigError)).message.match(/belongs to (.*), not to release/)?.[1];
 
     seedShared({});
     expect(await owner()).toBe('no release: it was made outside skiff (no skiff.io/release label)');
@@ -749,26 +618,8 @@ data:
 });
 
 describe('ownership: a namespace, a release name shared across projects or namespaces, and a hook after the lock wait', () => {
-  const refusal = async (p: Promise<unknown>) =>
-    p.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-
   // Release orch-a (namespace orch-staging) may render Namespace orch-b, the namespace skiff made for release orch-b.
-  const TWO_NAMESPACES = `project: orch
-registry: 127.0.0.1:5000/orch
-images:
-  app:
-    context: app
-environments:
-  a:
-    namespace: ${NS}
-  b:
-    namespace: orch-b
-deploy:
-  timeout: 5s
-`;
+  const TWO_NAMESPACES = skiffYaml('orch', { a: { namespace: NS }, b: { namespace: 'orch-b' } });
   const TEMPLATE = `<% if (values.takeNamespace === true) { %>apiVersion: v1
 kind: Namespace
 metadata:
@@ -789,9 +640,8 @@ data:
     h.kube.calls.length = 0;
 
     // skiff made orch-b for release orch-b (no release label): orch-a may not take it.
-    const e = await refusal(runDeploy(h.ctx, { env: 'a', set: ['takeNamespace=true'] }));
-    expect(e).toBeInstanceOf(ConfigError);
-    expect((e as ConfigError).message).toBe(
+    const e = await failure(runDeploy(h.ctx, { env: 'a', set: ['takeNamespace=true'] }), ConfigError);
+    expect(e.message).toBe(
       '.kube/app.yaml.ejs:1: Namespace/orch-b already exists and belongs to skiff release orch-b (it holds their release records or objects), not to release orch-a; rename it, or take it over with --adopt (or the annotation skiff.io/adopt: "true" on the object)',
     );
     expect(h.kube.writes()).toEqual([]);
@@ -811,13 +661,13 @@ data:
   it('a release whose history another project wrote is refused before anything is written (deploy, rollback, dismiss)', async () => {
     // Project orch env prod-eu and project orch-prod env eu: both release orch-prod-eu in namespace orch-prod-eu.
     const first = await harness({
-      'skiff.yaml': SKIFF_YAML.replace(`  staging:\n    namespace: ${NS}\n`, '  prod-eu: {}\n'),
+      'skiff.yaml': skiffYaml('orch', { 'prod-eu': {} }),
       '.kube/app.yaml': docs(configMap('first')),
     });
     expect(await runDeploy(first.ctx, { env: 'prod-eu' })).toMatchObject({ release: 'orch-prod-eu', namespace: 'orch-prod-eu', status: 'deployed' });
     const dir = await projectRepo({
-      ...BASE_FILES,
-      'skiff.yaml': SKIFF_YAML.replace('project: orch\n', 'project: orch-prod\n').replace(`  staging:\n    namespace: ${NS}\n`, '  eu: {}\n'),
+      ...APP_DOCKERFILE,
+      'skiff.yaml': skiffYaml('orch-prod', { eu: {} }),
       '.kube/app.yaml': docs(configMap('second')),
     });
     const second = runContext({ cwd: dir, kube: first.kube, reporter: first.reporter, registry: `${registry.host}/orch` });
@@ -826,10 +676,9 @@ data:
     const message =
       'release orch-prod-eu in namespace orch-prod-eu belongs to project orch (revision 1), not to project orch-prod; give environment eu its own release: and namespace: in skiff.yaml';
     for (const run of [() => runDeploy(second, { env: 'eu' }), () => runDismiss(second, { env: 'eu' })]) {
-      const e = await refusal(run());
-      expect(e).toBeInstanceOf(ConfigError);
-      expect((e as ConfigError).exitCode).toBe(2);
-      expect((e as ConfigError).message).toBe(message);
+      const e = await failure(run(), ConfigError);
+      expect(e.exitCode).toBe(2);
+      expect(e.message).toBe(message);
     }
     // Nothing of the first project's was pruned, deleted or recorded over (the lock came and went).
     expect(first.kube.writes().filter((c) => c.kind !== 'Lease')).toEqual([]);
@@ -852,9 +701,8 @@ rules: []
     expect(h.kube.object('ClusterRole', undefined, 'orch-view')?.metadata.annotations?.['skiff.io/release-namespace']).toBe('orch-x');
     h.kube.calls.length = 0;
 
-    const e = await refusal(runDeploy(h.ctx, { env: 'staging', namespace: 'orch-y' }));
-    expect(e).toBeInstanceOf(ConfigError);
-    expect((e as ConfigError).message).toBe(
+    const e = await failure(runDeploy(h.ctx, { env: 'staging', namespace: 'orch-y' }), ConfigError);
+    expect(e.message).toBe(
       `.kube/app.yaml.ejs:1: ClusterRole/orch-view already exists and belongs to skiff release ${RELEASE} of namespace orch-x (annotation skiff.io/release-namespace), not to release ${RELEASE} of namespace orch-y; rename it, or take it over with --adopt (or the annotation skiff.io/adopt: "true" on the object)`,
     );
     expect(h.kube.writes()).toEqual([]);

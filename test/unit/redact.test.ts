@@ -4,16 +4,16 @@
 // `skiff history` and the stored records hold.
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runDiff } from '../../src/actions/diff.js';
 import { runHistory } from '../../src/actions/history.js';
 import { runStatus } from '../../src/actions/status.js';
 import { maskDigest, maskToken, newMaskSalt } from '../../src/secrets/material.js';
-import type { KubeObject, LiveObject } from '../../src/kube/objects.js';
+import type { KubeObject } from '../../src/kube/objects.js';
 import { LAST_APPLIED_ANNOTATION, Redactor, releaseSalt } from '../../src/secrets/redact.js';
-import { MemoryKube, readyStatus } from '../helpers/memory-kube.js';
-import { commitFiles, fakeRegistry, projectRepo, recordingReporter, removeProjectRepos, runContext, type FakeRegistry } from '../helpers/orchestration.js';
+import type { MemoryKube } from '../helpers/memory-kube.js';
+import { commitFiles, orchestrationHarness, readyOnApply, skiffYaml, useFakeRegistry } from '../helpers/orchestration.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const sha256Prefix = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 12);
@@ -94,28 +94,16 @@ describe('masks keyed with a salt', () => {
 
 // ---- against the in-memory cluster ------------------------------------------
 
-let registry: FakeRegistry;
-beforeAll(async () => {
-  registry = await fakeRegistry();
-});
-afterAll(async () => {
-  await registry.close();
-  await removeProjectRepos();
-});
+const registry = useFakeRegistry();
 
-const skiffYaml = `project: salty
-registry: 127.0.0.1:5000/salty
-images:
-  app:
-    context: app
-environments:
-  staging:
-    namespace: salty-staging
-    values: { db: { password: "1234" } }
-  production:
-    namespace: salty-production
-    values: { db: { password: "1234" } }
-`;
+const SKIFF_YAML = skiffYaml(
+  'salty',
+  {
+    staging: { namespace: 'salty-staging', values: '{ db: { password: "1234" } }' },
+    production: { namespace: 'salty-production', values: '{ db: { password: "1234" } }' },
+  },
+  {},
+);
 
 const configMap = (greeting: string) => `apiVersion: v1
 kind: ConfigMap
@@ -134,14 +122,9 @@ stringData:
 `;
 
 async function harness(files: Record<string, string>) {
-  const dir = await projectRepo({ 'skiff.yaml': skiffYaml, 'app/Dockerfile': 'FROM busybox:1\n', ...files });
-  const kube = new MemoryKube();
-  kube.onApply((o: LiveObject) => {
-    o.status = readyStatus(o);
-  });
-  const reporter = recordingReporter();
-  const ctx = runContext({ cwd: dir, kube, reporter, registry: `${registry.host}/salty` });
-  return { dir, kube, reporter, ctx };
+  const h = await orchestrationHarness({ 'skiff.yaml': SKIFF_YAML, ...files }, { registry, repository: 'salty' });
+  readyOnApply(h.kube);
+  return h;
 }
 
 /** The stored records of a release, as the cluster holds them (salt included). */
