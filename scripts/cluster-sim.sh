@@ -1,4 +1,5 @@
-# The simulated cluster of `scripts/cluster ... --sim`. Sourced by scripts/cluster.
+# The simulated cluster of `scripts/cluster ... --sim`. Sourced by scripts/cluster;
+# starting, awaiting and measuring its components is control-plane.sh's, as for the real one.
 #
 # A second, independent control plane from the same cached binaries as the real
 # cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), on
@@ -46,34 +47,11 @@ SIM_SERVICE_RANGE=10.97.0.0/16
 SIM_NODES=${SIM_NODES:-${SKIFF_SIM_NODES:-50}}
 SIM_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
-sim_pidfile() { echo "$SIM/run/$1.pid"; }
-sim_logfile() { echo "$SKIFF_LOGS/sim-$1.log"; }
+sim_pidfile() { component_pidfile sim "$1"; }
 
-sim_start_bg() {
-  local name=$1; shift
-  mkdir -p "$SIM/run"
-  log "starting sim $name"
-  echo "=== $(date -u +%FT%TZ) scripts/cluster up --sim: starting $name ===" >>"$(sim_logfile "$name")"
-  spawn_detached "$(sim_logfile "$name")" "$@"
-  echo $! >"$(sim_pidfile "$name")"
-}
-
-sim_fail_with_log() {
-  log "error: $2"
-  log "--- last lines of $(sim_logfile "$1") ---"
-  tail -n 40 "$(sim_logfile "$1")" >&2 2>/dev/null || true
-  exit 1
-}
-
-sim_await() {
-  local secs=$1 name=$2 i; shift 2
-  for i in $(seq 1 $((secs * 5))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    pid_alive "$(sim_pidfile "$name")" || sim_fail_with_log "$name" "sim $name exited during startup"
-    sleep 0.2
-  done
-  sim_fail_with_log "$name" "sim $name did not become healthy within ${secs}s"
-}
+sim_start_bg() { start_component sim "$@"; }
+sim_fail_with_log() { component_failed sim "$1" "$2"; }
+sim_await() { await_component sim "$@"; }
 
 sim_kubectl() { "$BIN/kubectl" --kubeconfig "$SIM_ADMIN_KC" "$@"; }
 
@@ -97,11 +75,7 @@ sim_component_ok() {
 sim_pki_up() {
   [ -f "$SIM_PKI/done" ] && return 0
   log "generating the sim cluster's CA and certificates"
-  rm -rf "$SIM_PKI"; mkdir -p "$SIM_PKI"; chmod 700 "$SIM_PKI"
-  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$SIM_PKI/ca.key" -out "$SIM_PKI/ca.crt" -days 3650 -subj "/CN=skiff-sim-cluster-ca" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-    2>/dev/null
+  new_ca "$SIM_PKI" skiff-sim-cluster-ca
   # issue() writes into $PKI: point it at the sim's for the duration.
   local PKI=$SIM_PKI client=extendedKeyUsage=clientAuth
   issue apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth
@@ -111,8 +85,7 @@ subjectAltName=IP:127.0.0.1,IP:10.97.0.1,DNS:localhost,DNS:kubernetes,DNS:kubern
   issue scheduler "/CN=system:kube-scheduler" "$client"
   # kwok writes node and pod status, leases, and deletes pods: an admin identity.
   issue kwok "/O=system:masters/CN=kwok" "$client"
-  openssl genrsa -out "$SIM_PKI/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$SIM_PKI/sa.key" -pubout -out "$SIM_PKI/sa.pub" 2>/dev/null
+  service_account_keys "$SIM_PKI"
   touch "$SIM_PKI/done"
 }
 
@@ -325,15 +298,7 @@ sim_up() {
   log "memory (RSS of the sim cluster's processes): $(sim_rss_mb) MiB"
 }
 
-sim_rss_mb() {
-  local c kb=0 v
-  for c in "${SIM_COMPONENTS[@]}"; do
-    pid_alive "$(sim_pidfile "$c")" || continue
-    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$(cat "$(sim_pidfile "$c")")/status" 2>/dev/null || echo 0)
-    kb=$((kb + ${v:-0}))
-  done
-  echo $((kb / 1024))
-}
+sim_rss_mb() { components_rss_mb sim "${SIM_COMPONENTS[@]}"; }
 
 sim_down() {
   local c

@@ -33,17 +33,22 @@ ensure_pkgs() {
 # pid_alive FILE: the process recorded in FILE is running.
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# stop_pid FILE [NAME]: TERM, wait up to 15 s, then KILL; removes FILE.
+# stop_process PID NAME [SECONDS]: TERM, wait up to SECONDS (default 15) for it
+# to exit, then KILL. Nothing to do when PID is not running.
+stop_process() {
+  local pid=$1 name=$2 tenths=$((${3:-15} * 10)) i
+  kill -0 "$pid" 2>/dev/null || return 0
+  log "stopping $name (pid $pid)"
+  kill "$pid" 2>/dev/null || true
+  for i in $(seq 1 "$tenths"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+# stop_pid FILE [NAME]: stop_process of the pid in FILE; removes FILE.
 stop_pid() {
-  local f=$1 name=${2:-$1} pid i
+  local f=$1
   [ -f "$f" ] || return 0
-  pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
-    log "stopping $name (pid $pid)"
-    kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
+  stop_process "$(cat "$f")" "${2:-$1}"
   rm -f "$f"
 }
 
