@@ -33,9 +33,9 @@ export interface ProjectOptions {
  */
 export async function loadProject(ctx: RunContext, opts: ProjectOptions = {}): Promise<Project> {
   const root = await findRepoRoot(ctx.cwd);
-  const config = await loadConfig(root, opts.configFile ? join(ctx.cwd, opts.configFile) : undefined);
-  const git = await readGitInfo(root, ctx.ci);
+  const config = await loadConfig(root, { cwd: ctx.cwd, file: opts.configFile ? join(ctx.cwd, opts.configFile) : undefined });
   const mode: SourceMode = opts.dev ? 'worktree' : 'commit';
+  const git = await readGitInfo(root, ctx.ci, { untracked: mode === 'worktree' });
   if (mode === 'commit' && git.dirty && !opts.readOnly) checkCleanCheckout(ctx, root, git);
   return { root, config, git, mode, registry: resolveRegistry(config, ctx.env, ctx.ci, opts.registry) };
 }

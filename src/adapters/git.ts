@@ -13,6 +13,7 @@ export interface GitInfo {
   committedAt: string;
   branch?: string;
   tag?: string;
+  /** Tracked files changed, or (when asked for: --dev) untracked files present. */
   dirty: boolean;
   /** Tracked files changed in the working tree or the index (untracked files are not among them). */
   changedTracked: string[];
@@ -68,12 +69,20 @@ export async function findRepoRoot(cwd: string): Promise<string> {
 /**
  * The commit and names skiff tags images with. Under GitLab CI the checkout is
  * a detached HEAD, so the branch and tag come from CI_COMMIT_* variables.
+ * `untracked`: count untracked files as changes (a --dev build includes them).
  */
-export async function readGitInfo(root: string, ci: Pick<CiContext, 'commitBranch' | 'commitTag' | 'projectUrl'> = {}): Promise<GitInfo> {
+export async function readGitInfo(
+  root: string,
+  ci: Pick<CiContext, 'commitBranch' | 'commitTag' | 'projectUrl'> = {},
+  opts: { untracked?: boolean } = {},
+): Promise<GitInfo> {
   // Three git processes: commit, date and ref names in one `log`, the dirty check, the remote.
+  // Untracked files only where they are built (--dev): finding them walks the whole worktree,
+  // the largest cost of a no-op commit build, whose image they can never enter.
+  const untracked = opts.untracked ? 'normal' : 'no';
   const [head, statusR, remoteR] = await Promise.all([
     git(root, ['log', '-1', '--format=%H%x00%cI%x00%D', 'HEAD'], { reject: false }),
-    git(root, ['status', '--porcelain', '--untracked-files=normal', '--', '.', ':(exclude).skiff'], { reject: false }),
+    git(root, ['status', '--porcelain', `--untracked-files=${untracked}`, '--', '.', ':(exclude).skiff'], { reject: false }),
     git(root, ['config', '--get', 'remote.origin.url'], { reject: false }),
   ]);
   if (head.exitCode !== 0 || !head.stdout)
