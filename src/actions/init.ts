@@ -117,7 +117,7 @@ async function hasFiles(dir: string): Promise<boolean> {
 async function buildsFromRoot(root: string): Promise<boolean> {
   if (!existsSync(join(root, CONFIG_FILE))) return true;
   try {
-    const config = await loadConfig(root);
+    const config = await loadConfig(root, { cwd: root });
     return Object.values(config.images).some((i) => i.context === '' || i.context === '.');
   } catch {
     return true; // an unreadable skiff.yaml is reported by the commands that use it

@@ -2,14 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ConfigError, NoProjectError } from '../errors.js';
 import type { ProjectConfig } from './project-config.js';
-import { validateConfig } from './validate.js';
+import { validateConfig } from './validate-config.js';
 import { parseYamlWithPositions } from './yaml-positions.js';
 
 export const CONFIG_FILE = 'skiff.yaml';
 
-/** Reads and validates <root>/skiff.yaml (or the given file). */
-export async function loadConfig(root: string, file = join(root, CONFIG_FILE)): Promise<ProjectConfig> {
-  const display = relative(process.cwd(), file) || file;
+/** Reads and validates <root>/skiff.yaml (or the given file); messages name the file relative to cwd, the run's working directory. */
+export async function loadConfig(root: string, opts: { cwd: string; file?: string }): Promise<ProjectConfig> {
+  const file = opts.file ?? join(root, CONFIG_FILE);
+  const display = relative(opts.cwd, file) || file;
   let text: string;
   try {
     text = await readFile(file, 'utf8');

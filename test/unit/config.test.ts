@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
-import { findCycle } from '../../src/config/validate.js';
+import { findCycle } from '../../src/config/validate-images.js';
 import { ConfigError, ExitCode } from '../../src/errors.js';
 
 const FILE = 'skiff.yaml';
