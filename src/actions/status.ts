@@ -1,5 +1,7 @@
 import type { RunContext } from '../context.js';
-import { currentPods, defaultPolicy, formatUnreadyCause, serviceWithoutEndpoints, unreadyCauses, verdict, type RolloutVerdict } from '../kinds/readiness.js';
+import { currentPods, defaultPolicy, verdict, type RolloutVerdict } from '../kinds/readiness.js';
+import { serviceWithoutEndpoints } from '../kinds/service.js';
+import { formatUnreadyCause, unreadyCauses } from '../kinds/unready.js';
 import { isTracked } from '../kinds/table.js';
 import { objectRef } from '../kube/object-key.js';
 import { secretStrings } from '../secrets/material.js';

@@ -1,11 +1,12 @@
 import { ConfigError } from '../errors.js';
-import { kindInfo, Phase } from './table.js';
+import { Phase } from './kind-row.js';
+import { applyPhase } from './table.js';
 import { describeObject } from '../kube/object-key.js';
 import { HOOK_ANNOTATION, type KubeObject, type Manifest } from '../kube/objects.js';
 
 /** The apply phase of a kind: 0 first; unknown kinds get the last phase. Delete in the reverse order. */
 export function phaseIndex(kind: string): number {
-  return kindInfo(kind).phase;
+  return applyPhase(kind);
 }
 
 /**

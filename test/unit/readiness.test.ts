@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { formatDeploySummary } from '../../src/cli/format.js';
-import {
-  claimPendingCause,
-  currentPods,
-  defaultPolicy,
-  describeProbe,
-  formatUnreadyCause,
-  podProblem,
-  serviceWithoutEndpoints,
-  unreadyCauses,
-  verdict,
-} from '../../src/kinds/readiness.js';
+import { podProblem } from '../../src/kinds/pod.js';
+import { claimPendingCause } from '../../src/kinds/pvc.js';
+import { currentPods, defaultPolicy, verdict } from '../../src/kinds/readiness.js';
+import { serviceWithoutEndpoints } from '../../src/kinds/service.js';
+import { describeProbe, formatUnreadyCause, unreadyCauses } from '../../src/kinds/unready.js';
 
 const now = new Date('2026-01-01T00:00:30Z');
 

@@ -5,17 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { formatDiagnosis } from '../../src/cli/format.js';
 import type { Reporter } from '../../src/context.js';
-import {
-  childSelectors,
-  defaultPolicy,
-  formatProblemGroup,
-  formatRolloutSummary,
-  groupProblems,
-  slimPod,
-  verdict,
-  workloadCounts,
-  type ObjectPodProblem,
-} from '../../src/kinds/readiness.js';
+import { childSelectors } from '../../src/kinds/child-selectors.js';
+import { slimPod } from '../../src/kinds/pod.js';
+import { formatProblemGroup, groupProblems, type ObjectPodProblem } from '../../src/kinds/problem-groups.js';
+import { defaultPolicy, formatRolloutSummary, verdict, workloadCounts } from '../../src/kinds/readiness.js';
 import type { ListQuery, WatchEvent, Watcher } from '../../src/kube/client.js';
 import { RELEASE_LABEL, type KubeObject, type LiveObject } from '../../src/kube/objects.js';
 import { trackRollout } from '../../src/stages/track.js';
