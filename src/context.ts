@@ -1,4 +1,4 @@
-import type { DockerEngine } from './adapters/docker.js';
+import type { ContainerEngine } from './adapters/container-engine.js';
 import type { CiContext } from './gitlab/ci-variables.js';
 import type { KubeClient } from './kube/client.js';
 
@@ -59,6 +59,6 @@ export interface RunContext {
   reporter: Reporter;
   now: () => Date;
   signal: AbortSignal;
-  docker: () => Promise<DockerEngine>;
+  docker: () => Promise<ContainerEngine>;
   kube: (cluster: ClusterSelector) => Promise<KubeClient>;
 }

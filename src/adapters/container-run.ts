@@ -2,16 +2,69 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
+import type Docker from 'dockerode';
 import tar from 'tar-stream';
-import type { ContainerOutcome, ContainerRun, DockerEngine } from './docker.js';
+import type { RegistryCredentials } from '../registry/credentials.js';
+import type { ContainerEngine } from './container-engine.js';
+
+export interface ContainerRun {
+  image: string;
+  command: string[];
+  env: Record<string, string>;
+  workdir?: string;
+  network: 'none' | 'host';
+  timeoutMs: number;
+  labels: Record<string, string>;
+  onOutput: (line: string) => void;
+  /** Absolute paths inside the container to copy out after the run. */
+  copyOut: string[];
+  /** Host directory the copied paths land in. */
+  copyTo: string;
+  /** Cap on the bytes of report files copied out (default 64 MiB). */
+  maxReportBytes?: number;
+  signal: AbortSignal;
+}
+
+export interface ContainerOutcome {
+  exitCode: number;
+  timedOut: boolean;
+  interrupted: boolean;
+  durationMs: number;
+  copied: string[];
+  missing: string[];
+  /** Report entries not copied (outside the folder, links, devices, over the size cap), each with the reason. */
+  skipped: string[];
+}
+
+/**
+ * Where `skiff test` runs a test: the image must be there (hasImage, or pull it from a registry),
+ * then one command in a fresh container. The Engine's (engineContainerRunner) is the one runner
+ * today; the test stage chooses it in one place (chooseContainerRunner in stages/test.ts).
+ */
+export interface ContainerRunner {
+  /** Fails (exit 3, saying how to fix it) when the runner cannot be reached. */
+  check(): Promise<void>;
+  hasImage(ref: string): Promise<boolean>;
+  pull(repository: string, tag: string, credentials: RegistryCredentials | undefined, onLog: (line: string) => void, signal?: AbortSignal): Promise<void>;
+  run(run: ContainerRun): Promise<ContainerOutcome>;
+}
+
+/** Tests in containers of the Docker Engine. */
+export function engineContainerRunner(engine: ContainerEngine): ContainerRunner {
+  return {
+    check: () => engine.ping(),
+    hasImage: async (ref) => Boolean(await engine.inspectImage(ref)),
+    pull: (repository, tag, credentials, onLog, signal) => engine.pull(repository, tag, credentials, onLog, signal),
+    run: (run) => engine.runContainer(run),
+  };
+}
 
 /**
  * Runs one command in a fresh container, streams its output line by line,
  * copies report files out, and always removes the container: after success,
  * failure, timeout or Ctrl-C.
  */
-export async function runContainer(engine: DockerEngine, run: ContainerRun): Promise<ContainerOutcome> {
-  const api = engine.api;
+export async function runContainer(api: Docker, run: ContainerRun): Promise<ContainerOutcome> {
   const started = Date.now();
   const container = await api.createContainer({
     Image: run.image,

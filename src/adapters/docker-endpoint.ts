@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import Docker from 'dockerode';
 import { ConfigError } from '../errors.js';
 
 /**
@@ -217,5 +219,27 @@ function parseJson<T>(text: string | undefined, file: string, fix: string): T | 
     return JSON.parse(text) as T;
   } catch (e) {
     throw new ConfigError(`${file} is not valid JSON (${(e as Error).message}); fix it, ${fix}`);
+  }
+}
+
+/** A dockerode client for the endpoint. */
+export function dockerClient(endpoint: DockerEndpoint): Docker {
+  let options: Docker.DockerOptions & { agent?: Agent };
+  if ('socketPath' in endpoint) options = { socketPath: endpoint.socketPath };
+  else if (endpoint.protocol === 'http') options = { protocol: 'http', host: endpoint.host, port: endpoint.port };
+  else {
+    const { host, port, ca, cert, key, rejectUnauthorized } = endpoint;
+    // The agent carries rejectUnauthorized, which docker-modem does not pass on by itself.
+    options = { protocol: 'https', host, port, ca, cert, key, agent: new Agent({ ca, cert, key, rejectUnauthorized }) };
+  }
+  // docker-modem also reads DOCKER_HOST (and then DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) from process.env, lays
+  // them under these options and throws on a missing cert file: hide it while the client is made, so the
+  // endpoint resolved by the docker CLI's rules is the only source.
+  const host = process.env.DOCKER_HOST;
+  delete process.env.DOCKER_HOST;
+  try {
+    return new Docker(options);
+  } finally {
+    if (host !== undefined) process.env.DOCKER_HOST = host;
   }
 }

@@ -1,21 +1,18 @@
-import { Agent } from 'node:https';
 import type { Readable } from 'node:stream';
-import Docker from 'dockerode';
-import { decodeTraceAux, type StatusResponse } from '../build/buildkit-trace.js';
-import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
+import type Docker from 'dockerode';
+import { decodeTraceAux, type StatusResponse } from '../build/buildkit-status.js';
+import { InfrastructureError, SkiffError } from '../errors.js';
 import type { RegistryCredentials } from '../registry/credentials.js';
-import { BuildStepFailure } from '../build/build-failure.js';
-import { type DockerEndpoint, readFileIfExists, resolveDockerEndpoint } from './docker-endpoint.js';
+import { BuildKitRefused, BuildStepFailure } from '../build/build-failure.js';
+import { dockerClient, type DockerEndpoint, readFileIfExists, resolveDockerEndpoint } from './docker-endpoint.js';
+import type { ContainerEngine, LocalImage } from './container-engine.js';
+import { runContainer, type ContainerOutcome, type ContainerRun } from './container-run.js';
 
 export { BuildStepFailure };
 
-export type Builder = 'buildkit' | 'classic';
-
 export interface BuildRequest {
-  /** 'auto': BuildKit when the Engine has it, else (or when it refuses) the classic builder; or one of them, forced. */
-  builder: 'auto' | Builder;
-  /** What the builder that runs gets; asked again, for the classic builder, when the Engine refuses BuildKit. */
-  input: (builder: Builder) => BuildInput;
+  /** The build context and Dockerfile, asked for only when the Engine is about to take them (a context holds a Git reader open). */
+  input: () => BuildInput;
   tag: string;
   target?: string;
   buildArgs: Record<string, string>;
@@ -40,13 +37,6 @@ export interface BuildInput {
   labels: Record<string, string>;
 }
 
-export interface BuildOutcome {
-  imageId: string;
-  builder: Builder;
-  /** Why the classic builder ran where BuildKit was the choice. */
-  fallback?: string;
-}
-
 interface ProgressEvent {
   stream?: string;
   status?: string;
@@ -58,17 +48,15 @@ interface ProgressEvent {
   aux?: { ID?: string; Tag?: string; Digest?: string; Size?: number };
 }
 
-/** The Engine turned down BuildKit itself (not a build that failed under it). */
-class BuildKitRefused extends Error {}
-
 /** The first API version whose /build takes version=2 (BuildKit), Docker 18.09. */
 const BUILDKIT_MIN_API = [1, 39] as const;
 
 /** The Docker Engine, through its HTTP API (dockerode), at the endpoint the docker CLI would use (docker-endpoint.ts). */
-export class DockerEngine {
+export class DockerEngine implements ContainerEngine {
   readonly api: Docker;
   readonly endpoint: DockerEndpoint;
-  constructor(env: NodeJS.ProcessEnv = process.env, api?: Docker) {
+  /** `env` is the run's (RunContext.env): DOCKER_HOST, DOCKER_CONTEXT, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_CONFIG. */
+  constructor(env: NodeJS.ProcessEnv, api?: Docker) {
     this.endpoint = resolveDockerEndpoint(env, readFileIfExists);
     this.api = api ?? dockerClient(this.endpoint);
   }
@@ -92,7 +80,7 @@ export class DockerEngine {
   }
 
   /** Labels of a local image, or undefined when the Engine does not have it. */
-  async inspectImage(ref: string): Promise<{ id: string; labels: Record<string, string>; repoDigests: string[] } | undefined> {
+  async inspectImage(ref: string): Promise<LocalImage | undefined> {
     try {
       const info = await this.api.getImage(ref).inspect();
       return { id: info.Id, labels: info.Config?.Labels ?? {}, repoDigests: info.RepoDigests ?? [] };
@@ -102,39 +90,15 @@ export class DockerEngine {
     }
   }
 
-  /**
-   * Builds from a tar stream with BuildKit (`POST /build?version=2`: the Engine's BuildKit, no session)
-   * or the classic builder, as `req.builder` says; 'auto' takes BuildKit when the Engine's API has it
-   * (1.39+, Linux) and falls back to the classic builder, for this and every later build of the run,
-   * when the Engine refuses it. Failures inside the 200 stream become BuildStepFailure.
-   */
-  async build(req: BuildRequest): Promise<BuildOutcome> {
-    let fallback: string | undefined;
-    if (req.builder !== 'classic') {
-      const unsupported = req.builder === 'auto' ? await this.buildKitUnsupported() : undefined;
-      if (unsupported) fallback = unsupported;
-      else {
-        try {
-          return { imageId: await this.buildKitBuild(req), builder: 'buildkit' };
-        } catch (e) {
-          if (!(e instanceof BuildKitRefused)) throw e;
-          if (req.builder === 'buildkit')
-            throw new ConfigError(
-              `SKIFF_BUILDER=buildkit, but the Docker Engine at ${this.endpoint.describe} refuses BuildKit (${e.message}); unset SKIFF_BUILDER or set it to classic`,
-            );
-          fallback = this.buildKitRefusal = `the Engine refused BuildKit: ${e.message}`;
-        }
-      }
-    }
-    return { imageId: await this.classicBuild(req), builder: 'classic', fallback };
-  }
-
   private buildKitRefusal: string | undefined;
   private engineFacts: Promise<{ apiVersion: string; os: string }> | undefined;
   private buildNetwork: Promise<string | undefined> | undefined;
 
-  /** Why this Engine cannot build with BuildKit, or undefined when it can (as far as its version tells: the build tries). */
-  private async buildKitUnsupported(): Promise<string | undefined> {
+  /**
+   * Why this Engine cannot build with BuildKit, or undefined when it can (as far as its version tells:
+   * the build tries); after a refusal, the refusal, for every later build of the run.
+   */
+  async buildKitUnsupported(): Promise<string | undefined> {
     if (this.buildKitRefusal) return this.buildKitRefusal;
     this.engineFacts ??= this.api.version().then(
       (v) => ({ apiVersion: v.ApiVersion ?? '', os: v.Os ?? '' }),
@@ -169,10 +133,15 @@ export class DockerEngine {
     return this.buildNetwork;
   }
 
-  private async buildKitBuild(req: BuildRequest): Promise<string> {
+  /**
+   * Builds with the Engine's BuildKit (`POST /build?version=2`, no session); returns the image id.
+   * Failures inside the 200 stream become BuildStepFailure; an Engine that turns BuildKit down
+   * throws BuildKitRefused (and buildKitUnsupported says so from then on).
+   */
+  async buildWithBuildKit(req: BuildRequest): Promise<string> {
     const networkmode = await this.networkMode();
     const buildargs = req.inlineCache ? { ...req.buildArgs, BUILDKIT_INLINE_CACHE: '1' } : req.buildArgs;
-    const input = req.input('buildkit');
+    const input = req.input();
     const query: Record<string, unknown> = { version: '2', t: req.tag, dockerfile: input.dockerfile, buildargs, labels: input.labels };
     if (req.target) query.target = req.target;
     if (networkmode) query.networkmode = networkmode;
@@ -203,8 +172,10 @@ export class DockerEngine {
       if (
         /buildkit|builder version|version=2|unsupported version/i.test(message) &&
         /not (supported|enabled|available)|unsupported|disabled|unknown|invalid/i.test(message)
-      )
+      ) {
+        this.buildKitRefusal = `the Engine refused BuildKit: ${message}`;
         throw new BuildKitRefused(message);
+      }
       if (status >= 400 && status < 500) throw new BuildStepFailure(message);
       throw this.unreachable(e);
     }
@@ -229,9 +200,9 @@ export class DockerEngine {
     return imageId ?? (await this.builtImageId(req.tag));
   }
 
-  /** The classic builder (`POST /build`); returns the image id. */
-  private async classicBuild(req: BuildRequest): Promise<string> {
-    const input = req.input('classic');
+  /** Builds with the classic builder (`POST /build`); returns the image id. Failures inside the 200 stream become BuildStepFailure. */
+  async buildClassic(req: BuildRequest): Promise<string> {
+    const input = req.input();
     let stream: NodeJS.ReadableStream;
     try {
       stream = await this.api.buildImage(input.context, {
@@ -355,6 +326,23 @@ export class DockerEngine {
     return digest;
   }
 
+  /** `docker load` of a docker-archive tar; the Engine reports a bad archive inside its 200 response. */
+  async loadImage(tar: Readable): Promise<void> {
+    const out = await this.api.loadImage(tar);
+    let text = '';
+    for await (const chunk of out) text += String(chunk);
+    for (const line of text.split('\n')) {
+      if (!line.trim().startsWith('{')) continue;
+      const event = JSON.parse(line) as { error?: string; errorDetail?: { message?: string } };
+      const error = event.errorDetail?.message ?? event.error;
+      if (error) throw new InfrastructureError(`the Docker Engine could not load the image buildkitd built: ${error}`);
+    }
+  }
+
+  runContainer(run: ContainerRun): Promise<ContainerOutcome> {
+    return runContainer(this.api, run);
+  }
+
   private follow(stream: NodeJS.ReadableStream, onEvent: (ev: ProgressEvent) => void): Promise<ProgressEvent[]> {
     return new Promise((resolve, reject) => {
       this.api.modem.followProgress(
@@ -363,27 +351,6 @@ export class DockerEngine {
         onEvent,
       );
     });
-  }
-}
-
-function dockerClient(endpoint: DockerEndpoint): Docker {
-  let options: Docker.DockerOptions & { agent?: Agent };
-  if ('socketPath' in endpoint) options = { socketPath: endpoint.socketPath };
-  else if (endpoint.protocol === 'http') options = { protocol: 'http', host: endpoint.host, port: endpoint.port };
-  else {
-    const { host, port, ca, cert, key, rejectUnauthorized } = endpoint;
-    // The agent carries rejectUnauthorized, which docker-modem does not pass on by itself.
-    options = { protocol: 'https', host, port, ca, cert, key, agent: new Agent({ ca, cert, key, rejectUnauthorized }) };
-  }
-  // docker-modem also reads DOCKER_HOST (and then DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) from process.env, lays
-  // them under these options and throws on a missing cert file: hide it while the client is made, so the
-  // endpoint resolved by the docker CLI's rules is the only source.
-  const host = process.env.DOCKER_HOST;
-  delete process.env.DOCKER_HOST;
-  try {
-    return new Docker(options);
-  } finally {
-    if (host !== undefined) process.env.DOCKER_HOST = host;
   }
 }
 
@@ -401,33 +368,4 @@ function cleanEngineMessage(message: string): string {
 export function redact(text: string, credentials?: RegistryCredentials): string {
   if (!credentials?.password) return text;
   return text.split(credentials.password).join('***');
-}
-
-export interface ContainerRun {
-  image: string;
-  command: string[];
-  env: Record<string, string>;
-  workdir?: string;
-  network: 'none' | 'host';
-  timeoutMs: number;
-  labels: Record<string, string>;
-  onOutput: (line: string) => void;
-  /** Absolute paths inside the container to copy out after the run. */
-  copyOut: string[];
-  /** Host directory the copied paths land in. */
-  copyTo: string;
-  /** Cap on the bytes of report files copied out (default 64 MiB). */
-  maxReportBytes?: number;
-  signal: AbortSignal;
-}
-
-export interface ContainerOutcome {
-  exitCode: number;
-  timedOut: boolean;
-  interrupted: boolean;
-  durationMs: number;
-  copied: string[];
-  missing: string[];
-  /** Report entries not copied (outside the folder, links, devices, over the size cap), each with the reason. */
-  skipped: string[];
 }

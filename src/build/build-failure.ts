@@ -11,3 +11,6 @@ export class BuildStepFailure extends Error {
     super(message);
   }
 }
+
+/** The Engine turned down BuildKit itself (not a build that failed under it). */
+export class BuildKitRefused extends Error {}

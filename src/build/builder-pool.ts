@@ -39,3 +39,10 @@ export function cacheExportRef(imageRepository: string, branch: string | undefin
 export function cacheImportTags(branch: string | undefined, defaultBranches: readonly string[]): string[] {
   return [...new Set([branch, ...defaultBranches].filter((b): b is string => Boolean(b)).map(sanitizeTag))];
 }
+
+/**
+ * The default branch's tag is the other place a branch's first build finds layers. skiff's CI context
+ * does not carry GitLab's CI_DEFAULT_BRANCH yet: both usual names are asked, and only those the
+ * registry has are used.
+ */
+export const DEFAULT_BRANCHES = ['main', 'master'];

@@ -4,7 +4,7 @@ import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { StatusResponse } from './buildkit-trace.js';
+import type { StatusResponse } from './buildkit-status.js';
 import { ConfigError, InfrastructureError } from '../errors.js';
 import { BuildStepFailure } from './build-failure.js';
 import { childEnv } from '../adapters/child-env.js';

@@ -53,6 +53,24 @@ function selectImages(images: Record<string, ImageConfig>, wanted: string[], fil
   return order;
 }
 
+/** The context's .dockerignore (none: nothing ignored). */
+async function readDockerignore({ root, git, mode }: Project, all: TreeEntry[]): Promise<DockerIgnore> {
+  const ignoreEntry = all.find((e) => e.path === '.dockerignore');
+  if (!ignoreEntry) return new DockerIgnore('');
+  const buf =
+    mode === 'commit' ? await readCommitFile(root, git.commit, ignoreEntry.repoPath) : await readFile(join(root, ignoreEntry.repoPath)).catch(() => undefined);
+  return new DockerIgnore(buf?.toString() ?? '');
+}
+
+/** The tags an image gets besides its content tag: the commit (not for a dirty worktree), the branch, the Git tag. */
+function humanTags({ git, mode }: Project): string[] {
+  const tags = new Set<string>();
+  if (!(mode === 'worktree' && git.dirty)) tags.add(git.commit);
+  if (git.branch) tags.add(sanitizeTag(git.branch));
+  if (git.tag) tags.add(sanitizeTag(git.tag));
+  return [...tags];
+}
+
 /**
  * Computes every selected image's content tag from Git's object ids (commit
  * mode) or hashed working-tree files (--dev). Checks that contexts and
@@ -84,16 +102,7 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
         `${where(`images.${name}.dockerfile`)}: Dockerfile "${posix.join(contextLabel, dockerfilePath)}" of image ${name} ${mode === 'commit' ? `is not in commit ${git.commit.slice(0, 8)}` : 'does not exist'}; fix images.${name}.dockerfile${mode === 'commit' ? ' or commit the file' : ''}`,
       );
     }
-    const ignoreEntry = all.find((e) => e.path === '.dockerignore');
-    let ignoreText = '';
-    if (ignoreEntry) {
-      const buf =
-        mode === 'commit'
-          ? await readCommitFile(root, git.commit, ignoreEntry.repoPath)
-          : await readFile(join(root, ignoreEntry.repoPath)).catch(() => undefined);
-      ignoreText = buf?.toString() ?? '';
-    }
-    const dockerignore = new DockerIgnore(ignoreText);
+    const dockerignore = await readDockerignore(project, all);
     // The Engine always receives the Dockerfile and .dockerignore, even when ignored; never skiff's
     // own output (.skiff/: reports, the dotenv report), committed or not.
     const entries = all.filter(
@@ -120,10 +129,6 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
     });
     const tag = contentTag(digests);
     const repository = repositoryOf(name);
-    const humanTags = new Set<string>();
-    if (!(mode === 'worktree' && git.dirty)) humanTags.add(git.commit);
-    if (git.branch) humanTags.add(sanitizeTag(git.branch));
-    if (git.tag) humanTags.add(sanitizeTag(git.tag));
     const labels: Record<string, string> = {
       ...digestsToLabels(digests),
       'org.opencontainers.image.revision': git.commit,
@@ -135,7 +140,7 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
       repository,
       tag,
       ref: `${repository}:${tag}`,
-      humanTags: [...humanTags],
+      humanTags: humanTags(project),
       digests,
       labels,
       entries,

@@ -2,7 +2,7 @@ import { repositoryPath } from '../registry/image-ref.js';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { ConfigError, WorkFailedError } from '../errors.js';
-import { DEFAULT_REPORT_MAX_BYTES, runContainer } from '../adapters/container-run.js';
+import { DEFAULT_REPORT_MAX_BYTES, engineContainerRunner, type ContainerRunner } from '../adapters/container-run.js';
 import { folderInside, refuseSymlinks, writeInside } from '../adapters/repo-files.js';
 import { pathInside } from '../core/paths.js';
 import { mapLimit } from '../core/concurrency.js';
@@ -13,7 +13,8 @@ import type { RunContext } from '../context.js';
 import type { Project } from '../project.js';
 import { RegistryAccess } from '../registry/client.js';
 import { buildPlanned } from '../build/build-images.js';
-import { planImages } from '../build/image-plan.js';
+import { planImages, type ImagePlan } from '../build/image-plan.js';
+import type { TestConfig } from '../config/project-config.js';
 import { Redactor } from '../secrets/redact.js';
 
 /** Where the JUnit report of all tests goes, relative to the project root (GitLab's artifacts:reports:junit). */
@@ -86,108 +87,14 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
   const tests = names.map((n) => config.tests[n]!);
   const maxReportBytes = reportMaxBytes(ctx.env);
   const plans = await planImages(project, [...new Set(tests.map((t) => t.image))]);
-  const docker = await ctx.docker();
-  await docker.ping();
-  // Only the images tests run in are needed here; what they are built from only when building.
-  const testImages = new Set(tests.map((t) => t.image));
-  const notLocal = [];
-  for (const plan of plans) if (testImages.has(plan.name) && !(await docker.inspectImage(plan.ref))) notLocal.push(plan);
-  // As in a CI pipeline whose build job pushed: take the image from the registry when it is there.
-  const missing = [];
-  if (notLocal.length && project.registry) {
-    const registries = new RegistryAccess(ctx.env, ctx.ci);
-    for (const plan of notLocal) {
-      const { client, credentials } = await registries.for(plan.repository);
-      let pushed = false;
-      try {
-        pushed = Boolean(await client.manifest(repositoryPath(plan.repository), plan.tag));
-      } catch (e) {
-        ctx.reporter.warn(`${plan.name}: cannot ask the registry for ${plan.ref} (${(e as Error).message}); building it here`);
-      }
-      if (!pushed) {
-        missing.push(plan);
-        continue;
-      }
-      ctx.reporter.status(plan.name, 'pulling', plan.ref);
-      try {
-        await docker.pull(plan.repository, plan.tag, credentials, (line) => ctx.reporter.debug(`[${plan.name}] ${line}`), ctx.signal);
-        ctx.reporter.status(plan.name, 'pulled', plan.ref);
-      } catch (e) {
-        // A platform the registry does not have, an Engine that will not talk to it: build here instead.
-        if (ctx.signal.aborted) throw e;
-        ctx.reporter.warn(`${plan.name}: cannot pull ${plan.ref} (${(e as Error).message}); building it here`);
-        missing.push(plan);
-      }
-    }
-  } else missing.push(...notLocal);
-  if (missing.length) {
-    ctx.reporter.info(`building ${missing.map((p) => p.name).join(', ')} first: no local image for this commit`);
-    await buildPlanned(ctx, project, plans, { push: false });
-  }
+  const runner = await chooseContainerRunner(ctx);
+  await runner.check();
+  await ensureTestImages(ctx, project, plans, new Set(tests.map((t) => t.image)), runner);
   const refOf = new Map(plans.map((p) => [p.name, p.ref]));
   const reportsRoot = await folderInside(project.root, REPORTS_DIR);
-
-  const runs = await mapLimit(tests, opts.parallel ?? 2, async (test) => {
-    const reference = refOf.get(test.image)!;
-    const dir = pathInside(reportsRoot, test.name, 'test name');
-    await rm(dir, { recursive: true, force: true });
-    if (test.reports.length) await mkdir(dir, { recursive: true });
-    // The test's own secrets (env values under secret-looking keys) stay out of the log and the report.
-    const redactor = Redactor.of(test.env, []);
-    const reporter = redactor.reporter(ctx.reporter);
-    const tail = new OutputTail(OUTPUT_TAIL);
-    const problems: string[] = [];
-    const end = reporter.section(`skiff_test_${test.name}`, `test ${test.name}: ${test.command.join(' ')} in ${test.image}`, {
-      collapsed: true,
-      source: test.name,
-    });
-    let outcome;
-    try {
-      reporter.status(test.name, 'running', `${test.command.join(' ')} in ${test.image}`);
-      outcome = await runContainer(docker, {
-        image: reference,
-        command: test.command,
-        env: test.env,
-        workdir: test.workdir,
-        network: test.network,
-        timeoutMs: test.timeoutMs,
-        labels: { 'io.skiff.project': config.project, 'io.skiff.test': test.name },
-        onOutput: (line) => {
-          reporter.log(test.name, line);
-          tail.push(redactor.text(stripAnsi(line)));
-        },
-        copyOut: test.reports,
-        copyTo: dir,
-        maxReportBytes,
-        signal: ctx.signal,
-      });
-      for (const m of outcome.missing) problems.push(`${test.name}: report ${m} was not found in the container`);
-      for (const entry of outcome.skipped) problems.push(`${test.name}: report entry ${entry}`);
-      problems.push(...(await malformedReports(project.root, test.name, outcome.copied)));
-    } finally {
-      end();
-    }
-    // The verdict after the section's end: never folded away in a CI log.
-    for (const p of problems) reporter.warn(p);
-    const passed = outcome.exitCode === 0 && !outcome.timedOut && !outcome.interrupted;
-    const took = formatDuration(outcome.durationMs);
-    if (outcome.timedOut) reporter.status(test.name, 'timed out', `after ${formatDuration(test.timeoutMs)}`);
-    else if (outcome.interrupted) reporter.status(test.name, 'interrupted', `after ${took}`);
-    else reporter.status(test.name, passed ? 'passed' : 'failed', passed ? took : `exit ${outcome.exitCode} after ${took}`);
-    const result: TestCaseResult = {
-      test: test.name,
-      image: test.image,
-      reference,
-      exitCode: outcome.exitCode,
-      passed,
-      timedOut: outcome.timedOut,
-      interrupted: outcome.interrupted,
-      durationMs: outcome.durationMs,
-      reports: outcome.copied.map((p) => relative(project.root, p)),
-      missingReports: outcome.missing,
-    };
-    return { result, output: tail.lines() };
-  });
+  const runs = await mapLimit(tests, opts.parallel ?? 2, (test) =>
+    runTest(ctx, project, test, refOf.get(test.image)!, { runner, reportsRoot, maxReportBytes }),
+  );
   const results = runs.map((r) => r.result);
   await writeJunit(
     project.root,
@@ -195,6 +102,120 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
     runs.map(({ result, output }) => junitCase(result, output)),
   );
   return { commit: project.git.commit, passed: results.every((r) => r.passed), tests: results, junit: JUNIT_REPORT };
+}
+
+/** Where tests run: chosen here, once (a new runner is one file in adapters/ and one line here). */
+async function chooseContainerRunner(ctx: RunContext): Promise<ContainerRunner> {
+  return engineContainerRunner(await ctx.docker());
+}
+
+/**
+ * The images tests run in, where the runner has them: as in a CI pipeline whose build job pushed,
+ * taken from the registry when it is there, else built here (with what they are built from).
+ */
+async function ensureTestImages(ctx: RunContext, project: Project, plans: ImagePlan[], testImages: Set<string>, runner: ContainerRunner): Promise<void> {
+  const notLocal = [];
+  for (const plan of plans) if (testImages.has(plan.name) && !(await runner.hasImage(plan.ref))) notLocal.push(plan);
+  const missing = [];
+  if (notLocal.length && project.registry) {
+    const registries = new RegistryAccess(ctx.env, ctx.ci);
+    for (const plan of notLocal) if (!(await pullTestImage(ctx, plan, registries, runner))) missing.push(plan);
+  } else missing.push(...notLocal);
+  if (missing.length) {
+    ctx.reporter.info(`building ${missing.map((p) => p.name).join(', ')} first: no local image for this commit`);
+    await buildPlanned(ctx, project, plans, { push: false });
+  }
+}
+
+/** Pulls a test's image when the registry has it; false when it must be built here. */
+async function pullTestImage(ctx: RunContext, plan: ImagePlan, registries: RegistryAccess, runner: ContainerRunner): Promise<boolean> {
+  const { client, credentials } = await registries.for(plan.repository);
+  let pushed = false;
+  try {
+    pushed = Boolean(await client.manifest(repositoryPath(plan.repository), plan.tag));
+  } catch (e) {
+    ctx.reporter.warn(`${plan.name}: cannot ask the registry for ${plan.ref} (${(e as Error).message}); building it here`);
+  }
+  if (!pushed) return false;
+  ctx.reporter.status(plan.name, 'pulling', plan.ref);
+  try {
+    await runner.pull(plan.repository, plan.tag, credentials, (line) => ctx.reporter.debug(`[${plan.name}] ${line}`), ctx.signal);
+    ctx.reporter.status(plan.name, 'pulled', plan.ref);
+    return true;
+  } catch (e) {
+    // A platform the registry does not have, an Engine that will not talk to it: build here instead.
+    if (ctx.signal.aborted) throw e;
+    ctx.reporter.warn(`${plan.name}: cannot pull ${plan.ref} (${(e as Error).message}); building it here`);
+    return false;
+  }
+}
+
+interface TestRunSetup {
+  runner: ContainerRunner;
+  reportsRoot: string;
+  maxReportBytes: number;
+}
+
+/** One test in its own container, in its own log section; the verdict printed after the section ends. */
+async function runTest(ctx: RunContext, project: Project, test: TestConfig, reference: string, setup: TestRunSetup) {
+  const dir = pathInside(setup.reportsRoot, test.name, 'test name');
+  await rm(dir, { recursive: true, force: true });
+  if (test.reports.length) await mkdir(dir, { recursive: true });
+  // The test's own secrets (env values under secret-looking keys) stay out of the log and the report.
+  const redactor = Redactor.of(test.env, []);
+  const reporter = redactor.reporter(ctx.reporter);
+  const tail = new OutputTail(OUTPUT_TAIL);
+  const problems: string[] = [];
+  const end = reporter.section(`skiff_test_${test.name}`, `test ${test.name}: ${test.command.join(' ')} in ${test.image}`, {
+    collapsed: true,
+    source: test.name,
+  });
+  let outcome;
+  try {
+    reporter.status(test.name, 'running', `${test.command.join(' ')} in ${test.image}`);
+    outcome = await setup.runner.run({
+      image: reference,
+      command: test.command,
+      env: test.env,
+      workdir: test.workdir,
+      network: test.network,
+      timeoutMs: test.timeoutMs,
+      labels: { 'io.skiff.project': project.config.project, 'io.skiff.test': test.name },
+      onOutput: (line) => {
+        reporter.log(test.name, line);
+        tail.push(redactor.text(stripAnsi(line)));
+      },
+      copyOut: test.reports,
+      copyTo: dir,
+      maxReportBytes: setup.maxReportBytes,
+      signal: ctx.signal,
+    });
+    for (const m of outcome.missing) problems.push(`${test.name}: report ${m} was not found in the container`);
+    for (const entry of outcome.skipped) problems.push(`${test.name}: report entry ${entry}`);
+    problems.push(...(await malformedReports(project.root, test.name, outcome.copied)));
+  } finally {
+    end();
+  }
+  // The verdict after the section's end: never folded away in a CI log.
+  for (const p of problems) reporter.warn(p);
+  const passed = outcome.exitCode === 0 && !outcome.timedOut && !outcome.interrupted;
+  const took = formatDuration(outcome.durationMs);
+  if (outcome.timedOut) reporter.status(test.name, 'timed out', `after ${formatDuration(test.timeoutMs)}`);
+  else if (outcome.interrupted) reporter.status(test.name, 'interrupted', `after ${took}`);
+  else reporter.status(test.name, passed ? 'passed' : 'failed', passed ? took : `exit ${outcome.exitCode} after ${took}`);
+  const result: TestCaseResult = {
+    test: test.name,
+    image: test.image,
+    reference,
+    exitCode: outcome.exitCode,
+    passed,
+    timedOut: outcome.timedOut,
+    interrupted: outcome.interrupted,
+    durationMs: outcome.durationMs,
+    reports: outcome.copied.map((p) => relative(project.root, p)),
+    missingReports: outcome.missing,
+  };
+  return { result, output: tail.lines() };
 }
 
 function junitCase(r: TestCaseResult, output: string[]): JunitCase {

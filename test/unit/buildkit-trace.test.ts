@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  BuildTrace,
-  cleanBuildError,
-  decodeStatusResponse,
-  decodeTraceAux,
-  locateStep,
-  originalLine,
-  parseErrorLine,
-  parseStepName,
-  type BuildEvent,
-  type StatusResponse,
-} from '../../src/build/buildkit-trace.js';
+import { BuildTrace, cleanBuildError, locateStep, originalLine, parseErrorLine, parseStepName, type BuildEvent } from '../../src/build/buildkit-trace.js';
+import { decodeStatusResponse, decodeTraceAux, type StatusResponse } from '../../src/build/buildkit-status.js';
 import { parseDockerfile, withLabels } from '../../src/build/dockerfile.js';
 
 // A protobuf writer just big enough to build StatusResponse bytes by hand (field numbers of

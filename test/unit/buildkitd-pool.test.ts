@@ -7,7 +7,7 @@ import { BuilderDown, BuildkitdClient, CacheExportRefused, findBuildctl } from '
 import { BuildStepFailure } from '../../src/build/build-failure.js';
 import { builderOrder } from '../../src/build/builder-pool.js';
 import { ConfigError, InfrastructureError } from '../../src/errors.js';
-import { BuildkitdPool } from '../../src/build/build-images.js';
+import { BuildkitdPool } from '../../src/build/builders/buildkitd-pool.js';
 
 // A stand-in for buildctl that answers as buildctl does for each address: port 1 refuses the
 // connection, port 2 fails the TLS handshake, port 3 fails the cache export, anything else works.
