@@ -1,8 +1,7 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-
 /**
- * skiff's encrypted secrets, one value or one file at a time. Pure: Node's
- * crypto only, no I/O.
+ * Owns skiff's ciphertext format: keys and their ids, encrypting and
+ * decrypting one value or one file, and key paths as users type them. Pure:
+ * Node's crypto only, no I/O.
  *
  *   skiff:v2:<key id>:<base64url(nonce | ciphertext | tag)>
  *
@@ -19,6 +18,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
  * its key path only; it is still read, and written again as version 2 when
  * re-encrypted (skiff secret edit, rotate-key).
  */
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 
 /** The version skiff writes. */
 export const CURRENT_PREFIX = 'skiff:v2:';

@@ -2,7 +2,8 @@
 import type { RunContext } from '../context.js';
 import { ConfigError } from '../errors.js';
 import { placeOf, repoRootOrUndefined, type SecretTargetOptions } from './secret-target.js';
-import { ciphertextKind, openSecret, projectKeys } from './secret-values.js';
+import { projectKeys } from './key-lookup.js';
+import { ciphertextKind, openSecret } from './secret-values.js';
 
 export interface DecryptOptions extends SecretTargetOptions {
   /** A ciphertext: skiff's (needs the key path or file it belongs to) or werf's. */

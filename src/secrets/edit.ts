@@ -13,18 +13,9 @@ import type { RunContext } from '../context.js';
 import { ConfigError } from '../errors.js';
 import { isSecretFile } from '../render/render.js';
 import { encryptSecret, isLegacyCiphertext, showKeyPath, type SecretKey } from './crypto.js';
+import { projectKeys, type SecretKeys } from './key-lookup.js';
 import { withPrivateCopy } from './private-copy.js';
-import {
-  ciphertextKind,
-  isSecretValuesFile,
-  openSecret,
-  parseSecretValues,
-  projectKeys,
-  scalarText,
-  SECRET_DIR,
-  secretFilePath,
-  type SecretKeys,
-} from './secret-values.js';
+import { ciphertextKind, isSecretValuesFile, openSecret, parseSecretValues, scalarText, SECRET_DIR, secretFilePath } from './secret-values.js';
 import { editInterrupted, terminalEditor, type FileEditor } from './terminal-editor.js';
 
 export interface EditOptions {

@@ -1,11 +1,11 @@
 /**
  * Owns where the key of a project's secrets is found: SKIFF_SECRET_KEY, then
  * .skiff_secret_key at the repository root (refused when Git tracks it or
- * others may read it), then ~/.skiff/secret_key. werf's values are read with
- * WERF_SECRET_KEY, else with the same key. Everything comes from the caller:
- * the run context's environment (the variables, HOME, git's environment) and
- * the repository root it found from its working directory; nothing is read
- * from `process`.
+ * others may read it), then ~/.skiff/secret_key; werf's values are read with
+ * WERF_SECRET_KEY, else with the same key. A run's keys are looked up on first
+ * use (projectKeys). Everything comes from the caller: the run context's
+ * environment (the variables, HOME, git's environment) and the repository root
+ * it found from its working directory; nothing is read from `process`.
  */
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
@@ -172,4 +172,25 @@ function werfKeyInEnv(env: NodeJS.ProcessEnv, old: boolean): KeyText | undefined
 /** Whether Git would leave .skiff_secret_key out of a commit (false: one `git add -A` away from committing the key). */
 export async function keyFileIgnored(ctx: KeyContext, root: string): Promise<boolean> {
   return (await gitExit(ctx, root, ['check-ignore', '-q', '--', REPO_KEY_FILE])) === 0;
+}
+
+/** The keys a set of secret files is read (or written) with; each asked for with the file that needs it. */
+export interface SecretKeys {
+  skiff(needs: string): Promise<SecretKey>;
+  werf(needs: string): Promise<Buffer>;
+}
+
+/** The project's keys from the run's environment, the repository and the home folder, looked up on first use. */
+export function projectKeys(ctx: KeyContext, root: string | undefined): SecretKeys {
+  let skiff: Promise<SecretKey> | undefined;
+  let werf: Promise<Buffer | undefined> | undefined;
+  return {
+    skiff: (needs) => (skiff ??= requireSecretKey(ctx, root, needs)),
+    async werf(needs) {
+      const key = await (werf ??= findWerfKey(ctx, root));
+      if (!key)
+        throw new MissingSecretKeyError(`${needs} holds values in werf's format and there is no key for them: set ${WERF_KEY_ENV} to the werf project's key`);
+      return key;
+    },
+  };
 }

@@ -1,8 +1,7 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
-import type { KubeObject } from '../kube/objects.js';
-
 /**
- * Secret material of a release and where it shows up outside Secrets. Pure.
+ * Owns what counts as a release's secret material and where it shows up
+ * outside Secrets: the secret-looking keys, the keyed masks, and masking and
+ * restoring secret strings in text and objects. Pure.
  *
  * A secret string is a value under a secret-looking key (password, token,
  * key, secret, credential) of the values or of a Secret in the rendered set.
@@ -10,6 +9,8 @@ import type { KubeObject } from '../kube/objects.js';
  * ConfigMap, a URL with a password), skiff masks it in what it prints and in
  * the release history, and a rollback takes it back from the live cluster.
  */
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import type { KubeObject } from '../kube/objects.js';
 
 /** Any key that might hold secret material: what the stored values mask (broad on purpose). */
 export const SECRET_KEY = /pass(word)?|secret|token|key|credential/i;
@@ -78,6 +79,16 @@ export function maskToken(secret: string | Buffer, digest: MaskDigest): string {
   return `(masked sha256:${digest(secret)})`;
 }
 
+/**
+ * The forms a template is likely to write a secret in, each MIN_SECRET_LENGTH
+ * characters or more: as is, without its final newline (a Secret file's is not
+ * part of what templates write), inside a URL, in JSON, base64-encoded.
+ */
+export function secretForms(value: string): string[] {
+  const forms = new Set([value, value.trimEnd(), encodeURIComponent(value), JSON.stringify(value).slice(1, -1), Buffer.from(value).toString('base64')]);
+  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH);
+}
+
 /** secret string → where it comes from ("values db.password", "Secret/db password"). */
 export type SecretStrings = Map<string, string>;
 
@@ -86,11 +97,7 @@ export function secretStrings(values: unknown, objects: readonly KubeObject[]): 
   const add = (value: unknown, origin: string) => {
     if (typeof value === 'number') value = String(value);
     if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH || MASKED.test(value)) return;
-    // The forms a template is likely to write it in: as is, inside a URL, base64-encoded.
-    const trimmed = value.trimEnd(); // a Secret file's trailing newline is not part of what templates write
-    for (const form of [value, trimmed, encodeURIComponent(value), JSON.stringify(value).slice(1, -1), Buffer.from(value).toString('base64')]) {
-      if (form.length >= MIN_SECRET_LENGTH && !found.has(form)) found.set(form, origin);
-    }
+    for (const form of secretForms(value)) if (!found.has(form)) found.set(form, origin);
   };
   const walk = (v: unknown, path: string, secret: boolean) => {
     if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`, secret));

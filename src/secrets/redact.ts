@@ -1,3 +1,8 @@
+/**
+ * Owns the Redactor: every way skiff keeps secret material out of what it
+ * prints and stores (reporter lines, errors, objects, release records), masked
+ * with the release's salt.
+ */
 import type { Reporter } from '../context.js';
 import {
   mapStrings,

@@ -11,7 +11,7 @@ import type { RunContext } from '../context.js';
 import { ConfigError } from '../errors.js';
 import { isSecretFile } from '../render/render.js';
 import { ciphertextKeyId, encryptSecret, isLegacyCiphertext, showKeyPath, type SecretKey, type SecretPlace } from './crypto.js';
-import { findWerfKey, oldSecretKey, OLD_KEY_ENV, requireSecretKey, WERF_KEY_ENV } from './key-lookup.js';
+import { findWerfKey, oldSecretKey, OLD_KEY_ENV, requireSecretKey, WERF_KEY_ENV, type SecretKeys } from './key-lookup.js';
 import {
   ciphertextKind,
   describeWhere,
@@ -20,7 +20,6 @@ import {
   parseSecretValues,
   scalarText,
   secretFilePath,
-  type SecretKeys,
   type SecretWhere,
 } from './secret-values.js';
 

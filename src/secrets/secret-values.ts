@@ -1,27 +1,18 @@
+/**
+ * Owns the encrypted part of .kube/: secret-values.yaml and
+ * secret-values.<env>.yaml (keys in clear, each scalar encrypted on its own)
+ * and the files under secret/ (each encrypted whole): parsed, decrypted for a
+ * render (loadSecretInputs) and for the secret commands.
+ */
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Scalar } from 'yaml';
-import { findWerfKey, MissingSecretKeyError, requireSecretKey, WERF_KEY_ENV, type KeyContext } from './key-lookup.js';
-import type { RunContext } from '../context.js';
-import {
-  CURRENT_PREFIX,
-  decryptSecret,
-  isLegacyCiphertext,
-  isSkiffCiphertext,
-  SecretFormatError,
-  showKeyPath,
-  type SecretKey,
-  type SecretPlace,
-} from './crypto.js';
-import { MIN_SECRET_LENGTH } from './material.js';
+import { MissingSecretKeyError, projectKeys, type SecretKeys } from './key-lookup.js';
+import type { Reporter, RunContext } from '../context.js';
+import { CURRENT_PREFIX, decryptSecret, isLegacyCiphertext, isSkiffCiphertext, SecretFormatError, showKeyPath, type SecretPlace } from './crypto.js';
+import { MIN_SECRET_LENGTH, secretForms } from './material.js';
 import { decryptWerfSecret, isWerfCiphertext } from './werf-format.js';
 import { ConfigError } from '../errors.js';
 import { isSecretFile, type TemplateFile } from '../render/render.js';
 import type { ValueSource } from '../render/values.js';
-
-/**
- * The encrypted part of .kube/: secret-values.yaml and
- * secret-values.<env>.yaml (keys in clear, each scalar encrypted on its own)
- * and the files under secret/ (each encrypted whole), decrypted for a render.
- */
 
 export const SECRET_DIR = '.kube/secret/';
 export function isSecretValuesFile(path: string): boolean {
@@ -31,30 +22,6 @@ export function isSecretValuesFile(path: string): boolean {
 /** The secret-values files of an environment in merge order, each in its .yaml and .yml spelling. */
 export function secretValuesFileNames(env: string): string[] {
   return ['.kube/secret-values.yaml', '.kube/secret-values.yml', `.kube/secret-values.${env}.yaml`, `.kube/secret-values.${env}.yml`];
-}
-
-// ---------------------------------------------------------------------------
-// Keys, looked up once and only when a file needs them
-
-/** The keys a set of secret files is read (or written) with; each asked for with the file that needs it. */
-export interface SecretKeys {
-  skiff(needs: string): Promise<SecretKey>;
-  werf(needs: string): Promise<Buffer>;
-}
-
-/** The project's keys from the environment, the repository and the home folder, looked up on first use. */
-export function projectKeys(ctx: KeyContext, root: string | undefined): SecretKeys {
-  let skiff: Promise<SecretKey> | undefined;
-  let werf: Promise<Buffer | undefined> | undefined;
-  return {
-    skiff: (needs) => (skiff ??= requireSecretKey(ctx, root, needs)),
-    async werf(needs) {
-      const key = await (werf ??= findWerfKey(ctx, root));
-      if (!key)
-        throw new MissingSecretKeyError(`${needs} holds values in werf's format and there is no key for them: set ${WERF_KEY_ENV} to the werf project's key`);
-      return key;
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------
@@ -177,6 +144,15 @@ function plainValueError(file: string, s: SecretScalar): ConfigError {
   );
 }
 
+/** One decrypted value of a secret-values file. */
+export interface DecryptedValue {
+  path: Array<string | number>;
+  line: number;
+  text: string;
+  /** An old skiff:v1 value, not bound to its file. */
+  legacy: boolean;
+}
+
 /**
  * Decrypts every value of a secret-values file, in place in its document;
  * returns each decrypted value with its key path, and whether it is an old
@@ -184,11 +160,7 @@ function plainValueError(file: string, s: SecretScalar): ConfigError {
  * v2 values is refused: that mix is what a v1 value of another environment's
  * file pasted here looks like.
  */
-export async function decryptSecretValues(
-  file: string,
-  parsed: SecretValuesDoc,
-  keys: SecretKeys,
-): Promise<Array<{ path: Array<string | number>; line: number; text: string; legacy: boolean }>> {
+export async function decryptSecretValues(file: string, parsed: SecretValuesDoc, keys: SecretKeys): Promise<DecryptedValue[]> {
   const legacy = parsed.scalars.filter((s) => typeof s.node.value === 'string' && isLegacyCiphertext(s.node.value));
   const bound = parsed.scalars.some((s) => typeof s.node.value === 'string' && s.node.value.trim().startsWith(CURRENT_PREFIX));
   if (legacy.length > 0 && bound) {
@@ -197,7 +169,7 @@ export async function decryptSecretValues(
       `${file}:${s.line}: ${showKeyPath(s.path)} is an old skiff:v1 value, not bound to its file, in a file that holds skiff:v2 values: a v1 value copied here from another environment's file would decrypt, so it is refused; if it is this file's own, upgrade it with "skiff secret edit ${file}" (or skiff secret rotate-key)`,
     );
   }
-  const out: Array<{ path: Array<string | number>; line: number; text: string; legacy: boolean }> = [];
+  const out: DecryptedValue[] = [];
   for (const s of parsed.scalars) {
     const text = scalarText(s.node);
     if (text === null) continue;
@@ -263,46 +235,53 @@ export async function loadSecretInputs(ctx: RunContext, root: string, files: rea
     if (found.length > 1) throw new ConfigError(`${found.map((f) => f.path).join(' and ')} both exist; keep one of them`);
     for (const f of found) {
       const parsed = parseSecretValues(f.path, f.content);
-      const decrypted = await decryptSecretValues(f.path, parsed, keys);
-      for (const d of decrypted) {
+      for (const d of await decryptSecretValues(f.path, parsed, keys)) {
         remember(d.text, `secret-values ${f.path} ${showKeyPath(d.path)}`);
-        if (d.legacy) {
-          ctx.reporter.warn(
-            `${f.path}:${d.line}: ${showKeyPath(d.path)} is an old skiff:v1 value, not bound to its file; run skiff secret edit ${f.path} or skiff secret rotate-key to upgrade it`,
-          );
-        }
-        if (d.text.length > 0 && d.text.length < MIN_SECRET_LENGTH) {
-          ctx.reporter.warn(
-            `${f.path}:${d.line}: ${showKeyPath(d.path)} is shorter than ${MIN_SECRET_LENGTH} characters: skiff masks it in Secrets and in the stored values, but does not look for it in other text`,
-          );
-        }
+        warnOfValue(ctx.reporter, f.path, d);
       }
       result.sources.push({ origin: f.path, values: parsed.doc.toJS() as unknown });
     }
   }
   for (const f of encrypted.filter((x) => x.path.startsWith(SECRET_DIR))) {
-    let text: string;
-    try {
-      text = await decryptSecretFile(f.path, f.content, keys);
-    } catch (e) {
-      if (!(e instanceof MissingSecretKeyError)) throw e;
-      // No key: a failure only if a template reads the file (an environment without secrets, a review app).
-      Object.defineProperty(result.files, secretFilePath(f.path), {
-        enumerable: true,
-        get: () => {
-          throw new MissingSecretKeyError(e.message);
-        },
-      });
-      continue;
-    }
-    result.files[secretFilePath(f.path)] = text;
-    remember(text, `secret file ${f.path}`);
+    const text = await decryptSecretFileOrDefer(f, keys, result.files);
+    if (text !== undefined) remember(text, `secret file ${f.path}`);
   }
   return result;
 }
 
-/** The forms a secret is likely written in (as is, without its final newline, in a URL, in JSON, base64), each 6 characters or more. */
-function secretForms(value: string): string[] {
-  const forms = new Set([value, value.trimEnd(), encodeURIComponent(value), JSON.stringify(value).slice(1, -1), Buffer.from(value).toString('base64')]);
-  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH);
+/** What a render says of a decrypted value: an old skiff:v1 one to upgrade, one too short to look for in other text. */
+function warnOfValue(reporter: Reporter, file: string, d: DecryptedValue): void {
+  if (d.legacy) {
+    reporter.warn(
+      `${file}:${d.line}: ${showKeyPath(d.path)} is an old skiff:v1 value, not bound to its file; run skiff secret edit ${file} or skiff secret rotate-key to upgrade it`,
+    );
+  }
+  if (d.text.length > 0 && d.text.length < MIN_SECRET_LENGTH) {
+    reporter.warn(
+      `${file}:${d.line}: ${showKeyPath(d.path)} is shorter than ${MIN_SECRET_LENGTH} characters: skiff masks it in Secrets and in the stored values, but does not look for it in other text`,
+    );
+  }
+}
+
+/**
+ * A secret file's text, put in `files` by its path under .kube/secret/. With
+ * no key, undefined, and the file is an error only if a template reads it (an
+ * environment without secrets, a review app).
+ */
+async function decryptSecretFileOrDefer(f: TemplateFile, keys: SecretKeys, files: Record<string, string>): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await decryptSecretFile(f.path, f.content, keys);
+  } catch (e) {
+    if (!(e instanceof MissingSecretKeyError)) throw e;
+    Object.defineProperty(files, secretFilePath(f.path), {
+      enumerable: true,
+      get: () => {
+        throw new MissingSecretKeyError(e.message);
+      },
+    });
+    return undefined;
+  }
+  files[secretFilePath(f.path)] = text;
+  return text;
 }

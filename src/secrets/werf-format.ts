@@ -1,9 +1,6 @@
-import { createDecipheriv, type CipherGCMTypes } from 'node:crypto';
-import { SecretFormatError } from './crypto.js';
-
 /**
- * Reading werf's (and dapp's, which werf inherited) encrypted values, so a
- * project can move to skiff. Pure. Read from werf/common-go pkg/secret.
+ * Owns reading werf's (and dapp's, which werf inherited) encrypted values, so
+ * a project can move to skiff. Pure. Read from werf/common-go pkg/secret.
  *
  * The key is the hex text of 16, 24 or 32 bytes (AES-128/192/256). A value is
  * the hex text of a 2-byte little-endian version and then:
@@ -20,6 +17,8 @@ import { SecretFormatError } from './crypto.js';
  * A secret-values file of werf holds strings only: werf encrypts every scalar
  * as its text, and decrypts it to a string.
  */
+import { createDecipheriv, type CipherGCMTypes } from 'node:crypto';
+import { SecretFormatError } from './crypto.js';
 
 const LEGACY_CBC = 16;
 const AES_GCM = 2;

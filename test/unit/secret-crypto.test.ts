@@ -9,24 +9,14 @@ import {
   keyId,
   parseKeyPath,
   parseSecretKey,
-  SecretFormatError,
   showKeyPath,
   type SecretKey,
 } from '../../src/secrets/crypto.js';
+import { formatProblem } from '../helpers/secret-format.js';
 
 const key = parseSecretKey('1f'.repeat(32), 'test');
 const other = parseSecretKey('2e'.repeat(32), 'test');
 const here = { value: ['db', 'password'], valuesFile: '.kube/secret-values.staging.yaml' };
-
-function problem(fn: () => unknown): { problem: string; message: string } {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SecretFormatError) return { problem: e.problem, message: e.message };
-    throw e;
-  }
-  throw new Error('no error');
-}
 
 /** Flips one bit of the payload's byte at `at` (negative: from the end). */
 function flip(token: string, at: number): string {
@@ -81,27 +71,27 @@ describe('skiff secret format', () => {
   it('refuses any edited byte: nonce, ciphertext, tag, and the key id', () => {
     const token = encryptSecret('do-not-touch', key, here);
     const length = Buffer.from(token.split(':')[3]!, 'base64url').length;
-    for (let at = 0; at < length; at++) expect(problem(() => decryptSecret(flip(token, at), key, here)).problem, `byte ${at}`).toBe('authentication');
-    expect(problem(() => decryptSecret(token.replace(key.id, other.id), other, here)).problem).toBe('authentication');
+    for (let at = 0; at < length; at++) expect(formatProblem(() => decryptSecret(flip(token, at), key, here)).problem, `byte ${at}`).toBe('authentication');
+    expect(formatProblem(() => decryptSecret(token.replace(key.id, other.id), other, here)).problem).toBe('authentication');
   });
 
   it('a ciphertext moved to another key path or file fails authentication', () => {
     const token = encryptSecret('admin-password', key, here);
-    expect(problem(() => decryptSecret(token, key, { ...here, value: ['greeting'] })).message).toMatch(
+    expect(formatProblem(() => decryptSecret(token, key, { ...here, value: ['greeting'] })).message).toMatch(
       /fails authentication: .*copied here from another key path/,
     );
-    expect(problem(() => decryptSecret(token, key, { ...here, value: ['db', 'password', 0] })).problem).toBe('authentication');
-    expect(problem(() => decryptSecret(encryptSecret('x', key, { file: 'a.pem' }), key, { file: 'b.pem' })).problem).toBe('authentication');
+    expect(formatProblem(() => decryptSecret(token, key, { ...here, value: ['db', 'password', 0] })).problem).toBe('authentication');
+    expect(formatProblem(() => decryptSecret(encryptSecret('x', key, { file: 'a.pem' }), key, { file: 'b.pem' })).problem).toBe('authentication');
   });
 
   it("a value moved to another environment's secret-values file at the same key path fails authentication", () => {
     const staging = encryptSecret('staging-db-password', key, here);
     const production = { ...here, valuesFile: '.kube/secret-values.production.yaml' };
-    expect(problem(() => decryptSecret(staging, key, production))).toEqual({
+    expect(formatProblem(() => decryptSecret(staging, key, production))).toEqual({
       problem: 'authentication',
       message: expect.stringMatching(/^it fails authentication: .*another secret-values file/),
     });
-    expect(problem(() => decryptSecret(staging, key, { ...here, valuesFile: '.kube/secret-values.yaml' })).problem).toBe('authentication');
+    expect(formatProblem(() => decryptSecret(staging, key, { ...here, valuesFile: '.kube/secret-values.yaml' })).problem).toBe('authentication');
     // The .yml spelling is the same file to skiff.
     expect(decryptSecret(staging, key, { ...here, valuesFile: '.kube/secret-values.staging.yml' }).toString()).toBe('staging-db-password');
   });
@@ -117,13 +107,13 @@ describe('skiff secret format', () => {
     expect(ciphertextKeyId(v1)).toBe(key.id);
     expect(decryptSecret(v1, key, here).toString()).toBe('old-format-value');
     expect(decryptSecret(v1, key, { ...here, valuesFile: '.kube/secret-values.production.yaml' }).toString()).toBe('old-format-value');
-    expect(problem(() => decryptSecret(v1, key, { ...here, value: ['db', 'user'] })).problem).toBe('authentication');
+    expect(formatProblem(() => decryptSecret(v1, key, { ...here, value: ['db', 'user'] })).problem).toBe('authentication');
     expect(isLegacyCiphertext(encryptSecret('x', key, here))).toBe(false);
   });
 
   it('a value of another key is named as such, with both key ids', () => {
     const token = encryptSecret('for-another-key', other, here);
-    expect(problem(() => decryptSecret(token, key, here))).toEqual({
+    expect(formatProblem(() => decryptSecret(token, key, here))).toEqual({
       problem: 'other-key',
       message: `it was encrypted with another key (key id ${other.id}; this key's id is ${key.id})`,
     });
@@ -131,22 +121,22 @@ describe('skiff secret format', () => {
 
   it('truncated, non-base64 and foreign values are one-line errors', () => {
     const token = encryptSecret('some-secret', key, here);
-    expect(problem(() => decryptSecret(token.slice(0, 30), key, here))).toMatchObject({ problem: 'truncated' });
-    expect(problem(() => decryptSecret(token.slice(0, -1), key, here)).problem).toMatch(/truncated|authentication/);
-    expect(problem(() => decryptSecret(`skiff:v1:${key.id}:not base64!`, key, here))).toMatchObject({ problem: 'malformed' });
-    expect(problem(() => decryptSecret('plain text', key, here)).message).toBe('not a skiff ciphertext (it should start with "skiff:v2:")');
-    expect(problem(() => decryptSecret('skiff:v2:abc', key, here)).problem).toBe('malformed');
-    expect(problem(() => decryptSecret(`skiff:v9:${key.id}:AAAA`, key, here)).problem).toBe('malformed');
+    expect(formatProblem(() => decryptSecret(token.slice(0, 30), key, here))).toMatchObject({ problem: 'truncated' });
+    expect(formatProblem(() => decryptSecret(token.slice(0, -1), key, here)).problem).toMatch(/truncated|authentication/);
+    expect(formatProblem(() => decryptSecret(`skiff:v1:${key.id}:not base64!`, key, here))).toMatchObject({ problem: 'malformed' });
+    expect(formatProblem(() => decryptSecret('plain text', key, here)).message).toBe('not a skiff ciphertext (it should start with "skiff:v2:")');
+    expect(formatProblem(() => decryptSecret('skiff:v2:abc', key, here)).problem).toBe('malformed');
+    expect(formatProblem(() => decryptSecret(`skiff:v9:${key.id}:AAAA`, key, here)).problem).toBe('malformed');
   });
 
   it('keys: 64 hex characters; other lengths and non-hex text are refused with the fix', () => {
     expect(generateSecretKey()).toMatch(/^[0-9a-f]{64}$/);
     expect(generateSecretKey()).not.toBe(generateSecretKey());
     expect(parseSecretKey(`  ${'ab'.repeat(32)}\n`, 'f').bytes.length).toBe(32);
-    expect(problem(() => parseSecretKey('ab'.repeat(16), 'SKIFF_SECRET_KEY')).message).toBe(
+    expect(formatProblem(() => parseSecretKey('ab'.repeat(16), 'SKIFF_SECRET_KEY')).message).toBe(
       'SKIFF_SECRET_KEY has 32 hex characters; a skiff key is 64 (256 bits) (a werf key? werf keys go in WERF_SECRET_KEY); generate one with "skiff secret generate-key"',
     );
-    expect(problem(() => parseSecretKey('zz'.repeat(32), '.skiff_secret_key')).message).toMatch(/^\.skiff_secret_key is not a hex key/);
+    expect(formatProblem(() => parseSecretKey('zz'.repeat(32), '.skiff_secret_key')).message).toMatch(/^\.skiff_secret_key is not a hex key/);
     const k: SecretKey = parseSecretKey('AB'.repeat(32), 'upper');
     expect(k.id).toBe(parseSecretKey('ab'.repeat(32), 'lower').id);
   });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { findSecretKey, findWerfKey, keyFileIgnored, oldSecretKey, requireSecretKey } from '../../src/secrets/key-lookup.js';
 import { keyId } from '../../src/secrets/crypto.js';
-import { ConfigError } from '../../src/errors.js';
+import { configFailure } from '../helpers/failure.js';
 import { git } from '../helpers/skiff.js';
 
 const KEY_A = 'a1'.repeat(32);
@@ -20,16 +20,6 @@ async function tempDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   made.push(dir);
   return dir;
-}
-
-async function message(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('no error');
 }
 
 beforeEach(async () => {
@@ -65,7 +55,7 @@ describe('where the secret key is found', () => {
 
   it('no key anywhere: exit 2 naming the file that needs it and every place looked in', async () => {
     const e = requireSecretKey(inRun(), root, '.kube/secret-values.yaml');
-    expect(await message(e)).toBe(
+    expect(await configFailure(e)).toBe(
       '.kube/secret-values.yaml needs the secret key, and there is none: set SKIFF_SECRET_KEY, or write the key to .skiff_secret_key at the repository root (mode 600, not committed) or to ~/.skiff/secret_key',
     );
   });
@@ -73,7 +63,7 @@ describe('where the secret key is found', () => {
   it('refuses a key file Git tracks', async () => {
     await writeKey(join(root, '.skiff_secret_key'), KEY_B);
     await git(root, 'add', '.skiff_secret_key');
-    expect(await message(findSecretKey(inRun(), root))).toBe(
+    expect(await configFailure(findSecretKey(inRun(), root))).toBe(
       '.skiff_secret_key is tracked by Git, so everyone with the repository has the key; untrack it (git rm --cached .skiff_secret_key), add it to .gitignore, and rotate the key (skiff secret rotate-key)',
     );
     // The variable wins without looking at the file.
@@ -82,20 +72,20 @@ describe('where the secret key is found', () => {
 
   it('refuses key files that other users may read', async () => {
     await writeKey(join(root, '.skiff_secret_key'), KEY_B, 0o644);
-    expect(await message(findSecretKey(inRun(), root))).toBe(
+    expect(await configFailure(findSecretKey(inRun(), root))).toBe(
       '.skiff_secret_key may be read by other users (mode 644); make it private: chmod 600 .skiff_secret_key',
     );
     await rm(join(root, '.skiff_secret_key'));
     await writeKey(join(home, '.skiff', 'secret_key'), KEY_C, 0o640);
-    expect(await message(findSecretKey(inRun(), root))).toMatch(/^~\/\.skiff\/secret_key may be read by other users \(mode 640\)/);
+    expect(await configFailure(findSecretKey(inRun(), root))).toMatch(/^~\/\.skiff\/secret_key may be read by other users \(mode 640\)/);
   });
 
   it('a key of the wrong length or an empty key file is a one-line error naming where it came from', async () => {
-    expect(await message(findSecretKey(inRun({ SKIFF_SECRET_KEY: 'abcd' }), root))).toBe(
+    expect(await configFailure(findSecretKey(inRun({ SKIFF_SECRET_KEY: 'abcd' }), root))).toBe(
       'SKIFF_SECRET_KEY has 4 hex characters; a skiff key is 64 (256 bits); generate one with "skiff secret generate-key"',
     );
     await writeKey(join(root, '.skiff_secret_key'), '\n');
-    expect(await message(findSecretKey(inRun(), root))).toMatch(/^\.skiff_secret_key is empty; write the key into it/);
+    expect(await configFailure(findSecretKey(inRun(), root))).toMatch(/^\.skiff_secret_key is empty; write the key into it/);
   });
 
   it('tells whether .gitignore keeps the key file out of commits', async () => {
@@ -132,6 +122,6 @@ describe('where the secret key is found', () => {
     expect((await findWerfKey(inRun({ SKIFF_SECRET_KEY: KEY_A }), root))?.toString('hex')).toBe(KEY_A);
     expect(await findWerfKey(inRun({ SKIFF_SECRET_KEY: KEY_A }), root, true)).toBeUndefined();
     expect((await findWerfKey(inRun({ SKIFF_OLD_SECRET_KEY: werf }), root, true))?.toString('hex')).toBe(werf);
-    expect(await message(findWerfKey(inRun({ WERF_SECRET_KEY: 'abc' }), root))).toMatch(/^WERF_SECRET_KEY is not a werf key/);
+    expect(await configFailure(findWerfKey(inRun({ WERF_SECRET_KEY: 'abc' }), root))).toMatch(/^WERF_SECRET_KEY is not a werf key/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SecretFormatError } from '../../src/secrets/crypto.js';
 import { decryptWerfSecret, isWerfCiphertext, parseWerfKey } from '../../src/secrets/werf-format.js';
+import { formatProblem } from '../helpers/secret-format.js';
 
 // Test vectors made independently of skiff, from the format's description
 // (werf/common-go pkg/secret): hex of a little-endian uint16 version, then the IV
@@ -25,16 +25,6 @@ const GCM_128_BOUND = '0200a0a1a2a3a4a5a6a7a8a9aaab657ee49aea0b56e03d8f3ed0a56ab
 const key128 = parseWerfKey(KEY_128, 'WERF_SECRET_KEY');
 const key256 = parseWerfKey(KEY_256, 'WERF_SECRET_KEY');
 
-function problem(fn: () => unknown): { problem: string; message: string } {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SecretFormatError) return { problem: e.problem, message: e.message };
-    throw e;
-  }
-  throw new Error('no error');
-}
-
 describe("werf's secret format", () => {
   it('reads version 16 (AES-CBC) values with 128- and 256-bit keys', () => {
     expect(decryptWerfSecret(CBC_128, key128)).toBe('postgres-pass-from-werf');
@@ -54,8 +44,8 @@ describe("werf's secret format", () => {
 
   it('a wrong key: caught by the padding or the UTF-8 check in CBC, by authentication in GCM', () => {
     const wrong = parseWerfKey('ff'.repeat(16), 'WERF_SECRET_KEY');
-    expect(problem(() => decryptWerfSecret(CBC_128, wrong)).problem).toBe('authentication');
-    expect(problem(() => decryptWerfSecret(GCM_128, wrong))).toEqual({
+    expect(formatProblem(() => decryptWerfSecret(CBC_128, wrong)).problem).toBe('authentication');
+    expect(formatProblem(() => decryptWerfSecret(GCM_128, wrong))).toEqual({
       problem: 'authentication',
       message: 'it fails authentication: a wrong werf key, or an edited value',
     });
@@ -63,27 +53,29 @@ describe("werf's secret format", () => {
 
   it('an edited GCM value fails authentication; an edited CBC value is caught where its padding breaks', () => {
     const flipped = (hex: string, at: number) => hex.slice(0, at) + (hex[at] === '0' ? '1' : '0') + hex.slice(at + 1);
-    for (let at = 4; at < GCM_128.length; at += 7) expect(problem(() => decryptWerfSecret(flipped(GCM_128, at), key128)).problem).toBe('authentication');
+    for (let at = 4; at < GCM_128.length; at += 7) expect(formatProblem(() => decryptWerfSecret(flipped(GCM_128, at), key128)).problem).toBe('authentication');
     // CBC: an edit of the last block scrambles the padding.
-    expect(problem(() => decryptWerfSecret(flipped(CBC_128, CBC_128.length - 20), key128)).problem).toBe('authentication');
+    expect(formatProblem(() => decryptWerfSecret(flipped(CBC_128, CBC_128.length - 20), key128)).problem).toBe('authentication');
   });
 
   it('truncated, non-hex and unknown versions are one-line errors', () => {
-    expect(problem(() => decryptWerfSecret(CBC_128.slice(0, -1), key128)).message).toBe('the werf ciphertext is truncated (an odd number of hex characters)');
-    expect(problem(() => decryptWerfSecret(CBC_128.slice(0, -2), key128)).message).toMatch(/^the werf ciphertext is truncated \(49 bytes/);
-    expect(problem(() => decryptWerfSecret(GCM_128.slice(0, 40), key128)).problem).toBe('truncated');
-    expect(problem(() => decryptWerfSecret(`${CBC_128.slice(0, 10)}zz${CBC_128.slice(12)}`, key128)).problem).toBe('malformed');
-    expect(problem(() => decryptWerfSecret(`0300${CBC_128.slice(4)}`, key128)).message).toMatch(/^werf format version 3 is not one skiff reads/);
+    expect(formatProblem(() => decryptWerfSecret(CBC_128.slice(0, -1), key128)).message).toBe(
+      'the werf ciphertext is truncated (an odd number of hex characters)',
+    );
+    expect(formatProblem(() => decryptWerfSecret(CBC_128.slice(0, -2), key128)).message).toMatch(/^the werf ciphertext is truncated \(49 bytes/);
+    expect(formatProblem(() => decryptWerfSecret(GCM_128.slice(0, 40), key128)).problem).toBe('truncated');
+    expect(formatProblem(() => decryptWerfSecret(`${CBC_128.slice(0, 10)}zz${CBC_128.slice(12)}`, key128)).problem).toBe('malformed');
+    expect(formatProblem(() => decryptWerfSecret(`0300${CBC_128.slice(4)}`, key128)).message).toMatch(/^werf format version 3 is not one skiff reads/);
   });
 
   it('says so when a value is in a werf variant it cannot unpack, rather than returning framed bytes', () => {
-    expect(problem(() => decryptWerfSecret(GCM_128_BOUND, key128)).message).toMatch(/variant of werf's "0200" format skiff does not read/);
+    expect(formatProblem(() => decryptWerfSecret(GCM_128_BOUND, key128)).message).toMatch(/variant of werf's "0200" format skiff does not read/);
   });
 
   it('keys: hex of 16, 24 or 32 bytes', () => {
     expect(parseWerfKey(` ${KEY_128}\n`, 'f').length).toBe(16);
     expect(parseWerfKey('ab'.repeat(24), 'f').length).toBe(24);
-    expect(problem(() => parseWerfKey('ab'.repeat(20), 'WERF_SECRET_KEY')).message).toBe(
+    expect(formatProblem(() => parseWerfKey('ab'.repeat(20), 'WERF_SECRET_KEY')).message).toBe(
       'WERF_SECRET_KEY is not a werf key (hex of 16, 24 or 32 bytes: 32, 48 or 64 hex characters; it has 40 characters)',
     );
   });
