@@ -61,7 +61,7 @@ try {
   if (ids.size !== 1) console.log(`warning: docker build gave ${ids.size} different image ids; its cache was not hit every time`);
   console.log(`skiff build --push (no-op): ${list(s)}  median ${list([median(s)])}`);
   console.log(`docker build -q (cached):   ${list(d)}  median ${list([median(d)])}`);
-  console.log(summary('P1 no-op build', median(s), 'docker build', median(d), 0.2));
+  console.log(summary('P1 no-op build', median(s), 'docker build', median(d), 0.1));
 } finally {
   removeImages([dockerTag, ...localTags(registry)]);
   rmSync(dir, { recursive: true, force: true });
