@@ -1,7 +1,9 @@
-// Shared helpers for the benchmarks: timing child processes, medians, the
-// summary line, and which Docker builder the `docker build` CLI can use here.
+// Shared helpers for the benchmarks and the reliability trials: running and
+// timing child processes, medians, the summary line, which Docker builder the
+// `docker build` CLI can use here, the test bed's cluster and registries, and
+// committed projects to run skiff on.
 import { spawn as spawnAsync, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +12,14 @@ import { performance } from 'node:perf_hooks';
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** SKIFF_BIN runs the benchmarks against another build of skiff, e.g. an experiment's. */
 export const skiffBin = process.env.SKIFF_BIN ?? join(repoRoot, 'bin', 'skiff');
+
+/** The test bed: the cluster of scripts/cluster, its version-matched kubectl, the login of the registry on :5001. */
+export const kubeconfig = process.env.SKIFF_KUBECONFIG ?? join(repoRoot, '.skiff', 'kubeconfig');
+export const kubectlBin = process.env.SKIFF_KUBECTL ?? join(repoRoot, '.skiff', 'bin', 'kubectl');
+export const registryUser = process.env.SKIFF_TEST_REGISTRY_USER ?? 'skiff';
+export const registryPassword = process.env.SKIFF_TEST_REGISTRY_PASSWORD ?? 'skiff-test-secret';
+/** The Authorization header of a `user:password` login. */
+export const basicAuth = (login) => ({ authorization: `Basic ${Buffer.from(login).toString('base64')}` });
 
 /** A fresh environment for skiff runs: no CI detection, no colour, no TTY views. */
 export const skiffEnv = { ...process.env, CI: '', GITLAB_CI: '', NO_COLOR: '1' };
@@ -29,6 +39,12 @@ export function timed(cmd, args, opts = {}) {
   const t0 = performance.now();
   const { stdout, stderr } = spawn(cmd, args, opts);
   return { ms: performance.now() - t0, stdout, stderr };
+}
+
+/** Runs a command to completion and never throws: its exit code (-1 when it did not exit on its own) and output. */
+export function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 300_000, ...opts });
+  return { code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? '' };
 }
 
 /** Like run, but asynchronous, for running several commands at once. */
@@ -58,6 +74,48 @@ export function git(dir, ...args) {
 
 export function tempDir(prefix) {
   return mkdtempSync(join(tmpdir(), `skiff-bench-${prefix}-`));
+}
+
+/** Writes `files` (path → text) into dir and commits them as the first commit of branch main; returns dir. */
+export function commitRepo(dir, files, message) {
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  git(dir, 'init', '-q', '-b', 'main');
+  git(dir, 'add', '-A');
+  git(dir, 'commit', '-q', '-m', message);
+  return dir;
+}
+
+/** An image that serves an index page on :8080, for readiness probes to find. */
+export const HTTPD_DOCKERFILE = 'FROM skiff-base/busybox:1\nRUN mkdir /www && echo ok > /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n';
+
+/**
+ * A Deployment template (EJS, as .kube/ holds it) whose pods carry the label
+ * app=<name> and run one container of the project's image `image`: `lines` are
+ * further keys of that container, `podAnnotations` a YAML flow mapping.
+ */
+export function deploymentTemplate(name, { replicas = 1, image = 'app', container = 'app', podAnnotations, lines = [] } = {}) {
+  return [
+    'apiVersion: apps/v1',
+    'kind: Deployment',
+    `metadata: { name: ${name} }`,
+    'spec:',
+    `  replicas: ${replicas}`,
+    `  selector: { matchLabels: { app: ${name} } }`,
+    '  template:',
+    '    metadata:',
+    `      labels: { app: ${name} }`,
+    ...(podAnnotations ? [`      annotations: ${podAnnotations}`] : []),
+    '    spec:',
+    '      terminationGracePeriodSeconds: 0',
+    '      containers:',
+    `        - name: ${container}`,
+    `          image: <%= images.${image} %>`,
+    ...lines.map((l) => `          ${l}`),
+    '',
+  ].join('\n');
 }
 
 export const nonce = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;

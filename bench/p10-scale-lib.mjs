@@ -11,17 +11,17 @@
 // no kubelet, no probes and no network; the controllers, the scheduler and
 // the API server are the real ones, on the same 2 cores as skiff.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, openSync, readSync, closeSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { git, nonce, repoRoot, run, skiffBin, skiffEnv, tempDir } from './lib.mjs';
+import { commitRepo, deploymentTemplate, kubeconfig, kubectlBin, nonce, repoRoot, run, skiffEnv, tempDir } from './lib.mjs';
 
 export const state = process.env.SKIFF_STATE ?? '/var/lib/skiff-dev';
 export const simDir = join(state, 'cluster-sim');
-export const kubeconfig = join(repoRoot, '.skiff', 'kubeconfig');
+export { kubeconfig };
 export const simKubeconfig = join(repoRoot, '.skiff', 'kubeconfig-sim');
-export const kubectl = join(repoRoot, '.skiff', 'bin', 'kubectl');
+export const kubectl = kubectlBin;
 export const auditLog = join(simDir, 'audit.log');
 export const SIM_CONTEXT = 'skiff-sim';
 
@@ -34,35 +34,16 @@ export const k = (...args) => run(kubectl, ['--kubeconfig', simKubeconfig, ...ar
 
 /** A project of `deployments` Deployments × `replicas` pods for the sim cluster, committed. */
 export function scaleProject(deployments, replicas) {
-  const dir = tempDir('scale');
-  writeFileSync(join(dir, 'skiff.yaml'), `project: scale\nimages:\n  app: {}\nenvironments:\n  sim:\n    kubeContext: ${SIM_CONTEXT}\n`);
-  writeFileSync(join(dir, 'Dockerfile'), 'FROM skiff-base/busybox:1\nCMD ["sleep", "3600"]\n');
-  mkdirSync(join(dir, '.kube'));
-  writeFileSync(
-    join(dir, '.kube', 'web.yaml.ejs'),
-    `<% for (let i = 0; i < ${deployments}; i++) { %>
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web-<%= i %> }
-spec:
-  replicas: ${replicas}
-  selector: { matchLabels: { app: web-<%= i %> } }
-  template:
-    metadata: { labels: { app: web-<%= i %> } }
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers:
-        - name: app
-          image: <%= images.app %>
-          resources: { requests: { cpu: 10m, memory: 16Mi } }
-<% } %>
-`,
+  const template = deploymentTemplate('web-<%= i %>', { replicas, lines: ['resources: { requests: { cpu: 10m, memory: 16Mi } }'] });
+  return commitRepo(
+    tempDir('scale'),
+    {
+      'skiff.yaml': `project: scale\nimages:\n  app: {}\nenvironments:\n  sim:\n    kubeContext: ${SIM_CONTEXT}\n`,
+      Dockerfile: 'FROM skiff-base/busybox:1\nCMD ["sleep", "3600"]\n',
+      '.kube/web.yaml.ejs': `<% for (let i = 0; i < ${deployments}; i++) { %>\n---\n${template}<% } %>\n`,
+    },
+    'scale',
   );
-  git(dir, 'init', '-q', '-b', 'main');
-  git(dir, 'add', '-A');
-  git(dir, 'commit', '-q', '-m', 'scale');
-  return dir;
 }
 
 export const benchEnv = () => ({ ...skiffEnv, KUBECONFIG: kubeconfig, SKIFF_REGISTRY: `127.0.0.1:5000/bench-${nonce()}` });

@@ -10,15 +10,30 @@
 //      to skiff's failure report;
 //   P7 `skiff render` of 1,000 template files (target: under 1 s).
 // Each side gets fresh namespaces; everything is deleted afterwards.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn as spawnAsync } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { git, list, median, nonce, repoRoot, run, secs, skiffBin, skiffEnv, startLatencyProxy, summary, tempDir, timed } from './lib.mjs';
+import {
+  HTTPD_DOCKERFILE,
+  commitRepo,
+  deploymentTemplate,
+  kubeconfig,
+  kubectlBin as kubectl,
+  list,
+  median,
+  nonce,
+  run,
+  secs,
+  skiffBin,
+  skiffEnv,
+  startLatencyProxy,
+  summary,
+  tempDir,
+  timed,
+} from './lib.mjs';
 
 const N = Number(process.env.BENCH_RUNS ?? 3);
-const kubeconfig = join(repoRoot, '.skiff', 'kubeconfig');
-const kubectl = join(repoRoot, '.skiff', 'bin', 'kubectl');
 const env = { ...skiffEnv, KUBECONFIG: kubeconfig, SKIFF_REGISTRY: `127.0.0.1:5000/bench-${nonce()}` };
 const k = (...args) => run(kubectl, ['--kubeconfig', kubeconfig, ...args], { env });
 const namespaces = [];
@@ -29,16 +44,8 @@ const fresh = (prefix) => {
 };
 
 function project(dir, templates) {
-  writeFileSync(join(dir, 'skiff.yaml'), 'project: bench\nimages:\n  web: {}\nenvironments:\n  bench: {}\n');
-  writeFileSync(
-    join(dir, 'Dockerfile'),
-    'FROM skiff-base/busybox:1\nRUN mkdir /www && echo ok > /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n',
-  );
-  mkdirSync(join(dir, '.kube'), { recursive: true });
-  for (const [name, text] of Object.entries(templates)) writeFileSync(join(dir, '.kube', name), text);
-  git(dir, 'init', '-q', '-b', 'main');
-  git(dir, 'add', '-A');
-  git(dir, 'commit', '-q', '-m', 'bench');
+  const kube = Object.fromEntries(Object.entries(templates).map(([name, text]) => [`.kube/${name}`, text]));
+  commitRepo(dir, { 'skiff.yaml': 'project: bench\nimages:\n  web: {}\nenvironments:\n  bench: {}\n', Dockerfile: HTTPD_DOCKERFILE, ...kube }, 'bench');
 }
 
 function hundredObjects({ crash = false } = {}) {
@@ -48,21 +55,11 @@ function hundredObjects({ crash = false } = {}) {
     t[`svc-${i}.yaml`] =
       `apiVersion: v1\nkind: Service\nmetadata: { name: svc-${i} }\nspec:\n  selector: { app: web-${i % 20} }\n  ports: [{ port: 80, targetPort: 8080 }]\n`;
   for (let i = 0; i < 20; i++) {
-    t[`web-${i}.yaml.ejs`] = `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web-${i} }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: web-${i} } }
-  template:
-    metadata: { labels: { app: web-${i} } }
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers:
-        - name: web
-          image: <%= images.web %>
-${crash ? '          command: ["sh", "-c", "echo boom; exit 1"]\n' : ''}          readinessProbe: { httpGet: { path: /, port: 8080 }, periodSeconds: 1 }
-`;
+    t[`web-${i}.yaml.ejs`] = deploymentTemplate(`web-${i}`, {
+      image: 'web',
+      container: 'web',
+      lines: [...(crash ? ['command: ["sh", "-c", "echo boom; exit 1"]'] : []), 'readinessProbe: { httpGet: { path: /, port: 8080 }, periodSeconds: 1 }'],
+    });
   }
   return t;
 }

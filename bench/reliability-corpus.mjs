@@ -4,17 +4,12 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
+import { basicAuth, commitRepo, kubeconfig, kubectlBin, registryPassword, registryUser, repoRoot, skiffBin, skiffEnv } from './lib.mjs';
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export { repoRoot };
 export const corpusDir = join(repoRoot, 'fixtures', 'bad-inputs');
-const kubeconfig = process.env.SKIFF_KUBECONFIG ?? join(repoRoot, '.skiff', 'kubeconfig');
-const kubectlBin = process.env.SKIFF_KUBECTL ?? join(repoRoot, '.skiff', 'bin', 'kubectl');
-const skiffBin = process.env.SKIFF_BIN ?? join(repoRoot, 'bin', 'skiff');
-const AUTH_USER = process.env.SKIFF_TEST_REGISTRY_USER ?? 'skiff';
-const AUTH_PASSWORD = process.env.SKIFF_TEST_REGISTRY_PASSWORD ?? 'skiff-test-secret';
 
 /** The cases of fixtures/bad-inputs/manifest.yaml, each with its command (default: deploy staging). */
 export function loadCorpus() {
@@ -29,12 +24,6 @@ export function loadCorpus() {
     c.message ??= '';
   }
   return cases;
-}
-
-function git(dir, ...args) {
-  const r = spawnSync('git', ['-c', 'user.email=bench@skiff.local', '-c', 'user.name=skiff bench', ...args], { cwd: dir, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
 }
 
 /** Bytes for a generated file: random binary (NUL bytes included), a YAML comment, or zeros. */
@@ -76,15 +65,12 @@ export function caseRepo(c, parent = tmpdir()) {
     else if (e.bytes) writeFileSync(file, filler(e.bytes, e.fill));
     else throw new Error(`case ${c.id}: edit of ${e.file} does nothing`);
   }
-  git(dir, 'init', '-q', '-b', 'main');
-  git(dir, 'add', '-A');
-  git(dir, 'commit', '-q', '-m', `bad input: ${c.id}`);
-  return dir;
+  return commitRepo(dir, {}, `bad input: ${c.id}`);
 }
 
 /** The environment every corpus command runs with: the test cluster, a registry path of the run, no CI. */
 export function corpusEnv(registry) {
-  return { ...process.env, KUBECONFIG: kubeconfig, SKIFF_REGISTRY: registry, CI: '', GITLAB_CI: '', NO_COLOR: '1' };
+  return { ...skiffEnv, KUBECONFIG: kubeconfig, SKIFF_REGISTRY: registry };
 }
 
 /** Runs skiff in dir; returns exit code and output. */
@@ -147,8 +133,11 @@ export function clusterState() {
   return [...lines].sort();
 }
 
+/** The registry on :5001 wants the test bed's login. */
+const registryHeaders = (host) => (host.endsWith(':5001') ? basicAuth(`${registryUser}:${registryPassword}`) : {});
+
 async function registryGet(host, path) {
-  const headers = host.endsWith(':5001') ? { authorization: `Basic ${Buffer.from(`${AUTH_USER}:${AUTH_PASSWORD}`).toString('base64')}` } : {};
+  const headers = registryHeaders(host);
   const res = await fetch(`http://${host}${path}`, { headers });
   if (res.status === 404) return undefined;
   if (!res.ok) throw new Error(`registry ${host}${path}: ${res.status}`);
@@ -159,7 +148,7 @@ async function catalog(host) {
   const out = [];
   let next = '/v2/_catalog?n=1000';
   while (next) {
-    const headers = host.endsWith(':5001') ? { authorization: `Basic ${Buffer.from(`${AUTH_USER}:${AUTH_PASSWORD}`).toString('base64')}` } : {};
+    const headers = registryHeaders(host);
     const res = await fetch(`http://${host}${next}`, { headers });
     if (!res.ok) throw new Error(`registry ${host}${next}: ${res.status}`);
     out.push(...((await res.json()).repositories ?? []));

@@ -11,7 +11,7 @@
 //   R8 a test whose report files are hostile
 // Options: --quick (a few trials of each), --only R1,R4, --trials R1=40,
 // --budget <minutes> (default 45, quick 4): no new trial starts after it.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
@@ -19,7 +19,22 @@ import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { caseRepo, clusterState, corpusEnv, judgeCase, loadCorpus, registryState, runSkiff, stateDiff } from './reliability-corpus.mjs';
-import { nonce, repoRoot } from './lib.mjs';
+import {
+  HTTPD_DOCKERFILE as DOCKERFILE,
+  basicAuth,
+  commitRepo,
+  deploymentTemplate,
+  git,
+  kubeconfig,
+  kubectlBin,
+  nonce,
+  repoRoot,
+  registryPassword as AUTH_PASSWORD,
+  registryUser as AUTH_USER,
+  sh,
+  skiffBin,
+  skiffEnv,
+} from './lib.mjs';
 
 // ---------------------------------------------------------------------------
 // Options
@@ -43,13 +58,8 @@ const timeLeft = () => budgetMs - (Date.now() - startedAt);
 const trials = (id, full, fast) => Number(trialCounts[id] ?? (quick ? fast : full));
 
 const STATE = process.env.SKIFF_STATE ?? '/var/lib/skiff-dev';
-const kubeconfig = process.env.SKIFF_KUBECONFIG ?? join(repoRoot, '.skiff', 'kubeconfig');
-const kubectlBin = process.env.SKIFF_KUBECTL ?? join(repoRoot, '.skiff', 'bin', 'kubectl');
-const skiffBin = process.env.SKIFF_BIN ?? join(repoRoot, 'bin', 'skiff');
-const AUTH_USER = process.env.SKIFF_TEST_REGISTRY_USER ?? 'skiff';
-const AUTH_PASSWORD = process.env.SKIFF_TEST_REGISTRY_PASSWORD ?? 'skiff-test-secret';
 const run = nonce();
-const baseEnv = { ...process.env, KUBECONFIG: kubeconfig, CI: '', GITLAB_CI: '', NO_COLOR: '1', SKIFF_LOCK_TTL: '5' };
+const baseEnv = { ...skiffEnv, KUBECONFIG: kubeconfig, SKIFF_LOCK_TTL: '5' };
 const work = [];
 const namespaces = [];
 const stops = [];
@@ -60,10 +70,6 @@ const rand = (a, b) => a + Math.random() * (b - a);
 // ---------------------------------------------------------------------------
 // Processes
 
-function sh(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 300_000, ...opts });
-  return { code: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? '' };
-}
 const kubectl = (...args) => sh(kubectlBin, ['--kubeconfig', kubeconfig, ...args]);
 const kubectlJson = (...args) => {
   const r = kubectl(...args, '-o', 'json');
@@ -112,23 +118,11 @@ const skiff = (dir, args, env) => {
 };
 const lastLine = (r) => (r.err.trim().split('\n').at(-1) ?? '').slice(0, 200);
 
-function git(dir, ...args) {
-  const r = sh('git', ['-c', 'user.email=bench@skiff.local', '-c', 'user.name=skiff bench', ...args], { cwd: dir });
-  if (r.code !== 0) throw new Error(`git ${args.join(' ')}: ${r.err}`);
-}
-
 function tempProject(name, files) {
   const dir = join(tmpdir(), `skiff-rel-${name}-${run}`);
   rmSync(dir, { recursive: true, force: true });
   work.push(dir);
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(join(dir, path, '..'), { recursive: true });
-    writeFileSync(join(dir, path), text);
-  }
-  git(dir, 'init', '-q', '-b', 'main');
-  git(dir, 'add', '-A');
-  git(dir, 'commit', '-q', '-m', name);
-  return dir;
+  return commitRepo(dir, files, name);
 }
 
 function freshNamespace(prefix) {
@@ -141,7 +135,6 @@ function freshNamespace(prefix) {
 // The project most trials deploy: a pre-deploy hook, N ConfigMaps and a
 // Deployment whose pod template changes with values.greeting (a rollout each time).
 
-const DOCKERFILE = 'FROM skiff-base/busybox:1\nRUN mkdir /www && echo ok > /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n';
 const HOOK = `apiVersion: batch/v1
 kind: Job
 metadata:
@@ -159,29 +152,19 @@ spec:
           command: ["sh", "-c", "sleep <%= values.hookSeconds %>; echo migrated"]
           resources: { requests: { cpu: 10m, memory: 16Mi } }
 `;
-const deployment = (name) => `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: <%= release %>-${name}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: { app: <%= release %>-${name} }
-  template:
-    metadata:
-      labels: { app: <%= release %>-${name} }
-      annotations: { greeting: <%= quote(values.greeting) %> }
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers:
-        - name: web
-          image: <%= images.web %>
-          resources: { requests: { cpu: 10m, memory: 16Mi } }
-          readinessProbe:
-            exec: { command: ["sh", "-c", "sleep <%= values.readySeconds %>; test -f /www/index.html"] }
-            timeoutSeconds: 10
-            periodSeconds: 1
-`;
+const deployment = (name) =>
+  deploymentTemplate(`<%= release %>-${name}`, {
+    image: 'web',
+    container: 'web',
+    podAnnotations: '{ greeting: <%= quote(values.greeting) %> }',
+    lines: [
+      'resources: { requests: { cpu: 10m, memory: 16Mi } }',
+      'readinessProbe:',
+      '  exec: { command: ["sh", "-c", "sleep <%= values.readySeconds %>; test -f /www/index.html"] }',
+      '  timeoutSeconds: 10',
+      '  periodSeconds: 1',
+    ],
+  });
 
 function appProject(name, { configMaps = 20, hook = true, environments = 'staging: {}', extra = {} } = {}) {
   const files = {
@@ -460,7 +443,7 @@ async function registryUp(port, ms = 20_000) {
 }
 async function tagsOf(registry, repo, auth) {
   const [host, ...path] = `${registry}/${repo}`.split('/');
-  const headers = auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {};
+  const headers = auth ? basicAuth(auth) : {};
   try {
     const res = await fetch(`http://${host}/v2/${path.join('/')}/tags/list`, { headers });
     return res.ok ? ((await res.json()).tags ?? []) : [];
