@@ -12,7 +12,7 @@ import { planImages } from '../build/image-plan.js';
 import type { KubeFlags } from '../stages/kube-session.js';
 import { clusterLabel, environmentCluster, type EnvironmentCluster } from '../stages/release-inputs.js';
 import { sealRecord } from '../secrets/redact.js';
-import { RegistryAccess } from '../registry/client.js';
+import { RegistryAccess, type RegistryClient } from '../registry/client.js';
 
 export interface CleanupOptions extends ProjectOptions, KubeFlags {
   /** Images of this many newest commits of every branch and tag are kept. */
@@ -101,7 +101,8 @@ async function imagesInUse(ctx: RunContext, project: Project, opts: CleanupOptio
  */
 export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise<CleanupResult> {
   const project = await loadProject(ctx, { ...opts, readOnly: true });
-  if (!project.registry) throw new ConfigError(`no registry configured: set "registry" in ${project.config.file}, SKIFF_REGISTRY or --registry`);
+  const { registry } = project;
+  if (!registry) throw new ConfigError(`no registry configured: set "registry" in ${project.config.file}, SKIFF_REGISTRY or --registry`);
   const keepCommits = opts.keepCommits ?? 10;
   if (!Number.isInteger(keepCommits) || keepCommits < 1) throw new ConfigError(`--keep-commits must be a whole number ≥ 1, got ${opts.keepCommits}`);
   const minAgeMs = opts.minAgeMs ?? 60 * 60_000;
@@ -115,6 +116,43 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
   const used = await imagesInUse(ctx, project, opts);
   for (const r of used.releases) ctx.reporter.status(`release ${r.release}`, 'read', `${r.revisions} revisions in ${r.namespace}, context ${r.context}`);
   const commits = await recentCommits(project.root, keepCommits);
+  const kept: KeptImages = { contentTags: await contentTagsOfCommits(ctx, project, commits, used), used, commits, minAgeMs };
+  ctx.reporter.info(
+    `keeping the images of ${used.releases.reduce((n, r) => n + r.revisions, 0)} release revisions, of ${commits.size} recent commits, and those built in the last ${formatDuration(minAgeMs)}`,
+  );
+
+  // 2. Each image repository: every tag read, then what nothing keeps.
+  const registries = new RegistryAccess(ctx.env, ctx.ci);
+  const result: CleanupResult = { dryRun: Boolean(opts.dryRun), releases: used.releases, deleted: [], kept: 0, deletedCache: [], keptCache: 0 };
+  const candidates = await deletionCandidates(ctx, project, registry, registries, kept, result);
+
+  // 3. Read the releases again: a deploy may have started using one of them meanwhile.
+  const now = candidates.length && !opts.dryRun ? await imagesInUse(ctx, project, opts) : used;
+  await deleteUnused(ctx, registries, candidates, now, result);
+
+  // 4. The registry build cache: one entry per branch; those of deleted branches go (their
+  //    images are kept or not by the rules above: a cache entry only speeds up a branch's builds).
+  await cleanBuildCache(ctx, project, registry, registries, result);
+  return result;
+}
+
+/** What keeps an image: a release's use, a recent commit's build, or its age. */
+interface KeptImages {
+  contentTags: Set<string>;
+  used: InUse;
+  commits: Set<string>;
+  minAgeMs: number;
+}
+
+interface Candidate {
+  image: string;
+  repository: string;
+  path: string;
+  deletion: Deletion;
+}
+
+/** The content tags the releases use and the recent commits build (a commit today's skiff.yaml cannot plan keeps nothing). */
+async function contentTagsOfCommits(ctx: RunContext, project: Project, commits: Set<string>, used: InUse): Promise<Set<string>> {
   const keptContentTags = new Set(used.contentTags);
   for (const commit of commits) {
     try {
@@ -124,81 +162,89 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
       ctx.reporter.debug(`commit ${commit.slice(0, 8)} does not build with today's ${project.config.file}: ${e.message}`);
     }
   }
-  ctx.reporter.info(
-    `keeping the images of ${used.releases.reduce((n, r) => n + r.revisions, 0)} release revisions, of ${commits.size} recent commits, and those built in the last ${formatDuration(minAgeMs)}`,
-  );
+  return keptContentTags;
+}
 
-  // 2. Each image repository: every tag read, then what nothing keeps.
-  const registries = new RegistryAccess(ctx.env, ctx.ci);
-  const result: CleanupResult = { dryRun: Boolean(opts.dryRun), releases: used.releases, deleted: [], kept: 0, deletedCache: [], keptCache: 0 };
-  const candidates: Array<{ image: string; repository: string; path: string; deletion: Deletion }> = [];
+/** Every tag of a repository and its digest. */
+async function tagDigests(client: RegistryClient, repository: string, path: string, unknownDigest: string): Promise<Map<string, string>> {
+  const tags = new Map<string, string>();
+  await mapLimit(await client.tags(path), 8, async (tag) => {
+    const m = await client.manifest(path, tag);
+    // A tag whose digest is unknown could be the one keeping an image: stop rather than guess.
+    if (!m?.digest) throw new InfrastructureError(`registry ${client.host} gave no digest for ${repository}:${tag}; ${unknownDigest}`);
+    tags.set(tag, m.digest);
+  });
+  return tags;
+}
+
+/** The images of each repository that nothing keeps and that are older than minAge. */
+async function deletionCandidates(
+  ctx: RunContext,
+  project: Project,
+  registry: string,
+  registries: RegistryAccess,
+  kept: KeptImages,
+  result: CleanupResult,
+): Promise<Candidate[]> {
+  const candidates: Candidate[] = [];
   for (const image of Object.keys(project.config.images)) {
-    const repository = `${project.registry}/${image}`;
+    const repository = `${registry}/${image}`;
     const path = repositoryPath(repository);
     const { client } = await registries.for(repository);
-    const tags = new Map<string, string>();
-    await mapLimit(await client.tags(path), 8, async (tag) => {
-      const m = await client.manifest(path, tag);
-      // A tag whose digest is unknown could be the one keeping an image: stop rather than guess.
-      if (!m?.digest) throw new InfrastructureError(`registry ${client.host} gave no digest for ${repository}:${tag}; not cleaning up ${image}`);
-      tags.set(tag, m.digest);
-    });
-    const plan = planCleanup({ tags, keptContentTags, keptDigests: used.digests, keptCommits: commits });
+    const tags = await tagDigests(client, repository, path, `not cleaning up ${image}`);
+    const plan = planCleanup({ tags, keptContentTags: kept.contentTags, keptDigests: kept.used.digests, keptCommits: kept.commits });
     result.kept += plan.kept;
     for (const deletion of plan.delete) {
       const created = await client.created(path, deletion.digest);
-      if (!created || ctx.now().getTime() - created.getTime() < minAgeMs) {
+      if (!created || ctx.now().getTime() - created.getTime() < kept.minAgeMs) {
         result.kept++;
         continue;
       }
       candidates.push({ image, repository, path, deletion });
     }
   }
+  return candidates;
+}
 
-  // 3. Read the releases again: a deploy may have started using one of them meanwhile.
-  const now = candidates.length && !opts.dryRun ? await imagesInUse(ctx, project, opts) : used;
+/** Deletes (or, in a dry run, names) each candidate the releases still do not use. */
+async function deleteUnused(ctx: RunContext, registries: RegistryAccess, candidates: Candidate[], now: InUse, result: CleanupResult): Promise<void> {
   for (const { image, repository, path, deletion } of candidates) {
     const content = deletion.tags.filter((t) => CONTENT_TAG.test(t));
     if (deletion.tags.some((t) => now.contentTags.has(t)) || now.digests.has(deletion.digest)) {
       result.kept++;
       continue;
     }
-    if (!opts.dryRun) await (await registries.for(repository)).client.deleteManifest(path, deletion.digest);
+    if (!result.dryRun) await (await registries.for(repository)).client.deleteManifest(path, deletion.digest);
     const others = deletion.tags.filter((t) => !CONTENT_TAG.test(t));
     ctx.reporter.status(
       image,
-      opts.dryRun ? 'would delete' : 'deleted',
+      result.dryRun ? 'would delete' : 'deleted',
       `${repository}:${content.join(',')}, ${deletion.digest.slice(0, 19)}…${others.length ? `, with tags ${others.join(', ')}` : ''}`,
     );
     result.deleted.push({ image, digest: deletion.digest, tags: deletion.tags });
   }
+}
 
-  // 4. The registry build cache: one entry per branch; those of deleted branches go (their
-  //    images are kept or not by the rules above: a cache entry only speeds up a branch's builds).
+/** Deletes the build cache entries of branches that are gone (the default branches' and the current one's stay). */
+async function cleanBuildCache(ctx: RunContext, project: Project, registry: string, registries: RegistryAccess, result: CleanupResult): Promise<void> {
   const keptTags = new Set(
     cacheImportTags(undefined, [...(await branchNames(project.root)), ...(project.git.branch ? [project.git.branch] : []), 'main', 'master']),
   );
   for (const image of Object.keys(project.config.images)) {
-    const repository = cacheRepository(`${project.registry}/${image}`);
+    const repository = cacheRepository(`${registry}/${image}`);
     const path = repositoryPath(repository);
     const { client } = await registries.for(repository);
-    const tags = new Map<string, string>();
-    await mapLimit(await client.tags(path), 8, async (tag) => {
-      const m = await client.manifest(path, tag);
-      if (!m?.digest) throw new InfrastructureError(`registry ${client.host} gave no digest for ${repository}:${tag}; not cleaning up its cache`);
-      tags.set(tag, m.digest);
-    });
+    const tags = await tagDigests(client, repository, path, 'not cleaning up its cache');
     const plan = planCacheCleanup({ tags, keptTags });
     result.keptCache += plan.kept.length;
     for (const deletion of plan.delete) {
-      if (!opts.dryRun) await client.deleteManifest(path, deletion.digest);
+      if (!result.dryRun) await client.deleteManifest(path, deletion.digest);
       ctx.reporter.status(
         `${image} cache`,
-        opts.dryRun ? 'would delete' : 'deleted',
+        result.dryRun ? 'would delete' : 'deleted',
         `${repository}:${deletion.tags.join(',')} (no such branch any more), ${deletion.digest.slice(0, 19)}…`,
       );
       result.deletedCache.push({ image, repository, digest: deletion.digest, tags: deletion.tags });
     }
   }
-  return result;
 }

@@ -1,35 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { CiContext } from '../gitlab/ci-variables.js';
 import { KubeApiError, type KubeClient } from '../kube/client.js';
-import type { LiveObject } from '../kube/objects.js';
+import { describeOwner, holderOf, parseOwner, processAlive, samePidNamespace, sameRun, type LockOwner } from './lock-owner.js';
 import { abortableSleep } from '../kube/retry.js';
 import { ConfigError, ExitCode, SkiffError, WorkFailedError } from '../errors.js';
 import type { Reporter } from '../context.js';
-
-export interface LockOwner {
-  user: string;
-  host: string;
-  pid: number;
-  ciJobUrl?: string;
-  action: string;
-  /**
-   * A random id of this run. A lease is ours only when it carries it: two
-   * containers can write the very same rest (pid 1, same hostname, no job URL).
-   * '' in holders written before it existed.
-   */
-  runId: string;
-  /**
-   * The boot (/proc/sys/kernel/random/boot_id) and the PID namespace (the
-   * inode of /proc/self/ns/pid) the pid belongs to. A pid means nothing
-   * without them: jobs in two containers often share a hostname. Absent off
-   * Linux and in holders written before they existed.
-   */
-  bootId?: string;
-  pidNamespace?: number;
-}
 
 export interface ReleaseLock {
   /**
@@ -68,73 +42,29 @@ export function lockTtlSeconds(env: NodeJS.ProcessEnv): number {
   return seconds;
 }
 
-/** The holder of a lock taken now: who, where, and a random id no other run has. */
-export function lockOwner(ci: Pick<CiContext, 'actor' | 'jobUrl'>, action: string): LockOwner {
-  return { user: ci.actor, host: hostname(), pid: process.pid, ciJobUrl: ci.jobUrl, action, runId: randomUUID(), ...pidNamespaceIdentity() };
+export interface ReleaseLockOptions {
+  namespace: string;
+  release: string;
+  owner: LockOwner;
+  timeoutMs: number;
+  reporter: Reporter;
+  now: () => Date;
+  signal: AbortSignal;
+  /** Lease duration (SKIFF_LOCK_TTL); default 30 s. */
+  ttlSeconds?: number;
+  /** Whether a pid in this PID namespace runs; injectable for tests. */
+  alive?: (pid: number) => boolean;
+  /** Poll interval while waiting; default 1 s. */
+  pollMs?: number;
+  /** Monotonic milliseconds (default performance.now), which expiry and the wait's deadline go by; injectable for tests. */
+  monotonic?: () => number;
 }
 
-/** This process's boot and PID namespace, where /proc tells them (Linux); empty elsewhere. */
-export function pidNamespaceIdentity(): Pick<LockOwner, 'bootId' | 'pidNamespace'> {
-  try {
-    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const pidNamespace = statSync('/proc/self/ns/pid').ino;
-    return bootId && pidNamespace > 0 ? { bootId, pidNamespace } : {};
-  } catch {
-    return {};
-  }
-}
-
-function describeOwner(o: LockOwner): string {
-  return `${o.action} by ${o.user}@${o.host} (pid ${o.pid})${o.ciJobUrl ? `, ${o.ciJobUrl}` : ''}`;
-}
-
-/** The holder identity is another program's writing: read only the fields skiff wrote, of the types it wrote. */
-function parseOwner(holder: string | undefined): LockOwner | undefined {
-  if (!holder) return undefined;
-  let raw: Partial<Record<keyof LockOwner, unknown>> = {};
-  try {
-    const parsed: unknown = JSON.parse(holder);
-    if (parsed && typeof parsed === 'object') raw = parsed;
-  } catch {
-    /* not skiff's: described by what little is known */
-  }
-  const text = (v: unknown, fallback: string) => (typeof v === 'string' ? v.replace(/[^\x20-\x7e]/g, '?').slice(0, 200) : fallback);
-  return {
-    user: text(raw.user, '?'),
-    host: text(raw.host, '?'),
-    pid: typeof raw.pid === 'number' && Number.isInteger(raw.pid) ? raw.pid : 0,
-    ciJobUrl: typeof raw.ciJobUrl === 'string' ? text(raw.ciJobUrl, '') : undefined,
-    action: text(raw.action, 'unknown'),
-    runId: text(raw.runId, ''),
-    bootId: typeof raw.bootId === 'string' && raw.bootId ? text(raw.bootId, '') : undefined,
-    pidNamespace: typeof raw.pidNamespace === 'number' && Number.isInteger(raw.pidNamespace) && raw.pidNamespace > 0 ? raw.pidNamespace : undefined,
-  };
-}
-
-/** The same run: only the random run id says so (old holders have none and are never ours). */
-function sameRun(holder: LockOwner | undefined, me: LockOwner): boolean {
-  return holder !== undefined && holder.runId !== '' && holder.runId === me.runId;
-}
-
-/** Whether the holder proves its pid is one of this PID namespace on this boot, so that probing the pid here means something. */
-function samePidNamespace(holder: LockOwner, me: LockOwner): boolean {
-  return holder.bootId !== undefined && holder.pidNamespace !== undefined && holder.bootId === me.bootId && holder.pidNamespace === me.pidNamespace;
-}
-
-const holderOf = (lease: LiveObject | undefined): string | undefined => {
-  const h: unknown = (lease?.spec as { holderIdentity?: unknown } | undefined)?.holderIdentity;
-  return typeof h === 'string' ? h : undefined;
-};
-
-/** Whether a process id is running on this host (a pid we may not signal still runs). */
-export function processAlive(pid: number): boolean {
-  if (!(pid > 0)) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** The Lease of a release lock: its name, its duration in seconds, and the monotonic clock it is judged by. */
+interface LeaseTerms {
+  name: string;
+  ttl: number;
+  monotonic: () => number;
 }
 
 /**
@@ -153,84 +83,34 @@ export function processAlive(pid: number): boolean {
  * it finds the lease gone or taken by another run, `lost` aborts and the run
  * must stop.
  */
-export async function acquireReleaseLock(
-  kube: KubeClient,
-  opts: {
-    namespace: string;
-    release: string;
-    owner: LockOwner;
-    timeoutMs: number;
-    reporter: Reporter;
-    now: () => Date;
-    signal: AbortSignal;
-    /** Lease duration (SKIFF_LOCK_TTL); default 30 s. */
-    ttlSeconds?: number;
-    /** Whether a pid in this PID namespace runs; injectable for tests. */
-    alive?: (pid: number) => boolean;
-    /** Poll interval while waiting; default 1 s. */
-    pollMs?: number;
-    /** Monotonic milliseconds (default performance.now), which expiry and the wait's deadline go by; injectable for tests. */
-    monotonic?: () => number;
-  },
-): Promise<ReleaseLock> {
-  const ttl = opts.ttlSeconds ?? DEFAULT_LOCK_TTL_SECONDS;
-  const alive = opts.alive ?? processAlive;
-  const monotonic = opts.monotonic ?? (() => performance.now());
-  const name = `skiff-lock-${opts.release}`.slice(0, 253);
-  const holder = JSON.stringify(opts.owner);
+export async function acquireReleaseLock(kube: KubeClient, opts: ReleaseLockOptions): Promise<ReleaseLock> {
+  const terms: LeaseTerms = {
+    name: `skiff-lock-${opts.release}`.slice(0, 253),
+    ttl: opts.ttlSeconds ?? DEFAULT_LOCK_TTL_SECONDS,
+    monotonic: opts.monotonic ?? (() => performance.now()),
+  };
+  const heldSince = await takeLease(kube, opts, terms);
+  return holdLease(kube, opts, terms, heldSince);
+}
+
+/** The lease as last seen, and when (on our clock) it was first seen so. */
+interface LeaseWatch {
+  observed?: { record: string; since: number };
+}
+
+/** Waits until this run holds the lease (else exit 1 at the timeout); returns when (on our clock) the winning look began. */
+async function takeLease(kube: KubeClient, opts: ReleaseLockOptions, terms: LeaseTerms): Promise<number> {
+  const { monotonic } = terms;
   const deadline = monotonic() + opts.timeoutMs;
   let announced = '';
-  /** The lease as last seen, and when (on our clock) it was first seen so. */
-  let observed: { record: string; since: number } | undefined;
-  /** When (on our clock) the look that ended in holding the lease began: no write of it can have landed earlier. */
-  let heldSince = monotonic();
+  const watched: LeaseWatch = {};
   for (;;) {
     if (opts.signal.aborted) throw new SkiffError('interrupted', ExitCode.interrupted, `interrupted while waiting for the lock of release ${opts.release}`);
-    heldSince = monotonic();
-    const now = opts.now();
-    const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name);
-    const body = {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        name,
-        namespace: opts.namespace,
-        labels: { 'app.kubernetes.io/managed-by': 'skiff', 'skiff.io/release': opts.release },
-        ...(lease ? { resourceVersion: lease.metadata.resourceVersion } : {}),
-      },
-      spec: { holderIdentity: holder, leaseDurationSeconds: ttl, acquireTime: microTime(now), renewTime: microTime(now) },
-    };
-    const spec = (lease?.spec ?? {}) as { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: unknown };
-    const current = parseOwner(spec.holderIdentity);
-    // An earlier attempt of ours landed though its answer was lost (a retried write after a dropped connection).
-    if (lease && sameRun(current, opts.owner)) break;
-    const record = JSON.stringify([lease?.metadata.resourceVersion, spec.holderIdentity, spec.renewTime]);
-    if (observed?.record !== record) observed = { record, since: monotonic() };
-    const unchangedMs = monotonic() - observed.since;
-    const durationS = typeof spec.leaseDurationSeconds === 'number' && spec.leaseDurationSeconds > 0 ? spec.leaseDurationSeconds : ttl;
-    const expired = !current || unchangedMs >= durationS * 1000;
-    const deadHere = current !== undefined && current.pid > 0 && samePidNamespace(current, opts.owner) && current.pid !== opts.owner.pid && !alive(current.pid);
-    try {
-      if (!lease) {
-        const created = await kube.create(body);
-        if (sameRun(parseOwner(holderOf(created)), opts.owner)) break;
-        continue;
-      }
-      if (expired || deadHere) {
-        await kube.replace(body); // conditional on the resourceVersion read: of two takers, one wins
-        if (current)
-          opts.reporter.warn(
-            deadHere && !expired
-              ? `taking over a stale lock of release ${opts.release}: ${describeOwner(current)} is no longer running on this host`
-              : `taking over a stale lock of release ${opts.release}: ${describeOwner(current)} did not renew it in the ${Math.round(unchangedMs / 1000)}s this run watched it (lease duration ${durationS}s)`,
-          );
-        break;
-      }
-    } catch (e) {
-      if (e instanceof KubeApiError && (e.status === 409 || e.reason === 'AlreadyExists' || e.reason === 'Conflict')) continue; // somebody else moved first: look again
-      throw e;
-    }
-    const who = describeOwner(current);
+    const heldSince = monotonic(); // no write from this look can have landed earlier
+    const look = await tryTakeLease(kube, opts, terms, watched);
+    if (look === 'held') return heldSince;
+    if (look === 'look-again') continue;
+    const who = describeOwner(look);
     if (monotonic() >= deadline) {
       throw new WorkFailedError(
         'deploy',
@@ -243,8 +123,60 @@ export async function acquireReleaseLock(
     }
     await abortableSleep(opts.pollMs ?? 1000, opts.signal);
   }
+}
 
-  // Renew well within the lease duration while the work runs; through an outage, keep trying until the renew deadline.
+/** One look at the lease: taken (created, or a stale one replaced), lost to a faster taker (look again), or held by a live owner. */
+async function tryTakeLease(
+  kube: KubeClient,
+  opts: ReleaseLockOptions,
+  { name, ttl, monotonic }: LeaseTerms,
+  watched: LeaseWatch,
+): Promise<'held' | 'look-again' | LockOwner> {
+  const now = opts.now();
+  const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name);
+  const body = {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: {
+      name,
+      namespace: opts.namespace,
+      labels: { 'app.kubernetes.io/managed-by': 'skiff', 'skiff.io/release': opts.release },
+      ...(lease ? { resourceVersion: lease.metadata.resourceVersion } : {}),
+    },
+    spec: { holderIdentity: JSON.stringify(opts.owner), leaseDurationSeconds: ttl, acquireTime: microTime(now), renewTime: microTime(now) },
+  };
+  const spec = (lease?.spec ?? {}) as { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: unknown };
+  const current = parseOwner(spec.holderIdentity);
+  // An earlier attempt of ours landed though its answer was lost (a retried write after a dropped connection).
+  if (lease && sameRun(current, opts.owner)) return 'held';
+  const record = JSON.stringify([lease?.metadata.resourceVersion, spec.holderIdentity, spec.renewTime]);
+  if (watched.observed?.record !== record) watched.observed = { record, since: monotonic() };
+  const unchangedMs = monotonic() - watched.observed.since;
+  const durationS = typeof spec.leaseDurationSeconds === 'number' && spec.leaseDurationSeconds > 0 ? spec.leaseDurationSeconds : ttl;
+  const expired = unchangedMs >= durationS * 1000;
+  const alive = opts.alive ?? processAlive;
+  const deadHere = current !== undefined && current.pid > 0 && samePidNamespace(current, opts.owner) && current.pid !== opts.owner.pid && !alive(current.pid);
+  try {
+    if (!lease) return sameRun(parseOwner(holderOf(await kube.create(body))), opts.owner) ? 'held' : 'look-again';
+    if (!current || expired || deadHere) {
+      await kube.replace(body); // conditional on the resourceVersion read: of two takers, one wins
+      if (current)
+        opts.reporter.warn(
+          deadHere && !expired
+            ? `taking over a stale lock of release ${opts.release}: ${describeOwner(current)} is no longer running on this host`
+            : `taking over a stale lock of release ${opts.release}: ${describeOwner(current)} did not renew it in the ${Math.round(unchangedMs / 1000)}s this run watched it (lease duration ${durationS}s)`,
+        );
+      return 'held';
+    }
+  } catch (e) {
+    if (e instanceof KubeApiError && (e.status === 409 || e.reason === 'AlreadyExists' || e.reason === 'Conflict')) return 'look-again'; // somebody else moved first
+    throw e;
+  }
+  return current;
+}
+
+/** Renews the held lease well within its duration while the work runs; through an outage, keeps trying until the renew deadline. */
+function holdLease(kube: KubeClient, opts: ReleaseLockOptions, { name, ttl, monotonic }: LeaseTerms, heldSince: number): ReleaseLock {
   const stop = new AbortController();
   const lost = new AbortController();
   const renewDeadlineMs = ttl * 1000 * RENEW_DEADLINE_FRACTION;
@@ -270,20 +202,7 @@ export async function acquireReleaseLock(
   armDeadline();
   const renewOnce = async () => {
     const started = monotonic();
-    const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name);
-    if (lost.signal.aborted) return; // stepped down meanwhile: a lease we gave up is not renewed again
-    const current = parseOwner(holderOf(lease));
-    if (!lease || !sameRun(current, opts.owner)) {
-      lost.abort(
-        new WorkFailedError(
-          'deploy',
-          `lost the lock of release ${opts.release} ${current ? `to ${describeOwner(current)}` : `(its Lease ${name} was ${lease ? 'emptied' : 'deleted'} by someone else)`}; stopped, nothing more is applied or pruned`,
-        ),
-      );
-      return;
-    }
-    (lease.spec as { renewTime: string }).renewTime = microTime(opts.now());
-    await kube.replace(lease, { signal: lost.signal }); // conditional: a takeover since the read makes it a conflict, and the next look finds it
+    if (!(await renewLease(kube, opts, name, lost))) return;
     renewedAt = started;
     armDeadline();
   };
@@ -309,16 +228,39 @@ export async function acquireReleaseLock(
       stop.abort();
       clearTimeout(deadlineTimer);
       await renewing;
-      const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name).catch(() => undefined);
-      if (lease && sameRun(parseOwner(holderOf(lease)), opts.owner)) {
-        // Only the lease as read: one taken over meanwhile is not ours to delete.
-        const resourceVersion = lease.metadata.resourceVersion;
-        await kube
-          .delete('coordination.k8s.io/v1', 'Lease', opts.namespace, name, 'Background', typeof resourceVersion === 'string' ? { resourceVersion } : undefined)
-          .catch(() => {});
-      }
+      await deleteLease(kube, opts, name);
     },
   };
+}
+
+/** One renewal; false when the lock is lost (then `lost` is aborted with the reason) or was already. */
+async function renewLease(kube: KubeClient, opts: ReleaseLockOptions, name: string, lost: AbortController): Promise<boolean> {
+  const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name);
+  if (lost.signal.aborted) return false; // stepped down meanwhile: a lease we gave up is not renewed again
+  const current = parseOwner(holderOf(lease));
+  if (!lease || !sameRun(current, opts.owner)) {
+    lost.abort(
+      new WorkFailedError(
+        'deploy',
+        `lost the lock of release ${opts.release} ${current ? `to ${describeOwner(current)}` : `(its Lease ${name} was ${lease ? 'emptied' : 'deleted'} by someone else)`}; stopped, nothing more is applied or pruned`,
+      ),
+    );
+    return false;
+  }
+  (lease.spec as { renewTime: string }).renewTime = microTime(opts.now());
+  await kube.replace(lease, { signal: lost.signal }); // conditional: a takeover since the read makes it a conflict, and the next look finds it
+  return true;
+}
+
+/** Deletes the lease if this run still holds it: one taken over meanwhile is not ours to delete. */
+async function deleteLease(kube: KubeClient, opts: ReleaseLockOptions, name: string): Promise<void> {
+  const lease = await kube.get('coordination.k8s.io/v1', 'Lease', opts.namespace, name).catch(() => undefined);
+  if (!lease || !sameRun(parseOwner(holderOf(lease)), opts.owner)) return;
+  // Only the lease as read (its resourceVersion).
+  const resourceVersion = lease.metadata.resourceVersion;
+  await kube
+    .delete('coordination.k8s.io/v1', 'Lease', opts.namespace, name, 'Background', typeof resourceVersion === 'string' ? { resourceVersion } : undefined)
+    .catch(() => {});
 }
 
 /**

@@ -10,15 +10,8 @@ import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ExitCode, InfrastructureError, WorkFailedError } from '../../src/errors.js';
 import type { LiveObject } from '../../src/kube/objects.js';
-import {
-  acquireReleaseLock,
-  fenceWrites,
-  lockTtlSeconds,
-  pidNamespaceIdentity,
-  processAlive,
-  type LockOwner,
-  type ReleaseLock,
-} from '../../src/release/lock.js';
+import { acquireReleaseLock, fenceWrites, lockTtlSeconds, type ReleaseLock } from '../../src/release/lock.js';
+import { pidNamespaceIdentity, processAlive, type LockOwner } from '../../src/release/lock-owner.js';
 import { SecretDriver } from '../../src/release/secret-driver.js';
 import { ReleaseStorage } from '../../src/release/storage.js';
 import type { ReleaseRecord, ReleaseStatus } from '../../src/release/release-record.js';
