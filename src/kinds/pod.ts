@@ -94,6 +94,11 @@ export const podRow: KindRow = {
   },
 };
 
+/** The names of a pod's containers (not its init containers). */
+export function containerNames(pod: Obj): string[] {
+  return ((pod.spec?.containers ?? []) as Array<{ name: string }>).map((c) => c.name);
+}
+
 /**
  * What the tracker keeps of a pod: the fields readiness, unready causes and
  * diagnoses read, and nothing else (no managedFields, env, volumes or

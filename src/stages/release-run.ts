@@ -3,6 +3,7 @@ import type { RunContext } from '../context.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
 import { applyPhases, splitHooks } from '../kinds/apply-order.js';
+import { containerNames } from '../kinds/pod.js';
 import { currentPods, type ReadinessPolicy } from '../kinds/readiness.js';
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
 import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
@@ -15,7 +16,7 @@ import { applyManifest, prune } from './apply.js';
 import { foreignOwner, handOverToReleaseManager, type OwnershipPlan } from './ownership.js';
 import { releaseSalt, type Redactor } from '../secrets/redact.js';
 import type { ReleaseTarget } from './release-inputs.js';
-import { trackRollout, type Diagnosis, type NotReady } from './track.js';
+import { trackRollout, type Diagnosis, type NotReady, type TrackResult } from './track.js';
 
 export interface ReleaseRunOptions {
   target: ReleaseTarget;
@@ -70,139 +71,19 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
   const started = Date.now();
   const { target, reporter } = { target: opts.target, reporter: ctx.reporter };
   const history = await storage.history(target.release);
-  // We hold the lock, so a pending revision belongs to a run that died (kill -9, lost CI runner):
-  // close it as failed instead of leaving the release stuck the way Helm's pending-upgrade does.
-  for (const stuck of history.filter((r) => r.status.startsWith('pending-'))) {
-    stuck.status = 'failed';
-    stuck.description = `interrupted: the ${stuck.description} run stopped before finishing`;
-    stuck.finishedAt = ctx.now().toISOString();
-    await storage.update(stuck);
-    ctx.reporter.warn(`revision ${stuck.revision} was left pending by an interrupted run; marked failed`);
-  }
-  // A run killed between recording its verdict and superseding the one before leaves two deployed: keep the newest.
-  const deployedRevisions = history.filter((r) => r.status === 'deployed');
-  for (const older of deployedRevisions.slice(0, -1)) {
-    older.status = 'superseded';
-    await storage.update(older);
-  }
+  const previousDeployed = await closeLeftovers(ctx, storage, history);
   // Every revision of a release masks with one salt, so a changed secret shows as a changed mask.
   const salt = releaseSalt(history);
   if (salt) opts.redactor.useSalt(salt);
-  const last = history.at(-1);
-  const previousDeployed = deployedRevisions.at(-1);
-  const revision = (last?.revision ?? 0) + 1;
-  const record: ReleaseRecord = {
-    name: target.release,
-    namespace: target.namespace,
-    revision,
-    status: opts.rollbackOf ? 'pending-rollback' : previousDeployed ? 'pending-upgrade' : 'pending-install',
-    description: opts.rollbackOf ? `rollback to ${opts.rollbackOf}` : previousDeployed ? 'upgrade' : 'install',
-    environment: target.env,
-    environmentSlug: target.slug,
-    project: opts.project,
-    manifests: opts.recorded ?? opts.manifests.map((m) => m.object),
-    values: opts.values,
-    images: opts.images,
-    git: opts.git,
-    deployedBy: { user: ctx.ci.actor, host: hostname(), ciJobUrl: ctx.ci.jobUrl, ciPipelineUrl: ctx.ci.pipelineUrl },
-    startedAt: ctx.now().toISOString(),
-    tests: opts.tests,
-    rollbackOf: opts.rollbackOf,
-    maskSalt: opts.redactor.recordSalt(),
-  };
+  const revision = (history.at(-1)?.revision ?? 0) + 1;
+  const record = pendingRecord(ctx, opts, revision, previousDeployed);
   await storage.create(opts.redactor.record(record));
   reporter.info(`release ${target.release} revision ${revision} (${record.description}) → namespace ${target.namespace}`);
 
-  const finish = async (verdict: ReleaseStatus, why: string, extra: Partial<ReleaseOutcome> = {}): Promise<ReleaseOutcome> => {
-    // After a lost lock another run may write alongside: no deployed revision, and the one write left is closing this one.
-    const lost = storage.lockLost;
-    const [status, description] = lost && verdict === 'deployed' ? (['failed', stopReason(ctx.signal)] as const) : [verdict, why];
-    record.status = status;
-    record.description = description;
-    record.finishedAt = ctx.now().toISOString();
-    if (lost) {
-      // Only if its record is as this run wrote it; nothing superseded, no history pruned.
-      const closed = await storage.closeAfterLostLock(opts.redactor.record(record)).catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
-      if (closed === false) reporter.warn(`revision ${revision} is left as it is: its record changed after the lock was lost`);
-      else if (closed !== true)
-        reporter.warn(`revision ${revision} could not be marked failed (${closed}); the next deploy of ${target.release} will close it`);
-    } else {
-      await storage.update(opts.redactor.record(record));
-      if (status === 'deployed') await storage.markSuperseded(target.release, revision);
-      // Failed revisions count towards historyMax too (as in Helm); the last deployed one is always kept.
-      await storage.pruneHistory(target.release, opts.historyMax);
-    }
-    return {
-      release: target.release,
-      namespace: target.namespace,
-      revision,
-      status,
-      description,
-      failures: [],
-      notReady: [],
-      pruned: [],
-      durationMs: Date.now() - started,
-      ...extra,
-    };
-  };
-
-  const { pre, main, post } = splitHooks(opts.manifests);
-  /** Each phase is a section of the log (collapsible under GitLab CI), ended before its verdict is printed. */
-  const phase = async <T>(name: string, header: string, work: () => Promise<T>): Promise<T> => {
-    const end = reporter.section(`skiff_deploy_${name}`, `${header} (release ${target.release} revision ${revision})`);
-    try {
-      return await work();
-    } finally {
-      end();
-    }
-  };
-
+  const finish: Finish = (verdict, why, extra = {}) => closeRevision(ctx, storage, opts, record, { verdict, why, extra, started });
+  const hooks = splitHooks(opts.manifests);
   try {
-    const preResult = pre.length ? await phase('pre_hooks', `pre-deploy hooks: ${pre.length}`, () => runHooks(ctx, kube, pre, 'pre-deploy', opts)) : undefined;
-    if (preResult) return await finish('failed', preResult.description, { failures: preResult.failures, notReady: preResult.notReady });
-
-    const applied = await phase('apply', `apply ${main.length} objects`, async () => {
-      const applied: KubeObject[] = [];
-      for (const objects of applyPhases(main)) {
-        const objs = await mapLimit(objects, PARALLEL_REQUESTS, (m) => applyOwned(kube, m, target.release, opts));
-        for (const o of objs) {
-          reporter.status(objectRef(o), 'applied');
-          applied.push(o);
-        }
-      }
-      return applied;
-    });
-    const tracked = await phase('track', `wait for ${applied.length} objects to be ready`, () =>
-      trackRollout(kube, { objects: applied, timeoutMs: opts.timeoutMs, policy: opts.policy, reporter, signal: ctx.signal, now: ctx.now }),
-    );
-    if (!tracked.ok) {
-      const description = tracked.failures.length
-        ? tracked.failures
-            .map(
-              (f) =>
-                `${f.object}: ${f.reason}${f.container ? ` in container ${f.container}` : ''}${f.exitCode !== undefined ? ` (exit ${f.exitCode})` : ''}${f.logs.length ? `; last log: ${f.logs.at(-1)}` : ''}`,
-            )
-            .join('; ')
-        : ctx.signal.aborted
-          ? stopReason(ctx.signal)
-          : `not ready after ${formatDuration(opts.timeoutMs)}: ${tracked.notReady.map((n) => `${n.object} (${n.message}${n.cause ? `; ${n.cause}` : ''})`).join(', ')}`;
-      return await finish('failed', description, { failures: tracked.failures, notReady: tracked.notReady });
-    }
-    const postResult = post.length
-      ? await phase('post_hooks', `post-deploy hooks: ${post.length}`, () => runHooks(ctx, kube, post, 'post-deploy', opts))
-      : undefined;
-    if (postResult) return await finish('failed', postResult.description, { failures: postResult.failures, notReady: postResult.notReady });
-
-    const pruned = previousDeployed
-      ? await phase('prune', `prune what revision ${previousDeployed.revision} had and this one does not`, () =>
-          prune(ctx, kube, previousDeployed.manifests, record.manifests, target),
-        )
-      : [];
-    // The lock was lost meanwhile: another run may have written alongside, so this is no deployed revision.
-    if (ctx.signal.reason instanceof SkiffError) throw ctx.signal.reason;
-    return await finish('deployed', opts.rollbackOf ? `rollback to ${opts.rollbackOf} complete` : `${previousDeployed ? 'upgrade' : 'install'} complete`, {
-      pruned,
-    });
+    return await deployRevision(ctx, kube, opts, { record, previousDeployed, finish, hooks });
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     // A rejected object (conflict, invalid field) is a failed revision like any other, so the
@@ -217,6 +98,167 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
     );
     throw e;
   }
+}
+
+/** Records the revision's verdict and returns the run's outcome. */
+type Finish = (verdict: ReleaseStatus, why: string, extra?: Partial<ReleaseOutcome>) => Promise<ReleaseOutcome>;
+
+/**
+ * Closes what earlier runs left open and returns the last deployed revision.
+ * We hold the lock, so a pending revision belongs to a run that died (kill -9, lost CI runner):
+ * close it as failed instead of leaving the release stuck the way Helm's pending-upgrade does.
+ */
+async function closeLeftovers(ctx: RunContext, storage: ReleaseStorage, history: ReleaseRecord[]): Promise<ReleaseRecord | undefined> {
+  for (const stuck of history.filter((r) => r.status.startsWith('pending-'))) {
+    stuck.status = 'failed';
+    stuck.description = `interrupted: the ${stuck.description} run stopped before finishing`;
+    stuck.finishedAt = ctx.now().toISOString();
+    await storage.update(stuck);
+    ctx.reporter.warn(`revision ${stuck.revision} was left pending by an interrupted run; marked failed`);
+  }
+  // A run killed between recording its verdict and superseding the one before leaves two deployed: keep the newest.
+  const deployedRevisions = history.filter((r) => r.status === 'deployed');
+  for (const older of deployedRevisions.slice(0, -1)) {
+    older.status = 'superseded';
+    await storage.update(older);
+  }
+  return deployedRevisions.at(-1);
+}
+
+/** The record of a revision about to be applied: pending-install, -upgrade or -rollback. */
+function pendingRecord(ctx: RunContext, opts: ReleaseRunOptions, revision: number, previousDeployed: ReleaseRecord | undefined): ReleaseRecord {
+  return {
+    name: opts.target.release,
+    namespace: opts.target.namespace,
+    revision,
+    status: opts.rollbackOf ? 'pending-rollback' : previousDeployed ? 'pending-upgrade' : 'pending-install',
+    description: opts.rollbackOf ? `rollback to ${opts.rollbackOf}` : previousDeployed ? 'upgrade' : 'install',
+    environment: opts.target.env,
+    environmentSlug: opts.target.slug,
+    project: opts.project,
+    manifests: opts.recorded ?? opts.manifests.map((m) => m.object),
+    values: opts.values,
+    images: opts.images,
+    git: opts.git,
+    deployedBy: { user: ctx.ci.actor, host: hostname(), ciJobUrl: ctx.ci.jobUrl, ciPipelineUrl: ctx.ci.pipelineUrl },
+    startedAt: ctx.now().toISOString(),
+    tests: opts.tests,
+    rollbackOf: opts.rollbackOf,
+    maskSalt: opts.redactor.recordSalt(),
+  };
+}
+
+/** Writes the revision's verdict: deployed (superseding the one before) or failed; after a lost lock, only this revision's close. */
+async function closeRevision(
+  ctx: RunContext,
+  storage: ReleaseStorage,
+  opts: ReleaseRunOptions,
+  record: ReleaseRecord,
+  close: { verdict: ReleaseStatus; why: string; extra: Partial<ReleaseOutcome>; started: number },
+): Promise<ReleaseOutcome> {
+  const { target } = opts;
+  const { reporter } = ctx;
+  const revision = record.revision;
+  // After a lost lock another run may write alongside: no deployed revision, and the one write left is closing this one.
+  const lost = storage.lockLost;
+  const [status, description] = lost && close.verdict === 'deployed' ? (['failed', stopReason(ctx.signal)] as const) : [close.verdict, close.why];
+  record.status = status;
+  record.description = description;
+  record.finishedAt = ctx.now().toISOString();
+  if (lost) {
+    // Only if its record is as this run wrote it; nothing superseded, no history pruned.
+    const closed = await storage.closeAfterLostLock(opts.redactor.record(record)).catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+    if (closed === false) reporter.warn(`revision ${revision} is left as it is: its record changed after the lock was lost`);
+    else if (closed !== true) reporter.warn(`revision ${revision} could not be marked failed (${closed}); the next deploy of ${target.release} will close it`);
+  } else {
+    await storage.update(opts.redactor.record(record));
+    if (status === 'deployed') await storage.markSuperseded(target.release, revision);
+    // Failed revisions count towards historyMax too (as in Helm); the last deployed one is always kept.
+    await storage.pruneHistory(target.release, opts.historyMax);
+  }
+  return {
+    release: target.release,
+    namespace: target.namespace,
+    revision,
+    status,
+    description,
+    failures: [],
+    notReady: [],
+    pruned: [],
+    durationMs: Date.now() - close.started,
+    ...close.extra,
+  };
+}
+
+/** The stages of one revision, each a section of the log: pre-deploy hooks, apply, track, post-deploy hooks, prune. */
+async function deployRevision(
+  ctx: RunContext,
+  kube: KubeClient,
+  opts: ReleaseRunOptions,
+  run: { record: ReleaseRecord; previousDeployed: ReleaseRecord | undefined; finish: Finish; hooks: ReturnType<typeof splitHooks> },
+): Promise<ReleaseOutcome> {
+  const { target, reporter } = { target: opts.target, reporter: ctx.reporter };
+  const { record, previousDeployed, finish } = run;
+  const { pre, main, post } = run.hooks;
+  /** Each phase is a section of the log (collapsible under GitLab CI), ended before its verdict is printed. */
+  const phase = async <T>(name: string, header: string, work: () => Promise<T>): Promise<T> => {
+    const end = reporter.section(`skiff_deploy_${name}`, `${header} (release ${target.release} revision ${record.revision})`);
+    try {
+      return await work();
+    } finally {
+      end();
+    }
+  };
+
+  const preResult = pre.length ? await phase('pre_hooks', `pre-deploy hooks: ${pre.length}`, () => runHooks(ctx, kube, pre, 'pre-deploy', opts)) : undefined;
+  if (preResult) return await finish('failed', preResult.description, { failures: preResult.failures, notReady: preResult.notReady });
+
+  const applied = await phase('apply', `apply ${main.length} objects`, () => applyInPhases(ctx, kube, main, opts));
+  const tracked = await phase('track', `wait for ${applied.length} objects to be ready`, () =>
+    trackRollout(kube, { objects: applied, timeoutMs: opts.timeoutMs, policy: opts.policy, reporter, signal: ctx.signal, now: ctx.now }),
+  );
+  if (!tracked.ok) return await finish('failed', trackFailure(ctx, tracked, opts.timeoutMs), { failures: tracked.failures, notReady: tracked.notReady });
+  const postResult = post.length
+    ? await phase('post_hooks', `post-deploy hooks: ${post.length}`, () => runHooks(ctx, kube, post, 'post-deploy', opts))
+    : undefined;
+  if (postResult) return await finish('failed', postResult.description, { failures: postResult.failures, notReady: postResult.notReady });
+
+  const pruned = previousDeployed
+    ? await phase('prune', `prune what revision ${previousDeployed.revision} had and this one does not`, () =>
+        prune(ctx, kube, previousDeployed.manifests, record.manifests, target),
+      )
+    : [];
+  // The lock was lost meanwhile: another run may have written alongside, so this is no deployed revision.
+  if (ctx.signal.reason instanceof SkiffError) throw ctx.signal.reason;
+  return await finish('deployed', opts.rollbackOf ? `rollback to ${opts.rollbackOf} complete` : `${previousDeployed ? 'upgrade' : 'install'} complete`, {
+    pruned,
+  });
+}
+
+/** Applies the release's objects phase by phase (namespaces and CRDs first), each phase's objects in parallel. */
+async function applyInPhases(ctx: RunContext, kube: KubeClient, main: Manifest[], opts: ReleaseRunOptions): Promise<KubeObject[]> {
+  const applied: KubeObject[] = [];
+  for (const objects of applyPhases(main)) {
+    const objs = await mapLimit(objects, PARALLEL_REQUESTS, (m) => applyOwned(kube, m, opts.target.release, opts));
+    for (const o of objs) {
+      ctx.reporter.status(objectRef(o), 'applied');
+      applied.push(o);
+    }
+  }
+  return applied;
+}
+
+/** The failed revision's description: what failed and how, or what was not ready in time. */
+function trackFailure(ctx: RunContext, tracked: TrackResult, timeoutMs: number): string {
+  if (tracked.failures.length)
+    return tracked.failures
+      .map(
+        (f) =>
+          `${f.object}: ${f.reason}${f.container ? ` in container ${f.container}` : ''}${f.exitCode !== undefined ? ` (exit ${f.exitCode})` : ''}${f.logs.length ? `; last log: ${f.logs.at(-1)}` : ''}`,
+      )
+      .join('; ');
+  if (ctx.signal.aborted) return stopReason(ctx.signal);
+  return `not ready after ${formatDuration(timeoutMs)}: ${tracked.notReady.map((n) => `${n.object} (${n.message}${n.cause ? `; ${n.cause}` : ''})`).join(', ')}`;
 }
 
 /**
@@ -297,9 +339,8 @@ async function showHookLogs(ctx: RunContext, kube: KubeClient, job: KubeObject) 
   // A Job's own pods by owner uid: a previous run's pods, deleted in the background, share its job-name.
   const pods = job.kind === 'Pod' ? [job] : currentPods(job, (await kube.list('v1', 'Pod', ns, { labelSelector: `job-name=${job.metadata.name}` })).items);
   for (const pod of pods) {
-    const containers = (pod.spec?.containers ?? []) as Array<{ name: string }>;
-    for (const c of containers) {
-      const text = await kube.logs(ns, pod.metadata.name, c.name, { tailLines: 50 });
+    for (const container of containerNames(pod)) {
+      const text = await kube.logs(ns, pod.metadata.name, container, { tailLines: 50 });
       for (const line of text.split('\n').filter(Boolean)) ctx.reporter.log(`${job.kind.toLowerCase()}/${job.metadata.name}`, line);
     }
   }
