@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readCiContext } from '../gitlab/ci-variables.js';
 import { takeSecretEnv } from '../adapters/child-env.js';
-import type { DockerEngine } from '../adapters/docker.js';
+import type { ContainerEngine } from '../adapters/container-engine.js';
 import type { Reporter, RunContext } from '../context.js';
 import { ExitCode, SkiffError, oneLine } from '../errors.js';
 import { LineReporter, LiveReporter } from './reporter.js';
@@ -47,7 +47,7 @@ function openSession(global: GlobalOptions): Session {
   // A closed terminal (SIGHUP) and Ctrl-\ (SIGQUIT) stop skiff as Ctrl-C does: cleaned up (no plain
   // secret copy left behind), exit 130; their default would end the process on the spot.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.on(sig, onSignal);
-  let docker: Promise<DockerEngine> | undefined;
+  let docker: Promise<ContainerEngine> | undefined;
   const ctx: RunContext = {
     cwd: global.dir ?? process.cwd(),
     env,
@@ -55,7 +55,7 @@ function openSession(global: GlobalOptions): Session {
     reporter,
     now: () => new Date(),
     signal: abort.signal,
-    docker: () => (docker ??= import('../adapters/docker.js').then((m) => new m.DockerEngine())),
+    docker: () => (docker ??= import('../adapters/docker.js').then((m) => new m.DockerEngine(env))),
     kube: (cluster) => import('../adapters/kube.js').then((m) => m.HttpKubeClient.connect(cluster)),
   };
   return { ctx, json, close };
