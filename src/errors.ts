@@ -1,19 +1,38 @@
 /**
  * Every failure skiff reports is a SkiffError: a kind, an exit code and a
- * one-line message that says what to change. Only src/cli turns them into
- * process exit codes.
+ * one-line message that says what to change. Only src/cli/exit-codes.ts turns
+ * them into process exit codes.
  */
-export const ExitCode = {
-  ok: 0,
+
+interface ExitCodeRow {
+  code: number;
+  /** What the code tells the user; `skiff --help` prints it. */
+  meaning: string;
+  /** Set only by this flag, whose help says when; not in the table of `skiff --help`. */
+  flag?: string;
+}
+
+/** Every exit code skiff sets: the errors' codes, Ctrl-C, `diff --exit-code`, and the help's table, all from here. */
+export const EXIT_CODES = {
+  ok: { code: 0, meaning: 'success' },
   /** The work itself failed: a build step, a test, a rollout. */
-  failed: 1,
+  failed: { code: 1, meaning: 'the work failed (build step, test, rollout)' },
   /** Bad input or configuration; nothing was touched. */
-  badInput: 2,
+  badInput: { code: 2, meaning: 'bad input or configuration; nothing was touched' },
   /** Docker, a registry or a cluster could not be reached, or refused access. */
-  infrastructure: 3,
-  /** Interrupted (Ctrl-C / SIGTERM). */
-  interrupted: 130,
-} as const;
+  infrastructure: { code: 3, meaning: 'Docker, registry or cluster unreachable, or access denied' },
+  /** Interrupted (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT). */
+  interrupted: { code: 130, meaning: 'interrupted' },
+  /** The live objects differ from what a deploy would apply: 1, as `git diff --exit-code`. */
+  changes: { code: 1, meaning: 'there are changes', flag: 'diff --exit-code' },
+} as const satisfies Record<string, ExitCodeRow>;
+
+export type ExitCodeName = keyof typeof EXIT_CODES;
+
+/** The codes of EXIT_CODES by name, for errors and tests: `ExitCode.badInput` is 2. */
+export const ExitCode = Object.fromEntries(Object.entries(EXIT_CODES).map(([name, row]) => [name, row.code])) as {
+  readonly [N in ExitCodeName]: (typeof EXIT_CODES)[N]['code'];
+};
 
 export type ErrorKind = 'config' | 'input' | 'build' | 'test' | 'deploy' | 'infrastructure' | 'auth' | 'interrupted' | 'internal';
 

@@ -1,17 +1,6 @@
-import { existsSync } from 'node:fs';
-import { request as httpsRequest, Agent as HttpsAgent, type RequestOptions } from 'node:https';
-import { request as httpRequest, Agent as HttpAgent } from 'node:http';
-import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
-import {
-  KubeApiError,
-  PARALLEL_REQUESTS,
-  type KubeClient,
-  type ListQuery,
-  type ListResult,
-  type WatchEvent,
-  type Watcher,
-  type WriteOptions,
-} from '../kube/client.js';
+import type { RequestOptions } from 'node:https';
+import { InfrastructureError, SkiffError } from '../errors.js';
+import { KubeApiError, PARALLEL_REQUESTS, type KubeClient, type ListQuery, type ListResult, type Watcher, type WriteOptions } from '../kube/client.js';
 import { objectRef } from '../kube/object-key.js';
 import {
   AdaptiveLimiter,
@@ -27,7 +16,7 @@ import {
   retryAfterMs,
 } from '../kube/retry.js';
 import { SHARED_FIELD_MANAGER, type KubeObject, type LiveObject } from '../kube/objects.js';
-import { secretEnvPresent } from './child-env.js';
+import { KubeEndpoint, type KubeResponse, type RequestInit, type WatchOutcome } from './kube-http.js';
 import { loadConnection } from './kubeconfig.js';
 
 /** For what belongs to no one release: the namespace skiff creates, release records, the lock. */
@@ -40,13 +29,6 @@ interface ResourceInfo {
   namespaced: boolean;
 }
 
-interface KubeResponse {
-  status: number;
-  body: unknown;
-  /** A POST was repeated after an attempt that may have reached the server. */
-  ambiguous?: boolean;
-}
-
 /** What HttpKubeClient's retries and parallelism are tuned by. */
 export interface KubeTuning {
   /** Bound on retrying one request, and on a watch's reconnects (SKIFF_KUBE_RETRY_TIMEOUT). */
@@ -57,9 +39,6 @@ export interface KubeTuning {
   maxParallel: number;
   random?: () => number;
 }
-
-/** No answer from an API server is read past this size (a list of 2,000 large objects is a few tens of MiB). */
-export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
 
 function messageOf(body: unknown): string {
   const m = typeof body === 'object' && body ? (body as { message?: unknown }).message : typeof body === 'string' ? body : undefined;
@@ -104,73 +83,28 @@ export class HttpKubeClient implements KubeClient {
   private readonly discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
   private readonly limiter: AdaptiveLimiter;
   private readonly tuning: KubeTuning;
+  private readonly endpoint: KubeEndpoint;
   private constructor(
     readonly server: string,
     readonly context: string,
-    private readonly options: RequestOptions,
+    options: RequestOptions,
     readonly defaultNamespace: string,
     tuning: Partial<KubeTuning> = {},
   ) {
     this.tuning = { retryTimeoutMs: DEFAULT_KUBE_RETRY_TIMEOUT_MS, requestTimeoutMs: 60_000, maxParallel: PARALLEL_REQUESTS, ...tuning };
     this.limiter = new AdaptiveLimiter(this.tuning.maxParallel);
+    this.endpoint = new KubeEndpoint(server, context, options, this.tuning.requestTimeoutMs);
   }
 
-  /** The retry bound comes from SKIFF_KUBE_RETRY_TIMEOUT unless `tuning` sets it. */
-  static async connect(opts: { context?: string; kubeconfig?: string; tuning?: Partial<KubeTuning> } = {}): Promise<HttpKubeClient> {
-    const tuning = { retryTimeoutMs: kubeRetryTimeoutMs(process.env), ...opts.tuning };
-    const simple = loadConnection(opts, process.env);
-    if (simple) return new HttpKubeClient(simple.server, simple.context, simple.options, simple.namespace, tuning);
-    return HttpKubeClient.connectWithClientNode(opts, tuning);
+  /**
+   * The cluster of a kubeconfig context; KUBECONFIG, HOME and the retry bound
+   * (SKIFF_KUBE_RETRY_TIMEOUT, unless `tuning` sets it) are read from `env`.
+   */
+  static async connect(opts: { context?: string; kubeconfig?: string; env: NodeJS.ProcessEnv; tuning?: Partial<KubeTuning> }): Promise<HttpKubeClient> {
+    const tuning = { retryTimeoutMs: kubeRetryTimeoutMs(opts.env), ...opts.tuning };
+    const c = loadConnection(opts, opts.env) ?? (await (await import('./kubeconfig-full.js')).loadFullConnection(opts, opts.env));
+    return new HttpKubeClient(c.server, c.context, c.options, c.namespace, tuning);
   }
-
-  /** Exec plugins, auth providers, proxies and in-cluster config, through @kubernetes/client-node. */
-  private static async connectWithClientNode(opts: { context?: string; kubeconfig?: string }, tuning: Partial<KubeTuning>): Promise<HttpKubeClient> {
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    const kc = new KubeConfig();
-    try {
-      if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-      else {
-        const home = process.env.HOME ?? '';
-        const candidates = (process.env.KUBECONFIG ?? '').split(':').filter(Boolean);
-        const found = candidates.length ? candidates.some((f) => existsSync(f)) : existsSync(`${home}/.kube/config`);
-        if (!found && !process.env.KUBERNETES_SERVICE_HOST) {
-          throw new ConfigError(
-            `no kubeconfig found (${candidates.length ? `KUBECONFIG=${process.env.KUBECONFIG}` : '~/.kube/config'} does not exist) and not running in a cluster; set KUBECONFIG or --kubeconfig`,
-          );
-        }
-        kc.loadFromDefault();
-      }
-    } catch (e) {
-      if (e instanceof ConfigError) throw e;
-      throw new ConfigError(`cannot read kubeconfig${opts.kubeconfig ? ` ${opts.kubeconfig}` : ''}: ${(e as Error).message}; set KUBECONFIG or --kubeconfig`);
-    }
-    hideSecretsFromExecPlugins(kc.users);
-    if (opts.context) {
-      if (!kc.getContexts().some((c) => c.name === opts.context)) {
-        throw new ConfigError(
-          `kube context "${opts.context}" is not in the kubeconfig (contexts: ${
-            kc
-              .getContexts()
-              .map((c) => c.name)
-              .join(', ') || 'none'
-          }); fix environments.<env>.kubeContext or --kube-context`,
-        );
-      }
-      kc.setCurrentContext(opts.context);
-    }
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new ConfigError('no Kubernetes cluster configured: set KUBECONFIG (or --kubeconfig) to a kubeconfig with a current context');
-    const options: RequestOptions = {};
-    try {
-      await kc.applyToHTTPSOptions(options);
-    } catch (e) {
-      throw new ConfigError(`kube context "${kc.getCurrentContext()}" (server ${cluster.server}) cannot be used: ${(e as Error).message}`);
-    }
-    const ctx = kc.getContextObject(kc.getCurrentContext());
-    return new HttpKubeClient(cluster.server.replace(/\/+$/, ''), kc.getCurrentContext(), options, ctx?.namespace ?? 'default', tuning);
-  }
-
-  private agent: HttpsAgent | HttpAgent | undefined;
 
   /**
    * One request, retried through a flaky or rate-limiting API server:
@@ -182,11 +116,7 @@ export class HttpKubeClient implements KubeClient {
    * replace can read the 409 of the repeat as their own earlier success when
    * the object holds what they sent.
    */
-  async request(
-    method: string,
-    path: string,
-    init: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; signal?: AbortSignal; raw?: boolean } = {},
-  ): Promise<KubeResponse> {
+  async request(method: string, path: string, init: RequestInit = {}): Promise<KubeResponse> {
     const deadline = Date.now() + this.tuning.retryTimeoutMs;
     let ambiguous = false;
     for (let attempt = 0; ; attempt++) {
@@ -195,7 +125,7 @@ export class HttpKubeClient implements KubeClient {
       let failure: unknown;
       const epoch = this.limiter.epoch;
       try {
-        res = await this.send(method, path, init);
+        res = await this.endpoint.send(method, path, init);
       } catch (e) {
         failure = e;
       } finally {
@@ -212,7 +142,7 @@ export class HttpKubeClient implements KubeClient {
         wait = retryAfterMs(res.retryAfter, Date.now());
         why = `answered ${res.status}${messageOf(res.body) ? ` (${messageOf(res.body)})` : ''}`;
       } else {
-        if (init.signal?.aborted || !isTransientError(failure)) throw this.unreachable(failure as Error);
+        if (init.signal?.aborted || !isTransientError(failure)) throw this.endpoint.unreachable(failure as Error);
         // The write may have landed: repeat it, and let create/replace read the 409 that follows.
         if (!neverSent(failure)) ambiguous = true;
         why = `is unreachable: ${(failure as Error).message}`;
@@ -239,95 +169,6 @@ export class HttpKubeClient implements KubeClient {
     return this.limiter;
   }
 
-  /** One attempt: status, parsed JSON (or text) and Retry-After. Bodies larger than MAX_RESPONSE_BYTES are refused. */
-  private send(
-    method: string,
-    path: string,
-    init: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; signal?: AbortSignal; raw?: boolean },
-  ): Promise<KubeResponse & { retryAfter?: string }> {
-    const url = new URL(this.server + path);
-    for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
-    const isHttps = url.protocol === 'https:';
-    this.agent ??= isHttps
-      ? new HttpsAgent({ keepAlive: true, maxSockets: PARALLEL_REQUESTS })
-      : new HttpAgent({ keepAlive: true, maxSockets: PARALLEL_REQUESTS });
-    const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
-    return new Promise((resolve, reject) => {
-      const req = (isHttps ? httpsRequest : httpRequest)(
-        url,
-        {
-          ...this.options,
-          agent: this.agent,
-          method,
-          headers: {
-            ...(this.options.headers as Record<string, string> | undefined),
-            accept: 'application/json',
-            ...(body !== undefined ? { 'content-type': init.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
-          },
-          signal: init.signal,
-          timeout: this.tuning.requestTimeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_RESPONSE_BYTES) {
-              res.destroy();
-              reject(
-                new InfrastructureError(
-                  `Kubernetes API ${this.server} (context ${this.context}) sent more than ${MAX_RESPONSE_BYTES} bytes for ${method} ${path}; refusing it`,
-                ),
-              );
-              return;
-            }
-            chunks.push(c);
-          });
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString();
-            let parsed: unknown = text;
-            if (!init.raw && text) {
-              try {
-                parsed = JSON.parse(text);
-              } catch {
-                /* non-JSON bodies are returned as text */
-              }
-            }
-            const retryAfter = res.headers['retry-after'];
-            resolve({ status: res.statusCode ?? 0, body: parsed, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`request timed out after ${this.tuning.requestTimeoutMs / 1000}s`), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
-      if (body !== undefined) req.write(body);
-      req.end();
-    });
-  }
-
-  private unreachable(e: Error): Error {
-    if (e.name === 'AbortError' || e instanceof SkiffError) return e;
-    return new InfrastructureError(`Kubernetes API ${this.server} (context ${this.context}) is unreachable: ${e.message}; check the cluster and KUBECONFIG`, {
-      cause: e,
-    });
-  }
-
-  /** Throws a typed error for a non-2xx answer. */
-  private check(res: KubeResponse, what: string): unknown {
-    if (res.status >= 200 && res.status < 300) return res.body;
-    const status = (typeof res.body === 'object' && res.body ? res.body : {}) as {
-      message?: string;
-      reason?: string;
-      details?: { causes?: Array<{ field?: string; message?: string; reason?: string }> };
-    };
-    const message = status.message ?? String(res.body).slice(0, 300);
-    if (res.status === 401)
-      throw new InfrastructureError(`Kubernetes API ${this.server} rejected the credentials of context ${this.context} (${what})`, { kind: 'auth' });
-    if (res.status === 403) throw new InfrastructureError(`Kubernetes API ${this.server} forbids ${what}: ${message}`, { kind: 'auth' });
-    throw new KubeApiError(res.status, status.reason ?? '', message, status.details?.causes ?? []);
-  }
-
   /** Resource path info for apiVersion/kind, from the server's discovery (cached per group version). */
   async resource(apiVersion: string, kind: string): Promise<ResourceInfo> {
     const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
@@ -337,7 +178,7 @@ export class HttpKubeClient implements KubeClient {
         const res = await this.request('GET', base);
         const map = new Map<string, ResourceInfo>();
         if (res.status === 404) return map;
-        const list = this.check(res, `discovery of ${apiVersion}`) as { resources: Array<{ name: string; kind: string; namespaced: boolean }> };
+        const list = this.endpoint.check(res, `discovery of ${apiVersion}`) as { resources: Array<{ name: string; kind: string; namespaced: boolean }> };
         for (const r of list.resources) if (!r.name.includes('/')) map.set(r.kind, { base, plural: r.name, namespaced: r.namespaced });
         return map;
       })();
@@ -367,20 +208,20 @@ export class HttpKubeClient implements KubeClient {
       contentType: 'application/apply-patch+yaml',
       query: { fieldManager: opts.fieldManager ?? FIELD_MANAGER, force: opts.force ? 'true' : undefined, dryRun: opts.dryRun ? 'All' : undefined },
     });
-    return this.check(res, `apply of ${objectRef(obj)}`) as LiveObject;
+    return this.endpoint.check(res, `apply of ${objectRef(obj)}`) as LiveObject;
   }
 
   async get(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<LiveObject | undefined> {
     const res = await this.request('GET', await this.path(apiVersion, kind, namespace, name));
     if (res.status === 404) return undefined;
-    return this.check(res, `read of ${kind} ${name}`) as LiveObject;
+    return this.endpoint.check(res, `read of ${kind} ${name}`) as LiveObject;
   }
 
   /** Namespaces (of a namespaced kind) that hold objects matching a label selector, across the cluster. */
   async namespacesWith(apiVersion: string, kind: string, labelSelector: string): Promise<Map<string, Array<LiveObject>>> {
     const r = await this.resource(apiVersion, kind);
     const res = await this.request('GET', `${r.base}/${r.plural}`, { query: { labelSelector } });
-    const body = this.check(res, `list of ${kind} in all namespaces`) as { items: Array<LiveObject> };
+    const body = this.endpoint.check(res, `list of ${kind} in all namespaces`) as { items: Array<LiveObject> };
     const out = new Map<string, Array<LiveObject>>();
     for (const item of body.items) {
       const ns = item.metadata.namespace ?? '';
@@ -392,7 +233,7 @@ export class HttpKubeClient implements KubeClient {
   async list(apiVersion: string, kind: string, namespace: string | undefined, query: ListQuery = {}): Promise<ListResult> {
     const res = await this.request('GET', await this.path(apiVersion, kind, namespace), { query: { ...query } });
     if (res.status === 404) return { items: [], resourceVersion: '' };
-    const body = this.check(res, `list of ${kind}`) as { items: Array<LiveObject>; metadata: { resourceVersion: string } };
+    const body = this.endpoint.check(res, `list of ${kind}`) as { items: Array<LiveObject>; metadata: { resourceVersion: string } };
     for (const item of body.items) {
       item.apiVersion ??= apiVersion;
       item.kind ??= kind;
@@ -413,7 +254,7 @@ export class HttpKubeClient implements KubeClient {
       const live = await this.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
       if (live && sameContent(live, obj)) return live;
     }
-    return this.check(res, `create of ${objectRef(obj)}`) as LiveObject;
+    return this.endpoint.check(res, `create of ${objectRef(obj)}`) as LiveObject;
   }
 
   async replace(obj: KubeObject, opts: WriteOptions = {}): Promise<LiveObject> {
@@ -427,7 +268,7 @@ export class HttpKubeClient implements KubeClient {
       const live = await this.get(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
       if (live && sameContent(live, obj)) return live;
     }
-    return this.check(res, `update of ${objectRef(obj)}`) as LiveObject;
+    return this.endpoint.check(res, `update of ${objectRef(obj)}`) as LiveObject;
   }
 
   /** Deletes an object; true when it existed. */
@@ -445,7 +286,7 @@ export class HttpKubeClient implements KubeClient {
       body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: propagation, ...(preconditions ? { preconditions } : {}) },
     });
     if (res.status === 404) return false;
-    this.check(res, `delete of ${kind} ${name}`);
+    this.endpoint.check(res, `delete of ${kind} ${name}`);
     return true;
   }
 
@@ -479,21 +320,25 @@ export class HttpKubeClient implements KubeClient {
     let failingSince = 0;
     while (!signal.aborted) {
       let connected = false;
-      const outcome = await this.watchOnce(
-        path,
-        { ...query, resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: '300' },
-        (ev) => {
-          const rv = (ev.object.metadata as { resourceVersion?: string }).resourceVersion;
-          if (rv) resourceVersion = rv;
-          if (ev.type !== 'BOOKMARK') {
-            ev.object.apiVersion ??= apiVersion;
-            ev.object.kind ??= kind;
-            onEvent(ev);
-          }
-        },
-        signal,
-        () => (connected = true),
-      ).catch((e: unknown): WatchOutcome | Error => (signal.aborted ? 'aborted' : e instanceof SkiffError ? e : e instanceof Error ? e : new Error(String(e))));
+      const outcome = await this.endpoint
+        .watch(
+          path,
+          { ...query, resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: '300' },
+          (ev) => {
+            const rv = (ev.object.metadata as { resourceVersion?: string }).resourceVersion;
+            if (rv) resourceVersion = rv;
+            if (ev.type !== 'BOOKMARK') {
+              ev.object.apiVersion ??= apiVersion;
+              ev.object.kind ??= kind;
+              onEvent(ev);
+            }
+          },
+          signal,
+          () => (connected = true),
+        )
+        .catch((e: unknown): WatchOutcome | Error =>
+          signal.aborted ? 'aborted' : e instanceof SkiffError ? e : e instanceof Error ? e : new Error(String(e)),
+        );
       if (signal.aborted || outcome === 'aborted') return;
       if (connected || outcome === 'gone') {
         failures = 0;
@@ -516,96 +361,5 @@ export class HttpKubeClient implements KubeClient {
       this.retries++;
       await abortableSleep(backoffMs(failures++, this.tuning.random, 200, 5_000), signal);
     }
-  }
-
-  private watchOnce(
-    path: string,
-    query: Record<string, string>,
-    onEvent: (ev: WatchEvent) => void,
-    signal: AbortSignal,
-    onConnected: () => void,
-  ): Promise<WatchOutcome> {
-    const url = new URL(this.server + path);
-    url.searchParams.set('watch', '1');
-    for (const [k, v] of Object.entries(query)) if (v) url.searchParams.set(k, v);
-    const isHttps = url.protocol === 'https:';
-    return new Promise((resolve, reject) => {
-      if (signal.aborted) return resolve('aborted');
-      const req = (isHttps ? httpsRequest : httpRequest)(
-        url,
-        { ...this.options, headers: { ...(this.options.headers as Record<string, string> | undefined), accept: 'application/json' }, signal },
-        (res) => {
-          if (res.statusCode === 410) {
-            res.resume();
-            return resolve('gone');
-          }
-          if (res.statusCode === 401 || res.statusCode === 403) {
-            res.resume();
-            try {
-              this.check({ status: res.statusCode, body: undefined }, `watch of ${path}`);
-            } catch (e) {
-              reject(e instanceof Error ? e : new Error(String(e)));
-            }
-            return;
-          }
-          if (res.statusCode !== 200) {
-            res.resume();
-            return resolve('dropped');
-          }
-          onConnected();
-          let rest = '';
-          let gone = false;
-          res.on('data', (chunk: Buffer) => {
-            const lines = (rest + chunk.toString()).split('\n');
-            rest = lines.pop() ?? '';
-            // One event is one object: a line longer than an answer may be is not an event.
-            if (rest.length > MAX_RESPONSE_BYTES) {
-              res.destroy();
-              return;
-            }
-            for (const line of lines) {
-              if (!line.trim()) continue;
-              let ev: WatchEvent & { type: string; object: { code?: number } };
-              try {
-                ev = JSON.parse(line) as typeof ev;
-              } catch {
-                res.destroy();
-                return;
-              }
-              if ((ev.type as string) === 'ERROR') {
-                if ((ev.object as { code?: number }).code === 410) gone = true;
-                continue;
-              }
-              onEvent(ev);
-            }
-          });
-          res.on('end', () => resolve(gone ? 'gone' : 'ended'));
-          res.on('error', () => resolve(signal.aborted ? 'aborted' : 'dropped'));
-          res.on('close', () => resolve(signal.aborted ? 'aborted' : gone ? 'gone' : 'dropped'));
-        },
-      );
-      req.on('error', (e) => (signal.aborted ? resolve('aborted') : reject(this.unreachable(e))));
-      req.end();
-    });
-  }
-}
-
-type WatchOutcome = 'ended' | 'gone' | 'dropped' | 'aborted';
-
-/**
- * An exec plugin (client-node runs it with skiff's environment and its own
- * `env` entries) gets none of skiff's secrets: each is added to its `env`
- * unset, and a variable set to undefined is left out of a child's
- * environment. The same scrub as childEnv().
- */
-export function hideSecretsFromExecPlugins(users: ReadonlyArray<{ exec?: unknown }>, env: NodeJS.ProcessEnv = process.env): void {
-  const hidden = secretEnvPresent(env);
-  if (hidden.length === 0) return;
-  for (const user of users) {
-    const exec = user.exec as { env?: Array<{ name: string; value?: string }> | null } | undefined;
-    if (!exec || typeof exec !== 'object') continue;
-    // A value the kubeconfig itself gives the plugin is its own, and kept.
-    const own = exec.env ?? [];
-    exec.env = [...own, ...hidden.filter((name) => !own.some((e) => e.name === name)).map((name) => ({ name, value: undefined }))];
   }
 }

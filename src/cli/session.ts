@@ -3,14 +3,10 @@ import { readCiContext } from '../gitlab/ci-variables.js';
 import { takeSecretEnv } from '../adapters/child-env.js';
 import type { ContainerEngine } from '../adapters/container-engine.js';
 import type { Reporter, RunContext } from '../context.js';
-import { ExitCode, SkiffError, oneLine } from '../errors.js';
+import { ExitCode, SkiffError, oneLine, type ExitCodeName } from '../errors.js';
+import { exitNow, failureExitCode, setExitCode } from './exit-codes.js';
+import { ParsedFlags, globalFlags, type GlobalFlags } from './flags.js';
 import { LineReporter, LiveReporter } from './reporter.js';
-
-export interface GlobalOptions {
-  output: 'text' | 'json';
-  verbose?: boolean;
-  dir?: string;
-}
 
 export interface Session {
   ctx: RunContext;
@@ -21,7 +17,7 @@ export interface Session {
 /** skiff's environment, secrets included; process.env keeps none of them (adapters/child-env.ts). */
 let startEnv: NodeJS.ProcessEnv | undefined;
 
-function openSession(global: GlobalOptions): Session {
+function openSession(global: GlobalFlags): Session {
   const json = global.output === 'json';
   const stderr = process.stderr;
   const env = (startEnv ??= takeSecretEnv(process.env));
@@ -39,7 +35,7 @@ function openSession(global: GlobalOptions): Session {
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
-    if (signals > 1) process.exit(ExitCode.interrupted);
+    if (signals > 1) exitNow('interrupted');
     // After a SIGHUP the terminal is gone: nobody reads the line, and writing it could fail.
     if (sig !== 'SIGHUP') reporter.warn(`${sig}: stopping and cleaning up (press Ctrl-C again to quit at once)`);
     abort.abort(new Error(sig));
@@ -56,22 +52,25 @@ function openSession(global: GlobalOptions): Session {
     now: () => new Date(),
     signal: abort.signal,
     docker: () => (docker ??= import('../adapters/docker.js').then((m) => new m.DockerEngine(env))),
-    kube: (cluster) => import('../adapters/kube.js').then((m) => m.HttpKubeClient.connect(cluster)),
+    kube: (cluster) => import('../adapters/kube.js').then((m) => m.HttpKubeClient.connect({ ...cluster, env })),
   };
   return { ctx, json, close };
 }
 
-/** Runs one command: the only place that turns errors into exit codes. */
-export async function run(program: Command, body: (s: Session) => Promise<void>): Promise<void> {
-  const session = openSession(program.opts<GlobalOptions>());
+/**
+ * Runs one command: the only place that turns errors into exit codes. `body`
+ * returns the name of its code when it is not success (diff --exit-code).
+ */
+export async function run(program: Command, body: (s: Session) => Promise<ExitCodeName | void>): Promise<void> {
+  const session = openSession(globalFlags.read(ParsedFlags.of(program)));
   try {
-    await body(session);
+    const code = await body(session);
     session.close();
-    process.exitCode = process.exitCode ?? ExitCode.ok;
+    setExitCode(ExitCode[code ?? 'ok']);
   } catch (e) {
     session.close();
     const err = e instanceof SkiffError ? e : undefined;
-    const code = session.ctx.signal.aborted ? ExitCode.interrupted : (err?.exitCode ?? ExitCode.failed);
+    const code = failureExitCode(e, session.ctx.signal.aborted);
     const message = err
       ? oneLine(err.message)
       : `internal error: ${(e as Error)?.stack ?? String(e)}\nThis is a bug in skiff; please report it with the command you ran.`;
@@ -79,7 +78,7 @@ export async function run(program: Command, body: (s: Session) => Promise<void>)
       process.stdout.write(`${JSON.stringify({ error: { kind: err?.kind ?? 'internal', exitCode: code, message, detail: err?.detail } }, null, 2)}\n`);
     }
     process.stderr.write(`error: ${message}\n`);
-    process.exitCode = code;
+    setExitCode(code);
   }
 }
 

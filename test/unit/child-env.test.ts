@@ -8,7 +8,7 @@ import ejs from 'ejs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { childEnv, SECRET_ENV_NAMES, takeSecretEnv } from '../../src/adapters/child-env.js';
 import { findCredentials } from '../../src/registry/credentials.js';
-import { hideSecretsFromExecPlugins } from '../../src/adapters/kube.js';
+import { hideSecretsFromExecPlugins } from '../../src/adapters/kubeconfig-full.js';
 import { readCiContext } from '../../src/gitlab/ci-variables.js';
 import { ConfigError } from '../../src/errors.js';
 
@@ -92,7 +92,7 @@ current-context: ctx
         const plugin = await envDumper(`plugin-${scrub}`, dump, credential);
         const kc = new KubeConfig();
         kc.loadFromString(kubeconfig(plugin));
-        if (scrub) hideSecretsFromExecPlugins(kc.users);
+        if (scrub) hideSecretsFromExecPlugins(kc.users, process.env);
         const opts: { headers?: Record<string, string> } = {};
         await kc.applyToHTTPSOptions(opts);
         expect(opts.headers?.Authorization ?? opts.headers?.authorization).toBe('Bearer plugin-token');

@@ -101,7 +101,7 @@ contexts: [{ name: flaky, context: { cluster: flaky, user: me, namespace: defaul
 }
 
 async function client(port: number, tuning: Partial<KubeTuning> = {}): Promise<HttpKubeClient> {
-  return HttpKubeClient.connect({ kubeconfig: await kubeconfigFor(port), tuning: { random: () => 0, retryTimeoutMs: 10_000, ...tuning } });
+  return HttpKubeClient.connect({ kubeconfig: await kubeconfigFor(port), env: process.env, tuning: { random: () => 0, retryTimeoutMs: 10_000, ...tuning } });
 }
 
 /** A port nothing listens on (bound, then released). */
