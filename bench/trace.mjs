@@ -1,7 +1,7 @@
 // Preload that shows where a skiff run's wall time goes: every child process
 // (git), Engine API call (HTTP over the Docker socket) and registry fetch, with
-// its start offset and duration. The first offset is the time spent starting
-// Node and loading modules.
+// its start offset and duration, and every stall of the event loop over 20 ms.
+// The first offset is the time spent starting Node and loading modules.
 //   node --import ./bench/trace.mjs bin/skiff build --push
 import childProcess from 'node:child_process';
 import http from 'node:http';
@@ -49,5 +49,18 @@ globalThis.fetch = async (url, init) => {
   log(t, `fetch ${init?.method ?? 'GET'} ${String(url).replace(/^https?:\/\/[^/]+/, '')} -> ${res.status}`);
   return res;
 };
+
+// A child's or fetch's end is seen only when the event loop is free: while it is busy (loading
+// modules, synchronous work) the durations above grow. Stalls are listed so they are not
+// mistaken for git, Engine or registry time.
+const TICK_MS = 5;
+const STALL_MS = 20;
+let expected = performance.now() + TICK_MS;
+setInterval(() => {
+  const now = performance.now();
+  const late = now - expected;
+  if (late > STALL_MS) log(now - late, 'event loop blocked (module loading or synchronous work)');
+  expected = now + TICK_MS;
+}, TICK_MS).unref();
 
 process.once('exit', () => log(0, 'process exit (from process start)'));
