@@ -49,7 +49,8 @@ let previous = `${dockerRepo}:previous`;
 const dir = tempDir('p8');
 const appDir = join(dir, 'app');
 const buildx = spawnSync('docker', ['buildx', 'version'], { encoding: 'utf8' }).status === 0;
-const { BuildTrace, decodeTraceAux } = await import(join(repoRoot, 'dist', 'core', 'buildkit-trace.js'));
+const { BuildTrace } = await import(join(repoRoot, 'dist', 'build', 'buildkit-trace.js'));
+const { decodeTraceAux } = await import(join(repoRoot, 'dist', 'build', 'buildkit-status.js'));
 
 /** Empties the fresh runner and gives it the base image, as a job's before_script pulls it. */
 function freshRunner() {

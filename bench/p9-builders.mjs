@@ -19,7 +19,7 @@ const BUILDERS = ['tcp://127.0.0.1:1234', 'tcp://127.0.0.1:1235'];
 const IMAGES = ['api', 'web', 'worker', 'cron'];
 const env = { ...skiffEnv, PATH: `${join(repoRoot, '.skiff', 'bin')}:${process.env.PATH}` };
 
-const { builderOrder } = await import(join(repoRoot, 'dist', 'core', 'builder-pool.js'));
+const { builderOrder } = await import(join(repoRoot, 'dist', 'build', 'builder-pool.js'));
 
 /** A registry prefix whose four images split evenly over the two builders. */
 function evenRegistry() {
