@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
@@ -20,6 +20,25 @@ function symlinkRefused(shown: string): ConfigError {
 
 const parts = (rel: string) => rel.split(/[\\/]+/).filter((p) => p !== '' && p !== '.');
 
+/** One step of a walk from root to root/rel: the path, its repository-relative spelling, and what lstat says (undefined: missing). */
+interface WalkStep {
+  at: string;
+  shown: string;
+  st: Stats | undefined;
+}
+
+/** root/rel's path components from the top down, each looked at (lstat, never followed) only when the walk gets there. */
+async function* walkInside(root: string, rel: string): AsyncGenerator<WalkStep> {
+  let at = root;
+  const shown: string[] = [];
+  for (const part of parts(rel)) {
+    at = join(at, part);
+    shown.push(part);
+    const st = await lstat(at).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+    yield { at, shown: shown.join('/'), st };
+  }
+}
+
 /**
  * Makes root/rel one folder at a time and returns it; a folder on the way
  * that is a symlink or not a folder is refused (exit 2, naming it). Making
@@ -27,19 +46,16 @@ const parts = (rel: string) => rel.split(/[\\/]+/).filter((p) => p !== '' && p !
  * committed by a `git add -A`.
  */
 export async function folderInside(root: string, rel: string): Promise<string> {
-  let at = root;
-  const shown: string[] = [];
-  for (const part of parts(rel)) {
-    at = join(at, part);
-    shown.push(part);
-    const st = await lstat(at).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+  let folder = root;
+  for await (const { at, shown, st } of walkInside(root, rel)) {
     if (!st) await mkdir(at).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
     const made = st ?? (await lstat(at));
-    if (made.isSymbolicLink()) throw symlinkRefused(shown.join('/'));
-    if (!made.isDirectory()) throw new ConfigError(`${shown.join('/')} is not a folder; skiff writes its output below it: remove it and run again`);
-    if (shown.length === 1 && part === SKIFF_DIR) await ignoreItself(at);
+    if (made.isSymbolicLink()) throw symlinkRefused(shown);
+    if (!made.isDirectory()) throw new ConfigError(`${shown} is not a folder; skiff writes its output below it: remove it and run again`);
+    if (shown === SKIFF_DIR) await ignoreItself(at);
+    folder = at;
   }
-  return at;
+  return folder;
 }
 
 async function ignoreItself(skiffDir: string): Promise<void> {
@@ -54,14 +70,9 @@ async function ignoreItself(skiffDir: string): Promise<void> {
 
 /** Refuses (exit 2) a symlink at root/rel or at any existing folder on the way; creates nothing. */
 export async function refuseSymlinks(root: string, rel: string): Promise<void> {
-  let at = root;
-  const shown: string[] = [];
-  for (const part of parts(rel)) {
-    at = join(at, part);
-    shown.push(part);
-    const st = await lstat(at).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+  for await (const { shown, st } of walkInside(root, rel)) {
     if (!st) return;
-    if (st.isSymbolicLink()) throw symlinkRefused(shown.join('/'));
+    if (st.isSymbolicLink()) throw symlinkRefused(shown);
   }
 }
 
