@@ -3,7 +3,7 @@ import { Script } from 'node:vm';
 import ejs from 'ejs';
 import { stringify } from 'yaml';
 import { ConfigError } from '../errors.js';
-import type { RenderInput, TemplateFile } from './render.js';
+import type { RenderInput, TemplateFile } from './render-release.js';
 import { cloneValue, deepFreeze, type Values } from './values.js';
 
 // ---------------------------------------------------------------------------

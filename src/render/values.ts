@@ -1,7 +1,7 @@
 import { parse } from 'yaml';
 import { parseYamlWithPositions } from '../config/yaml-positions.js';
 import { ConfigError } from '../errors.js';
-import type { TemplateFile } from './render.js';
+import type { TemplateFile } from './render-release.js';
 
 // ---------------------------------------------------------------------------
 // Values files

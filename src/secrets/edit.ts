@@ -11,7 +11,7 @@ import { findRepoRoot } from '../adapters/git.js';
 import { createTemporaryBeside, refuseSymlinks, replaceInside } from '../adapters/repo-files.js';
 import type { RunContext } from '../context.js';
 import { ConfigError } from '../errors.js';
-import { isSecretFile } from '../render/render.js';
+import { isSecretFile } from '../render/render-release.js';
 import { encryptSecret, isLegacyCiphertext, showKeyPath, type SecretKey } from './crypto.js';
 import { projectKeys, type SecretKeys } from './key-lookup.js';
 import { withPrivateCopy } from './private-copy.js';

@@ -9,7 +9,7 @@ import { findRepoRoot } from '../adapters/git.js';
 import { createTemporaryBeside, isTemporaryName, refuseSymlinks, writeNoFollow } from '../adapters/repo-files.js';
 import type { RunContext } from '../context.js';
 import { ConfigError } from '../errors.js';
-import { isSecretFile } from '../render/render.js';
+import { isSecretFile } from '../render/render-release.js';
 import { ciphertextKeyId, encryptSecret, isLegacyCiphertext, showKeyPath, type SecretKey, type SecretPlace } from './crypto.js';
 import { findWerfKey, oldSecretKey, OLD_KEY_ENV, requireSecretKey, WERF_KEY_ENV, type SecretKeys } from './key-lookup.js';
 import {

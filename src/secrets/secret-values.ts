@@ -11,7 +11,7 @@ import { CURRENT_PREFIX, decryptSecret, isLegacyCiphertext, isSkiffCiphertext, S
 import { MIN_SECRET_LENGTH, secretForms } from './material.js';
 import { decryptWerfSecret, isWerfCiphertext } from './werf-format.js';
 import { ConfigError } from '../errors.js';
-import { isSecretFile, type TemplateFile } from '../render/render.js';
+import { isSecretFile, type TemplateFile } from '../render/render-release.js';
 import type { ValueSource } from '../render/values.js';
 
 export const SECRET_DIR = '.kube/secret/';

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { BlobReader, listCommitTree, listWorkingTree } from '../adapters/git.js';
-import { isTemplateFile, renderRelease, type RenderOutput, type TemplateFile } from '../render/render.js';
+import { isTemplateFile, renderRelease, type RenderOutput, type TemplateFile } from '../render/render-release.js';
 import { environmentValues, isValuesFile, parseValuesFile } from '../render/values.js';
 import { RegistryAccess } from '../registry/client.js';
 import type { RunContext } from '../context.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../src/errors.js';
 import { isClusterScoped } from '../../src/kinds/table.js';
-import { isTemplateFile, renderRelease, type RenderInput, type TemplateFile } from '../../src/render/render.js';
+import { isTemplateFile, renderRelease, type RenderInput, type TemplateFile } from '../../src/render/render-release.js';
 import { applySet, isValuesFile, mergeValues, parseSet, valuesFileNames } from '../../src/render/values.js';
 
 const IMAGE = 'registry.local/shop/app:3f2a9c1@sha256:' + 'a'.repeat(64);
