@@ -1,6 +1,6 @@
 import type { LiveObject as Obj } from '../kube/objects.js';
 import { Phase, POD, REPLICA_SET, SPEC_TEMPLATE, type KindRow, type OwnedChildren } from './kind-row.js';
-import { condition, deploymentRevision, objectUid, podReady, selectorLabels, slimOwnerRefs, specReplicas } from './object-fields.js';
+import { condition, deploymentRevision, objectUid, podReady, replicaCounts, selectorLabels, slimOwnerRefs, specReplicas } from './object-fields.js';
 import type { ReadinessInput, ReadinessPolicy, RolloutVerdict } from './readiness.js';
 import { firstPodProblem } from './pod.js';
 
@@ -73,7 +73,7 @@ export const deploymentRow: KindRow = {
     },
     oldPods,
     podLabels: selectorLabels,
-    counts: (obj) => ({ want: specReplicas(obj), ready: obj.status?.readyReplicas ?? 0, updated: obj.status?.updatedReplicas ?? 0 }),
+    counts: replicaCounts,
   },
 };
 

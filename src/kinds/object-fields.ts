@@ -1,5 +1,6 @@
 // Typed reads of the untyped Kubernetes JSON (LiveObject) that several kinds and the tracker share.
 import type { ApiFields, LiveObject as Obj } from '../kube/objects.js';
+import type { WorkloadCounts } from './readiness.js';
 
 export type Condition = Record<string, string>;
 
@@ -60,6 +61,11 @@ export function deploymentRevision(obj: Obj): string | undefined {
 /** `spec.replicas`, 1 when unset. */
 export function specReplicas(obj: Obj): number {
   return (obj.spec?.replicas as number | undefined) ?? 1;
+}
+
+/** A Deployment's or StatefulSet's replicas: wanted, ready and of the current revision. */
+export function replicaCounts(obj: Obj): WorkloadCounts {
+  return { want: specReplicas(obj), ready: obj.status?.readyReplicas ?? 0, updated: obj.status?.updatedReplicas ?? 0 };
 }
 
 /** When an event last happened, as an ISO string that sorts: whichever of its timestamps it has. */

@@ -1,6 +1,6 @@
 import type { LiveObject as Obj } from '../kube/objects.js';
 import { Phase, POD, SPEC_TEMPLATE, type KindRow } from './kind-row.js';
-import { selectorLabels, specReplicas } from './object-fields.js';
+import { replicaCounts, selectorLabels, specReplicas } from './object-fields.js';
 import type { ReadinessInput, ReadinessPolicy, RolloutVerdict } from './readiness.js';
 import { firstPodProblem } from './pod.js';
 
@@ -29,6 +29,6 @@ export const statefulSetRow: KindRow = {
       return owned.pods(uid).filter((p) => !rev || p.metadata.labels?.['controller-revision-hash'] === rev);
     },
     podLabels: selectorLabels,
-    counts: (obj) => ({ want: specReplicas(obj), ready: obj.status?.readyReplicas ?? 0, updated: obj.status?.updatedReplicas ?? 0 }),
+    counts: replicaCounts,
   },
 };
