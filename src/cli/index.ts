@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { SkiffError } from '../errors.js';
 import { exitAfterCommander, exitCodesHelp } from './exit-codes.js';
 import { ParsedFlags, globalFlags } from './flags.js';
 import { addBuildCommand, addCleanupCommand, addTestCommand } from './image-commands.js';
 import { addReleaseCommands } from './release-commands.js';
 import { addSecretCommands } from './secret-commands.js';
-import { printJson, run } from './session.js';
+import { printJson, reportFailure, run } from './session.js';
 
 // Commands are imported when they run, so `skiff --version` and `--help` start fast.
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -37,6 +38,8 @@ function buildProgram(): Command {
         .version(version, '-V, --version'),
     )
     .showHelpAfterError('(run with --help for usage)')
+    // Before the commands are added: each inherits it, so their usage errors are bad input too.
+    .exitOverride(exitAfterCommander)
     .addHelpText(
       'after',
       `
@@ -59,8 +62,13 @@ Examples:
 
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
-  program.exitOverride(exitAfterCommander);
-  await program.parseAsync(argv);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    // A flag value its parser refused (--timeout 5 minutes): bad input, reported as a command's failure.
+    if (!(e instanceof SkiffError)) throw e;
+    reportFailure(e, globalFlags.read(ParsedFlags.of(program)).output === 'json', false);
+  }
 }
 
 await main(process.argv);

@@ -58,8 +58,8 @@ function openSession(global: GlobalFlags): Session {
 }
 
 /**
- * Runs one command: the only place that turns errors into exit codes. `body`
- * returns the name of its code when it is not success (diff --exit-code).
+ * Runs one command: the only place that turns its errors into exit codes.
+ * `body` returns the name of its code when it is not success (diff --exit-code).
  */
 export async function run(program: Command, body: (s: Session) => Promise<ExitCodeName | void>): Promise<void> {
   const session = openSession(globalFlags.read(ParsedFlags.of(program)));
@@ -69,17 +69,22 @@ export async function run(program: Command, body: (s: Session) => Promise<ExitCo
     setExitCode(ExitCode[code ?? 'ok']);
   } catch (e) {
     session.close();
-    const err = e instanceof SkiffError ? e : undefined;
-    const code = failureExitCode(e, session.ctx.signal.aborted);
-    const message = err
-      ? oneLine(err.message)
-      : `internal error: ${(e as Error)?.stack ?? String(e)}\nThis is a bug in skiff; please report it with the command you ran.`;
-    if (session.json && !err?.resultPrinted) {
-      process.stdout.write(`${JSON.stringify({ error: { kind: err?.kind ?? 'internal', exitCode: code, message, detail: err?.detail } }, null, 2)}\n`);
-    }
-    process.stderr.write(`error: ${message}\n`);
-    setExitCode(code);
+    reportFailure(e, session.json, session.ctx.signal.aborted);
   }
+}
+
+/** A failed command's last words (one line; in JSON mode also a document on stdout) and its exit code. */
+export function reportFailure(e: unknown, json: boolean, interrupted: boolean): void {
+  const err = e instanceof SkiffError ? e : undefined;
+  const code = failureExitCode(e, interrupted);
+  const message = err
+    ? oneLine(err.message)
+    : `internal error: ${(e as Error)?.stack ?? String(e)}\nThis is a bug in skiff; please report it with the command you ran.`;
+  if (json && !err?.resultPrinted) {
+    process.stdout.write(`${JSON.stringify({ error: { kind: err?.kind ?? 'internal', exitCode: code, message, detail: err?.detail } }, null, 2)}\n`);
+  }
+  process.stderr.write(`error: ${message}\n`);
+  setExitCode(code);
 }
 
 export function printJson(value: unknown) {
