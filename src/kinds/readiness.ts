@@ -1,6 +1,6 @@
 import type { LiveObject as Obj } from '../kube/objects.js';
 import type { OwnedChildren } from './kind-row.js';
-import { ownedBy } from './object-fields.js';
+import { objectUid, ownedBy } from './object-fields.js';
 import { isStale, kindRow } from './table.js';
 
 // A kind's own readiness rule is in its row of the kinds table (table.ts, deployment.ts, statefulset.ts…);
@@ -95,7 +95,7 @@ export function currentPods(obj: Obj, pods: Obj[], replicaSets: Obj[] = []): Obj
 
 /** The pods of an object's current revision among the children its owner references name. */
 export function ownedCurrentPods(obj: Obj, owned: OwnedChildren): Obj[] {
-  const uid = obj.metadata.uid as string | undefined;
+  const uid = objectUid(obj);
   const select = kindRow(obj.kind)?.rollout?.currentPods;
   return uid && select ? select(obj, uid, owned) : [];
 }

@@ -111,6 +111,6 @@ export function isTracked(kind: string): boolean {
 export function isStale(obj: LiveObject): boolean {
   const gen: unknown = obj.metadata.generation;
   if (!KINDS.get(obj.kind)?.rollout?.observesGeneration || typeof gen !== 'number') return false;
-  const observed: unknown = obj.status?.observedGeneration;
+  const observed = (obj.status as { observedGeneration?: unknown } | undefined)?.observedGeneration;
   return typeof observed !== 'number' || observed < gen;
 }
