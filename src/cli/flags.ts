@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import type { DeployOptions } from '../actions/deploy.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../errors.js';
-import type { RenderFlags } from '../stages/release-inputs.js';
+import type { RenderFlags, TargetOptions } from '../stages/release-inputs.js';
 
 /**
  * The flags several commands share, each set defined once (a function adding
@@ -87,13 +87,8 @@ export const globalFlags: FlagSet<GlobalFlags> = {
   }),
 };
 
-export interface TargetFlags {
-  namespace?: string;
-  kubeContext?: string;
-  kubeconfig?: string;
-  dev?: boolean;
-  registry?: string;
-}
+/** The flags of TargetOptions: what they set is what the actions read. */
+export type TargetFlags = Pick<TargetOptions, 'namespace' | 'kubeContext' | 'kubeconfig' | 'dev' | 'registry'>;
 
 /** Which release and cluster an environment command works on (render, lint, deploy, ship, history, status, rollback, diff, dismiss). */
 export const targetFlags: FlagSet<TargetFlags> = {
@@ -123,13 +118,13 @@ export const valuesFlags: FlagSet<RenderFlags> = {
 };
 
 /** --timeout: how long a rollout is tracked (deploy, ship, rollback). */
-export const timeoutFlag: FlagSet<{ timeoutMs?: number }> = {
+export const timeoutFlag: FlagSet<Pick<DeployOptions, 'timeoutMs'>> = {
   add: (cmd) => cmd.option('--timeout <duration>', 'how long to wait for readiness (default: deploy.timeout, 5m)', duration('--timeout')),
   read: (f) => ({ timeoutMs: f.number('timeout') }),
 };
 
 /** --lock-timeout, its default shown as it would be typed ("5m"), not in milliseconds (deploy, ship, rollback, dismiss). */
-export const lockTimeoutFlag: FlagSet<{ lockTimeoutMs: number }> = {
+export const lockTimeoutFlag: FlagSet<Required<Pick<TargetOptions, 'lockTimeoutMs'>>> = {
   add: (cmd) =>
     cmd.addOption(
       new Option('--lock-timeout <duration>', 'how long to wait for another deploy of this release')
@@ -140,7 +135,7 @@ export const lockTimeoutFlag: FlagSet<{ lockTimeoutMs: number }> = {
 };
 
 /** --force-conflicts (deploy, ship, rollback). */
-export const forceConflictsFlag: FlagSet<{ forceConflicts?: boolean }> = {
+export const forceConflictsFlag: FlagSet<Pick<DeployOptions, 'forceConflicts'>> = {
   add: (cmd) => cmd.option('--force-conflicts', 'take over fields owned by another field manager'),
   read: (f) => ({ forceConflicts: f.boolean('forceConflicts') }),
 };
