@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,21 @@ export async function fixtureRepo(name: string): Promise<string> {
   await cp(join(repoRoot, 'fixtures', name), dir, { recursive: true });
   await git(dir, 'init', '-q', '-b', 'main');
   await commitAll(dir, 'initial');
+  return dir;
+}
+
+/**
+ * A fresh temp dir `skiff-<prefix>-…` holding `files` (path → content),
+ * committed as the first commit of a new repository. The caller removes it.
+ */
+export async function committedProject(prefix: string, files: Record<string, string>, message: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `skiff-${prefix}-`));
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(dir, path)), { recursive: true });
+    await writeFile(join(dir, path), content);
+  }
+  await git(dir, 'init', '-q', '-b', 'main');
+  await commitAll(dir, message);
   return dir;
 }
 

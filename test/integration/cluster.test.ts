@@ -14,8 +14,12 @@ import {
   waitFor,
   waitingReason,
 } from '../helpers/cluster.js';
+import * as manifests from '../helpers/manifests.js';
 
 const WAIT_MS = 90_000;
+
+/** A container of the local registry's busybox that runs a shell script. */
+const busybox = (script: string) => ({ image: BUSYBOX_IMAGE, command: ['/bin/sh', '-c', script] });
 
 async function namespaceFor(prefix: string): Promise<string> {
   await requireCluster();
@@ -32,27 +36,13 @@ describe('test cluster', () => {
   it('runs a Deployment of a locally built image and serves its logs', async () => {
     const ns = await namespaceFor('probe-deploy');
     const image = await buildProbeImage();
+    // The kubelet probes over the pod bridge, so Available also proves pod networking.
     await apply(
       ns,
-      `
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: probe }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: probe } }
-  template:
-    metadata: { labels: { app: probe } }
-    spec:
-      containers:
-      - name: app
-        image: ${image}
-        ports: [{ containerPort: 8080 }]
-        # The kubelet probes over the pod bridge, so Available also proves pod networking.
-        readinessProbe:
-          httpGet: { path: /, port: 8080 }
-          periodSeconds: 1
-`,
+      manifests.deployment('probe', {
+        image,
+        lines: ['ports: [{ containerPort: 8080 }]', 'readinessProbe: { httpGet: { path: /, port: 8080 }, periodSeconds: 1 }'],
+      }),
     );
 
     const deployment = await waitFor(
@@ -90,20 +80,7 @@ spec:
 
   it('reports CrashLoopBackOff for a container that keeps exiting 1', async () => {
     const ns = await namespaceFor('probe-crash');
-    await apply(
-      ns,
-      `
-apiVersion: v1
-kind: Pod
-metadata: { name: crasher }
-spec:
-  restartPolicy: Always
-  containers:
-  - name: app
-    image: ${BUSYBOX_IMAGE}
-    command: ['/bin/sh', '-c', 'echo about to fail; exit 1']
-`,
-    );
+    await apply(ns, manifests.pod('crasher', { restartPolicy: 'Always', ...busybox('echo about to fail; exit 1') }));
     const reason = await waitFor(async () => ((await waitingReason(ns, 'crasher')) === 'CrashLoopBackOff' ? 'CrashLoopBackOff' : undefined), WAIT_MS, {
       description: 'pod crasher in CrashLoopBackOff',
     });
@@ -114,18 +91,7 @@ spec:
 
   it('reports ErrImagePull / ImagePullBackOff for a tag the registry does not have', async () => {
     const ns = await namespaceFor('probe-pull');
-    await apply(
-      ns,
-      `
-apiVersion: v1
-kind: Pod
-metadata: { name: missing-image }
-spec:
-  containers:
-  - name: app
-    image: 127.0.0.1:5000/cluster-probe/app:does-not-exist-${ns}
-`,
-    );
+    await apply(ns, manifests.pod('missing-image', { image: `127.0.0.1:5000/cluster-probe/app:does-not-exist-${ns}` }));
     const reason = await waitFor(
       async () => {
         const r = await waitingReason(ns, 'missing-image');
@@ -139,23 +105,7 @@ spec:
 
   it('completes a Job', async () => {
     const ns = await namespaceFor('probe-job');
-    await apply(
-      ns,
-      `
-apiVersion: batch/v1
-kind: Job
-metadata: { name: once }
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: app
-        image: ${BUSYBOX_IMAGE}
-        command: ['/bin/sh', '-c', 'echo job done']
-`,
-    );
+    await apply(ns, manifests.job('once', { backoffLimit: 0, ...busybox('echo job done') }));
     const job = await waitFor(
       async () => {
         const j = await kubectlJson(['-n', ns, 'get', 'job', 'once']);
@@ -174,31 +124,14 @@ spec:
     const ns = await namespaceFor('probe-sts');
     await apply(
       ns,
-      `
-apiVersion: v1
-kind: Service
-metadata: { name: web }
-spec:
-  clusterIP: None
-  selector: { app: web }
-  ports: [{ port: 8080 }]
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: { name: web }
-spec:
-  serviceName: web
-  replicas: 2
-  selector: { matchLabels: { app: web } }
-  template:
-    metadata: { labels: { app: web } }
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: app
-        image: ${BUSYBOX_IMAGE}
-        command: ['/bin/sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done']
-`,
+      manifests.docs(
+        'apiVersion: v1\nkind: Service\nmetadata: { name: web }\nspec:\n  clusterIP: None\n  selector: { app: web }\n  ports: [{ port: 8080 }]\n',
+        manifests.statefulSet('web', {
+          replicas: 2,
+          gracePeriod: 1,
+          ...busybox('trap "exit 0" TERM; while true; do sleep 1; done'),
+        }),
+      ),
     );
     const phases = await waitFor(
       async () => {
@@ -216,28 +149,15 @@ spec:
     const ns = await namespaceFor('probe-pvc');
     await apply(
       ns,
-      `
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: { name: data }
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: { requests: { storage: 64Mi } }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: writer }
-spec:
-  restartPolicy: Never
-  containers:
-  - name: app
-    image: ${BUSYBOX_IMAGE}
-    command: ['/bin/sh', '-c', 'echo hello > /data/hello && cat /data/hello']
-    volumeMounts: [{ name: data, mountPath: /data }]
-  volumes:
-  - name: data
-    persistentVolumeClaim: { claimName: data }
-`,
+      manifests.docs(
+        'apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: { name: data }\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: { requests: { storage: 64Mi } }\n',
+        manifests.pod('writer', {
+          restartPolicy: 'Never',
+          ...busybox('echo hello > /data/hello && cat /data/hello'),
+          lines: ['volumeMounts: [{ name: data, mountPath: /data }]'],
+          podLines: ['volumes:', '  - name: data', '    persistentVolumeClaim: { claimName: data }'],
+        }),
+      ),
     );
     const pvc = await waitFor(
       async () => {

@@ -1,11 +1,12 @@
-import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, kubectl, kubectlJson, repoRoot, requireCluster, uniqueSuffix } from '../helpers/cluster.js';
+import { deployment } from '../helpers/manifests.js';
 import { ensureSimCluster, SIM_CONTEXT, SIM_SERVER, simKubeconfigPath, simKubectl, simKubectlJson, simPidFile } from '../helpers/sim-cluster.js';
-import { commitAll, git, skiff, uniqueRegistry } from '../helpers/skiff.js';
+import { committedProject, git, skiff, uniqueRegistry } from '../helpers/skiff.js';
 
 // One repository, environments on two clusters: staging on the real
 // single-node cluster (context skiff), production on the kwok-simulated one
@@ -22,13 +23,13 @@ const env = () => ({ KUBECONFIG: kubeconfigPath(), SKIFF_REGISTRY: registry });
 beforeAll(async () => {
   await requireCluster();
   await ensureSimCluster();
-  dir = await mkdtemp(join(tmpdir(), 'skiff-multi-'));
   files = await mkdtemp(join(tmpdir(), 'skiff-multi-kc-'));
   // A separate kubeconfig file for canary, outside the repository (credentials are never committed).
   await copyFile(simKubeconfigPath(), join(files, 'canary.kubeconfig'));
-  await writeFile(
-    join(dir, 'skiff.yaml'),
-    `project: multi
+  dir = await committedProject(
+    'multi',
+    {
+      'skiff.yaml': `project: multi
 images:
   app: {}
 environments:
@@ -42,29 +43,11 @@ environments:
     namespace: ${ns.canary}
     kubeconfig: ${join(files, 'canary.kubeconfig')}
 `,
+      Dockerfile: 'FROM skiff-base/busybox:1\nCMD ["sleep", "3600"]\n',
+      '.kube/app.yaml.ejs': deployment('app', { replicas: 2, gracePeriod: 1, image: '<%= images.app %>' }),
+    },
+    'two clusters',
   );
-  await writeFile(join(dir, 'Dockerfile'), 'FROM skiff-base/busybox:1\nCMD ["sleep", "3600"]\n');
-  await mkdir(join(dir, '.kube'));
-  await writeFile(
-    join(dir, '.kube', 'app.yaml.ejs'),
-    `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: app}}
-  template:
-    metadata: {labels: {app: app}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: app
-        image: <%= images.app %>
-`,
-  );
-  await git(dir, 'init', '-q', '-b', 'main');
-  await commitAll(dir, 'two clusters');
 }, 600_000);
 
 afterAll(async () => {

@@ -1,9 +1,8 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, kubectl, kubectlJson, requireCluster, uniqueSuffix } from '../helpers/cluster.js';
-import { commitAll, git, skiff, uniqueRegistry } from '../helpers/skiff.js';
+import { configMap, deployment, docs, SLEEP } from '../helpers/manifests.js';
+import { committedProject, skiff, uniqueRegistry } from '../helpers/skiff.js';
 
 // Two environments of one project in one namespace render the same Deployment
 // name: releases <p>-a and <p>-b, as two projects (or an environment renamed)
@@ -24,31 +23,10 @@ const managers = async (kind: string, name: string) =>
     .sort();
 const exists = async (kind: string, name: string) => (await kubectl(['-n', namespace, 'get', kind, name], { allowFailure: true })).exitCode === 0;
 
-const TEMPLATE = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels: { app: web }
-  template:
-    metadata:
-      labels: { app: web }
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers:
-        - name: web
-          image: <%= images.app %>
-          command: ["sleep", "3600"]
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: own-<%= release %>
-data:
-  from: <%= release %>
-`;
+const TEMPLATE = docs(
+  deployment('web', { gracePeriod: 0, container: 'web', image: '<%= images.app %>', command: SLEEP }),
+  configMap('own-<%= release %>', { from: '<%= release %>' }),
+);
 
 beforeAll(async () => {
   await requireCluster();
@@ -58,17 +36,15 @@ beforeAll(async () => {
   project = `own${suffix}`;
   namespace = `own-${suffix}`;
   registry = uniqueRegistry();
-  dir = await mkdtemp(join(tmpdir(), 'skiff-ownership-'));
-  await mkdir(join(dir, '.kube'));
-  await mkdir(join(dir, 'app'));
-  await writeFile(join(dir, 'app', 'Dockerfile'), 'FROM skiff-base/busybox:1\n');
-  await writeFile(
-    join(dir, 'skiff.yaml'),
-    `project: ${project}\nimages:\n  app:\n    context: app\nenvironments:\n  a:\n    namespace: ${namespace}\n  b:\n    namespace: ${namespace}\ndeploy:\n  timeout: 2m\n`,
+  dir = await committedProject(
+    'ownership',
+    {
+      'app/Dockerfile': 'FROM skiff-base/busybox:1\n',
+      'skiff.yaml': `project: ${project}\nimages:\n  app:\n    context: app\nenvironments:\n  a:\n    namespace: ${namespace}\n  b:\n    namespace: ${namespace}\ndeploy:\n  timeout: 2m\n`,
+      '.kube/app.yaml.ejs': TEMPLATE,
+    },
+    'two releases, one Deployment',
   );
-  await writeFile(join(dir, '.kube', 'app.yaml.ejs'), TEMPLATE);
-  await git(dir, 'init', '-q', '-b', 'main');
-  await commitAll(dir, 'two releases, one Deployment');
   const built = await run('build', '--push');
   expect(built.exitCode, built.all).toBe(0);
 });

@@ -1,11 +1,10 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, kubectl, kubectlJson, requireCluster, uniqueSuffix } from '../helpers/cluster.js';
 import { execa } from 'execa';
-import { commitAll, git, skiff, skiffBin, uniqueRegistry } from '../helpers/skiff.js';
+import { commitAll, committedProject, skiff, skiffBin, uniqueRegistry } from '../helpers/skiff.js';
 
 // A small node-agent project: a DaemonSet, a bare Pod, and ConfigMaps, with
 // deploy.historyMax 3. The tests run in order on one release.
@@ -53,31 +52,25 @@ const configMap = (name: string, annotations = '') =>
 
 beforeAll(async () => {
   await requireCluster();
-  dir = await mkdtemp(join(tmpdir(), 'skiff-agent-'));
-  await writeFile(join(dir, 'skiff.yaml'), 'project: agent\nimages:\n  agent: {}\nenvironments:\n  testing: {}\ndeploy:\n  historyMax: 3\n');
-  await writeFile(
-    join(dir, 'Dockerfile'),
-    'FROM skiff-base/busybox:1\nRUN mkdir /www && echo ok > /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n',
+  dir = await committedProject(
+    'agent',
+    {
+      'skiff.yaml': 'project: agent\nimages:\n  agent: {}\nenvironments:\n  testing: {}\ndeploy:\n  historyMax: 3\n',
+      Dockerfile: 'FROM skiff-base/busybox:1\nRUN mkdir /www && echo ok > /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n',
+      '.dockerignore': '.kube/\n',
+      '.kube/values.yaml': 'count: 0\ncrash: false\ndb:\n  password: dev-password-1\n',
+      // The password twice: in a Secret, as it should be, and in clear inside a URL in a ConfigMap.
+      '.kube/db-secret.yaml.ejs': 'apiVersion: v1\nkind: Secret\nmetadata: { name: db }\nstringData:\n  password: <%= quote(values.db.password) %>\n',
+      '.kube/dsn.yaml.ejs':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: dsn }\ndata:\n  DATABASE_URL: "postgres://agent:<%= values.db.password %>@db:5432/agent"\n',
+      '.kube/daemonset.yaml.ejs': daemonSet,
+      '.kube/pod.yaml.ejs': pod,
+      '.kube/counter.yaml.ejs': configMap('counter'),
+      '.kube/legacy.yaml.ejs': configMap('legacy', '  annotations: { skiff.io/keep: "true" }\n'),
+      '.kube/scratch.yaml.ejs': configMap('scratch'),
+    },
+    'agent',
   );
-  await writeFile(join(dir, '.dockerignore'), '.kube/\n');
-  await mkdir(join(dir, '.kube'));
-  await writeFile(join(dir, '.kube', 'values.yaml'), 'count: 0\ncrash: false\ndb:\n  password: dev-password-1\n');
-  // The password twice: in a Secret, as it should be, and in clear inside a URL in a ConfigMap.
-  await writeFile(
-    join(dir, '.kube', 'db-secret.yaml.ejs'),
-    'apiVersion: v1\nkind: Secret\nmetadata: { name: db }\nstringData:\n  password: <%= quote(values.db.password) %>\n',
-  );
-  await writeFile(
-    join(dir, '.kube', 'dsn.yaml.ejs'),
-    'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: dsn }\ndata:\n  DATABASE_URL: "postgres://agent:<%= values.db.password %>@db:5432/agent"\n',
-  );
-  await writeFile(join(dir, '.kube', 'daemonset.yaml.ejs'), daemonSet);
-  await writeFile(join(dir, '.kube', 'pod.yaml.ejs'), pod);
-  await writeFile(join(dir, '.kube', 'counter.yaml.ejs'), configMap('counter'));
-  await writeFile(join(dir, '.kube', 'legacy.yaml.ejs'), configMap('legacy', '  annotations: { skiff.io/keep: "true" }\n'));
-  await writeFile(join(dir, '.kube', 'scratch.yaml.ejs'), configMap('scratch'));
-  await git(dir, 'init', '-q', '-b', 'main');
-  await commitAll(dir, 'agent');
   const build = await skiff(['build', '--push'], { cwd: dir, env: env() });
   expect(build.exitCode, build.all).toBe(0);
 });

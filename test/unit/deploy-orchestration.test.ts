@@ -32,6 +32,8 @@ import {
 const NS = 'orch-staging';
 const RELEASE = 'orch-staging';
 const SKIFF_YAML = skiffYaml('orch', { staging: { namespace: NS } });
+/** Each release's own ConfigMap, in the ownership tests' templates. */
+const OWN_CONFIG_MAP = configMap('own-<%= release %>', { from: '<%= release %>' });
 
 // ---- harness ----------------------------------------------------------------
 
@@ -527,13 +529,7 @@ metadata:
 data:
   from: <%= release %>
 ---
-<% } %>apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: own-<%= release %>
-data:
-  from: <%= release %>
-`;
+<% } %>${OWN_CONFIG_MAP}`;
   const twoReleases = () => harness({ 'skiff.yaml': TWO_RELEASES, '.kube/app.yaml.ejs': TEMPLATE });
   const releaseOf = (h: Harness, name: string) => h.kube.object('ConfigMap', NS, name)?.metadata.labels?.['skiff.io/release'];
 
@@ -625,13 +621,7 @@ kind: Namespace
 metadata:
   name: orch-b
 ---
-<% } %>apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: own-<%= release %>
-data:
-  from: <%= release %>
-`;
+<% } %>${OWN_CONFIG_MAP}`;
 
   it('a Namespace that holds another release is refused to the release rendering it, and never pruned by it', async () => {
     const h = await harness({ 'skiff.yaml': TWO_NAMESPACES, '.kube/app.yaml.ejs': TEMPLATE });
