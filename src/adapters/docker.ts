@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import { decodeTraceAux, type StatusResponse } from '../build/buildkit-status.js';
 import { InfrastructureError, SkiffError } from '../errors.js';
 import type { RegistryCredentials } from '../registry/credentials.js';
+import { ANONYMOUS_ENGINE_AUTH, engineAuth, engineRegistryConfig, redactCredentials as redact } from '../registry/docker-auth.js';
 import { BuildKitRefused, BuildStepFailure } from '../build/build-failure.js';
 import { dockerClient, type DockerEndpoint, readFileIfExists, resolveDockerEndpoint } from './docker-endpoint.js';
 import type { ContainerEngine, LocalImage } from './container-engine.js';
@@ -156,7 +157,7 @@ export class DockerEngine implements ContainerEngine {
             method: 'POST',
             file: input.context,
             options: query,
-            registryconfig: registryConfig(req.registryAuth),
+            registryconfig: engineRegistryConfig(req.registryAuth),
             isStream: true,
             abortSignal: req.signal,
             statusCodes: { 200: true, 400: 'bad parameter', 500: 'server error' },
@@ -211,7 +212,7 @@ export class DockerEngine implements ContainerEngine {
         target: req.target,
         buildargs: req.buildArgs,
         labels: input.labels,
-        registryconfig: registryConfig(req.registryAuth),
+        registryconfig: engineRegistryConfig(req.registryAuth),
         rm: true,
         forcerm: true,
         version: '1',
@@ -262,7 +263,7 @@ export class DockerEngine implements ContainerEngine {
     onLog: (line: string) => void,
     signal?: AbortSignal,
   ): Promise<void> {
-    const authconfig = credentials ? { username: credentials.username, password: credentials.password, serveraddress: repository.split('/')[0]! } : undefined;
+    const authconfig = engineAuth(credentials, repository.split('/')[0]);
     let stream: NodeJS.ReadableStream;
     try {
       stream = await this.api.pull(`${repository}:${tag}`, { authconfig, abortSignal: signal });
@@ -296,9 +297,7 @@ export class DockerEngine implements ContainerEngine {
     signal?: AbortSignal,
   ): Promise<string> {
     // The Engine wants an X-Registry-Auth header even for anonymous pushes.
-    const authconfig = credentials
-      ? { username: credentials.username, password: credentials.password, serveraddress: repository.split('/')[0]! }
-      : { username: '', password: '', serveraddress: '' };
+    const authconfig = engineAuth(credentials, repository.split('/')[0]) ?? ANONYMOUS_ENGINE_AUTH;
     let stream: NodeJS.ReadableStream;
     try {
       stream = await this.api.getImage(`${repository}:${tag}`).push({ tag, authconfig, abortSignal: signal });
@@ -354,18 +353,6 @@ export class DockerEngine implements ContainerEngine {
   }
 }
 
-/** The X-Registry-Config of a build: credentials by registry host. */
-function registryConfig(auth: Record<string, RegistryCredentials>): Record<string, { username: string; password: string }> {
-  const config: Record<string, { username: string; password: string }> = {};
-  for (const [host, c] of Object.entries(auth)) config[host] = { username: c.username, password: c.password };
-  return config;
-}
-
 function cleanEngineMessage(message: string): string {
   return message.replace(/\s+/g, ' ').trim();
-}
-
-export function redact(text: string, credentials?: RegistryCredentials): string {
-  if (!credentials?.password) return text;
-  return text.split(credentials.password).join('***');
 }

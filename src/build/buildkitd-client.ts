@@ -9,6 +9,7 @@ import { ConfigError, InfrastructureError } from '../errors.js';
 import { BuildStepFailure } from './build-failure.js';
 import { childEnv } from '../adapters/child-env.js';
 import type { RegistryCredentials } from '../registry/credentials.js';
+import { buildkitDockerConfig } from '../registry/docker-auth.js';
 
 /** One buildkitd, with its client certificate files resolved to absolute paths. */
 export interface BuildkitdTarget {
@@ -150,9 +151,7 @@ export class BuildkitdClient {
     const configDir = await mkdtemp(join(tmpdir(), 'skiff-buildctl-'));
     try {
       await chmod(configDir, 0o700);
-      const auths: Record<string, { auth: string }> = {};
-      for (const [host, c] of Object.entries(req.registryAuth)) auths[host] = { auth: Buffer.from(`${c.username}:${c.password}`).toString('base64') };
-      await writeFile(join(configDir, 'config.json'), JSON.stringify({ auths }), { mode: 0o600 });
+      await writeFile(join(configDir, 'config.json'), JSON.stringify(buildkitDockerConfig(req.registryAuth)), { mode: 0o600 });
       const cacheVertices = new Map<string, string>();
       let cacheFailed: string | undefined;
       const run = await this.run(args, {
