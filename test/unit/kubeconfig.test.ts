@@ -1,5 +1,9 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connectionOptions, kubeconfigPaths, needsFullSupport, selectContext } from '../../src/adapters/kubeconfig.js';
+import { loadFullConnection } from '../../src/adapters/kubeconfig-full.js';
 import { ConfigError } from '../../src/errors.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -130,5 +134,35 @@ contexts:
     expect(() => selectContext([team], 'broken')).toThrow('kube context "broken" names cluster "nowhere", which is not in the kubeconfig or has no server');
     expect(() => selectContext([{ path: '/k', text: 'clusters: [' }])).toThrow(/^cannot read kubeconfig \/k: /);
     expect(() => selectContext([{ path: '/k', text: 'contexts: []' }])).toThrow('no current context in /k (contexts: none)');
+  });
+});
+
+describe("client-node's kubeconfigs (exec plugins, proxies, in-cluster)", () => {
+  const config = (name: string, server: string, current = true) => `apiVersion: v1
+kind: Config
+${current ? `current-context: ${name}\n` : ''}clusters: [{ name: ${name}, cluster: { server: "${server}/" } }]
+users: [{ name: ${name}, user: { token: t-${name} } }]
+contexts: [{ name: ${name}, context: { cluster: ${name}, user: ${name}, namespace: ns-${name} } }]
+`;
+
+  it("read KUBECONFIG and HOME from the run's environment, not process.env", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-kubeconfig-full-'));
+    try {
+      await writeFile(join(dir, 'a.yaml'), config('one', 'https://one.example:6443'));
+      await writeFile(join(dir, 'b.yaml'), config('two', 'https://two.example:6443', false));
+      const env = { KUBECONFIG: `${join(dir, 'a.yaml')}:${join(dir, 'b.yaml')}`, HOME: '/nonexistent' };
+      expect(process.env.KUBECONFIG).not.toBe(env.KUBECONFIG);
+      expect(await loadFullConnection({}, env)).toMatchObject({ server: 'https://one.example:6443', context: 'one', namespace: 'ns-one' });
+      expect(await loadFullConnection({ context: 'two' }, env)).toMatchObject({ server: 'https://two.example:6443', namespace: 'ns-two' });
+
+      await mkdir(join(dir, '.kube'));
+      await writeFile(join(dir, '.kube', 'config'), config('home', 'https://home.example:6443'));
+      expect(await loadFullConnection({}, { HOME: dir })).toMatchObject({ context: 'home', options: { headers: { Authorization: 'Bearer t-home' } } });
+      await expect(loadFullConnection({}, { HOME: join(dir, 'nowhere') })).rejects.toThrow(
+        'no kubeconfig found (~/.kube/config does not exist) and not running in a cluster; set KUBECONFIG or --kubeconfig',
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
