@@ -124,7 +124,8 @@ async function locateRelease(ctx: RunContext, opts: DismissOptions): Promise<Loc
 async function namespaceGone(kube: KubeClient, namespace: string, release: string): Promise<{ missing: string } | undefined> {
   const ns = await kube.get('v1', 'Namespace', undefined, namespace);
   if (!ns) return { missing: `namespace ${namespace} does not exist; release ${release} is not deployed, nothing to dismiss` };
-  if (ns.metadata.deletionTimestamp || ns.status?.phase === 'Terminating') {
+  const phase = (ns.status as { phase?: string } | undefined)?.phase;
+  if (ns.metadata.deletionTimestamp || phase === 'Terminating') {
     return { missing: `namespace ${namespace} is being deleted: release ${release} is dismissed already, nothing to do` };
   }
   return undefined;
