@@ -36,7 +36,7 @@ export function childEnv(env: NodeJS.ProcessEnv = process.env, keep: readonly st
 }
 
 /** The secret variables `env` holds, by name (for a child environment that can only add variables: an exec plugin's). */
-export function secretEnvPresent(env: NodeJS.ProcessEnv = process.env): string[] {
+export function secretEnvPresent(env: NodeJS.ProcessEnv): string[] {
   return SECRET_ENV_NAMES.filter((name) => env[name] !== undefined);
 }
 
@@ -48,7 +48,7 @@ export function secretEnvPresent(env: NodeJS.ProcessEnv = process.env): string[]
  * the Kubernetes client's gcp and azure auth providers run their cmd-path with
  * it, and `.kube/` templates can reach `process`.
  */
-export function takeSecretEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export function takeSecretEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const all = { ...env };
   for (const name of SECRET_ENV_NAMES) delete env[name];
   return all;
