@@ -12,11 +12,10 @@ export type { BuildResult };
 
 /** skiff build: the images of skiff.yaml from the commit, tagged by content; with --push, in the registry. */
 export async function runBuild(ctx: RunContext, opts: BuildOptions): Promise<BuildResult> {
-  // Load the Engine client's modules while git works; a no-op push build never uses them.
-  const warm = import('../adapters/docker.js').catch(() => undefined);
+  // The Engine client (dockerode) is loaded only when an image must be built: loading it
+  // blocks the event loop for longer than a no-op push build's git and registry work.
   const project = await loadProject(ctx, opts);
   if (opts.push) pushRegistry(project);
   const plans = await planImages(project, opts.images ?? []);
-  void warm;
   return buildPlanned(ctx, project, plans, opts);
 }

@@ -97,6 +97,8 @@ export class BuildkitdClient {
   constructor(
     readonly buildctl: string,
     readonly target: BuildkitdTarget,
+    /** The run's environment (RunContext.env): buildctl's, less skiff's secrets. */
+    private readonly env: NodeJS.ProcessEnv,
   ) {}
 
   private connectionArgs(): string[] {
@@ -114,7 +116,7 @@ export class BuildkitdClient {
    * to fix, not an outage to route around.
    */
   async probe(signal: AbortSignal): Promise<void> {
-    const run = await this.run(['--timeout', '5', 'debug', 'workers'], { env: childEnv(), signal });
+    const run = await this.run(['--timeout', '5', 'debug', 'workers'], { env: childEnv(this.env), signal });
     if (run.code === 0) return;
     const why = errorText(run.stderrLines) || `buildctl exited with ${run.code}`;
     if (TLS_PROBLEM.test(why)) {

@@ -169,11 +169,6 @@ function werfKeyInEnv(env: NodeJS.ProcessEnv, old: boolean): KeyText | undefined
   return undefined;
 }
 
-/** Whether Git would leave .skiff_secret_key out of a commit (false: one `git add -A` away from committing the key). */
-export async function keyFileIgnored(ctx: KeyContext, root: string): Promise<boolean> {
-  return (await gitExit(ctx, root, ['check-ignore', '-q', '--', REPO_KEY_FILE])) === 0;
-}
-
 /** The keys a set of secret files is read (or written) with; each asked for with the file that needs it. */
 export interface SecretKeys {
   skiff(needs: string): Promise<SecretKey>;

@@ -45,7 +45,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const client = (address: string) => new BuildkitdClient(buildctl, { address, origin: 'skiff.yaml:3:3' });
+const client = (address: string) => new BuildkitdClient(buildctl, { address, origin: 'skiff.yaml:3:3' }, process.env);
 const never = new AbortController().signal;
 
 describe('BuildkitdClient.probe', () => {

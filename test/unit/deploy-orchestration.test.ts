@@ -12,7 +12,7 @@ import { runDismiss } from '../../src/actions/dismiss.js';
 import { runHistory } from '../../src/actions/history.js';
 import { runLint } from '../../src/actions/lint.js';
 import { ConfigError } from '../../src/errors.js';
-import { KubeApiError } from '../../src/kube/client.js';
+import { KubeApiError } from '../../src/kube/kube-client.js';
 import { failure } from '../helpers/failure.js';
 import { configMap, docs, hookJob, ingress, service, sleeper } from '../helpers/manifests.js';
 import { failedJobStatus, type MemoryKube, readyStatus } from '../helpers/memory-kube.js';
@@ -255,11 +255,9 @@ describe('deploy: a failing hook is diagnosed from its pod', () => {
     });
   }
 
-  // BUG (src/stages/track.ts, trackRollout → evaluate): an object counts as "stale" when
-  // metadata.generation > status.observedGeneration, and a stale object is judged with no pods.
-  // A Job's status has no observedGeneration (batch/v1 JobStatus has no such field), so a Job
-  // is always stale and its pods are never looked at: the failure has no pod, container, exit
-  // code or log lines, and the description reads only "failed: BackoffLimitExceeded".
+  // A Job's status has no observedGeneration (batch/v1 JobStatus has no such field): its row in
+  // the kinds table (src/kinds/job.ts) does not observe generation, so a Job is never judged
+  // stale and its failed pod's container, exit code and log lines reach the description.
   it("names the failed pod's container, exit code and last log line", async () => {
     const h = await harness(files);
     hookPod(

@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { findSecretKey, findWerfKey, keyFileIgnored, oldSecretKey, requireSecretKey } from '../../src/secrets/key-lookup.js';
+import { findSecretKey, findWerfKey, oldSecretKey, requireSecretKey } from '../../src/secrets/key-lookup.js';
 import { keyId } from '../../src/secrets/crypto.js';
 import { configFailure } from '../helpers/failure.js';
 import { git } from '../helpers/skiff.js';
@@ -86,12 +86,6 @@ describe('where the secret key is found', () => {
     );
     await writeKey(join(root, '.skiff_secret_key'), '\n');
     expect(await configFailure(findSecretKey(inRun(), root))).toMatch(/^\.skiff_secret_key is empty; write the key into it/);
-  });
-
-  it('tells whether .gitignore keeps the key file out of commits', async () => {
-    expect(await keyFileIgnored(inRun(), root)).toBe(false);
-    await writeFile(join(root, '.gitignore'), '.skiff_secret_key\n');
-    expect(await keyFileIgnored(inRun(), root)).toBe(true);
   });
 
   it("reads the run's environment, not the process's: neither its key variable nor its HOME", async () => {

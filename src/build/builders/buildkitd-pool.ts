@@ -39,7 +39,7 @@ export const buildkitdPool: BuilderCandidate = async (ctx, project) => {
   }
   const buildctl = await findBuildctl(ctx.env);
   return new BuildkitdPool(
-    targets.map((t) => new BuildkitdClient(buildctl, t)),
+    targets.map((t) => new BuildkitdClient(buildctl, t, ctx.env)),
     (m) => ctx.reporter.warn(m),
   );
 };
