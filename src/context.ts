@@ -1,6 +1,6 @@
 import type { ContainerEngine } from './adapters/container-engine.js';
 import type { CiContext } from './gitlab/ci-variables.js';
-import type { KubeClient } from './kube/client.js';
+import type { KubeClient } from './kube/kube-client.js';
 
 /**
  * Where actions report progress. Actions never print: the CLI picks an

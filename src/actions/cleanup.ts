@@ -12,7 +12,7 @@ import { planImages } from '../build/image-plan.js';
 import type { KubeFlags } from '../stages/kube-session.js';
 import { clusterLabel, environmentCluster, type EnvironmentCluster } from '../stages/release-inputs.js';
 import { sealRecord } from '../secrets/redact.js';
-import { RegistryAccess, type RegistryClient } from '../registry/client.js';
+import { RegistryAccess, type RegistryClient } from '../registry/registry-client.js';
 
 export interface CleanupOptions extends ProjectOptions, KubeFlags {
   /** Images of this many newest commits of every branch and tag are kept. */

@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import type { RunContext } from '../context.js';
-import { unifiedDiff } from '../core/diff.js';
+import { unifiedDiff } from '../core/text-diff.js';
 import { applyPhases, hookOf } from '../kinds/apply-order.js';
 import { maskPaths, secretStrings } from '../secrets/material.js';
 import { objectRef } from '../kube/object-key.js';

@@ -2,7 +2,7 @@ import type { RunContext } from '../context.js';
 import { environmentSlug } from '../gitlab/environment-slug.js';
 import { applyPhases } from '../kinds/apply-order.js';
 import { ConfigError, NoProjectError } from '../errors.js';
-import type { KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/kube-client.js';
 import { objectKey, objectRef } from '../kube/object-key.js';
 import { MANAGED_BY_LABEL, type KubeObject, type ReleaseId } from '../kube/objects.js';
 import { ENVIRONMENT_LABEL } from '../release/record-secrets.js';

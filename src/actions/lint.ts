@@ -3,7 +3,7 @@ import type { LiveNamespace } from '../lint/check.js';
 import type { LintFinding } from '../lint/finding.js';
 import { lintManifests } from '../lint/lint-manifests.js';
 import { ConfigError, SkiffError } from '../errors.js';
-import type { KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/kube-client.js';
 import { readLiveNamespace } from '../lint/lint-release.js';
 import { checkOwnership } from '../stages/ownership.js';
 import { renderEnvironment, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';

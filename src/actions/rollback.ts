@@ -2,7 +2,7 @@ import type { RunContext } from '../context.js';
 import { bySha, hasMaskedStrings, maskDigest, restoreSecretStrings, secretStrings } from '../secrets/material.js';
 import { defaultPolicy } from '../kinds/readiness.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
-import type { KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/kube-client.js';
 import { objectRef } from '../kube/object-key.js';
 import { RELEASE_NAMESPACE_ANNOTATION, type Manifest } from '../kube/objects.js';
 import type { ReleaseStorage } from '../release/storage.js';

@@ -3,7 +3,7 @@ import { loadProject, pushRegistry } from '../project.js';
 import { buildPlanned } from '../build/build-images.js';
 import { planImages } from '../build/image-plan.js';
 import { resolveTarget } from '../stages/release-inputs.js';
-import { testProject, testsFailed } from '../stages/test.js';
+import { testProject, testsFailed } from '../stages/run-tests.js';
 import { runDeploy, type DeployOptions, type DeployResult } from './deploy.js';
 
 export interface ShipOptions extends DeployOptions {

@@ -98,7 +98,10 @@ export async function runStatus(ctx: RunContext, opts: StatusOptions): Promise<S
         {
           pods: mine,
           storageClasses,
-          events: m.kind === 'PersistentVolumeClaim' ? own.filter((e) => (e.involvedObject as { name?: string } | undefined)?.name === live.metadata.name) : undefined,
+          events:
+            m.kind === 'PersistentVolumeClaim'
+              ? own.filter((e) => (e.involvedObject as { name?: string } | undefined)?.name === live.metadata.name)
+              : undefined,
         },
         defaultPolicy,
         ctx.now(),

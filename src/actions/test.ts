@@ -1,6 +1,6 @@
 import type { RunContext } from '../context.js';
 import { loadProject, type ProjectOptions } from '../project.js';
-import { testProject, type TestRunResult, type TestStageOptions } from '../stages/test.js';
+import { testProject, type TestRunResult, type TestStageOptions } from '../stages/run-tests.js';
 
 export interface TestOptions extends ProjectOptions, TestStageOptions {}
 

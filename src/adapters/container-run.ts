@@ -39,7 +39,7 @@ export interface ContainerOutcome {
 /**
  * Where `skiff test` runs a test: the image must be there (hasImage, or pull it from a registry),
  * then one command in a fresh container. The Engine's (engineContainerRunner) is the one runner
- * today; the test stage chooses it in one place (chooseContainerRunner in stages/test.ts).
+ * today; the test stage chooses it in one place (chooseContainerRunner in stages/run-tests.ts).
  */
 export interface ContainerRunner {
   /** Fails (exit 3, saying how to fix it) when the runner cannot be reached. */

@@ -1,7 +1,7 @@
 import { request as httpsRequest, Agent as HttpsAgent, type RequestOptions } from 'node:https';
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { InfrastructureError, SkiffError } from '../errors.js';
-import { KubeApiError, PARALLEL_REQUESTS, type WatchEvent } from '../kube/client.js';
+import { KubeApiError, PARALLEL_REQUESTS, type WatchEvent } from '../kube/kube-client.js';
 
 /** No answer from an API server is read past this size (a list of 2,000 large objects is a few tens of MiB). */
 export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;

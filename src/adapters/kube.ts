@@ -1,6 +1,6 @@
 import type { RequestOptions } from 'node:https';
 import { InfrastructureError, SkiffError } from '../errors.js';
-import { KubeApiError, PARALLEL_REQUESTS, type KubeClient, type ListQuery, type ListResult, type Watcher, type WriteOptions } from '../kube/client.js';
+import { KubeApiError, PARALLEL_REQUESTS, type KubeClient, type ListQuery, type ListResult, type Watcher, type WriteOptions } from '../kube/kube-client.js';
 import { objectRef } from '../kube/object-key.js';
 import {
   AdaptiveLimiter,

@@ -3,7 +3,7 @@ import type { RunContext } from '../context.js';
 import { InfrastructureError, WorkFailedError, isSkiffError, type SkiffError } from '../errors.js';
 import { Semaphore } from '../core/concurrency.js';
 import type { Project } from '../project.js';
-import { RegistryAccess, type ManifestInfo, type RegistryClient } from '../registry/client.js';
+import { RegistryAccess, type ManifestInfo, type RegistryClient } from '../registry/registry-client.js';
 import type { RegistryCredentials } from '../registry/credentials.js';
 import { repositoryPath } from '../registry/image-ref.js';
 import type { Redactor } from '../secrets/redact.js';

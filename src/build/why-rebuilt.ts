@@ -2,7 +2,7 @@ import type { ContainerEngine } from '../adapters/container-engine.js';
 import { changedPaths } from '../adapters/git.js';
 import { InfrastructureError } from '../errors.js';
 import type { Project } from '../project.js';
-import type { RegistryAccess } from '../registry/client.js';
+import type { RegistryAccess } from '../registry/registry-client.js';
 import { repositoryPath } from '../registry/image-ref.js';
 import { explainChange, labelsToDigests, sanitizeTag } from './content-inputs.js';
 import type { ImagePlan } from './image-plan.js';

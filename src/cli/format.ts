@@ -1,7 +1,7 @@
 import type { DeployResult } from '../actions/deploy.js';
 import { describeCluster, type StatusResult } from '../actions/status.js';
 import type { BuildResult } from '../build/build-images.js';
-import type { TestCaseResult } from '../stages/test.js';
+import type { TestCaseResult } from '../stages/run-tests.js';
 import type { Diagnosis } from '../stages/track.js';
 import { formatProblemGroup } from '../kinds/problem-groups.js';
 import { formatDuration } from '../core/duration.js';

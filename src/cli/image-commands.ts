@@ -64,7 +64,7 @@ Examples:
   cmd.action((tests: string[]) =>
     run(program, async ({ ctx, json }) => {
       const { runTest } = await import('../actions/test.js');
-      const { testsFailed } = await import('../stages/test.js');
+      const { testsFailed } = await import('../stages/run-tests.js');
       const flags = ParsedFlags.of(cmd);
       const result = await runTest(ctx, { tests, dev: flags.boolean('dev'), registry: flags.string('registry'), parallel: flags.number('parallel') });
       if (json) printJson(result);

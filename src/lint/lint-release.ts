@@ -1,7 +1,7 @@
 import type { LiveNamespace } from './check.js';
 import type { LintFinding } from './finding.js';
 import { lintManifests } from './lint-manifests.js';
-import type { KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/kube-client.js';
 import type { Manifest } from '../kube/objects.js';
 
 // The lint stage, shared by `skiff lint` and by deploy before its dry run: the checks are registered in lint/registry.ts.

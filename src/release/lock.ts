@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { KubeApiError, type KubeClient } from '../kube/client.js';
+import { KubeApiError, type KubeClient } from '../kube/kube-client.js';
 import { describeOwner, holderOf, parseOwner, processAlive, samePidNamespace, sameRun, type LockOwner } from './lock-owner.js';
 import { abortableSleep } from '../kube/retry.js';
 import { ConfigError, ExitCode, SkiffError, WorkFailedError } from '../errors.js';

@@ -1,4 +1,4 @@
-import { KubeApiError, type KubeClient } from '../kube/client.js';
+import { KubeApiError, type KubeClient } from '../kube/kube-client.js';
 import { fenceWrites } from './lock.js';
 import { RecordExistsError, type ReleaseDriver } from './storage.js';
 import type { KubeObject } from '../kube/objects.js';

@@ -1,5 +1,5 @@
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
-import { KubeApiError } from '../kube/client.js';
+import { KubeApiError } from '../kube/kube-client.js';
 import { PART_LABEL, recordToSecrets, secretsToRecord } from './record-secrets.js';
 import type { KubeObject } from '../kube/objects.js';
 import type { ReleaseRecord } from './release-record.js';

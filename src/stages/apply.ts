@@ -2,7 +2,7 @@ import type { RunContext } from '../context.js';
 import { hookOf } from '../kinds/apply-order.js';
 import { mapLimit } from '../core/concurrency.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
-import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
+import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/kube-client.js';
 import { isClusterScoped } from '../kinds/table.js';
 import { apiGroup, objectKey, objectRef } from '../kube/object-key.js';
 import { KEEP_ANNOTATION, type KubeObject, type LiveObject, type Manifest, type ReleaseId } from '../kube/objects.js';

@@ -1,5 +1,5 @@
 import type { RunContext } from '../context.js';
-import type { KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/kube-client.js';
 import { MANAGED_BY_LABEL } from '../kube/objects.js';
 import { loadProject, type Project } from '../project.js';
 import { acquireReleaseLock, fenceWrites, lockTtlSeconds, type ReleaseLock } from '../release/lock.js';

@@ -1,6 +1,6 @@
 import { mapLimit } from '../core/concurrency.js';
 import { ConfigError } from '../errors.js';
-import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
+import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/kube-client.js';
 import { objectKey } from '../kube/object-key.js';
 import {
   ADOPT_ANNOTATION,

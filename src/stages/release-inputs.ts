@@ -6,7 +6,7 @@ import { ConfigError } from '../errors.js';
 import { BlobReader, listCommitTree, listWorkingTree } from '../adapters/git.js';
 import { isTemplateFile, renderRelease, type RenderOutput, type TemplateFile } from '../render/render-release.js';
 import { environmentValues, isValuesFile, parseValuesFile } from '../render/values.js';
-import { RegistryAccess } from '../registry/client.js';
+import { RegistryAccess } from '../registry/registry-client.js';
 import type { RunContext } from '../context.js';
 import type { EnvironmentConfig } from '../config/project-config.js';
 import type { CiContext } from '../gitlab/ci-variables.js';

@@ -6,7 +6,7 @@ import { applyPhases, splitHooks } from '../kinds/apply-order.js';
 import { containerNames } from '../kinds/pod.js';
 import { currentPods, type ReadinessPolicy } from '../kinds/readiness.js';
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
-import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/client.js';
+import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/kube-client.js';
 import { objectRef } from '../kube/object-key.js';
 import { objectKey } from '../kube/object-key.js';
 import { releaseFieldManager, type KubeObject, type Manifest } from '../kube/objects.js';

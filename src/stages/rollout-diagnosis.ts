@@ -2,7 +2,7 @@ import { failureEventLines } from '../kinds/event.js';
 import { podProblem } from '../kinds/pod.js';
 import { groupProblems, type ObjectPodProblem } from '../kinds/problem-groups.js';
 import type { PodProblem } from '../kinds/readiness.js';
-import type { KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/kube-client.js';
 import { objectRef as id } from '../kube/object-key.js';
 import type { KubeObject } from '../kube/objects.js';
 import type { RolloutIndex } from './rollout-index.js';

@@ -5,7 +5,7 @@ import { controllerUid, objectUid } from '../kinds/object-fields.js';
 import { involvedName, slimEvent } from '../kinds/event.js';
 import { slimPod } from '../kinds/pod.js';
 import { slimReplicaSet } from '../kinds/deployment.js';
-import type { WatchEvent } from '../kube/client.js';
+import type { WatchEvent } from '../kube/kube-client.js';
 import type { KubeObject, LiveObject as Obj } from '../kube/objects.js';
 
 type ByOwner = Map<string, Map<string, Obj>>;

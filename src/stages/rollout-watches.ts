@@ -1,7 +1,7 @@
 import { childSelectors } from '../kinds/child-selectors.js';
 import { bindsOnFirstUse } from '../kinds/pvc.js';
 import { kindRow } from '../kinds/table.js';
-import type { KubeClient, ListQuery, WatchEvent } from '../kube/client.js';
+import type { KubeClient, ListQuery, WatchEvent } from '../kube/kube-client.js';
 import { RELEASE_LABEL, type KubeObject, type LiveObject as Obj } from '../kube/objects.js';
 import type { Reporter } from '../context.js';
 import type { RolloutIndex } from './rollout-index.js';

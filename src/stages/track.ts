@@ -1,7 +1,7 @@
 import { isTracked } from '../kinds/table.js';
 import type { ProblemGroup } from '../kinds/problem-groups.js';
 import type { ReadinessPolicy } from '../kinds/readiness.js';
-import type { KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/kube-client.js';
 import type { KubeObject } from '../kube/objects.js';
 import type { Reporter } from '../context.js';
 import { diagnoseFailures } from './rollout-diagnosis.js';

@@ -13,7 +13,7 @@
 // resource without its CRD is accepted), watch expiry (410) and bookmarks,
 // Pods of workloads, Events, and API validation beyond names, labels,
 // annotation and Secret/ConfigMap sizes and a few immutable fields.
-import { KubeApiError, type KubeClient, type ListQuery, type ListResult, type WatchEvent, type Watcher } from '../../src/kube/client.js';
+import { KubeApiError, type KubeClient, type ListQuery, type ListResult, type WatchEvent, type Watcher } from '../../src/kube/kube-client.js';
 import { isClusterScoped } from '../../src/kinds/table.js';
 import type { KubeObject, LiveObject } from '../../src/kube/objects.js';
 

@@ -8,7 +8,7 @@ import { runDeploy } from '../../src/actions/deploy.js';
 import { runDismiss } from '../../src/actions/dismiss.js';
 import { runHistory } from '../../src/actions/history.js';
 import { ExitCode, InfrastructureError, WorkFailedError } from '../../src/errors.js';
-import { KubeApiError } from '../../src/kube/client.js';
+import { KubeApiError } from '../../src/kube/kube-client.js';
 import { pidNamespaceIdentity } from '../../src/release/lock-owner.js';
 import { ReleaseStorage } from '../../src/release/storage.js';
 import { SecretDriver } from '../../src/release/secret-driver.js';

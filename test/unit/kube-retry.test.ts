@@ -11,7 +11,7 @@ import { HttpKubeClient, type KubeTuning } from '../../src/adapters/kube.js';
 import { ConfigError, ExitCode, InfrastructureError, WorkFailedError } from '../../src/errors.js';
 import { fenceWrites } from '../../src/release/lock.js';
 import { AdaptiveLimiter, abortableSleep, backoffMs, kubeRetryTimeoutMs, retryAfterMs } from '../../src/kube/retry.js';
-import type { WatchEvent } from '../../src/kube/client.js';
+import type { WatchEvent } from '../../src/kube/kube-client.js';
 import type { LiveObject } from '../../src/kube/objects.js';
 import { recordToSecrets } from '../../src/release/record-secrets.js';
 import { SecretDriver } from '../../src/release/secret-driver.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultPolicy, verdict } from '../../src/kinds/readiness.js';
-import { KubeApiError, type WatchEvent } from '../../src/kube/client.js';
+import { KubeApiError, type WatchEvent } from '../../src/kube/kube-client.js';
 import type { KubeObject, LiveObject } from '../../src/kube/objects.js';
 import { failedJobStatus, MemoryKube, readyStatus } from '../helpers/memory-kube.js';
 

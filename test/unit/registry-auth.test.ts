@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient } from '../../src/registry/client.js';
+import { RegistryClient } from '../../src/registry/registry-client.js';
 import { findCredentials } from '../../src/registry/credentials.js';
 import { buildkitDockerConfig, engineAuth, engineRegistryConfig, redactCredentials } from '../../src/registry/docker-auth.js';
 import { InfrastructureError } from '../../src/errors.js';

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RegistryClient } from '../../src/registry/client.js';
+import { RegistryClient } from '../../src/registry/registry-client.js';
 import { ExitCode, InfrastructureError } from '../../src/errors.js';
 
 const servers: Server[] = [];

@@ -9,7 +9,7 @@ import tar from 'tar-stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { extractReports, safeEntryPath, type ReportBudget } from '../../src/adapters/container-run.js';
 import { ConfigError } from '../../src/errors.js';
-import { reportMaxBytes } from '../../src/stages/test.js';
+import { reportMaxBytes } from '../../src/stages/run-tests.js';
 
 type Entry = { name: string; type?: tar.Header['type']; body?: Buffer | string; linkname?: string; size?: number; mode?: number };
 

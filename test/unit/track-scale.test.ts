@@ -9,7 +9,7 @@ import { childSelectors } from '../../src/kinds/child-selectors.js';
 import { slimPod } from '../../src/kinds/pod.js';
 import { formatProblemGroup, groupProblems, type ObjectPodProblem } from '../../src/kinds/problem-groups.js';
 import { defaultPolicy, formatRolloutSummary, verdict, workloadCounts } from '../../src/kinds/readiness.js';
-import type { ListQuery, WatchEvent, Watcher } from '../../src/kube/client.js';
+import type { ListQuery, WatchEvent, Watcher } from '../../src/kube/kube-client.js';
 import { RELEASE_LABEL, type KubeObject, type LiveObject } from '../../src/kube/objects.js';
 import { trackRollout } from '../../src/stages/track.js';
 import { MemoryKube } from '../helpers/memory-kube.js';

@@ -2,7 +2,7 @@ import type { ContainerEngine } from '../../adapters/container-engine.js';
 import type { RunContext } from '../../context.js';
 import { ConfigError } from '../../errors.js';
 import type { Project } from '../../project.js';
-import type { RegistryAccess } from '../../registry/client.js';
+import type { RegistryAccess } from '../../registry/registry-client.js';
 import { repositoryPath } from '../../registry/image-ref.js';
 import { BuildKitRefused } from '../build-failure.js';
 import { DEFAULT_BRANCHES } from '../builder-pool.js';

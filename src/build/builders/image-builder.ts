@@ -1,7 +1,7 @@
 import type { ContainerEngine } from '../../adapters/container-engine.js';
 import type { Reporter, RunContext } from '../../context.js';
 import type { Project } from '../../project.js';
-import type { RegistryAccess } from '../../registry/client.js';
+import type { RegistryAccess } from '../../registry/registry-client.js';
 import type { ImagePlan } from '../image-plan.js';
 
 /** Which builder built an image: the Engine's BuildKit or classic builder, or a buildkitd. */

@@ -11,7 +11,7 @@ import { junitXml, OutputTail, stripAnsi, type JunitCase } from '../gitlab/junit
 import { parseXml, XmlSyntaxError } from '../gitlab/xml-reader.js';
 import type { RunContext } from '../context.js';
 import type { Project } from '../project.js';
-import { RegistryAccess } from '../registry/client.js';
+import { RegistryAccess } from '../registry/registry-client.js';
 import { buildPlanned } from '../build/build-images.js';
 import { planImages, type ImagePlan } from '../build/image-plan.js';
 import type { TestConfig } from '../config/project-config.js';
