@@ -1,6 +1,6 @@
 import { loadConfig } from './config/load.js';
 import type { ProjectConfig } from './config/project-config.js';
-import { findRepoRoot, readGitInfo, type GitInfo } from './adapters/git.js';
+import { findRepoRoot, readGitInfo, type GitInfo, type GitRepo } from './adapters/git.js';
 import { ConfigError } from './errors.js';
 import type { CiContext } from './gitlab/ci-variables.js';
 import type { RunContext } from './context.js';
@@ -11,6 +11,8 @@ export type SourceMode = 'commit' | 'worktree';
 
 export interface Project {
   root: string;
+  /** The repository with the run's environment, as git adapters take it. */
+  repo: GitRepo;
   config: ProjectConfig;
   git: GitInfo;
   mode: SourceMode;
@@ -32,12 +34,13 @@ export interface ProjectOptions {
  * before any side effect.
  */
 export async function loadProject(ctx: RunContext, opts: ProjectOptions = {}): Promise<Project> {
-  const root = await findRepoRoot(ctx.cwd);
+  const root = await findRepoRoot(ctx.cwd, ctx.env);
+  const repo: GitRepo = { root, env: ctx.env };
   const config = await loadConfig(root, { cwd: ctx.cwd, file: opts.configFile ? join(ctx.cwd, opts.configFile) : undefined });
   const mode: SourceMode = opts.dev ? 'worktree' : 'commit';
-  const git = await readGitInfo(root, ctx.ci, { untracked: mode === 'worktree' });
+  const git = await readGitInfo(repo, ctx.ci, { untracked: mode === 'worktree' });
   if (mode === 'commit' && git.dirty && !opts.readOnly) checkCleanCheckout(ctx, root, git);
-  return { root, config, git, mode, registry: resolveRegistry(config, ctx.env, ctx.ci, opts.registry) };
+  return { root, repo, config, git, mode, registry: resolveRegistry(config, ctx.env, ctx.ci, opts.registry) };
 }
 
 /**

@@ -106,7 +106,7 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
   const keepCommits = opts.keepCommits ?? 10;
   if (!Number.isInteger(keepCommits) || keepCommits < 1) throw new ConfigError(`--keep-commits must be a whole number ≥ 1, got ${opts.keepCommits}`);
   const minAgeMs = opts.minAgeMs ?? 60 * 60_000;
-  if (await isShallow(project.root)) {
+  if (await isShallow(project.repo)) {
     throw new ConfigError(
       `${project.root} is a shallow clone: cleanup must see the newest commits of every branch and tag; fetch them all (in GitLab CI: GIT_DEPTH: "0", then git fetch origin '+refs/heads/*:refs/remotes/origin/*' --tags)`,
     );
@@ -115,7 +115,7 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
   // 1. What the releases use, and what the newest commits of every branch and tag build.
   const used = await imagesInUse(ctx, project, opts);
   for (const r of used.releases) ctx.reporter.status(`release ${r.release}`, 'read', `${r.revisions} revisions in ${r.namespace}, context ${r.context}`);
-  const commits = await recentCommits(project.root, keepCommits);
+  const commits = await recentCommits(project.repo, keepCommits);
   const kept: KeptImages = { contentTags: await contentTagsOfCommits(ctx, project, commits, used), used, commits, minAgeMs };
   ctx.reporter.info(
     `keeping the images of ${used.releases.reduce((n, r) => n + r.revisions, 0)} release revisions, of ${commits.size} recent commits, and those built in the last ${formatDuration(minAgeMs)}`,
@@ -228,7 +228,7 @@ async function deleteUnused(ctx: RunContext, registries: RegistryAccess, candida
 /** Deletes the build cache entries of branches that are gone (the default branches' and the current one's stay). */
 async function cleanBuildCache(ctx: RunContext, project: Project, registry: string, registries: RegistryAccess, result: CleanupResult): Promise<void> {
   const keptTags = new Set(
-    cacheImportTags(undefined, [...(await branchNames(project.root)), ...(project.git.branch ? [project.git.branch] : []), 'main', 'master']),
+    cacheImportTags(undefined, [...(await branchNames(project.repo)), ...(project.git.branch ? [project.git.branch] : []), 'main', 'master']),
   );
   for (const image of Object.keys(project.config.images)) {
     const repository = cacheRepository(`${registry}/${image}`);

@@ -47,7 +47,7 @@ export interface InitResult {
 }
 
 export async function runInit(ctx: RunContext, opts: InitOptions): Promise<InitResult> {
-  const root = await findRepoRoot(ctx.cwd);
+  const root = await findRepoRoot(ctx.cwd, ctx.env);
   const project =
     opts.project ??
     basename(root)

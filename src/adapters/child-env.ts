@@ -29,7 +29,7 @@ export const SECRET_ENV_NAMES: readonly string[] = [
  * A copy of `env` without SECRET_ENV_NAMES, except those in `keep` (a build
  * secret declared as `env: CI_JOB_TOKEN` is buildctl's to read).
  */
-export function childEnv(env: NodeJS.ProcessEnv = process.env, keep: readonly string[] = []): NodeJS.ProcessEnv {
+export function childEnv(env: NodeJS.ProcessEnv, keep: readonly string[] = []): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env };
   for (const name of SECRET_ENV_NAMES) if (!keep.includes(name)) delete out[name];
   return out;

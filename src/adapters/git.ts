@@ -37,9 +37,9 @@ interface GitOutput {
  * Runs git and collects its output. Plain child_process: git is on every hot
  * path (a no-op build is a handful of git calls), so no wrapper library.
  */
-function git(root: string, args: string[], opts: { reject?: boolean } = {}): Promise<GitOutput> {
+function git({ root, env }: GitRepo, args: string[], opts: { reject?: boolean } = {}): Promise<GitOutput> {
   return new Promise((resolve, reject) => {
-    execFile('git', args, { cwd: root, env: gitEnv(), maxBuffer: 512 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile('git', args, { cwd: root, env: gitEnv(env), maxBuffer: 512 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
       const code = err
         ? typeof (err as NodeJS.ErrnoException).code === 'number'
           ? Number((err as NodeJS.ErrnoException).code)
@@ -53,14 +53,24 @@ function git(root: string, args: string[], opts: { reject?: boolean } = {}): Pro
   });
 }
 
-/** Secrets git never needs: the secret keys and registry passwords stay out of its processes' environment. */
-let scrubbed: NodeJS.ProcessEnv | undefined;
-function gitEnv(): NodeJS.ProcessEnv {
-  return (scrubbed ??= childEnv());
+/**
+ * A repository and the run's environment (RunContext.env) its git processes get, less the
+ * secrets git never needs (the secret keys and registry passwords).
+ */
+export interface GitRepo {
+  root: string;
+  env: NodeJS.ProcessEnv;
 }
 
-export async function findRepoRoot(cwd: string): Promise<string> {
-  const r = await git(cwd, ['rev-parse', '--show-toplevel'], { reject: false });
+const scrubbed = new WeakMap<NodeJS.ProcessEnv, NodeJS.ProcessEnv>();
+function gitEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  let out = scrubbed.get(env);
+  if (!out) scrubbed.set(env, (out = childEnv(env)));
+  return out;
+}
+
+export async function findRepoRoot(cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const r = await git({ root: cwd, env }, ['rev-parse', '--show-toplevel'], { reject: false });
   if (r.exitCode !== 0)
     throw new NoProjectError(`${cwd}: not a Git repository; skiff builds from a commit — run "git init" and commit, or cd into the repository`);
   return r.stdout;
@@ -72,7 +82,7 @@ export async function findRepoRoot(cwd: string): Promise<string> {
  * `untracked`: count untracked files as changes (a --dev build includes them).
  */
 export async function readGitInfo(
-  root: string,
+  repo: GitRepo,
   ci: Pick<CiContext, 'commitBranch' | 'commitTag' | 'projectUrl'> = {},
   opts: { untracked?: boolean } = {},
 ): Promise<GitInfo> {
@@ -81,12 +91,12 @@ export async function readGitInfo(
   // the largest cost of a no-op commit build, whose image they can never enter.
   const untracked = opts.untracked ? 'normal' : 'no';
   const [head, statusR, remoteR] = await Promise.all([
-    git(root, ['log', '-1', '--format=%H%x00%cI%x00%D', 'HEAD'], { reject: false }),
-    git(root, ['status', '--porcelain', `--untracked-files=${untracked}`, '--', '.', ':(exclude).skiff'], { reject: false }),
-    git(root, ['config', '--get', 'remote.origin.url'], { reject: false }),
+    git(repo, ['log', '-1', '--format=%H%x00%cI%x00%D', 'HEAD'], { reject: false }),
+    git(repo, ['status', '--porcelain', `--untracked-files=${untracked}`, '--', '.', ':(exclude).skiff'], { reject: false }),
+    git(repo, ['config', '--get', 'remote.origin.url'], { reject: false }),
   ]);
   if (head.exitCode !== 0 || !head.stdout)
-    throw new ConfigError(`${root}: the repository has no commit yet; commit your files first ("git add -A && git commit -m init")`);
+    throw new ConfigError(`${repo.root}: the repository has no commit yet; commit your files first ("git add -A && git commit -m init")`);
   const [commit = '', committedAt = '', refs = ''] = head.stdout.trim().split('\0');
   const names = refs.split(', ').filter(Boolean);
   const localBranch = names.find((n) => n.startsWith('HEAD -> '))?.slice('HEAD -> '.length);
@@ -95,7 +105,7 @@ export async function readGitInfo(
   const tag = ci.commitTag || localTag;
   const source = ci.projectUrl || (remoteR.exitCode === 0 && remoteR.stdout ? stripCredentials(remoteR.stdout) : undefined);
   return {
-    root,
+    root: repo.root,
     commit,
     committedAt: new Date(committedAt).toISOString(),
     branch: branch || undefined,
@@ -128,10 +138,10 @@ function parseLsTree(out: string, dir: string): TreeEntry[] {
 }
 
 /** Tracked files below dir at a commit, with Git's object ids: nothing is read from disk. */
-export async function listCommitTree(root: string, commit: string, dir: string): Promise<TreeEntry[]> {
+export async function listCommitTree(repo: GitRepo, commit: string, dir: string): Promise<TreeEntry[]> {
   const args = ['ls-tree', '-r', '-z', '--full-tree', commit];
   if (dir !== '') args.push('--', dir);
-  const r = await git(root, args);
+  const r = await git(repo, args);
   return parseLsTree(r.stdout, dir);
 }
 
@@ -139,10 +149,10 @@ export async function listCommitTree(root: string, commit: string, dir: string):
  * Tracked and untracked-but-not-ignored files below dir in the working tree
  * (for --dev), hashed the way Git would so the same content gives the same tag.
  */
-export async function listWorkingTree(root: string, dir: string): Promise<TreeEntry[]> {
+export async function listWorkingTree(repo: GitRepo, dir: string): Promise<TreeEntry[]> {
   const args = ['ls-files', '-z', '--cached', '--others', '--exclude-standard'];
   if (dir !== '') args.push('--', dir);
-  const r = await git(root, args);
+  const r = await git(repo, args);
   const prefix = dir === '' ? '' : `${dir}/`;
   // .skiff/ holds skiff's own output (reports, kubeconfig); it is never build input.
   const paths = [...new Set(r.stdout.split('\0').filter((p) => p && !p.startsWith('.skiff/')))];
@@ -152,7 +162,7 @@ export async function listWorkingTree(root: string, dir: string): Promise<TreeEn
     const slice = paths.slice(i, i + batch);
     const results = await Promise.all(
       slice.map(async (repoPath) => {
-        const abs = join(root, repoPath);
+        const abs = join(repo.root, repoPath);
         let st;
         try {
           st = await lstat(abs);
@@ -174,26 +184,29 @@ export async function listWorkingTree(root: string, dir: string): Promise<TreeEn
 }
 
 /** A file's content at a commit, or undefined when it is not there. */
-export async function readCommitFile(root: string, commit: string, path: string): Promise<Buffer | undefined> {
+export async function readCommitFile(repo: GitRepo, commit: string, path: string): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
-    execFile('git', ['cat-file', 'blob', `${commit}:${path}`], { cwd: root, env: gitEnv(), encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (err, stdout) =>
-      resolve(err ? undefined : stdout),
+    execFile(
+      'git',
+      ['cat-file', 'blob', `${commit}:${path}`],
+      { cwd: repo.root, env: gitEnv(repo.env), encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout) => resolve(err ? undefined : stdout),
     );
   });
 }
 
 /** Paths below dir that differ between a commit and another commit (or the working tree when `to` is undefined). */
-export async function changedPaths(root: string, from: string, to: string | undefined, dir: string): Promise<string[] | undefined> {
-  const known = await git(root, ['cat-file', '-e', `${from}^{commit}`], { reject: false });
+export async function changedPaths(repo: GitRepo, from: string, to: string | undefined, dir: string): Promise<string[] | undefined> {
+  const known = await git(repo, ['cat-file', '-e', `${from}^{commit}`], { reject: false });
   if (known.exitCode !== 0) return undefined;
   const args = ['diff', '--name-only', '-z', '--no-renames', from];
   if (to) args.push(to);
   args.push('--', dir === '' ? '.' : dir);
-  const r = await git(root, args, { reject: false });
+  const r = await git(repo, args, { reject: false });
   if (r.exitCode !== 0) return undefined;
   const names = r.stdout.split('\0').filter(Boolean);
   if (!to) {
-    const untracked = await git(root, ['ls-files', '-z', '--others', '--exclude-standard', '--', dir === '' ? '.' : dir], { reject: false });
+    const untracked = await git(repo, ['ls-files', '-z', '--others', '--exclude-standard', '--', dir === '' ? '.' : dir], { reject: false });
     names.push(...untracked.stdout.split('\0').filter(Boolean));
   }
   return [...new Set(names)].sort();
@@ -209,8 +222,8 @@ export class BlobReader {
   private readonly waiting: Array<{ resolve: (b: Buffer) => void; reject: (e: Error) => void }> = [];
   private failed: Error | undefined;
 
-  constructor(root: string) {
-    this.child = spawn('git', ['cat-file', '--batch'], { cwd: root, env: gitEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(repo: GitRepo) {
+    this.child = spawn('git', ['cat-file', '--batch'], { cwd: repo.root, env: gitEnv(repo.env), stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdout.on('data', (chunk: Buffer) => {
       this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
       this.drain();
@@ -262,24 +275,24 @@ export class BlobReader {
  * The newest `perRef` commits of every local and remote branch and every tag
  * (what cleanup keeps the images of). A shallow clone gives what it has.
  */
-export async function isShallow(root: string): Promise<boolean> {
-  return (await git(root, ['rev-parse', '--is-shallow-repository'])).stdout.trim() === 'true';
+export async function isShallow(repo: GitRepo): Promise<boolean> {
+  return (await git(repo, ['rev-parse', '--is-shallow-repository'])).stdout.trim() === 'true';
 }
 
-export async function recentCommits(root: string, perRef: number): Promise<Set<string>> {
-  const refs = await git(root, ['for-each-ref', '--format=%(objectname)', 'refs/heads', 'refs/remotes', 'refs/tags']);
+export async function recentCommits(repo: GitRepo, perRef: number): Promise<Set<string>> {
+  const refs = await git(repo, ['for-each-ref', '--format=%(objectname)', 'refs/heads', 'refs/remotes', 'refs/tags']);
   const heads = [...new Set([...refs.stdout.split('\n').filter(Boolean), 'HEAD'])];
   const out = new Set<string>();
   for (const ref of heads) {
-    const r = await git(root, ['rev-list', `--max-count=${perRef}`, ref, '--'], { reject: false });
+    const r = await git(repo, ['rev-list', `--max-count=${perRef}`, ref, '--'], { reject: false });
     for (const c of r.stdout.split('\n')) if (c) out.add(c);
   }
   return out;
 }
 
 /** The names of every local and remote-tracking branch (without the remote's name), for cleanup's cache entries. */
-export async function branchNames(root: string): Promise<Set<string>> {
-  const refs = await git(root, ['for-each-ref', '--format=%(refname)', 'refs/heads', 'refs/remotes']);
+export async function branchNames(repo: GitRepo): Promise<Set<string>> {
+  const refs = await git(repo, ['for-each-ref', '--format=%(refname)', 'refs/heads', 'refs/remotes']);
   const out = new Set<string>();
   for (const ref of refs.stdout.split('\n')) {
     if (ref.startsWith('refs/heads/')) out.add(ref.slice('refs/heads/'.length));

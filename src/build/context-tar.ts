@@ -2,10 +2,13 @@ import { readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { BlobReader, type TreeEntry } from '../adapters/git.js';
+import { BlobReader, type GitRepo, type TreeEntry } from '../adapters/git.js';
 
 /** Where a build context's file contents come from. */
-export type ContextSource = { kind: 'commit'; root: string } | { kind: 'worktree'; root: string };
+export interface ContextSource {
+  kind: 'commit' | 'worktree';
+  repo: GitRepo;
+}
 
 // A fixed mtime keeps the Engine's layer cache keyed by content, not by checkout time.
 const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
@@ -16,10 +19,10 @@ const FIXED_MTIME = new Date('2000-01-01T00:00:00Z');
  */
 export function contextTar(source: ContextSource, entries: TreeEntry[], extraFiles: Record<string, string> = {}): Readable {
   const pack = tar.pack();
-  const blobs = source.kind === 'commit' ? new BlobReader(source.root) : undefined;
+  const blobs = source.kind === 'commit' ? new BlobReader(source.repo) : undefined;
   const read = async (e: TreeEntry): Promise<Buffer> => {
     if (blobs) return blobs.read(e.oid);
-    const abs = join(source.root, e.repoPath);
+    const abs = join(source.repo.root, e.repoPath);
     return e.mode === '120000' ? Buffer.from(await readlink(abs)) : readFile(abs);
   };
   // Files skiff adds (the generated Dockerfile, its .dockerignore) replace context files of the same name.

@@ -54,11 +54,11 @@ function selectImages(images: Record<string, ImageConfig>, wanted: string[], fil
 }
 
 /** The context's .dockerignore (none: nothing ignored). */
-async function readDockerignore({ root, git, mode }: Project, all: TreeEntry[]): Promise<DockerIgnore> {
+async function readDockerignore({ repo, root, git, mode }: Project, all: TreeEntry[]): Promise<DockerIgnore> {
   const ignoreEntry = all.find((e) => e.path === '.dockerignore');
   if (!ignoreEntry) return new DockerIgnore('');
   const buf =
-    mode === 'commit' ? await readCommitFile(root, git.commit, ignoreEntry.repoPath) : await readFile(join(root, ignoreEntry.repoPath)).catch(() => undefined);
+    mode === 'commit' ? await readCommitFile(repo, git.commit, ignoreEntry.repoPath) : await readFile(join(root, ignoreEntry.repoPath)).catch(() => undefined);
   return new DockerIgnore(buf?.toString() ?? '');
 }
 
@@ -77,7 +77,7 @@ function humanTags({ git, mode }: Project): string[] {
  * Dockerfiles exist; throws ConfigError pointing at skiff.yaml otherwise.
  */
 export async function planImages(project: Project, wanted: string[] = []): Promise<ImagePlan[]> {
-  const { config, git, root, mode } = project;
+  const { config, git, root, repo, mode } = project;
   const names = selectImages(config.images, wanted, config.file);
   const where = (path: string) => {
     const p = config.positions.of(path);
@@ -88,7 +88,7 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
 
   for (const name of names) {
     const img = config.images[name]!;
-    const all = mode === 'commit' ? await listCommitTree(root, git.commit, img.context) : await listWorkingTree(root, img.context);
+    const all = mode === 'commit' ? await listCommitTree(repo, git.commit, img.context) : await listWorkingTree(repo, img.context);
     const contextLabel = img.context || '.';
     if (all.length === 0) {
       throw new ConfigError(
@@ -109,7 +109,7 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
       (e) => !e.repoPath.startsWith('.skiff/') && (e.path === dockerfilePath || e.path === '.dockerignore' || !dockerignore.excludes(e.path)),
     );
     const dockerfileBuf =
-      mode === 'commit' ? await readCommitFile(root, git.commit, dockerfileEntry.repoPath) : await readFile(join(root, dockerfileEntry.repoPath));
+      mode === 'commit' ? await readCommitFile(repo, git.commit, dockerfileEntry.repoPath) : await readFile(join(root, dockerfileEntry.repoPath));
     const dockerfileText = dockerfileBuf?.toString() ?? '';
 
     const buildArgs = { ...img.args };

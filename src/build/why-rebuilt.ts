@@ -37,7 +37,7 @@ export async function explainRebuild(
   const fileIdx = reasons.indexOf('context files changed');
   const prevCommit = labels?.['org.opencontainers.image.revision'];
   if (fileIdx !== -1 && prevCommit) {
-    const changed = await changedPaths(project.root, prevCommit, project.mode === 'commit' ? project.git.commit : undefined, plan.config.context);
+    const changed = await changedPaths(project.repo, prevCommit, project.mode === 'commit' ? project.git.commit : undefined, plan.config.context);
     if (changed) {
       const prefix = plan.config.context ? `${plan.config.context}/` : '';
       const relevant = changed.filter((p) => {

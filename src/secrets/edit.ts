@@ -61,7 +61,7 @@ interface PreparedEdit {
  * way out: saved, editor failed, skiff interrupted.
  */
 export async function runEdit(ctx: RunContext, opts: EditOptions): Promise<EditResult> {
-  const root = await findRepoRoot(ctx.cwd);
+  const root = await findRepoRoot(ctx.cwd, ctx.env);
   const abs = resolve(ctx.cwd, opts.file);
   const rel = relative(root, abs).split(sep).join('/');
   if (!isSecretFile(rel) || rel === SECRET_DIR.slice(0, -1)) {

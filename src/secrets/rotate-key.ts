@@ -61,7 +61,7 @@ interface PlannedFile {
  * first, and a failure while writing puts back the files already written.
  */
 export async function runRotateKey(ctx: RunContext, opts: RotateOptions): Promise<RotateResult> {
-  const root = await findRepoRoot(ctx.cwd);
+  const root = await findRepoRoot(ctx.cwd, ctx.env);
   const rotation = await rotationOf(ctx, root, opts);
   const planned: PlannedFile[] = [];
   for (const file of await secretFilesIn(root)) {

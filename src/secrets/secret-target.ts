@@ -53,7 +53,7 @@ function filePlace(fileOption: string, command: string): SecretPlace {
 /** The repository root of the working directory, or undefined outside a repository (the key then comes from the environment or ~/.skiff). */
 export async function repoRootOrUndefined(ctx: RunContext): Promise<string | undefined> {
   try {
-    return await findRepoRoot(ctx.cwd);
+    return await findRepoRoot(ctx.cwd, ctx.env);
   } catch (e) {
     if (isSkiffError(e) && e.kind === 'config') return undefined;
     throw e;

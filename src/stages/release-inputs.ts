@@ -143,15 +143,15 @@ function withSlugs(e: EnvironmentConfig, slug: string): EnvironmentConfig {
 /** Every file under .kube/, from the commit (default) or the working tree (--dev). */
 async function readKubeDir(project: Project): Promise<TemplateFile[]> {
   if (project.mode === 'commit') {
-    const entries = await listCommitTree(project.root, project.git.commit, KUBE_DIR);
-    const reader = new BlobReader(project.root);
+    const entries = await listCommitTree(project.repo, project.git.commit, KUBE_DIR);
+    const reader = new BlobReader(project.repo);
     try {
       return await Promise.all(entries.map(async (e) => kubeFile(e.repoPath, e.mode, await reader.read(e.oid))));
     } finally {
       reader.close();
     }
   }
-  const entries = await listWorkingTree(project.root, KUBE_DIR);
+  const entries = await listWorkingTree(project.repo, KUBE_DIR);
   // A symbolic link is refused before anything is read through it.
   return Promise.all(
     entries.map(async (e) =>

@@ -23,19 +23,19 @@ afterAll(async () => {
 
 describe('readGitInfo dirty check', () => {
   it('a clean checkout is clean either way', async () => {
-    expect(await readGitInfo(dir)).toMatchObject({ branch: 'main', dirty: false, changedTracked: [] });
-    expect(await readGitInfo(dir, {}, { untracked: true })).toMatchObject({ dirty: false, changedTracked: [] });
+    expect(await readGitInfo({ root: dir, env: process.env })).toMatchObject({ branch: 'main', dirty: false, changedTracked: [] });
+    expect(await readGitInfo({ root: dir, env: process.env }, {}, { untracked: true })).toMatchObject({ dirty: false, changedTracked: [] });
   });
 
   it('an untracked file makes the tree dirty only when untracked files are asked for', async () => {
     await writeFile(join(dir, 'new.txt'), 'not added\n');
-    expect(await readGitInfo(dir)).toMatchObject({ dirty: false, changedTracked: [] });
-    expect(await readGitInfo(dir, {}, { untracked: true })).toMatchObject({ dirty: true, changedTracked: [] });
+    expect(await readGitInfo({ root: dir, env: process.env })).toMatchObject({ dirty: false, changedTracked: [] });
+    expect(await readGitInfo({ root: dir, env: process.env }, {}, { untracked: true })).toMatchObject({ dirty: true, changedTracked: [] });
   });
 
   it('a changed tracked file is dirty and named either way', async () => {
     await writeFile(join(dir, 'tracked.txt'), 'two\n');
-    expect(await readGitInfo(dir)).toMatchObject({ dirty: true, changedTracked: ['tracked.txt'] });
-    expect(await readGitInfo(dir, {}, { untracked: true })).toMatchObject({ dirty: true, changedTracked: ['tracked.txt'] });
+    expect(await readGitInfo({ root: dir, env: process.env })).toMatchObject({ dirty: true, changedTracked: ['tracked.txt'] });
+    expect(await readGitInfo({ root: dir, env: process.env }, {}, { untracked: true })).toMatchObject({ dirty: true, changedTracked: ['tracked.txt'] });
   });
 });

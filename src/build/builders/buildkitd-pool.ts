@@ -128,7 +128,7 @@ export class BuildkitdPool implements ImageBuilder {
     const progress = new BuildKitProgress(plan, reporter);
     const dir = await mkdtemp(join(tmpdir(), 'skiff-context-'));
     try {
-      const source = { kind: project.mode, root: project.root } as const;
+      const source = { kind: project.mode, repo: project.repo } as const;
       const entries = plan.entries.filter((e) => e.path !== '.dockerignore');
       await extractTar(contextTar(source, entries), dir, ctx.env);
       await stampContent(dir, entries);

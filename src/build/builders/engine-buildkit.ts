@@ -72,7 +72,7 @@ export class EngineBuildKitBuilder implements ImageBuilder {
     const unsupported = this.fallback ? await engine.buildKitUnsupported() : undefined;
     if (unsupported) return this.fallback!.build(job, unsupported);
     const progress = new BuildKitProgress(plan, reporter);
-    const source = { kind: project.mode, root: project.root } as const;
+    const source = { kind: project.mode, repo: project.repo } as const;
     const entries = plan.entries.filter((e) => e.path !== '.dockerignore');
     try {
       await engine.buildWithBuildKit({

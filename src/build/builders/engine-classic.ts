@@ -54,7 +54,7 @@ export class EngineClassicBuilder implements ImageBuilder {
       [GENERATED_DOCKERFILE]: generated,
       '.dockerignore': `.dockerignore\n${GENERATED_DOCKERFILE}\n`,
     };
-    const source = { kind: project.mode, root: project.root } as const;
+    const source = { kind: project.mode, repo: project.repo } as const;
     const classic = new ClassicSteps(`LABEL "${Object.keys(labels)[0]}"=`);
     try {
       await engine.buildClassic({
