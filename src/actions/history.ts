@@ -1,7 +1,7 @@
 import type { RunContext } from '../context.js';
 import type { ReleaseRecord } from '../release/release-record.js';
 import { openRelease } from '../stages/kube-session.js';
-import { describeCluster } from './status.js';
+import { describeCluster } from '../kube/cluster-ref.js';
 import type { TargetOptions } from '../stages/release-inputs.js';
 
 export type HistoryOptions = TargetOptions;

@@ -3,6 +3,7 @@ import { currentPods, defaultPolicy, verdict, type RolloutVerdict } from '../kin
 import { serviceWithoutEndpoints } from '../kinds/service.js';
 import { formatUnreadyCause, unreadyCauses } from '../kinds/unready.js';
 import { isTracked } from '../kinds/table.js';
+import type { ClusterRef } from '../kube/cluster-ref.js';
 import { objectRef } from '../kube/object-key.js';
 import { secretStrings } from '../secrets/material.js';
 import { openRelease } from '../stages/kube-session.js';
@@ -18,12 +19,6 @@ export interface ObjectStatus {
   message: string;
 }
 
-/** The cluster a command read: its kube context and API server. */
-export interface ClusterRef {
-  context: string;
-  server?: string;
-}
-
 export interface StatusResult {
   release: string;
   namespace: string;
@@ -33,11 +28,6 @@ export interface StatusResult {
   commit?: string;
   description?: string;
   objects: ObjectStatus[];
-}
-
-/** `context skiff-sim (https://127.0.0.1:7443)`: how the cluster a command read is named. */
-export function describeCluster(c: ClusterRef): string {
-  return `context ${c.context}${c.server ? ` (${c.server})` : ''}`;
 }
 
 /** skiff status: the current revision and the live readiness of its objects. */

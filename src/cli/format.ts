@@ -1,5 +1,6 @@
 import type { DeployResult } from '../actions/deploy.js';
-import { describeCluster, type StatusResult } from '../actions/status.js';
+import type { StatusResult } from '../actions/status.js';
+import { describeCluster } from '../kube/cluster-ref.js';
 import type { BuildResult } from '../build/build-images.js';
 import type { TestCaseResult } from '../stages/run-tests.js';
 import type { Diagnosis } from '../stages/track.js';
