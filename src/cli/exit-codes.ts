@@ -29,6 +29,17 @@ export function setExitCode(code: number): void {
   process.exitCode = code;
 }
 
+/**
+ * Ends the process once the command is done and its output written. Node would otherwise wait
+ * for idle keep-alive connections its fetch keeps to a registry (about 140 ms after the last
+ * response): a no-op build spent a fifth of its time there. Everything a command starts is
+ * awaited before it returns, so nothing is cut short.
+ */
+export async function exitWhenWritten(): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write('', () => resolve()))));
+  process.exit(process.exitCode ?? EXIT_CODES.ok.code);
+}
+
 /** Exits now, for what must not wait for the work to wind down: a second Ctrl-C. */
 export function exitNow(name: ExitCodeName): never {
   process.exit(EXIT_CODES[name].code);

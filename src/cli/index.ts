@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { SkiffError } from '../errors.js';
-import { exitAfterCommander, exitCodesHelp } from './exit-codes.js';
+import { exitAfterCommander, exitCodesHelp, exitWhenWritten } from './exit-codes.js';
 import { ParsedFlags, globalFlags } from './flags.js';
 import { addBuildCommand, addCleanupCommand, addTestCommand } from './image-commands.js';
 import { addReleaseCommands } from './release-commands.js';
@@ -69,6 +69,7 @@ export async function main(argv: string[]): Promise<void> {
     if (!(e instanceof SkiffError)) throw e;
     reportFailure(e, globalFlags.read(ParsedFlags.of(program)).output === 'json', false);
   }
+  await exitWhenWritten();
 }
 
 await main(process.argv);
