@@ -134,6 +134,9 @@ function fromHelper(helper: string, host: string, env: NodeJS.ProcessEnv): Promi
       }
       resolve(undefined);
     });
+    // A helper that answers without reading the host (or is gone already) closes its stdin:
+    // the EPIPE is no failure of ours; its exit and answer, above, decide.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(host);
   });
 }
