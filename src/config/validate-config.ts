@@ -2,13 +2,14 @@ import { ConfigError } from '../errors.js';
 import type { PositionIndex, ProjectConfig } from './project-config.js';
 import { ConfigReader, DNS_LABEL, isPlain, typeName } from './config-reader.js';
 import { validateBuilder } from './validate-builder.js';
+import { validateCharts } from './validate-charts.js';
 import { validateDeploy } from './validate-deploy.js';
 import { validateEnvironments } from './validate-environments.js';
 import { validateImages } from './validate-images.js';
 import { validateTests } from './validate-tests.js';
 
 /** The top-level keys of skiff.yaml; each section has its validator in validate-<section>.ts. */
-const SECTIONS = ['project', 'registry', 'builder', 'images', 'tests', 'environments', 'deploy'];
+const SECTIONS = ['project', 'registry', 'builder', 'images', 'tests', 'environments', 'deploy', 'charts'];
 
 /**
  * Checks skiff.yaml as plain data and fills in defaults. Pure: no file or
@@ -33,6 +34,7 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
   const tests = validateTests(r, top.tests, images);
   const environments = validateEnvironments(r, top.environments, project);
   const deploy = validateDeploy(r, top.deploy);
+  const charts = validateCharts(r, top.charts, environments);
 
   const { problems } = r;
   if (problems.length > 0) {
@@ -41,5 +43,5 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
     throw new ConfigError(`${file}:${p.line}:${p.col}: ${p.message}${more}`, { detail: problems });
   }
-  return { project, registry, builders, images, tests, environments, deploy, positions, file };
+  return { project, registry, builders, images, tests, environments, deploy, charts, positions, file };
 }
