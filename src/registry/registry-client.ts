@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { InfrastructureError } from '../errors.js';
 import type { CiContext } from '../gitlab/ci-variables.js';
 import { answerChallenge } from './auth.js';
@@ -144,6 +145,25 @@ export class RegistryClient {
       path = next ? (next.startsWith('/') ? next : new URL(next).pathname + new URL(next).search) : undefined;
     }
     return out;
+  }
+
+  /**
+   * The bytes of a blob (a chart's archive, a layer), refused past maxBytes and
+   * unless their sha256 is the digest. A registry may redirect a blob to its
+   * storage: followed (fetch drops the authorization on another origin).
+   */
+  async blob(repository: string, digest: string, maxBytes: number): Promise<Buffer> {
+    const hex = /^sha256:([0-9a-f]{64})$/.exec(digest)?.[1];
+    if (!hex) throw new InfrastructureError(`registry ${this.host}: blob digest "${digest}" of ${repository} is not sha256:<64 hex digits>; refusing it`);
+    const res = await this.request('GET', `/v2/${repository}/blobs/${digest}`, `repository:${repository}:pull`);
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new InfrastructureError(`registry ${this.host} answered ${res.status} for blob ${repository}@${digest}`);
+    }
+    const body = await readBounded(res, `registry ${this.host} blob ${repository}@${digest}`, maxBytes);
+    const got = createHash('sha256').update(body).digest('hex');
+    if (got !== hex) throw new InfrastructureError(`registry ${this.host} sent blob ${repository}@${digest} with content sha256:${got}; refusing it`);
+    return body;
   }
 
   /** When the image behind a digest was built (its config's "created"); undefined when unknown (an index). */
