@@ -107,6 +107,7 @@ async function deployRendered(
       values: rendered.values,
       images,
       git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },
+      charts: rendered.charts,
       tests: inputs.tests,
       redactor: rendered.redactor,
     });

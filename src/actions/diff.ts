@@ -1,4 +1,5 @@
 import { stringify } from 'yaml';
+import type { ChartRecord } from '../release/release-record.js';
 import type { RunContext } from '../context.js';
 import { unifiedDiff } from '../core/text-diff.js';
 import { applyPhases, hookOf } from '../kinds/apply-order.js';
@@ -22,10 +23,34 @@ export interface ObjectChange {
   diff: string;
 }
 
+/** A chart whose version (or content) differs from the deployed revision's. */
+export interface ChartChange {
+  chart: string;
+  /** "19.6.4 (sha256:abcd…)"; absent: added. */
+  from?: string;
+  /** Absent: removed. */
+  to?: string;
+}
+
 export interface DiffResult {
   release: string;
   namespace: string;
   changes: ObjectChange[];
+  /** Charts added, removed or at another version or digest since the deployed revision. */
+  charts: ChartChange[];
+}
+
+/** The chart changes between a deployed revision and a render. */
+export function chartChanges(before: ChartRecord[] = [], after: ChartRecord[] = []): ChartChange[] {
+  const show = (c: ChartRecord) => `${c.version} (${c.digest.slice(0, 'sha256:'.length + 12)})`;
+  const out: ChartChange[] = [];
+  for (const c of after) {
+    const old = before.find((b) => b.name === c.name);
+    if (!old) out.push({ chart: c.name, to: show(c) });
+    else if (old.version !== c.version || old.digest !== c.digest) out.push({ chart: c.name, from: show(old), to: show(c) });
+  }
+  for (const b of before) if (!after.some((c) => c.name === b.name)) out.push({ chart: b.name, from: show(b) });
+  return out;
 }
 
 /** skiff diff: a server-side dry run of the rendered set compared with the live objects, and what a deploy would prune. */
@@ -105,5 +130,5 @@ async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: Re
   }
   for (const live of doomed)
     changes.push({ object: objectRef(live), change: 'delete', diff: unifiedDiff(comparable(live, redactor), '', `live ${objectRef(live)}`, '(pruned)') });
-  return { release: target.release, namespace: target.namespace, changes };
+  return { release: target.release, namespace: target.namespace, changes, charts: chartChanges(current?.charts, rendered.charts) };
 }

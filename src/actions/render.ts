@@ -29,7 +29,7 @@ export interface RenderResult {
 
 /** skiff render: the objects a deploy would apply, without touching a cluster. */
 export async function runRender(ctx: RunContext, opts: RenderOptions): Promise<RenderResult> {
-  const { project, target, images, rendered } = await renderEnvironment(ctx, opts);
+  const { project, target, images, rendered } = await renderEnvironment(ctx, { ...opts, offline: true });
   let manifests = rendered.manifests;
   if (!opts.showSecrets) manifests = manifests.map((m) => ({ ...m, object: rendered.redactor.object(m.object) }));
   const masked = manifests.some((m, i) => m.object !== rendered.manifests[i]!.object);

@@ -129,6 +129,7 @@ export async function rollbackTo(
       values: record.values,
       images: record.images,
       git: record.git,
+      charts: record.charts,
       rollbackOf: record.revision,
       redactor,
     }).catch((e: unknown) => {

@@ -1,6 +1,15 @@
 import type { RequestOptions } from 'node:https';
 import { InfrastructureError, SkiffError } from '../errors.js';
-import { KubeApiError, PARALLEL_REQUESTS, type KubeClient, type ListQuery, type ListResult, type Watcher, type WriteOptions } from '../kube/kube-client.js';
+import {
+  KubeApiError,
+  PARALLEL_REQUESTS,
+  type ClusterCapabilities,
+  type KubeClient,
+  type ListQuery,
+  type ListResult,
+  type Watcher,
+  type WriteOptions,
+} from '../kube/kube-client.js';
 import { objectRef } from '../kube/object-key.js';
 import {
   AdaptiveLimiter,
@@ -215,6 +224,16 @@ export class HttpKubeClient implements KubeClient {
     const res = await this.request('GET', await this.path(apiVersion, kind, namespace, name));
     if (res.status === 404) return undefined;
     return this.endpoint.check(res, `read of ${kind} ${name}`) as LiveObject;
+  }
+
+  async capabilities(): Promise<ClusterCapabilities> {
+    const version = this.endpoint.check(await this.request('GET', '/version'), 'read of the server version') as { gitVersion?: string };
+    const groups = this.endpoint.check(await this.request('GET', '/apis'), 'discovery of API groups') as {
+      groups?: Array<{ versions?: Array<{ groupVersion?: string }> }>;
+    };
+    const apiVersions = ['v1', ...(groups.groups ?? []).flatMap((g) => (g.versions ?? []).map((v) => v.groupVersion ?? ''))].filter(Boolean);
+    // "v1.34.4+k3s1" and the like: Helm takes the semantic version only.
+    return { kubeVersion: (version.gitVersion ?? '').replace(/[+-].*$/, ''), apiVersions };
   }
 
   /** Namespaces (of a namespaced kind) that hold objects matching a label selector, across the cluster. */

@@ -97,12 +97,7 @@ export function compareVersions(a: string, b: string): number {
 }
 
 function compareParsed(a: Version, b: Version): number {
-  return (
-    Math.sign(a.major - b.major) ||
-    Math.sign(a.minor - b.minor) ||
-    Math.sign(a.patch - b.patch) ||
-    comparePrerelease(a.prerelease, b.prerelease)
-  );
+  return Math.sign(a.major - b.major) || Math.sign(a.minor - b.minor) || Math.sign(a.patch - b.patch) || comparePrerelease(a.prerelease, b.prerelease);
 }
 
 /** A release ranks above its pre-releases; otherwise identifiers compare one by one. */
@@ -168,8 +163,7 @@ export function maxSatisfying(versions: string[], constraint: string): string | 
 function matches(version: Version, groups: AndGroup[]): boolean {
   return groups.some(
     (group) =>
-      (version.prerelease.length === 0 || group.admitsPrerelease) &&
-      group.comparators.every((comparator) => CHECKS[comparator.op](version, comparator)),
+      (version.prerelease.length === 0 || group.admitsPrerelease) && group.comparators.every((comparator) => CHECKS[comparator.op](version, comparator)),
   );
 }
 
@@ -210,13 +204,7 @@ function parseAndGroup(text: string): Comparator[] | undefined {
 function toComparator(match: RegExpExecArray): Comparator | undefined {
   const [, opText = '', major = '', minor, patch, prerelease] = match;
   const op = OPERATOR_ALIASES[opText];
-  const wildcard: Wildcard = isX(major)
-    ? 'major'
-    : minor === undefined || isX(minor)
-      ? 'minor'
-      : patch === undefined || isX(patch)
-        ? 'patch'
-        : 'none';
+  const wildcard: Wildcard = isX(major) ? 'major' : minor === undefined || isX(minor) ? 'minor' : patch === undefined || isX(patch) ? 'patch' : 'none';
   const kept = { none: 3, patch: 2, minor: 1, major: 0 }[wildcard];
   const parts = [major, minor, patch].map((part, i) => (i < kept ? part : '0'));
   const version = parseVersion(`${parts.join('.')}${prerelease === undefined ? '' : `-${prerelease}`}`);

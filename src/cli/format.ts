@@ -51,8 +51,11 @@ function shortId(ref: string): string {
 }
 
 export function formatHistory(records: ReleaseRecord[]): string {
-  const rows = [['REVISION', 'UPDATED', 'STATUS', 'COMMIT', 'IMAGES', 'DESCRIPTION']];
+  // A release with charts shows each one's version: what a chart bump changed.
+  const withCharts = records.some((r) => r.charts?.length);
+  const rows = [['REVISION', 'UPDATED', 'STATUS', 'COMMIT', 'IMAGES', ...(withCharts ? ['CHARTS'] : []), 'DESCRIPTION']];
   for (const r of records) {
+    const charts = (r.charts ?? []).map((c) => `${c.name}:${c.version}`).join(',');
     const images = Object.entries(r.images)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([n, ref]) => `${n}:${shortId(ref)}`)
@@ -63,6 +66,7 @@ export function formatHistory(records: ReleaseRecord[]): string {
       r.status,
       r.git.commit.slice(0, 8),
       images,
+      ...(withCharts ? [charts || '-'] : []),
       r.description,
     ]);
   }

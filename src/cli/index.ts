@@ -6,6 +6,7 @@ import { ParsedFlags, globalFlags } from './flags.js';
 import { addBuildCommand, addCleanupCommand, addTestCommand } from './image-commands.js';
 import { addReleaseCommands } from './release-commands.js';
 import { addSecretCommands } from './secret-commands.js';
+import { addChartCommands } from './chart-commands.js';
 import { printJson, reportFailure, run } from './session.js';
 
 // Commands are imported when they run, so `skiff --version` and `--help` start fast.
@@ -57,6 +58,7 @@ Examples:
   addReleaseCommands(program);
   addCleanupCommand(program);
   addSecretCommands(program);
+  addChartCommands(program);
   return program;
 }
 

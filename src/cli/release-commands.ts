@@ -163,8 +163,11 @@ function addDiffCommand(program: Command) {
     const { runDiff } = await import('../actions/diff.js');
     const d = await runDiff(ctx, { env, ...targetFlags.read(flags), ...valuesFlags.read(flags), adopt: flags.boolean('adopt') });
     if (json) printJson(d);
-    else if (d.changes.length === 0) process.stdout.write('no changes\n');
-    else for (const c of d.changes) process.stdout.write(`# ${c.change} ${c.object}\n${c.diff}\n`);
+    else {
+      for (const c of d.charts) process.stdout.write(`# chart ${c.chart}: ${c.from ?? '(none)'} -> ${c.to ?? '(removed)'}\n`);
+      if (d.changes.length === 0) process.stdout.write('no changes\n');
+      else for (const c of d.changes) process.stdout.write(`# ${c.change} ${c.object}\n${c.diff}\n`);
+    }
     if (flags.boolean('exitCode') && d.changes.length) return 'changes';
   });
 }

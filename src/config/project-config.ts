@@ -8,10 +8,36 @@ export interface ProjectConfig {
   tests: Record<string, TestConfig>;
   environments: Record<string, EnvironmentConfig>;
   deploy: DeployConfig;
+  /** Third-party (or in-repository) Helm charts deployed in the release (skiff.yaml `charts:`); {} when none. */
+  charts: Record<string, ChartConfig>;
   /** Where each key path (e.g. "images.app.dockerfile") stands in the file, for error messages. */
   positions: PositionIndex;
   /** The file's path as given, for error messages. */
   file: string;
+}
+
+/** Where a chart comes from. */
+export type ChartSource =
+  /** An OCI registry repository, "oci://" stripped: "127.0.0.1:5000/charts/redis". */
+  | { kind: 'oci'; repository: string }
+  /** A chart repository (index.yaml) and the chart's name in it: https://host/path#name. */
+  | { kind: 'repo'; url: string; name: string }
+  /** A folder in the repository, repository-relative and normalised: "charts/cache". */
+  | { kind: 'folder'; path: string };
+
+/** `charts.<name>`: a chart deployed as part of the release. */
+export interface ChartConfig {
+  /** Its key under charts: (the chart's name in this release). */
+  name: string;
+  /** The source as written in skiff.yaml. */
+  chart: string;
+  source: ChartSource;
+  /** An exact version or a range (a Helm semver constraint); undefined only for a folder chart. */
+  version?: string;
+  /** Its values file: repository-relative, under .kube/charts/, rendered with EJS first. */
+  values?: string;
+  /** Only these declared environments; undefined: all. */
+  environments?: string[];
 }
 
 export interface ImageConfig {

@@ -2,7 +2,7 @@ import { ConfigError } from '../errors.js';
 import { Phase } from './kind-row.js';
 import { applyPhase } from './table.js';
 import { describeObject } from '../kube/object-key.js';
-import { HOOK_ANNOTATION, type KubeObject, type Manifest } from '../kube/objects.js';
+import { HELM_HOOK_ANNOTATIONS, HOOK_ANNOTATION, type KubeObject, type Manifest } from '../kube/objects.js';
 
 /** The apply phase of a kind: 0 first; unknown kinds get the last phase. Delete in the reverse order. */
 export function phaseIndex(kind: string): number {
@@ -49,12 +49,31 @@ export function hookOf(obj: KubeObject): Hook | undefined {
   );
 }
 
-/** Splits a release into pre-deploy hooks, the objects applied in phases, and post-deploy hooks (each in input order). */
-export function splitHooks(manifests: Manifest[]): { pre: Manifest[]; main: Manifest[]; post: Manifest[] } {
+/**
+ * Splits a release into pre-deploy hooks, the objects applied in phases, and
+ * post-deploy hooks (each in input order). A chart's hook that Helm runs only
+ * on install (pre-install without pre-upgrade) is left out of an upgrade, and
+ * one only for upgrades out of the first install.
+ */
+export function splitHooks(manifests: Manifest[], upgrade = false): { pre: Manifest[]; main: Manifest[]; post: Manifest[] } {
   const out = { pre: [] as Manifest[], main: [] as Manifest[], post: [] as Manifest[] };
   for (const m of manifests) {
     const hook = hookOf(m.object);
+    if (hook && !helmHookRuns(m.object, upgrade)) continue;
     (hook === 'pre-deploy' ? out.pre : hook === 'post-deploy' ? out.post : out.main).push(m);
   }
   return out;
+}
+
+/** Whether a hook runs on this deploy: a Helm hook by its install/upgrade kinds, a skiff hook always. */
+export function helmHookRuns(o: KubeObject, upgrade: boolean): boolean {
+  const hook = o.metadata.annotations?.[HELM_HOOK_ANNOTATIONS.hook];
+  if (hook === undefined) return true;
+  return hook.split(',').some((h) => h.trim().endsWith(upgrade ? '-upgrade' : '-install'));
+}
+
+/** Helm's hook-delete-policy of a hook: which outcomes delete it once it has run (before-hook-creation is what skiff always does). */
+export function hookDeletedAfter(o: KubeObject): { succeeded: boolean; failed: boolean } {
+  const policy = (o.metadata.annotations?.[HELM_HOOK_ANNOTATIONS.deletePolicy] ?? '').split(',').map((p) => p.trim());
+  return { succeeded: policy.includes('hook-succeeded'), failed: policy.includes('hook-failed') };
 }

@@ -27,6 +27,8 @@ export interface KubeClient {
   list(apiVersion: string, kind: string, namespace: string | undefined, query?: ListQuery): Promise<ListResult>;
   /** Objects of a namespaced kind matching a label selector, across the cluster, by namespace. */
   namespacesWith(apiVersion: string, kind: string, labelSelector: string): Promise<Map<string, LiveObject[]>>;
+  /** The server's version and group versions, as Helm's --kube-version and --api-versions take them (absent for in-memory clients). */
+  capabilities?(): Promise<ClusterCapabilities>;
   /**
    * Creates an object. A create repeated after a lost answer that finds the
    * object (409) returns it only if it holds what was sent; else the 409 stands.
@@ -56,6 +58,14 @@ export interface KubeClient {
    * then onSynced).
    */
   watch(apiVersion: string, kind: string, namespace: string | undefined, query: ListQuery, watcher: Watcher): Promise<void>;
+}
+
+/** What a chart's templates may ask of the cluster (.Capabilities in Helm). */
+export interface ClusterCapabilities {
+  /** "v1.34.4". */
+  kubeVersion: string;
+  /** "v1", "apps/v1", … */
+  apiVersions: string[];
 }
 
 /** What a write may carry besides its object. */

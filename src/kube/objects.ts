@@ -47,6 +47,8 @@ export const KEEP_ANNOTATION = 'skiff.io/keep';
 export const TRACE_ANNOTATIONS = { commit: 'skiff.io/commit', pipelineUrl: 'skiff.io/pipeline-url', jobUrl: 'skiff.io/job-url' } as const;
 /** `skiff.io/hook: pre-deploy | post-deploy`. */
 export const HOOK_ANNOTATION = 'skiff.io/hook';
+/** Helm's hook annotations, which skiff maps onto its own for charts' hooks (src/charts/helm-output.ts). */
+export const HELM_HOOK_ANNOTATIONS = { hook: 'helm.sh/hook', weight: 'helm.sh/hook-weight', deletePolicy: 'helm.sh/hook-delete-policy' } as const;
 /** `skiff.io/adopt: "true"` on a rendered object: take it over even if it belongs to another release or tool (as --adopt does). */
 export const ADOPT_ANNOTATION = 'skiff.io/adopt';
 

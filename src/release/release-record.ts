@@ -3,6 +3,17 @@ import type { KubeObject } from '../kube/objects.js';
 /** Helm's release states. */
 export type ReleaseStatus = 'pending-install' | 'pending-upgrade' | 'pending-rollback' | 'deployed' | 'failed' | 'superseded' | 'uninstalled';
 
+/** A chart as a release record names it. */
+export interface ChartRecord {
+  /** Its name in the release (the key under charts:), or the own chart's Chart.yaml name. */
+  name: string;
+  /** Where it came from: oci://…, https://…#name, a folder, or .helm. */
+  chart: string;
+  version: string;
+  /** sha256 of the archive (a registry chart) or of the folder's files (one in the repository). */
+  digest: string;
+}
+
 /** One revision of a release, as stored in the cluster. Never holds secret values in clear. */
 export interface ReleaseRecord {
   name: string;
@@ -23,6 +34,8 @@ export interface ReleaseRecord {
   deployedBy: { user: string; host: string; ciJobUrl?: string; ciPipelineUrl?: string };
   startedAt: string;
   finishedAt?: string;
+  /** The Helm charts rendered into the revision: each one's name, source, version and digest. */
+  charts?: ChartRecord[];
   /** Test results of the commit when `skiff ship` ran them. */
   tests?: Array<{ test: string; passed: boolean; exitCode: number; durationMs: number }>;
   /** Set on a rollback: the revision whose manifests were re-applied. */

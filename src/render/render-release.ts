@@ -1,6 +1,8 @@
+import type { ChartRecord } from '../release/release-record.js';
 import type { Manifest } from '../kube/objects.js';
 import { parseManifests } from './parse.js';
 import { renderTemplate, templateScope, type RenderedFile } from './template.js';
+export type { RenderedFile } from './template.js';
 import { checkReleaseName, validateAndComplete } from './validate.js';
 import { isValuesFile, resolveValues, type ValueSource } from './values.js';
 
@@ -31,6 +33,8 @@ export interface RenderInput {
   annotations?: Record<string, string>;
   /** The decrypted files under .kube/secret/, by their path below it: what secretFile(path) returns. */
   secretFiles?: Record<string, string>;
+  /** Chart values files under .kube/charts/: rendered with the same scope, never objects of their own. */
+  chartValues?: TemplateFile[];
 }
 
 export interface RenderOutput {
@@ -39,10 +43,18 @@ export interface RenderOutput {
   values: Record<string, unknown>;
   /** Things that render but are likely not what was meant, with file:line. */
   warnings: string[];
+  /** The charts rendered into the release (none for .kube/ alone). */
+  charts?: ChartRecord[];
 }
 
 const TEMPLATE_FILE = /^\.kube\/.+\.ya?ml(\.ejs)?$/;
 const SECRET_FILE = /^\.kube\/(secret-values(\.[^/]+)?\.ya?ml|secret\/.+)$/;
+const CHART_VALUES_FILE = /^\.kube\/charts\//;
+
+/** A file under .kube/charts/: a chart's values (rendered with EJS first), never objects of its own. */
+export function isChartValuesFile(path: string): boolean {
+  return CHART_VALUES_FILE.test(path);
+}
 
 /** An encrypted file: .kube/secret-values[.<env>].yaml or a file under .kube/secret/; decrypted for a render, never a template. */
 export function isSecretFile(path: string): boolean {
@@ -51,7 +63,44 @@ export function isSecretFile(path: string): boolean {
 
 /** A file under .kube/ that renders to manifests: *.yaml, *.yml, *.yaml.ejs, *.yml.ejs, values and secret files excepted. */
 export function isTemplateFile(path: string): boolean {
-  return TEMPLATE_FILE.test(path) && !isValuesFile(path) && !isSecretFile(path);
+  return TEMPLATE_FILE.test(path) && !isValuesFile(path) && !isSecretFile(path) && !isChartValuesFile(path);
+}
+
+/** .kube/ rendered but not yet parsed: the merged values, each template's output, and each chart values file's. */
+export interface RenderedTemplates {
+  values: Record<string, unknown>;
+  files: RenderedFile[];
+  /** Chart values files (.kube/charts/…) rendered with the same scope, by path. */
+  chartValues: Map<string, RenderedFile>;
+}
+
+/** Merges values and runs every template (and chart values file) through EJS. Throws ConfigError naming template:line. */
+export function renderTemplates(input: RenderInput): RenderedTemplates {
+  checkReleaseName(input.release, input.env);
+  const values = resolveValues(input.valueSources, input.sets);
+  const scope = templateScope(values, input);
+  const templates = [...input.templates].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const files = templates.map((t) => renderTemplate(t, scope));
+  const chartValues = new Map((input.chartValues ?? []).map((t) => [t.path, renderTemplate(t, scope)] as const));
+  return { values, files, chartValues };
+}
+
+/** A parsed object and the rendered file it came from (for messages at its line). */
+export interface ParsedManifest {
+  manifest: Manifest;
+  file: RenderedFile;
+}
+
+/** The objects of rendered files, in order; empty documents skipped, oddities in warnings. */
+export function parseRendered(files: RenderedFile[], warnings: string[]): ParsedManifest[] {
+  return files.flatMap((file) => parseManifests(file, warnings).map((manifest) => ({ manifest, file })));
+}
+
+/** Validates every object of the release as the API server would, and adds namespace and skiff's labels. */
+export function completeRelease(parsed: ParsedManifest[], input: Pick<RenderInput, 'namespace' | 'release' | 'annotations'>): Manifest[] {
+  const manifests = parsed.map((p) => p.manifest);
+  validateAndComplete(manifests, new Map(parsed.map((p) => [p.manifest, p.file])), input);
+  return manifests;
 }
 
 /**
@@ -60,21 +109,8 @@ export function isTemplateFile(path: string): boolean {
  * and skiff labels. Throws ConfigError (exit 2) naming template:line.
  */
 export function renderRelease(input: RenderInput): RenderOutput {
-  checkReleaseName(input.release, input.env);
-  const values = resolveValues(input.valueSources, input.sets);
-  const scope = templateScope(values, input);
-
-  const templates = [...input.templates].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const manifests: Manifest[] = [];
+  const { values, files } = renderTemplates(input);
   const warnings: string[] = [];
-  const fileOf = new Map<Manifest, RenderedFile>();
-  for (const t of templates) {
-    const r = renderTemplate(t, scope);
-    for (const m of parseManifests(r, warnings)) {
-      manifests.push(m);
-      fileOf.set(m, r);
-    }
-  }
-  validateAndComplete(manifests, fileOf, input);
+  const manifests = completeRelease(parseRendered(files, warnings), input);
   return { manifests, values, warnings };
 }

@@ -4,8 +4,19 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { BlobReader, listCommitTree, listWorkingTree } from '../adapters/git.js';
-import { isTemplateFile, renderRelease, type RenderOutput, type TemplateFile } from '../render/render-release.js';
-import { environmentValues, isValuesFile, parseValuesFile } from '../render/values.js';
+import {
+  completeRelease,
+  isChartValuesFile,
+  isTemplateFile,
+  parseRendered,
+  renderTemplates,
+  type RenderInput,
+  type RenderOutput,
+  type TemplateFile,
+} from '../render/render-release.js';
+import { environmentValues, isValuesFile, parseValuesFile, type ValueSource } from '../render/values.js';
+import { chartsFor, hasOwnChart, OWN_CHART_DIR, renderCharts } from '../charts/render-charts.js';
+import type { ClusterCapabilities } from '../kube/kube-client.js';
 import { RegistryAccess } from '../registry/registry-client.js';
 import type { RunContext } from '../context.js';
 import type { EnvironmentConfig } from '../config/project-config.js';
@@ -225,57 +236,69 @@ export interface RenderFlags {
 /** A rendered release and what keeps its secret strings out of output and history. */
 export type RenderedRelease = RenderOutput & { redactor: Redactor };
 
-/** Renders .kube/ for one environment with the given image references. Pure apart from reading files. */
+/**
+ * Renders .kube/ and the release's charts for one environment with the given
+ * image references. Reads files, and the cluster's capabilities through
+ * `capabilities` when charts are rendered and one is given.
+ */
 export async function renderForTarget(
   ctx: RunContext,
   project: Project,
   target: ReleaseTarget,
   images: Record<string, string>,
   flags: RenderFlags,
+  capabilities?: () => Promise<ClusterCapabilities | undefined>,
 ): Promise<RenderedRelease> {
   const files = await readKubeDir(project);
-  if (!files.some((f) => isTemplateFile(f.path))) {
+  const declared = target.environment.name;
+  const withCharts = chartsFor(project, declared).length > 0 || (await hasOwnChart(project));
+  if (!withCharts && !files.some((f) => isTemplateFile(f.path))) {
     throw new ConfigError(
-      `${KUBE_DIR}/ has no templates${project.mode === 'commit' ? ` at commit ${project.git.commit.slice(0, 8)}` : ''}; add *.yaml or *.yaml.ejs files${project.mode === 'commit' ? ' and commit them' : ''}`,
+      `${KUBE_DIR}/ has no templates${project.mode === 'commit' ? ` at commit ${project.git.commit.slice(0, 8)}` : ''}; add *.yaml or *.yaml.ejs files${project.mode === 'commit' ? ' and commit them' : ''} (or a chart: ${OWN_CHART_DIR}/Chart.yaml, or charts: in ${project.config.file})`,
     );
   }
   // Values files are per declared environment: a dynamic one's review apps share values.review.yaml.
-  const declared = target.environment.name;
   const valueSources = environmentValues(files, declared);
   valueSources.push({ origin: `${project.config.file} environments.${declared}.values`, values: target.environment.values });
   // Decrypted .kube/secret-values*.yaml: after the plain values, before --values and --set.
   const secrets = await loadSecretInputs(ctx, project.root, files, declared);
   valueSources.push(...secrets.sources);
-  for (const file of flags.valuesFiles ?? []) {
-    const abs = join(ctx.cwd, file);
-    let content: string;
-    try {
-      content = await readFile(abs, 'utf8');
-    } catch {
-      throw new ConfigError(`--values ${file}: cannot read the file`);
-    }
-    valueSources.push({ origin: relative(ctx.cwd, abs), values: parseValuesFile(relative(ctx.cwd, abs), content) });
-  }
+  valueSources.push(...(await valuesFlagFiles(ctx, flags)));
+  const input: RenderInput = {
+    templates: files.filter((f) => isTemplateFile(f.path)),
+    chartValues: files.filter((f) => isChartValuesFile(f.path)),
+    valueSources,
+    sets: flags.set ?? [],
+    images,
+    env: target.env,
+    slug: target.slug,
+    url: target.url,
+    release: target.release,
+    namespace: target.namespace,
+    project: project.config.project,
+    git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },
+    annotations: traceAnnotations(project.git.commit, ctx.ci),
+    secretFiles: secrets.files,
+  };
+  const secretRedactor = new Redactor().with(secrets.strings);
   let output: RenderOutput;
   try {
-    output = renderRelease({
-      templates: files.filter((f) => isTemplateFile(f.path)),
-      valueSources,
-      sets: flags.set ?? [],
-      images,
-      env: target.env,
-      slug: target.slug,
-      url: target.url,
-      release: target.release,
-      namespace: target.namespace,
-      project: project.config.project,
-      git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },
-      annotations: traceAnnotations(project.git.commit, ctx.ci),
-      secretFiles: secrets.files,
-    });
+    const kube = renderTemplates(input);
+    const warnings: string[] = [];
+    const parsed = parseRendered(kube.files, warnings);
+    const charts = withCharts
+      ? await renderCharts(ctx, project, {
+          ...input,
+          environment: declared,
+          values: kube.values,
+          chartValues: kube.chartValues,
+          capabilities: await capabilities?.(),
+        })
+      : { parsed: [], charts: [] };
+    output = { manifests: completeRelease([...parsed, ...charts.parsed], input), values: kube.values, warnings, charts: charts.charts };
   } catch (e) {
     // A template error can quote a value: not a decrypted one.
-    throw new Redactor().with(secrets.strings).error(e);
+    throw secretRedactor.error(e);
   }
   for (const w of output.warnings) ctx.reporter.warn(w);
   const redactor = Redactor.of(
@@ -292,6 +315,34 @@ export async function renderForTarget(
   return { ...output, redactor };
 }
 
+/** The --values files, parsed, relative to the working directory. */
+async function valuesFlagFiles(ctx: RunContext, flags: RenderFlags): Promise<ValueSource[]> {
+  const out: ValueSource[] = [];
+  for (const file of flags.valuesFiles ?? []) {
+    const abs = join(ctx.cwd, file);
+    let content: string;
+    try {
+      content = await readFile(abs, 'utf8');
+    } catch {
+      throw new ConfigError(`--values ${file}: cannot read the file`);
+    }
+    out.push({ origin: relative(ctx.cwd, abs), values: parseValuesFile(relative(ctx.cwd, abs), content) });
+  }
+  return out;
+}
+
+/** The cluster's version and API versions for Helm, or undefined when it cannot be reached (a render then goes on without them). */
+export function clusterCapabilities(ctx: RunContext, target: ReleaseTarget): () => Promise<ClusterCapabilities | undefined> {
+  return async () => {
+    try {
+      const kube = await ctx.kube({ context: target.kubeContext, kubeconfig: target.kubeconfig });
+      return await kube.capabilities?.();
+    } catch {
+      return undefined;
+    }
+  };
+}
+
 /**
  * An environment rendered from the commit, as render, lint, diff and deploy
  * start: the project (loaded here unless given), the target, the images pinned
@@ -299,12 +350,12 @@ export async function renderForTarget(
  */
 export async function renderEnvironment(
   ctx: RunContext,
-  opts: TargetOptions & RenderFlags,
+  opts: TargetOptions & RenderFlags & { offline?: boolean },
   given?: Project,
 ): Promise<{ project: Project; target: ReleaseTarget; images: Record<string, string>; rendered: RenderedRelease }> {
   const project = given ?? (await loadProject(ctx, opts));
   const target = resolveTarget(project, opts.env, opts, ctx.ci);
   const images = await resolveImageRefs(ctx, project, await planImages(project));
-  const rendered = await renderForTarget(ctx, project, target, images, opts);
+  const rendered = await renderForTarget(ctx, project, target, images, opts, opts.offline ? undefined : clusterCapabilities(ctx, target));
   return { project, target, images, rendered };
 }

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { RunContext } from '../context.js';
 import { mapLimit } from '../core/concurrency.js';
 import { formatDuration } from '../core/duration.js';
-import { applyPhases, splitHooks } from '../kinds/apply-order.js';
+import { applyPhases, hookDeletedAfter, splitHooks } from '../kinds/apply-order.js';
 import { containerNames } from '../kinds/pod.js';
 import { currentPods, type ReadinessPolicy } from '../kinds/readiness.js';
 import { ExitCode, SkiffError, WorkFailedError } from '../errors.js';
@@ -25,6 +25,8 @@ export interface ReleaseRunOptions {
   values: Record<string, unknown>;
   images: Record<string, string>;
   git: ReleaseRecord['git'];
+  /** The charts rendered into the revision (a rollback: the stored revision's). */
+  charts?: ReleaseRecord['charts'];
   tests?: ReleaseRecord['tests'];
   /** Set when re-applying a stored revision. */
   rollbackOf?: number;
@@ -81,7 +83,7 @@ export async function runRelease(ctx: RunContext, kube: KubeClient, storage: Rel
   reporter.info(`release ${target.release} revision ${revision} (${record.description}) → namespace ${target.namespace}`);
 
   const finish: Finish = (verdict, why, extra = {}) => closeRevision(ctx, storage, opts, record, { verdict, why, extra, started });
-  const hooks = splitHooks(opts.manifests);
+  const hooks = splitHooks(opts.manifests, previousDeployed !== undefined);
   try {
     return await deployRevision(ctx, kube, opts, { record, previousDeployed, finish, hooks });
   } catch (e) {
@@ -140,6 +142,7 @@ function pendingRecord(ctx: RunContext, opts: ReleaseRunOptions, revision: numbe
     values: opts.values,
     images: opts.images,
     git: opts.git,
+    charts: opts.charts?.length ? opts.charts : undefined,
     deployedBy: { user: ctx.ci.actor, host: hostname(), ciJobUrl: ctx.ci.jobUrl, ciPipelineUrl: ctx.ci.pipelineUrl },
     startedAt: ctx.now().toISOString(),
     tests: opts.tests,
@@ -297,6 +300,11 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
       now: ctx.now,
     });
     await showHookLogs(ctx, kube, applied);
+    // Helm's hook-delete-policy: hook-succeeded and hook-failed remove the hook once it has run.
+    const deleteAfter = hookDeletedAfter(obj);
+    if (result.ok ? deleteAfter.succeeded : deleteAfter.failed) {
+      await kube.delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, 'Background', { uid: applied.metadata.uid as string | undefined });
+    }
     if (!result.ok) {
       const failure = result.failures[0];
       const description = failure

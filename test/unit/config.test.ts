@@ -222,7 +222,7 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
       `"skiff.yaml:2:1: unknown key "image" in the top level (did you mean "images"?)"`,
     );
     expect(errorOf(yaml('project: hello', 'images:', '  app: {}', 'colour: blue'))).toMatchInlineSnapshot(
-      `"skiff.yaml:4:1: unknown key "colour" in the top level; allowed: project, registry, builder, images, tests, environments, deploy"`,
+      `"skiff.yaml:4:1: unknown key "colour" in the top level; allowed: project, registry, builder, images, tests, environments, deploy, charts"`,
     );
   });
 

@@ -1,0 +1,94 @@
+import { HELM_HOOK_ANNOTATIONS, HOOK_ANNOTATION, KEEP_ANNOTATION, type KubeObject } from '../kube/objects.js';
+import { parseRendered, type ParsedManifest, type RenderedFile } from '../render/render-release.js';
+import { chartFile } from './helm.js';
+
+/**
+ * What `helm template` printed, as skiff's objects: split by Helm's
+ * `# Source:` comments so that every object names its chart file, Helm's
+ * hooks mapped onto skiff's, CRDs from crds/ kept forever. Pure.
+ */
+
+const HELM_HOOK = HELM_HOOK_ANNOTATIONS.hook;
+const HELM_HOOK_WEIGHT = HELM_HOOK_ANNOTATIONS.weight;
+export const HELM_RESOURCE_POLICY = 'helm.sh/resource-policy';
+
+/** Helm's hooks skiff runs, and as what. */
+const HOOK_MAP: Record<string, 'pre-deploy' | 'post-deploy'> = {
+  'pre-install': 'pre-deploy',
+  'pre-upgrade': 'pre-deploy',
+  'post-install': 'post-deploy',
+  'post-upgrade': 'post-deploy',
+};
+
+/** The rendered files of helm's output, one per `# Source:` path, documents in order. */
+export function splitHelmOutput(stdout: string, label: string): RenderedFile[] {
+  const bySource = new Map<string, string[]>();
+  const order: string[] = [];
+  for (const doc of stdout.split(/^---[ \t]*$/m)) {
+    const source = /^# Source: (.+)$/m.exec(doc)?.[1]?.trim();
+    if (!source || !doc.replace(/^#.*$/gm, '').trim()) continue;
+    if (!bySource.has(source)) {
+      bySource.set(source, []);
+      order.push(source);
+    }
+    bySource.get(source)!.push(doc.replace(/^\n/, ''));
+  }
+  return order.map((source) => ({ file: chartFile(label, source), template: '', text: bySource.get(source)!.join('---\n') }));
+}
+
+/** Whether a chart file is a CRD from the chart's (or a subchart's) crds/ folder. */
+function fromCrdsFolder(file: string): boolean {
+  return /(^|[/ ])crds\//.test(file);
+}
+
+/**
+ * The objects of a chart's output, ready to join the release: Helm's hooks
+ * annotated as skiff's (those skiff cannot run are left out, with a warning),
+ * hooks ordered by weight, CRDs from crds/ and objects Helm would keep
+ * (`helm.sh/resource-policy: keep`) marked skiff.io/keep so they are never
+ * pruned. Objects first, then hooks, in Helm's order.
+ */
+export function chartObjects(files: RenderedFile[], warnings: string[]): ParsedManifest[] {
+  const parsed = parseRendered(files, warnings);
+  const out: ParsedManifest[] = [];
+  const hooks: Array<{ p: ParsedManifest; weight: number; i: number }> = [];
+  parsed.forEach((p, i) => {
+    const o = p.manifest.object;
+    const where = `${p.manifest.source.file}: ${o.kind}/${o.metadata?.name}`;
+    const annotations = isMap(o.metadata) && isMap(o.metadata.annotations) ? (o.metadata.annotations as Record<string, unknown>) : undefined;
+    if (fromCrdsFolder(p.manifest.source.file) || annotations?.[HELM_RESOURCE_POLICY] === 'keep') setAnnotation(o, KEEP_ANNOTATION, 'true');
+    const hook = annotations?.[HELM_HOOK];
+    if (typeof hook !== 'string' || annotations?.[HOOK_ANNOTATION] !== undefined) return void out.push(p);
+    const kinds = hook
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean);
+    const mapped = [...new Set(kinds.map((h) => HOOK_MAP[h]).filter((h) => h !== undefined))];
+    const ignored = kinds.filter((h) => !HOOK_MAP[h]);
+    if (mapped.length === 0) {
+      warnings.push(
+        `${where}: Helm hook "${hook}" is not run by skiff (it runs pre/post-install and pre/post-upgrade hooks as its pre-/post-deploy hooks); not deployed`,
+      );
+      return;
+    }
+    if (ignored.length) warnings.push(`${where}: Helm hook${ignored.length > 1 ? 's' : ''} ${ignored.join(', ')} not run by skiff; it runs as ${mapped[0]}`);
+    if (mapped.length > 1) warnings.push(`${where}: a Helm hook both before and after the deploy runs once, as ${mapped[0]}, in skiff`);
+    setAnnotation(o, HOOK_ANNOTATION, mapped[0]!);
+    const raw = annotations?.[HELM_HOOK_WEIGHT];
+    const weight = typeof raw === 'string' || typeof raw === 'number' ? Number.parseInt(String(raw), 10) : 0;
+    hooks.push({ p, weight: Number.isFinite(weight) ? weight : 0, i });
+  });
+  // Helm runs hooks of a kind by weight, then by kind and name.
+  hooks.sort((a, b) => a.weight - b.weight || a.i - b.i);
+  return [...out, ...hooks.map((h) => h.p)];
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function setAnnotation(o: KubeObject, key: string, value: string): void {
+  if (!isMap(o.metadata)) return; // validation names the missing metadata
+  const annotations = isMap(o.metadata.annotations) ? o.metadata.annotations : {};
+  o.metadata.annotations = { ...annotations, [key]: value };
+}

@@ -1,0 +1,99 @@
+import { copyFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import type { ChartSource } from '../config/project-config.js';
+import type { RunContext } from '../context.js';
+import { pathInside } from '../core/paths.js';
+import { ConfigError } from '../errors.js';
+import type { Project } from '../project.js';
+import { fetchLockedChart, resolveChart } from './chart-fetch.js';
+import { fileText, readRepoFolder, repoRelative, writeChartFiles, type ChartFile } from './chart-files.js';
+import { parseVersion } from './semver.js';
+
+/** The folder of the project's own chart (kept here too, so that this module needs nothing of render-charts). */
+const OWN = '.helm';
+
+interface Dependency {
+  name: string;
+  version?: string;
+  repository?: string;
+}
+
+/** Chart.yaml's (or Chart.lock's) `dependencies:`, as far as vendoring needs them. */
+function dependencies(text: string | undefined, where: string): Dependency[] {
+  if (text === undefined) return [];
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (e) {
+    throw new ConfigError(`${where}: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const list = (doc as { dependencies?: unknown } | null)?.dependencies;
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) throw new ConfigError(`${where}: dependencies must be a list`);
+  return list.map((d: unknown, i) => {
+    const dep = d as Record<string, unknown> | null;
+    if (typeof dep?.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(dep.name))
+      throw new ConfigError(`${where}: dependencies[${i}] has no valid name`);
+    return {
+      name: dep.name,
+      version: typeof dep.version === 'string' || typeof dep.version === 'number' ? String(dep.version) : undefined,
+      repository: typeof dep.repository === 'string' ? dep.repository : undefined,
+    };
+  });
+}
+
+/** Whether charts/ of the chart already holds the dependency (an archive or a folder), as `helm dependency build` leaves it. */
+function vendored(files: ChartFile[], name: string): boolean {
+  return files.some(
+    (f) => f.path === `charts/${name}/Chart.yaml` || (f.path.startsWith(`charts/${name}-`) && f.path.endsWith('.tgz') && !f.path.slice(7).includes('/')),
+  );
+}
+
+/**
+ * Puts the own chart's dependencies into its charts/ folder (in skiff's
+ * private copy) as Chart.lock pins them: a folder of this repository
+ * (`file://`), or a chart from an OCI registry or a chart repository, fetched
+ * and cached as skiff.lock's charts are. Dependencies already in charts/ are
+ * used as they are.
+ */
+export async function vendorDependencies(ctx: RunContext, project: Project, files: ChartFile[], dir: string): Promise<void> {
+  const wanted = dependencies(fileText(files, 'Chart.yaml'), `${OWN}/Chart.yaml`).filter((d) => !vendored(files, d.name));
+  if (!wanted.length) return;
+  const locked = dependencies(fileText(files, 'Chart.lock'), `${OWN}/Chart.lock`);
+  const charts = join(dir, 'charts');
+  await mkdir(charts, { recursive: true, mode: 0o700 });
+  for (const dep of wanted) {
+    const where = `${OWN}/Chart.yaml: dependency ${dep.name}`;
+    const repository = dep.repository ?? '';
+    if (repository.startsWith('file://')) {
+      const folder = repoRelative(OWN, repository.slice('file://'.length), where);
+      const sub = await readRepoFolder(project, folder);
+      if (!sub.length) throw new ConfigError(`${where}: ${folder}/ has no files at this commit`);
+      const target = pathInside(charts, dep.name, 'dependency');
+      await mkdir(target, { recursive: true, mode: 0o700 });
+      await writeChartFiles(target, sub);
+      continue;
+    }
+    const source = dependencySource(repository, dep.name, where);
+    const pinned = locked.find((l) => l.name === dep.name && (l.repository ?? '') === repository)?.version;
+    const version = pinned ?? (dep.version && parseVersion(dep.version) ? dep.version : undefined);
+    if (!version) {
+      throw new ConfigError(
+        `${where} asks for version ${dep.version ?? '(none)'}, and ${OWN}/Chart.lock does not pin it; run "helm dependency update ${OWN}" and commit ${OWN}/Chart.lock (or vendor the chart in ${OWN}/charts/)`,
+      );
+    }
+    const resolved = await resolveChart(ctx, dep.name, source, version);
+    const path = await fetchLockedChart(ctx, dep.name, source, { chart: repository, requested: version, ...resolved });
+    await copyFile(path, pathInside(charts, `${dep.name}-${resolved.version}.tgz`, 'dependency'));
+  }
+}
+
+/** Where a dependency comes from: oci://host/path (the chart's name appended, as Helm does) or a chart repository URL. */
+function dependencySource(repository: string, name: string, where: string): ChartSource & { kind: 'oci' | 'repo' } {
+  if (repository.startsWith('oci://')) return { kind: 'oci', repository: `${repository.slice('oci://'.length).replace(/\/$/, '')}/${name}` };
+  if (/^https?:\/\//.test(repository)) return { kind: 'repo', url: repository.replace(/\/$/, ''), name };
+  throw new ConfigError(
+    `${where}: repository "${repository}" is not one skiff can fetch (oci://, https:// or file:// inside the repository); vendor the chart in ${OWN}/charts/ instead`,
+  );
+}
