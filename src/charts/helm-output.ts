@@ -20,20 +20,39 @@ const HOOK_MAP: Record<string, 'pre-deploy' | 'post-deploy'> = {
   'post-upgrade': 'post-deploy',
 };
 
-/** The rendered files of helm's output, one per `# Source:` path, documents in order. */
+/**
+ * The rendered files of helm's output, one per `# Source:` path, documents in order.
+ * Helm prints each document of a template after its own `# Source:`, but a file of
+ * crds/ as it is, under one `# Source:` for all its documents: a document without a
+ * `# Source:` belongs to the file before it. A file's text is its documents joined by
+ * `---` lines, so a line is the chart file's own where Helm keeps the file's lines (a
+ * crds/ file; a template whose documents are separated by `---` only).
+ */
 export function splitHelmOutput(stdout: string, label: string): RenderedFile[] {
   const bySource = new Map<string, string[]>();
-  const order: string[] = [];
-  for (const doc of stdout.split(/^---[ \t]*$/m)) {
-    const source = /^# Source: (.+)$/m.exec(doc)?.[1]?.trim();
-    if (!source || !doc.replace(/^#.*$/gm, '').trim()) continue;
-    if (!bySource.has(source)) {
-      bySource.set(source, []);
-      order.push(source);
-    }
-    bySource.get(source)!.push(doc.replace(/^\n/, ''));
+  let source: string | undefined;
+  for (const doc of stdout.split(/^---[ \t\r]*$/m)) {
+    const header = /^\r?\n# Source: ([^\r\n]+)\r?\n?/.exec(doc);
+    if (header) source = header[1]!.trim();
+    if (source === undefined) continue; // nothing before the first document
+    let body = header ? doc.slice(header[0].length) : doc.replace(/^\r?\n/, '');
+    // Helm trims a template's documents, and ends each with a newline of its own.
+    if (header && !inCrdsFolder(source.slice(source.indexOf('/') + 1))) body = body.trimEnd() ? `${body.trimEnd()}\n` : '';
+    if (!bySource.has(source)) bySource.set(source, []);
+    bySource.get(source)!.push(body.endsWith('\n') || !body ? body : `${body}\n`);
   }
-  return order.map((source) => ({ file: chartFile(label, source), template: '', text: bySource.get(source)!.join('---\n') }));
+  const out: RenderedFile[] = [];
+  for (const [path, docs] of bySource) {
+    const text = docs.join('---\n');
+    // A template that printed only comments has no object: no file.
+    if (text.replace(/^(#.*|---)$/gm, '').trim()) out.push({ file: chartFile(label, path), template: '', text });
+  }
+  return out;
+}
+
+/** Whether a file, named by its path in the chart, is in the chart's (or a subchart's) crds/ folder. */
+function inCrdsFolder(pathInChart: string): boolean {
+  return /^(?:charts\/[^/]+\/)*crds\//.test(pathInChart);
 }
 
 /** Whether a chart file is a CRD from the chart's (or a subchart's) crds/ folder. */
