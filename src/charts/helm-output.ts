@@ -55,9 +55,12 @@ function inCrdsFolder(pathInChart: string): boolean {
   return /^(?:charts\/[^/]+\/)*crds\//.test(pathInChart);
 }
 
-/** Whether a chart file is a CRD from the chart's (or a subchart's) crds/ folder. */
+/**
+ * Whether a chart file, as skiff names it (`chart web: crds/x.yaml`, `.helm/charts/dep/crds/x.yaml`),
+ * is from a crds/ folder: the chart's or a subchart's, not a folder of templates/ named crds.
+ */
 function fromCrdsFolder(file: string): boolean {
-  return /(^|[/ ])crds\//.test(file);
+  return /^(?:[^/:]+: |[^/:]+\/)(?:charts\/[^/]+\/)*crds\//.test(file);
 }
 
 /**
