@@ -92,8 +92,8 @@ export async function helmTemplate(req: HelmTemplateRequest): Promise<string> {
 }
 
 /**
- * Helm's error as skiff names places: `template: redis/templates/master.yaml:12:20: executing … : <message>`
- * becomes `chart cache: templates/master.yaml:12:20: <message>` (the chart's own folder name dropped, the
+ * Helm's error as skiff names places: `template: redis/templates/master.yaml:12:20: executing … at <.Values.x>: <message>`
+ * becomes `chart cache: templates/master.yaml:12: <message> (at <.Values.x>)` (the chart's own folder name dropped, the
  * file given as the chart has it), and likewise for parse and YAML errors. Exit 2.
  */
 export function helmTemplateError(stderr: string, label: string): ConfigError {
@@ -107,7 +107,7 @@ export function helmTemplateError(stderr: string, label: string): ConfigError {
   const patterns: Array<[RegExp, (m: RegExpExecArray) => ConfigError]> = [
     // Helm 4: <chart>/templates/x.yaml:4:18 executing "<chart>/templates/x.yaml" at <.Values.x>: message
     // Helm 3: template: <chart>/templates/x.yaml:4:18: executing "…" at <.Values.x>: message
-    [/^(?:template: )?([^\s:]+):(\d+)(?::\d+)?:? executing "[^"]*" at <([^>]*)>: (.*)$/, (m) => at(m[1]!, m[2]!, `${m[4]} (at ${m[3]})`)],
+    [EXECUTING, (m) => executionError(m, label)],
     // execution error at (<chart>/templates/x.yaml:1:6): <required's or fail's message>; parse error at (…:1): …
     [/(?:execution|parse) error at \(([^\s:()]+):(\d+)(?::\d+)?\): (.*)$/, (m) => at(m[1]!, m[2]!, m[3]!)],
     [/^template: ([^\s:]+):(\d+)(?::\d+)?: (.*)$/, (m) => at(m[1]!, m[2]!, m[3]!)],
@@ -122,6 +122,27 @@ export function helmTemplateError(stderr: string, label: string): ConfigError {
     if (m) return error(m);
   }
   return new ConfigError(`${label}: helm template failed: ${text}`);
+}
+
+/** A Go template error at a place: `<file>:<line>:<column> executing "<template>" at <<expression>>: <message>`. */
+const EXECUTING = /^(?:template: )?([^\s:]+):(\d+)(?::\d+)?:? executing "[^"]*" at <([^>]*)>: (.*)$/;
+
+/**
+ * An execution error, at the innermost place: an error inside an included
+ * template (a helper of _helpers.tpl) names the helper's line, then the
+ * places it was included from, innermost first.
+ */
+function executionError(outer: RegExpExecArray, label: string): ConfigError {
+  // Inside the parentheses a file of the same chart needs no "chart <name>: ".
+  const place = (m: RegExpExecArray, short: boolean) => `${short ? chartFile(label, m[1]!).replace(/^chart [^:]+: /, '') : chartFile(label, m[1]!)}:${m[2]}`;
+  const included = (m: RegExpExecArray) => EXECUTING.exec(/^error calling include: (.*)$/.exec(m[4]!)?.[1] ?? '');
+  let m = outer;
+  const from: string[] = [];
+  for (let inner = included(m); inner; inner = included(m)) {
+    from.unshift(place(m, true));
+    m = inner;
+  }
+  return new ConfigError(`${place(m, false)}: ${m[4]} (at <${m[3]}>${from.length ? `; included from ${from.join(', ')}` : ''})`);
 }
 
 /**
