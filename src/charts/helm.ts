@@ -20,7 +20,7 @@ export async function findHelm(env: NodeJS.ProcessEnv, why: string): Promise<str
   const given = env.SKIFF_HELM;
   if (given) {
     if (!isAbsolute(given) || !(await isExecutable(given))) {
-      throw new ConfigError(`SKIFF_HELM=${given} is not an executable file (give its absolute path); ${why} need${why.endsWith('s') ? '' : 's'} helm`);
+      throw new ConfigError(`SKIFF_HELM=${given} is not an executable file (give its absolute path); ${needsHelm(why)}`);
     }
     return given;
   }
@@ -29,7 +29,12 @@ export async function findHelm(env: NodeJS.ProcessEnv, why: string): Promise<str
     const candidate = join(dir, 'helm');
     if (await isExecutable(candidate)) return candidate;
   }
-  throw new ConfigError(`${why} need${why.endsWith('s') ? '' : 's'} helm, which is not on PATH: ${HOW_TO_GET_HELM}`);
+  throw new ConfigError(`${needsHelm(why)}, which is not on PATH: ${HOW_TO_GET_HELM}`);
+}
+
+/** "the charts in skiff.yaml need helm", ".helm/Chart.yaml needs helm": `why` is the subject, plural when it is "the <things> …". */
+function needsHelm(why: string): string {
+  return `${why} ${/^the \S+s\b/.test(why) ? 'need' : 'needs'} helm`;
 }
 
 async function isExecutable(path: string): Promise<boolean> {
