@@ -100,9 +100,15 @@ export function chartObjects(files: RenderedFile[], warnings: string[]): ParsedM
     const weight = typeof raw === 'string' || typeof raw === 'number' ? Number.parseInt(String(raw), 10) : 0;
     hooks.push({ p, weight: Number.isFinite(weight) ? weight : 0, i });
   });
-  // Helm runs hooks of a kind by weight, then by kind and name.
-  hooks.sort((a, b) => a.weight - b.weight || a.i - b.i);
+  // Helm runs hooks by weight, then by name.
+  hooks.sort((a, b) => a.weight - b.weight || byName(a.p, b.p) || a.i - b.i);
   return [...out, ...hooks.map((h) => h.p)];
+}
+
+function byName(a: ParsedManifest, b: ParsedManifest): number {
+  const x = String(a.manifest.object.metadata?.name ?? '');
+  const y = String(b.manifest.object.metadata?.name ?? '');
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 function isMap(v: unknown): v is Record<string, unknown> {

@@ -68,8 +68,10 @@ export function splitHooks(manifests: Manifest[], upgrade = false): { pre: Manif
 /** Whether a hook runs on this deploy: a Helm hook by its install/upgrade kinds, a skiff hook always. */
 export function helmHookRuns(o: KubeObject, upgrade: boolean): boolean {
   const hook = o.metadata.annotations?.[HELM_HOOK_ANNOTATIONS.hook];
-  if (hook === undefined) return true;
-  return hook.split(',').some((h) => h.trim().endsWith(upgrade ? '-upgrade' : '-install'));
+  const kinds = (hook ?? '').split(',').map((h) => h.trim());
+  // Only a hook Helm runs on install or upgrade is filtered; a skiff hook (with or without other Helm kinds) always runs.
+  if (!kinds.some((h) => h.endsWith('-install') || h.endsWith('-upgrade'))) return true;
+  return kinds.some((h) => h.endsWith(upgrade ? '-upgrade' : '-install'));
 }
 
 /** Helm's hook-delete-policy of a hook: which outcomes delete it once it has run (before-hook-creation is what skiff always does). */

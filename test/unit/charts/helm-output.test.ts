@@ -200,7 +200,7 @@ describe('chartObjects: Helm hooks as skiff hooks', () => {
         ['welcome.yaml', hook('Job', 'welcome', 'post-install, post-upgrade')],
       ),
     );
-    expect(out).toEqual({ objects: ['Job/migrate pre-deploy', 'Job/seed pre-deploy', 'Job/notify post-deploy', 'Job/welcome post-deploy'], warnings: [] });
+    expect(out).toEqual({ objects: ['Job/migrate pre-deploy', 'Job/notify post-deploy', 'Job/seed pre-deploy', 'Job/welcome post-deploy'], warnings: [] });
     const [migrate] = chartObjects(splitHelmOutput(helmOutput(['migrate.yaml', hook('Job', 'migrate', 'pre-install,pre-upgrade')]), 'chart web'), []);
     expect(migrate!.manifest.object.metadata.annotations).toEqual({ 'helm.sh/hook': 'pre-install,pre-upgrade', [HOOK]: 'pre-deploy' });
   });
@@ -232,7 +232,7 @@ describe('chartObjects: Helm hooks as skiff hooks', () => {
     expect(out.warnings).toEqual(['chart web: templates/both.yaml: Job/both: a Helm hook both before and after the deploy runs once, as pre-deploy, in skiff']);
   });
 
-  it('puts ordinary objects first, then hooks by hook-weight (numbers, negative first), equal weights in Helm\'s order', () => {
+  it('puts ordinary objects first, then hooks by hook-weight (numbers, negative first), equal weights by name, as Helm orders them', () => {
     const out = mapped(
       helmOutput(
         ['a.yaml', hook('Job', 'heavy', 'pre-install', { 'helm.sh/hook-weight': '5' })],
@@ -247,9 +247,9 @@ describe('chartObjects: Helm hooks as skiff hooks', () => {
     expect(out.objects).toEqual([
       'ConfigMap/plain',
       'Job/first post-deploy',
+      'Job/garbled pre-deploy',
       'Job/unweighted pre-deploy',
       'Job/zero pre-deploy',
-      'Job/garbled pre-deploy',
       'Job/heavy pre-deploy',
       'Job/ten pre-deploy',
     ]);

@@ -95,6 +95,9 @@ describe('helmHookRuns', () => {
     ['post-upgrade', false, true],
     ['pre-install,pre-upgrade', true, true],
     [' post-upgrade , post-install ', true, true],
+    // A hook set by hand as skiff's whose Helm kinds skiff does not run (a chart's test Job made a post-deploy hook).
+    ['test', true, true],
+    ['pre-delete', true, true],
   ])('helm.sh/hook: %s runs on install %s, on upgrade %s', (kinds, install, upgrade) => {
     expect(helmHookRuns(withHelmHook(kinds), false)).toBe(install);
     expect(helmHookRuns(withHelmHook(kinds), true)).toBe(upgrade);
