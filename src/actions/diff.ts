@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
 import type { ChartRecord } from '../release/release-record.js';
+import { KubeApiError, type KubeClient } from '../kube/kube-client.js';
 import type { RunContext } from '../context.js';
 import { unifiedDiff } from '../core/text-diff.js';
 import { applyPhases, hookOf } from '../kinds/apply-order.js';
@@ -62,6 +63,17 @@ export async function runDiff(ctx: RunContext, opts: DiffOptions): Promise<DiffR
   });
 }
 
+/** No object, for a kind the cluster does not serve yet (its CRD is in the release); other errors stand. */
+function unknownKind(e: unknown): undefined {
+  if (e instanceof KubeApiError && e.status === 404 && /does not know/.test(e.message)) return undefined;
+  throw e;
+}
+
+/** The object as a dry run would leave it; as rendered when its kind's CRD is not installed yet (the deploy installs it first). */
+async function dryRunOrRendered(kube: KubeClient, o: KubeObject, fieldManager: string): Promise<KubeObject> {
+  return kube.apply(o, { dryRun: true, force: true, fieldManager }).catch((e: unknown) => unknownKind(e) ?? o);
+}
+
 const VOLATILE_METADATA = ['managedFields', 'resourceVersion', 'uid', 'generation', 'creationTimestamp', 'selfLink'];
 
 /**
@@ -99,8 +111,8 @@ async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: Re
   for (const m of applyPhases(rendered.manifests).flat()) {
     const o = m.object;
     if (hookOf(o)) continue; // hooks are recreated on every deploy, not diffed
-    const live = nsExists ? await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name) : undefined;
-    const after = nsExists ? await kube.apply(o, { dryRun: true, force: true, fieldManager }) : o;
+    const live = nsExists ? await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name).catch(unknownKind) : undefined;
+    const after = nsExists ? await dryRunOrRendered(kube, o, fieldManager) : o;
     compared.push({ o, live, after });
   }
   // What a deploy would prune, by the rule the deploy itself uses.

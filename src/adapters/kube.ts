@@ -195,7 +195,11 @@ export class HttpKubeClient implements KubeClient {
       this.discovery.set(base, entry);
     }
     const info = (await entry).get(kind);
-    if (!info) throw new KubeApiError(404, 'NotFound', `the cluster does not know ${kind} in ${apiVersion} (is the CRD installed?)`);
+    if (!info) {
+      // Not known yet is not known never: a CRD applied by this very run defines it a moment later.
+      this.discovery.delete(base);
+      throw new KubeApiError(404, 'NotFound', `the cluster does not know ${kind} in ${apiVersion} (is the CRD installed?)`);
+    }
     return info;
   }
 

@@ -92,7 +92,14 @@ export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace:
     const object = hookOf(m.object)
       ? { ...m.object, metadata: { ...m.object.metadata, name: `${m.object.metadata.name.slice(0, 40)}-skiff-dry-run` } }
       : m.object;
-    await applyManifest(kube, { object, source: m.source }, { force: true, dryRun: true, fieldManager });
+    try {
+      await kube.apply(object, { force: true, dryRun: true, fieldManager });
+    } catch (e) {
+      // An object of a kind this release defines, before its CRD exists, can only be checked once it does.
+      if (e instanceof KubeApiError && e.status === 404 && defined.has(`${apiGroup(m.object.apiVersion)}/${m.object.kind}`) && /does not know/.test(e.message))
+        return;
+      throw explainApplyError(e, m.object, m.source);
+    }
   });
 }
 

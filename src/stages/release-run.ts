@@ -16,6 +16,7 @@ import { applyManifest, prune } from './apply.js';
 import { foreignOwner, handOverToReleaseManager, type OwnershipPlan } from './ownership.js';
 import { releaseSalt, type Redactor } from '../secrets/redact.js';
 import type { ReleaseTarget } from './release-inputs.js';
+import { splitDefinitions, waitEstablished } from './definitions.js';
 import { trackRollout, type Diagnosis, type NotReady, type TrackResult } from './track.js';
 
 export interface ReleaseRunOptions {
@@ -213,10 +214,19 @@ async function deployRevision(
     }
   };
 
+  // CRDs first, even before pre-deploy hooks, which may use their kinds (Helm installs crds/ before any hook).
+  const { definitions, rest } = splitDefinitions(main);
+  const defined = definitions.length
+    ? await phase('definitions', `apply ${definitions.length} CustomResourceDefinitions`, async () => {
+        const crds = await applyInPhases(ctx, kube, definitions, opts);
+        await waitEstablished(kube, crds, ctx.signal);
+        return crds;
+      })
+    : [];
   const preResult = pre.length ? await phase('pre_hooks', `pre-deploy hooks: ${pre.length}`, () => runHooks(ctx, kube, pre, 'pre-deploy', opts)) : undefined;
   if (preResult) return await finish('failed', preResult.description, { failures: preResult.failures, notReady: preResult.notReady });
 
-  const applied = await phase('apply', `apply ${main.length} objects`, () => applyInPhases(ctx, kube, main, opts));
+  const applied = [...defined, ...(await phase('apply', `apply ${rest.length} objects`, () => applyInPhases(ctx, kube, rest, opts)))];
   const tracked = await phase('track', `wait for ${applied.length} objects to be ready`, () =>
     trackRollout(kube, { objects: applied, timeoutMs: opts.timeoutMs, policy: opts.policy, reporter, signal: ctx.signal, now: ctx.now }),
   );
