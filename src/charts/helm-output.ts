@@ -1,4 +1,4 @@
-import { HELM_HOOK_ANNOTATIONS, HOOK_ANNOTATION, KEEP_ANNOTATION, type KubeObject } from '../kube/objects.js';
+import { ADOPT_ANNOTATION, HELM_HOOK_ANNOTATIONS, HOOK_ANNOTATION, KEEP_ANNOTATION, type KubeObject } from '../kube/objects.js';
 import { parseRendered, type ParsedManifest, type RenderedFile } from '../render/render-release.js';
 import { chartFile } from './helm.js';
 
@@ -64,13 +64,25 @@ function fromCrdsFolder(file: string): boolean {
 }
 
 /**
+ * Whether a chart file, as skiff names it (`chart web: charts/dep/templates/x.yaml`,
+ * `.helm/charts/dep/…`), is a subchart's: a chart someone else wrote, even when vendored.
+ */
+function fromSubchart(file: string): boolean {
+  return /^(?:[^/:]+: |[^/:]+\/)charts\//.test(file);
+}
+
+/**
  * The objects of a chart's output, ready to join the release: Helm's hooks
  * annotated as skiff's (those skiff cannot run are left out, with a warning),
  * hooks ordered by weight, CRDs from crds/ and objects Helm would keep
  * (`helm.sh/resource-policy: keep`) marked skiff.io/keep so they are never
- * pruned. Objects first, then hooks, in Helm's order.
+ * pruned. Objects first, then hooks, in Helm's order. A chart from a registry
+ * (`fromRegistry`), or any chart's subchart, is someone else's: its
+ * skiff.io/adopt annotation is dropped (with a warning), so that it cannot take
+ * over another release's object, which the release would later prune; only
+ * --adopt, or the repository's own templates, adopt.
  */
-export function chartObjects(files: RenderedFile[], warnings: string[]): ParsedManifest[] {
+export function chartObjects(files: RenderedFile[], warnings: string[], fromRegistry = false): ParsedManifest[] {
   const parsed = parseRendered(files, warnings);
   const out: ParsedManifest[] = [];
   const hooks: Array<{ p: ParsedManifest; weight: number; i: number }> = [];
@@ -78,6 +90,10 @@ export function chartObjects(files: RenderedFile[], warnings: string[]): ParsedM
     const o = p.manifest.object;
     const where = `${p.manifest.source.file}: ${o.kind}/${o.metadata?.name}`;
     const annotations = isMap(o.metadata) && isMap(o.metadata.annotations) ? (o.metadata.annotations as Record<string, unknown>) : undefined;
+    if (annotations?.[ADOPT_ANNOTATION] !== undefined && (fromRegistry || fromSubchart(p.manifest.source.file))) {
+      delete annotations[ADOPT_ANNOTATION];
+      warnings.push(`${where}: annotation ${ADOPT_ANNOTATION} is ignored in a chart from a registry or a subchart; take an object over with --adopt`);
+    }
     if (fromCrdsFolder(p.manifest.source.file) || annotations?.[HELM_RESOURCE_POLICY] === 'keep') setAnnotation(o, KEEP_ANNOTATION, 'true');
     const hook = annotations?.[HELM_HOOK];
     if (typeof hook !== 'string' || annotations?.[HOOK_ANNOTATION] !== undefined) return void out.push(p);

@@ -76,7 +76,7 @@ export async function renderCharts(ctx: RunContext, project: Project, input: Cha
   try {
     const out: RenderedCharts = { parsed: [], charts: [] };
     const warnings: string[] = [];
-    const run = async (label: string, release: string, chart: string, valuesFiles: string[]) => {
+    const run = async (label: string, release: string, chart: string, valuesFiles: string[], fromRegistry = false) => {
       const stdout = await helmTemplate({
         helm,
         release,
@@ -88,13 +88,13 @@ export async function renderCharts(ctx: RunContext, project: Project, input: Cha
         home: join(work, 'helm-home'),
         env: ctx.env,
       });
-      out.parsed.push(...chartObjects(splitHelmOutput(stdout, label), warnings));
+      out.parsed.push(...chartObjects(splitHelmOutput(stdout, label), warnings, fromRegistry));
     };
     for (const c of charts) {
       const { path, record } = await chartArchive(ctx, project, c, locked[c.name], work);
       const valuesFile = join(work, `${c.name}.values.json`);
       await writeFile(valuesFile, JSON.stringify(chartValuesOf(c, input)), { mode: 0o600, flag: 'wx' });
-      await run(`chart ${c.name}`, c.name, path, [valuesFile]);
+      await run(`chart ${c.name}`, c.name, path, [valuesFile], c.source.kind !== 'folder');
       out.charts.push(record);
     }
     if (own) out.charts.push(await renderOwnChart(ctx, project, input, work, run));

@@ -1,0 +1,154 @@
+// Helm charts as an attacker would use them: a hostile chart in a registry (or
+// a hostile repository) against skiff's rules. skiff takes over, applies over,
+// prunes or deletes nothing of another release; decrypted secret values reach
+// no output, log or file left behind; bad input is a one-line exit-2 error with
+// no side effects. Each test is one way in; the real helm renders, the cluster
+// is a MemoryKube, charts come from a chart repository on 127.0.0.1.
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runChartsUpdate } from '../../../src/actions/charts-update.js';
+import { runDeploy } from '../../../src/actions/deploy.js';
+import { chartObjects } from '../../../src/charts/helm-output.js';
+import { configFailure } from '../../helpers/failure.js';
+import { helm, helmBinary } from '../../helpers/helm.js';
+import { commitFiles, orchestrationHarness, type OrchestrationHarness, readyOnApply, skiffYaml, useFakeRegistry } from '../../helpers/orchestration.js';
+
+const NS = 'sec-staging';
+
+const registry = useFakeRegistry();
+let work: string;
+let n = 0;
+
+// ---- a chart repository on 127.0.0.1 (index.yaml and archives made by helm package) ----
+
+let server: Server;
+let repoUrl: string;
+/** path below /repo/ → body */
+const served = new Map<string, Buffer>();
+/** chart name → version → archive */
+const published = new Map<string, Map<string, Buffer>>();
+
+function indexYaml(): string {
+  const lines = ['apiVersion: v1', 'entries:'];
+  for (const [name, versions] of published) {
+    lines.push(`  ${name}:`);
+    for (const [version, tgz] of versions) {
+      lines.push(`  - name: ${name}`, `    version: ${version}`, `    digest: ${createHash('sha256').update(tgz).digest('hex')}`, `    urls: [${name}-${version}.tgz]`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Packages a chart (Chart.yaml added unless given) with the real helm and serves it in the repository, replacing what was there. */
+function publish(name: string, version: string, files: Record<string, string>): void {
+  const dir = join(work, `chart${++n}`, name);
+  const all = { 'Chart.yaml': `apiVersion: v2\nname: ${name}\nversion: ${version}\n`, ...files };
+  for (const [path, content] of Object.entries(all)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  const out = join(work, `out${++n}`);
+  helm(['package', dir, '-d', out], join(work, 'helm-home'));
+  const tgz = readFileSync(join(out, `${name}-${version}.tgz`));
+  if (!published.has(name)) published.set(name, new Map());
+  published.get(name)!.set(version, tgz);
+  served.set(`${name}-${version}.tgz`, tgz);
+  served.set('index.yaml', Buffer.from(indexYaml()));
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'skiff-chart-security-'));
+  server = createServer((req, res) => {
+    const body = served.get((req.url ?? '').replace(/^\/repo\//, ''));
+    res.writeHead(body ? 200 : 404);
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  repoUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/repo`;
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  rmSync(work, { recursive: true, force: true });
+});
+
+// ---- projects ----
+
+const KEY_HEX = '5a'.repeat(32);
+
+const CONFIG_MAP = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n';
+
+/** skiff.yaml of project sec (environment staging in sec-staging), with these charts: name → YAML lines of its entry. */
+function skiffYamlWith(charts: Record<string, string[]> = {}): string {
+  const entries = Object.entries(charts);
+  if (!entries.length) return skiffYaml('sec', { staging: { namespace: NS } });
+  return `${skiffYaml('sec', { staging: { namespace: NS } })}charts:\n${entries.map(([name, lines]) => `  ${name}:\n${lines.map((l) => `    ${l}\n`).join('')}`).join('')}`;
+}
+
+/** A registry chart of the repository on 127.0.0.1, as a charts: entry. */
+const fromRepo = (name: string, version = '0.1.0', more: string[] = []) => [`chart: ${repoUrl}#${name}`, `version: ${version}`, ...more];
+
+/** A committed project with helm, a private chart cache and the secret key; skiff.lock made by "skiff charts update" and committed. */
+async function project(files: Record<string, string>, opts: { lock?: boolean } = {}): Promise<OrchestrationHarness> {
+  const h = await orchestrationHarness({ '.kube/app.yaml': CONFIG_MAP, ...files }, { registry, repository: 'sec' });
+  readyOnApply(h.kube);
+  Object.assign(h.ctx.env, { SKIFF_HELM: helmBinary(), SKIFF_CACHE_DIR: join(work, `cache${++n}`), SKIFF_SECRET_KEY: KEY_HEX, HOME: join(h.dir, '.no-home') });
+  if (opts.lock !== false && /^charts:/m.test(files['skiff.yaml'] ?? '')) {
+    await runChartsUpdate(h.ctx, {});
+    await commitFiles(h.dir, {}, 'skiff.lock');
+  }
+  return h;
+}
+
+// ---- tests ----
+
+describe('a chart from a registry takes over nothing', () => {
+  it('its skiff.io/adopt annotation does not take over an object made outside the release: refused as without it, the object untouched', async () => {
+    publish('grab', '0.1.0', {
+      'templates/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  annotations:\n    skiff.io/adopt: "true"\ndata:\n  owner: grab\n',
+    });
+    const h = await project({ 'skiff.yaml': skiffYamlWith({ grab: fromRepo('grab') }) });
+    h.kube.seed({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'shared', namespace: NS }, data: { owner: 'someone else' } });
+
+    const message = await configFailure(runDeploy(h.ctx, { env: 'staging' }));
+    expect(message).toMatch(/^chart grab: templates\/cm\.yaml:1: ConfigMap\/sec-staging\/shared already exists and belongs to no release: it was made outside skiff/);
+    expect(h.kube.object('ConfigMap', NS, 'shared')?.data).toEqual({ owner: 'someone else' });
+    expect(h.kube.writes()).toEqual([]);
+    expect(h.reporter.warnings).toContain(
+      'chart grab: templates/cm.yaml: ConfigMap/shared: annotation skiff.io/adopt is ignored in a chart from a registry or a subchart; take an object over with --adopt',
+    );
+  });
+
+  it('the project\'s own chart (.helm/templates) may still adopt, as .kube/ may', async () => {
+    const h = await project({
+      'skiff.yaml': skiffYamlWith(),
+      '.helm/Chart.yaml': 'apiVersion: v2\nname: shop\nversion: 1.0.0\n',
+      '.helm/templates/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  annotations:\n    skiff.io/adopt: "true"\ndata:\n  owner: shop\n',
+    });
+    h.kube.seed({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'shared', namespace: NS }, data: { owner: 'someone else' } });
+    expect(await runDeploy(h.ctx, { env: 'staging' })).toMatchObject({ status: 'deployed' });
+    expect(h.kube.object('ConfigMap', NS, 'shared')?.data).toEqual({ owner: 'shop' });
+  });
+
+  it('a subchart\'s skiff.io/adopt is dropped in any chart, the own chart\'s own templates keep theirs', () => {
+    const doc = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  annotations:\n    skiff.io/adopt: "true"\n`;
+    const files = [
+      { file: '.helm/charts/dep/templates/x.yaml', template: '', text: doc('dep') },
+      { file: '.helm/templates/x.yaml', template: '', text: doc('own') },
+      { file: 'chart web: charts/dep/templates/x.yaml', template: '', text: doc('web-dep') },
+      { file: 'chart web: templates/x.yaml', template: '', text: doc('web') },
+    ];
+    const adopts = chartObjects(files, []).map((p) => [p.manifest.object.metadata.name, p.manifest.object.metadata.annotations?.['skiff.io/adopt']]);
+    expect(adopts).toEqual([
+      ['dep', undefined],
+      ['own', 'true'],
+      ['web-dep', undefined],
+      ['web', 'true'],
+    ]);
+  });
+});
