@@ -80,7 +80,8 @@ export async function helmTemplate(req: HelmTemplateRequest): Promise<string> {
     for (const v of req.capabilities.apiVersions) args.push('--api-versions', v);
   }
   const env = {
-    ...childEnv(req.env),
+    // None of the user's Helm set-up (HELM_DEBUG, HELM_REPOSITORY_CONFIG, HELM_KUBE*, …): skiff's private home only.
+    ...Object.fromEntries(Object.entries(childEnv(req.env)).filter(([name]) => !name.startsWith('HELM_'))),
     HELM_CACHE_HOME: join(req.home, 'cache'),
     HELM_CONFIG_HOME: join(req.home, 'config'),
     HELM_DATA_HOME: join(req.home, 'data'),

@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChartsUpdate } from '../../../src/actions/charts-update.js';
 import { runDeploy } from '../../../src/actions/deploy.js';
+import { helmTemplate } from '../../../src/charts/helm.js';
 import { chartObjects } from '../../../src/charts/helm-output.js';
 import { configFailure } from '../../helpers/failure.js';
 import { helm, helmBinary } from '../../helpers/helm.js';
@@ -150,5 +151,25 @@ describe('a chart from a registry takes over nothing', () => {
       ['web-dep', undefined],
       ['web', 'true'],
     ]);
+  });
+});
+
+describe('helm\'s environment', () => {
+  it('HELM_DEBUG (or any HELM_* of the user\'s Helm set-up) does not change what skiff tells of a template error', async () => {
+    const dir = join(work, `debug${++n}`, 'web');
+    mkdirSync(join(dir, 'templates'), { recursive: true });
+    writeFileSync(join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: web\nversion: 0.1.0\n');
+    writeFileSync(join(dir, 'templates/x.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.a.b }}\n');
+    const request = {
+      helm: helmBinary(),
+      release: 'rel',
+      namespace: 'shop',
+      chart: dir,
+      valuesFiles: [],
+      label: 'chart web',
+      home: join(work, `home${++n}`),
+      env: { ...process.env, HELM_DEBUG: 'true' },
+    };
+    expect(await configFailure(helmTemplate(request))).toBe('chart web: templates/x.yaml:4: nil pointer evaluating interface {}.b (at <.Values.a.b>)');
   });
 });
