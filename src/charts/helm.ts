@@ -62,6 +62,8 @@ export interface HelmTemplateRequest {
   /** A private folder for Helm's cache, config and data: nothing of the user's Helm set-up is read or written. */
   home: string;
   env: NodeJS.ProcessEnv;
+  /** Stops helm (Ctrl-C): its values files can then be removed at once. */
+  signal?: AbortSignal;
 }
 
 /** The largest output skiff reads from `helm template`. */
@@ -89,8 +91,9 @@ export async function helmTemplate(req: HelmTemplateRequest): Promise<string> {
     KUBECONFIG: join(req.home, 'no-kubeconfig'),
   };
   return new Promise((resolve, reject) => {
-    execFile(req.helm, args, { env, maxBuffer: MAX_OUTPUT, encoding: 'utf8' }, (error, stdout, stderr) => {
+    execFile(req.helm, args, { env, maxBuffer: MAX_OUTPUT, encoding: 'utf8', signal: req.signal }, (error, stdout, stderr) => {
       if (!error) return resolve(stdout);
+      if (req.signal?.aborted) return reject(new InfrastructureError(`${req.label}: helm template stopped: ${String((req.signal.reason as Error | undefined)?.message ?? 'interrupted')}`));
       if (typeof error.code === 'string') return reject(new InfrastructureError(`${req.label}: cannot run ${req.helm}: ${error.message}`, { cause: error }));
       reject(helmTemplateError(stderr || error.message, req.label));
     });

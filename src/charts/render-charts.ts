@@ -1,3 +1,4 @@
+import { accessSync, constants, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,11 +61,23 @@ export async function hasOwnChart(project: Project): Promise<boolean> {
   );
 }
 
+/** Memory-backed storage where the machine has it (as `skiff secret edit`'s private copy): the values given to helm hold decrypted secret values. */
+function privateBase(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK | constants.X_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
+
 /**
  * Renders the release's charts with Helm: each chart of skiff.yaml for this
  * environment, as skiff.lock pins it, and the project's own .helm/ chart.
  * Nothing is rendered, and helm is not needed, when there are none. Helm
- * works in a private temporary folder that is removed afterwards.
+ * works in a private temporary folder (0700, in memory where there is some)
+ * that is removed afterwards, on Ctrl-C (helm is stopped), and on process
+ * exit should skiff be made to exit first (a second Ctrl-C).
  */
 export async function renderCharts(ctx: RunContext, project: Project, input: ChartRenderInput): Promise<RenderedCharts> {
   const charts = chartsFor(project, input.environment);
@@ -72,7 +85,9 @@ export async function renderCharts(ctx: RunContext, project: Project, input: Cha
   if (!charts.length && !own) return { parsed: [], charts: [] };
   const locked = await readLockedCharts(project);
   const helm = await findHelm(ctx.env, own ? `${OWN_CHART_DIR}/Chart.yaml` : `the charts in ${project.config.file}`);
-  const work = await mkdtemp(join(tmpdir(), 'skiff-charts-'));
+  const work = await mkdtemp(join(privateBase(), 'skiff-charts-'));
+  const cleanup = () => rmSync(work, { recursive: true, force: true });
+  process.once('exit', cleanup);
   try {
     const out: RenderedCharts = { parsed: [], charts: [] };
     const warnings: string[] = [];
@@ -87,6 +102,7 @@ export async function renderCharts(ctx: RunContext, project: Project, input: Cha
         label,
         home: join(work, 'helm-home'),
         env: ctx.env,
+        signal: ctx.signal,
       });
       out.parsed.push(...chartObjects(splitHelmOutput(stdout, label), warnings, fromRegistry));
     };
@@ -101,6 +117,7 @@ export async function renderCharts(ctx: RunContext, project: Project, input: Cha
     for (const w of warnings) ctx.reporter.warn(w);
     return out;
   } finally {
+    process.off('exit', cleanup);
     await rm(work, { recursive: true, force: true });
   }
 }

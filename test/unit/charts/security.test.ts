@@ -5,7 +5,7 @@
 // no side effects. Each test is one way in; the real helm renders, the cluster
 // is a MemoryKube, charts come from a chart repository on 127.0.0.1.
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,8 +13,10 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChartsUpdate } from '../../../src/actions/charts-update.js';
 import { runDeploy } from '../../../src/actions/deploy.js';
+import { runRender } from '../../../src/actions/render.js';
 import { helmTemplate } from '../../../src/charts/helm.js';
 import { chartObjects } from '../../../src/charts/helm-output.js';
+import { encryptSecret, parseSecretKey } from '../../../src/secrets/crypto.js';
 import { configFailure } from '../../helpers/failure.js';
 import { helm, helmBinary } from '../../helpers/helm.js';
 import { commitFiles, orchestrationHarness, type OrchestrationHarness, readyOnApply, skiffYaml, useFakeRegistry } from '../../helpers/orchestration.js';
@@ -81,6 +83,9 @@ afterAll(async () => {
 // ---- projects ----
 
 const KEY_HEX = '5a'.repeat(32);
+const SECRET_KEY = parseSecretKey(KEY_HEX, 'test');
+const DB_PASSWORD = 'pg-Secret-Value-1';
+const SECRET_VALUES = `db:\n  password: ${encryptSecret(DB_PASSWORD, SECRET_KEY, { value: ['db', 'password'], valuesFile: '.kube/secret-values.yaml' })}\n`;
 
 const CONFIG_MAP = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n';
 
@@ -152,6 +157,74 @@ describe('a chart from a registry takes over nothing', () => {
       ['web', 'true'],
     ]);
   });
+});
+
+describe('temporary files with values for helm', () => {
+  /** A stand-in helm that says where it was given values, then waits (as a slow helm would). */
+  function slowHelm(): { helm: string; mark: string } {
+    const dir = join(work, `slow-helm${++n}`);
+    mkdirSync(dir);
+    const mark = join(dir, 'args');
+    const helmPath = join(dir, 'helm');
+    writeFileSync(helmPath, `#!/bin/sh\nprintf '%s\\n' "$@" > "${mark}.tmp" && mv "${mark}.tmp" "${mark}"\nexec sleep 15\n`);
+    chmodSync(helmPath, 0o755);
+    return { helm: helmPath, mark };
+  }
+
+  const OWN = {
+    'skiff.yaml': skiffYamlWith(),
+    '.kube/secret-values.yaml': SECRET_VALUES,
+    '.helm/Chart.yaml': 'apiVersion: v2\nname: shop\nversion: 1.0.0\n',
+    '.helm/templates/cm.yaml': CONFIG_MAP.replace('app', 'own'),
+  };
+
+  /** The --values files helm was given, once it has started. */
+  async function valuesGiven(mark: string): Promise<string[]> {
+    for (let i = 0; i < 200 && !existsSync(mark); i++) await new Promise((r) => setTimeout(r, 25));
+    const args = readFileSync(mark, 'utf8').split('\n');
+    return args.flatMap((a, i) => (args[i - 1] === '--values' ? [a] : []));
+  }
+
+  it('Ctrl-C stops helm at once, and the values it was given (decrypted secret values among them) are removed', async () => {
+    const abort = new AbortController();
+    const h = await orchestrationHarness({ '.kube/app.yaml': CONFIG_MAP, ...OWN }, { registry, repository: 'sec', signal: abort.signal });
+    const { helm: fake, mark } = slowHelm();
+    Object.assign(h.ctx.env, { SKIFF_HELM: fake, SKIFF_SECRET_KEY: KEY_HEX });
+    const started = Date.now();
+    const render = runRender(h.ctx, { env: 'staging' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const values = await valuesGiven(mark);
+    expect(values.length).toBeGreaterThan(0);
+    expect(readFileSync(values.at(-1)!, 'utf8')).toContain(DB_PASSWORD);
+    expect(statSync(values.at(-1)!).mode & 0o077).toBe(0);
+    abort.abort(new Error('SIGINT'));
+    expect(await render).toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeLessThan(5000);
+    for (const v of values) expect(existsSync(v)).toBe(false);
+  }, 20_000);
+
+  it('a second Ctrl-C (skiff exits at once) still removes them: the folder goes on process exit', async () => {
+    const abort = new AbortController();
+    const h = await orchestrationHarness({ '.kube/app.yaml': CONFIG_MAP, ...OWN }, { registry, repository: 'sec', signal: abort.signal });
+    const { helm: fake, mark } = slowHelm();
+    Object.assign(h.ctx.env, { SKIFF_HELM: fake, SKIFF_SECRET_KEY: KEY_HEX });
+    const before = process.listeners('exit');
+    const render = runRender(h.ctx, { env: 'staging' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const values = await valuesGiven(mark);
+    expect(values.length).toBeGreaterThan(0);
+    // What process.exit runs: the listeners skiff added while helm ran.
+    const added = process.listeners('exit').filter((l) => !before.includes(l));
+    for (const l of added) l(130);
+    const left = values.filter((v) => existsSync(v));
+    abort.abort(new Error('SIGINT'));
+    await render;
+    expect(left).toEqual([]);
+  }, 20_000);
 });
 
 describe('helm\'s environment', () => {
