@@ -108,7 +108,8 @@ export async function renderCharts(ctx: RunContext, project: Project, input: Cha
     };
     for (const c of charts) {
       const { path, record } = await chartArchive(ctx, project, c, locked[c.name], work);
-      const valuesFile = join(work, `${c.name}.values.json`);
+      // "chart-": a chart may be named "own", and own.values.json is the own chart's.
+      const valuesFile = join(work, `chart-${c.name}.values.json`);
       await writeFile(valuesFile, JSON.stringify(chartValuesOf(c, input)), { mode: 0o600, flag: 'wx' });
       await run(`chart ${c.name}`, c.name, path, [valuesFile], c.source.kind !== 'folder');
       out.charts.push(record);

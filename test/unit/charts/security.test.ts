@@ -227,6 +227,20 @@ describe('temporary files with values for helm', () => {
   }, 20_000);
 });
 
+describe('chart names and files', () => {
+  it('a chart named "own" beside the project\'s own chart renders both (no clash of skiff\'s temporary files)', async () => {
+    const h = await project({
+      'skiff.yaml': skiffYamlWith({ own: ['chart: charts/own'] }),
+      'charts/own/Chart.yaml': 'apiVersion: v2\nname: own\nversion: 0.1.0\n',
+      'charts/own/templates/cm.yaml': CONFIG_MAP.replace('app', 'from-chart'),
+      '.helm/Chart.yaml': 'apiVersion: v2\nname: shop\nversion: 1.0.0\n',
+      '.helm/templates/cm.yaml': CONFIG_MAP.replace('app', 'from-helm'),
+    });
+    const r = await runRender(h.ctx, { env: 'staging' });
+    expect(r.manifests.map((m) => m.object.metadata.name).sort()).toEqual(['app', 'from-chart', 'from-helm']);
+  });
+});
+
 describe('helm\'s environment', () => {
   it('HELM_DEBUG (or any HELM_* of the user\'s Helm set-up) does not change what skiff tells of a template error', async () => {
     const dir = join(work, `debug${++n}`, 'web');
