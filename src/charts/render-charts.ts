@@ -209,7 +209,16 @@ async function renderOwnChart(
   await writeFile(merged, JSON.stringify(ownChartValues(input)), { mode: 0o600, flag: 'wx' });
   await run(OWN_CHART_DIR, input.release, dir, [...valuesFiles, merged]);
   const name = (parse(fileText(files, 'Chart.yaml') ?? '') as { name?: unknown } | null)?.name;
-  return { name: typeof name === 'string' ? name : OWN_CHART_DIR, chart: OWN_CHART_DIR, version, digest: folderDigest(files) };
+  return { name: typeof name === 'string' && name ? helmSanitized(name) : OWN_CHART_DIR, chart: OWN_CHART_DIR, version, digest: folderDigest(files) };
+}
+
+/**
+ * A Chart.yaml string as Helm reads it (its sanitizeString): white space as a
+ * space, anything unprintable dropped; a name shown by history and diff then
+ * carries no terminal control sequence.
+ */
+function helmSanitized(text: string): string {
+  return text.replace(/\p{White_Space}/gu, ' ').replace(/[^\p{L}\p{M}\p{N}\p{P}\p{S} ]/gu, '');
 }
 
 /** skiff's values for the own chart, with `skiff` and `werf` describing the release. */

@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChartsUpdate } from '../../../src/actions/charts-update.js';
 import { runDeploy } from '../../../src/actions/deploy.js';
+import { runHistory } from '../../../src/actions/history.js';
 import { runRender } from '../../../src/actions/render.js';
 import { helmTemplate } from '../../../src/charts/helm.js';
 import { chartObjects } from '../../../src/charts/helm-output.js';
@@ -238,6 +239,17 @@ describe('chart names and files', () => {
     });
     const r = await runRender(h.ctx, { env: 'staging' });
     expect(r.manifests.map((m) => m.object.metadata.name).sort()).toEqual(['app', 'from-chart', 'from-helm']);
+  });
+
+  it('the own chart\'s name from Chart.yaml reaches history as Helm reads it: no terminal control characters', async () => {
+    const h = await project({
+      'skiff.yaml': skiffYamlWith(),
+      '.helm/Chart.yaml': 'apiVersion: v2\nname: "shop\\e]0;owned\\a\\e[2J"\nversion: 1.0.0\n',
+      '.helm/templates/cm.yaml': CONFIG_MAP.replace('app', 'own'),
+    });
+    expect(await runDeploy(h.ctx, { env: 'staging' })).toMatchObject({ status: 'deployed' });
+    const [record] = await runHistory(h.ctx, { env: 'staging' });
+    expect(record?.charts?.map((c) => c.name)).toEqual(['shop]0;owned[2J']);
   });
 });
 
