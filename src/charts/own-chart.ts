@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -63,16 +64,21 @@ export async function vendorDependencies(ctx: RunContext, project: Project, file
   const locked = dependencies(fileText(files, 'Chart.lock'), `${OWN}/Chart.lock`);
   const charts = join(dir, 'charts');
   await mkdir(charts, { recursive: true, mode: 0o700 });
+  // A chart Helm includes twice under two aliases is vendored once.
+  const done = new Set<string>();
   for (const dep of wanted) {
     const where = `${OWN}/Chart.yaml: dependency ${dep.name}`;
     const repository = dep.repository ?? '';
+    const key = `${dep.name}\0${repository}\0${dep.version ?? ''}`;
+    if (done.has(key)) continue;
+    done.add(key);
     if (repository.startsWith('file://')) {
       const folder = repoRelative(OWN, repository.slice('file://'.length), where);
       const sub = await readRepoFolder(project, folder);
       if (!sub.length) throw new ConfigError(`${where}: ${folder}/ has no files at this commit`);
       const target = pathInside(charts, dep.name, 'dependency');
       await mkdir(target, { recursive: true, mode: 0o700 });
-      await writeChartFiles(target, sub);
+      await inTheWay(writeChartFiles(target, sub), where, `${OWN}/charts/${dep.name}/`);
       continue;
     }
     const source = dependencySource(repository, dep.name, where);
@@ -85,7 +91,22 @@ export async function vendorDependencies(ctx: RunContext, project: Project, file
     }
     const resolved = await resolveChart(ctx, dep.name, source, version);
     const path = await fetchLockedChart(ctx, dep.name, source, { chart: repository, requested: version, ...resolved });
-    await copyFile(path, pathInside(charts, `${dep.name}-${resolved.version}.tgz`, 'dependency'));
+    const archive = `${dep.name}-${resolved.version}.tgz`;
+    await inTheWay(copyFile(path, pathInside(charts, archive, 'dependency'), constants.COPYFILE_EXCL), where, `${OWN}/charts/${archive}`);
+  }
+}
+
+/** A dependency written where the chart's charts/ (or another dependency) already has files: a ConfigError saying so. */
+async function inTheWay(write: Promise<void>, where: string, place: string): Promise<void> {
+  try {
+    await write;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'EISDIR' && code !== 'ENOTDIR') throw e;
+    throw new ConfigError(
+      `${where}: ${place} is partly there already (in ${OWN}/charts/, or from another dependency of that name); vendor the whole chart there, or remove what is there so skiff vendors it`,
+      { cause: e },
+    );
   }
 }
 

@@ -251,6 +251,40 @@ describe('chart names and files', () => {
     const [record] = await runHistory(h.ctx, { env: 'staging' });
     expect(record?.charts?.map((c) => c.name)).toEqual(['shop]0;owned[2J']);
   });
+
+  it('one file:// dependency used twice under two aliases (as Helm allows) is vendored once', async () => {
+    const h = await project({
+      'skiff.yaml': skiffYamlWith(),
+      '.helm/Chart.yaml': [
+        'apiVersion: v2',
+        'name: shop',
+        'version: 1.0.0',
+        'dependencies:',
+        '- {name: sub, version: 0.1.0, repository: "file://../sub", alias: one}',
+        '- {name: sub, version: 0.1.0, repository: "file://../sub", alias: two}',
+        '',
+      ].join('\n'),
+      'sub/Chart.yaml': 'apiVersion: v2\nname: sub\nversion: 0.1.0\n',
+      'sub/templates/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.who }}\ndata:\n  a: b\n',
+      '.helm/values.yaml': 'one:\n  who: first\ntwo:\n  who: second\n',
+    });
+    const r = await runRender(h.ctx, { env: 'staging' });
+    expect(r.manifests.map((m) => m.object.metadata.name).sort()).toEqual(['app', 'first', 'second']);
+  });
+
+  it('a file:// dependency whose name is half there in .helm/charts/ is exit 2, not a crash', async () => {
+    const h = await project({
+      'skiff.yaml': skiffYamlWith(),
+      '.helm/Chart.yaml': 'apiVersion: v2\nname: shop\nversion: 1.0.0\ndependencies:\n- {name: sub, version: 0.1.0, repository: "file://../sub"}\n',
+      '.helm/charts/sub/values.yaml': 'a: 1\n',
+      'sub/Chart.yaml': 'apiVersion: v2\nname: sub\nversion: 0.1.0\n',
+      'sub/values.yaml': 'a: 2\n',
+      'sub/templates/cm.yaml': CONFIG_MAP.replace('app', 'sub'),
+    });
+    expect(await configFailure(runRender(h.ctx, { env: 'staging' }))).toBe(
+      '.helm/Chart.yaml: dependency sub: .helm/charts/sub/ is partly there already (in .helm/charts/, or from another dependency of that name); vendor the whole chart there, or remove what is there so skiff vendors it',
+    );
+  });
 });
 
 describe('helm\'s environment', () => {
