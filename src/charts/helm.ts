@@ -64,6 +64,8 @@ export interface HelmTemplateRequest {
   env: NodeJS.ProcessEnv;
   /** Stops helm (Ctrl-C): its values files can then be removed at once. */
   signal?: AbortSignal;
+  /** The most helm may print (MAX_OUTPUT unless given). */
+  maxOutputBytes?: number;
 }
 
 /** The largest output skiff reads from `helm template`. */
@@ -91,8 +93,13 @@ export async function helmTemplate(req: HelmTemplateRequest): Promise<string> {
     KUBECONFIG: join(req.home, 'no-kubeconfig'),
   };
   return new Promise((resolve, reject) => {
-    execFile(req.helm, args, { env, maxBuffer: MAX_OUTPUT, encoding: 'utf8', signal: req.signal }, (error, stdout, stderr) => {
+    const maxBuffer = req.maxOutputBytes ?? MAX_OUTPUT;
+    execFile(req.helm, args, { env, maxBuffer, encoding: 'utf8', signal: req.signal }, (error, stdout, stderr) => {
       if (!error) return resolve(stdout);
+      if (error.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
+        const limit = maxBuffer >= 1 << 20 ? `${maxBuffer >> 20} MB` : `${maxBuffer} bytes`;
+        return reject(new ConfigError(`${req.label}: helm template printed more than ${limit}; a chart renders objects, not data: check its templates and values`));
+      }
       if (req.signal?.aborted) return reject(new InfrastructureError(`${req.label}: helm template stopped: ${String((req.signal.reason as Error | undefined)?.message ?? 'interrupted')}`));
       if (typeof error.code === 'string') return reject(new InfrastructureError(`${req.label}: cannot run ${req.helm}: ${error.message}`, { cause: error }));
       reject(helmTemplateError(stderr || error.message, req.label));

@@ -306,3 +306,17 @@ describe('helm\'s environment', () => {
     expect(await configFailure(helmTemplate(request))).toBe('chart web: templates/x.yaml:4: nil pointer evaluating interface {}.b (at <.Values.a.b>)');
   });
 });
+
+describe('helm\'s output', () => {
+  it('a chart that renders more than skiff reads is exit 2 naming the chart, not a failure to run helm', async () => {
+    const dir = join(work, `big-helm${++n}`);
+    mkdirSync(dir);
+    const fake = join(dir, 'helm');
+    writeFileSync(fake, '#!/bin/sh\nhead -c 3000000 /dev/zero | tr "\\000" a\n');
+    chmodSync(fake, 0o755);
+    const request = { helm: fake, release: 'rel', namespace: 'shop', chart: dir, valuesFiles: [], label: 'chart web', home: join(dir, 'home'), env: process.env };
+    expect(await configFailure(helmTemplate({ ...request, maxOutputBytes: 1 << 20 }))).toBe(
+      'chart web: helm template printed more than 1 MB; a chart renders objects, not data: check its templates and values',
+    );
+  });
+});
