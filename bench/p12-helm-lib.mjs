@@ -79,6 +79,7 @@ spec:
         - name: web
           image: {{ .Values.skiff.images.web | quote }}
           readinessProbe: { httpGet: { path: {{ .Values.probePath }}, port: 8080 }, periodSeconds: 1 }
+          resources: { requests: { cpu: 10m, memory: 16Mi } }
 `;
 
 /**

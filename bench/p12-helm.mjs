@@ -11,10 +11,11 @@
 //   P14 render the chart: `skiff render` (offline) vs `helm template` alone;
 //   a readiness probe that never passes: when skiff names the cause vs what
 //       `helm --wait --timeout` says, both started at once.
-// Runs alternate who goes first; each gets fresh namespaces, deleted
-// afterwards. One more round through a counting proxy gives both tools' API
+// Runs alternate who goes first; each tool's deploy and no-op get a fresh
+// namespace, deleted (and the machine's CPUs left to settle) before the other
+// tool's, so neither measures beside the other's pods. One more round through a counting proxy gives both tools' API
 // requests (not timed: the proxy ends TLS and forces HTTP/1.1).
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -53,6 +54,25 @@ const gone = (...nss) => {
   for (const ns of nss) k('delete', 'namespace', ns, '--wait=false', '--ignore-not-found');
   for (const ns of nss) k('wait', '--for=delete', `namespace/${ns}`, '--timeout=180s');
 };
+/**
+ * Waits (at most 60 s) until the machine's CPUs are at least 70% idle over
+ * 2 s: the API server, the kubelet and containerd share them with the tool
+ * measured, and are still busy a while after the last run's pods are deleted.
+ */
+async function settle() {
+  const idle = () => {
+    const [, ...t] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+    return { idle: t[3] + t[4], all: t.reduce((a, b) => a + b, 0) };
+  };
+  if (!existsSync('/proc/stat')) return;
+  for (const end = Date.now() + 60_000; Date.now() < end;) {
+    const a = idle();
+    await new Promise((r) => setTimeout(r, 2000));
+    const b = idle();
+    if ((b.idle - a.idle) / (b.all - a.all) >= 0.7) return;
+  }
+  console.log('(the machine did not settle to 70% idle CPU within 60s; measuring anyway)');
+}
 const work = [];
 const home = tempDir('helm-home');
 work.push(home);
@@ -127,10 +147,15 @@ try {
       r.p13h.push(helmDeploy(p, ns));
       return ns;
     };
-    gone(...(i % 2 ? [withHelm(), withSkiff()] : [withSkiff(), withHelm()]));
+    // One tool at a time on the node: the other's pods are gone and the node has settled before each measurement.
+    for (const side of i % 2 ? [withHelm, withSkiff] : [withSkiff, withHelm]) {
+      await settle();
+      gone(side());
+    }
   }
 
   // The same once more through the counting proxy, for the requests each tool makes.
+  await settle();
   const proxy = await countingProxy();
   const req = {};
   try {
@@ -170,6 +195,7 @@ try {
   const skiffRender = () => timed(skiffBin, ['render', 'bench'], { cwd: p.dir, env });
   const helmTemplate = () => timed(helmBin, ['template', RELEASE, join(p.dir, '.helm'), '--namespace', RELEASE, '-f', p.values], { env: helmEnv(home) });
   const docs = (out) => out.split(/^---$/m).filter((d) => /^kind:/m.test(d)).length;
+  await settle();
   const [s0, h0] = [skiffRender(), helmTemplate()];
   if (docs(s0.stdout) !== 100 || docs(h0.stdout) !== 100) throw new Error(`expected 100 objects: skiff rendered ${docs(s0.stdout)}, helm ${docs(h0.stdout)}`);
   for (let i = 0; i < N14; i++) {
@@ -192,6 +218,7 @@ try {
   const bad = project('probe', benchChart({ probePath: '/missing', deployments: 1 }));
   const sns = fresh('probes');
   const hns = fresh('probeh');
+  await settle();
   const startedAt = Date.now();
   const [s, h] = await Promise.all([
     streamed(skiffBin, [...deployArgs(sns), '--timeout', PROBE_TIMEOUT, '--no-auto-rollback'], { cwd: bad.dir, env }, /readiness probe failing/),
