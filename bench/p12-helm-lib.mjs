@@ -4,7 +4,7 @@
 // server that counts each client's requests, and the summary of a run under
 // bench/trace.mjs.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, Agent } from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -212,6 +212,7 @@ export async function countingProxy() {
       server.closeAllConnections();
       server.close();
       agent.destroy();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
