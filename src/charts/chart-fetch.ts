@@ -78,6 +78,24 @@ export async function fetchLockedChart(ctx: ChartFetchContext, name: string, sou
   return path;
 }
 
+/**
+ * A private copy (0600, created anew at `dest`) of a cached archive, checked
+ * against its digest once more: what helm reads cannot be swapped in a cache
+ * folder others may write (a shared SKIFF_CACHE_DIR) after the check.
+ */
+export async function copyVerified(name: string, path: string, digest: string, dest: string): Promise<void> {
+  const bytes = await readFile(path);
+  if (`sha256:${sha256(bytes)}` !== digest) {
+    throw new ConfigError(`chart ${name}: the cached archive ${path} changed while skiff used it (it is not ${digest}); run again, with a SKIFF_CACHE_DIR only you write`);
+  }
+  const file = await open(dest, 'wx', 0o600);
+  try {
+    await file.writeFile(bytes);
+  } finally {
+    await file.close();
+  }
+}
+
 function cachedChartPath(env: NodeJS.ProcessEnv, digest: string): string {
   return join(chartCacheDir(env), 'charts', `${digest.replace(':', '-')}.tgz`);
 }

@@ -1,5 +1,4 @@
-import { constants } from 'node:fs';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { ChartSource } from '../config/project-config.js';
@@ -7,7 +6,7 @@ import type { RunContext } from '../context.js';
 import { pathInside } from '../core/paths.js';
 import { ConfigError } from '../errors.js';
 import type { Project } from '../project.js';
-import { fetchLockedChart, resolveChart } from './chart-fetch.js';
+import { copyVerified, fetchLockedChart, resolveChart } from './chart-fetch.js';
 import { fileText, readRepoFolder, repoRelative, writeChartFiles, type ChartFile } from './chart-files.js';
 import { parseVersion } from './semver.js';
 
@@ -92,7 +91,7 @@ export async function vendorDependencies(ctx: RunContext, project: Project, file
     const resolved = await resolveChart(ctx, dep.name, source, version);
     const path = await fetchLockedChart(ctx, dep.name, source, { chart: repository, requested: version, ...resolved });
     const archive = `${dep.name}-${resolved.version}.tgz`;
-    await inTheWay(copyFile(path, pathInside(charts, archive, 'dependency'), constants.COPYFILE_EXCL), where, `${OWN}/charts/${archive}`);
+    await inTheWay(copyVerified(dep.name, path, resolved.digest, pathInside(charts, archive, 'dependency')), where, `${OWN}/charts/${archive}`);
   }
 }
 

@@ -12,7 +12,7 @@ import type { Project } from '../project.js';
 import type { ChartRecord } from '../release/release-record.js';
 import type { ParsedManifest, RenderedFile } from '../render/render-release.js';
 import { parseValuesFile } from '../render/values.js';
-import { fetchLockedChart } from './chart-fetch.js';
+import { copyVerified, fetchLockedChart } from './chart-fetch.js';
 import { fileText, folderDigest, readRepoFolder, writeChartFiles, type ChartFile } from './chart-files.js';
 import { helmTemplate, findHelm } from './helm.js';
 import { chartObjects, splitHelmOutput } from './helm-output.js';
@@ -144,7 +144,8 @@ async function chartArchive(
   const source: ChartSource = c.source;
   if (source.kind !== 'folder') {
     if (!locked) throw new ConfigError(`chart ${c.name}: not in ${LOCK_FILE}; run "skiff charts update" and commit ${LOCK_FILE}`);
-    const path = await fetchLockedChart(ctx, c.name, source, locked);
+    const path = join(work, `chart-${c.name}.tgz`);
+    await copyVerified(c.name, await fetchLockedChart(ctx, c.name, source, locked), locked.digest, path);
     return { path, record: { name: c.name, chart: c.chart, version: locked.version, digest: locked.digest } };
   }
   const files = await readRepoFolder(project, source.path);

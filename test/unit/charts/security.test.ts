@@ -228,6 +228,23 @@ describe('temporary files with values for helm', () => {
   }, 20_000);
 });
 
+describe('the chart cache', () => {
+  it('an archive swapped in the cache after skiff checked it (a cache folder others write) is not what helm renders', async () => {
+    publish('genuine', '0.1.0', { 'templates/cm.yaml': CONFIG_MAP.replace('app', 'genuine') });
+    const h = await project({ 'skiff.yaml': skiffYamlWith({ genuine: fromRepo('genuine') }) });
+    publish('genuine', '0.2.0', { 'templates/cm.yaml': CONFIG_MAP.replace('app', 'planted') });
+    const planted = join(work, `planted${++n}.tgz`);
+    writeFileSync(planted, published.get('genuine')!.get('0.2.0')!);
+    // helm, run the moment after skiff checked the cached archive: someone else writes the cache first.
+    const fake = join(work, `racing-helm${++n}`);
+    writeFileSync(fake, `#!/bin/sh\nfor f in "${h.ctx.env.SKIFF_CACHE_DIR}"/charts/*.tgz; do cp "${planted}" "$f"; done\nexec "${helmBinary()}" "$@"\n`);
+    chmodSync(fake, 0o755);
+    h.ctx.env.SKIFF_HELM = fake;
+    const r = await runRender(h.ctx, { env: 'staging' });
+    expect(r.manifests.map((m) => m.object.metadata.name).sort()).toEqual(['app', 'genuine']);
+  });
+});
+
 describe('chart names and files', () => {
   it('a chart named "own" beside the project\'s own chart renders both (no clash of skiff\'s temporary files)', async () => {
     const h = await project({
