@@ -12,7 +12,7 @@ import { objectKey } from '../kube/object-key.js';
 import { releaseFieldManager, type KubeObject, type Manifest } from '../kube/objects.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import type { ReleaseRecord, ReleaseStatus } from '../release/release-record.js';
-import { applyManifest, prune } from './apply.js';
+import { applyManifest, mayDelete, namespaceKept, prune } from './apply.js';
 import { foreignOwner, handOverToReleaseManager, type OwnershipPlan } from './ownership.js';
 import { releaseSalt, type Redactor } from '../secrets/redact.js';
 import type { ReleaseTarget } from './release-inputs.js';
@@ -312,9 +312,7 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
     await showHookLogs(ctx, kube, applied);
     // Helm's hook-delete-policy: hook-succeeded and hook-failed remove the hook once it has run.
     const deleteAfter = hookDeletedAfter(obj);
-    if (result.ok ? deleteAfter.succeeded : deleteAfter.failed) {
-      await kube.delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, 'Background', { uid: applied.metadata.uid as string | undefined });
-    }
+    if (result.ok ? deleteAfter.succeeded : deleteAfter.failed) await deleteRunHook(ctx, kube, obj, applied, opts);
     if (!result.ok) {
       const failure = result.failures[0];
       const description = failure
@@ -326,6 +324,21 @@ async function runHooks(ctx: RunContext, kube: KubeClient, hooks: Manifest[], ph
     }
   }
   return undefined;
+}
+
+/**
+ * Deletes a hook that ran, as its hook-delete-policy asks, only as prune
+ * would delete it (this release's, not kept, not a namespace that must stay)
+ * and only as that very object (its uid); else a warning.
+ */
+async function deleteRunHook(ctx: RunContext, kube: KubeClient, obj: KubeObject, applied: KubeObject, opts: ReleaseRunOptions): Promise<void> {
+  const why = !mayDelete(obj, applied, opts.target)
+    ? "it is not this release's to delete"
+    : obj.kind === 'Namespace'
+      ? await namespaceKept(kube, obj.metadata.name, opts.target)
+      : undefined;
+  if (why) return ctx.reporter.warn(`${objectRef(obj)}: hook-delete-policy not followed: ${why}`);
+  await kube.delete(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name, 'Background', { uid: applied.metadata.uid as string | undefined });
 }
 
 /**
