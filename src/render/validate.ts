@@ -13,6 +13,8 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const RBAC_KINDS = new Set(['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding']);
 
 const KIND = /^[A-Za-z][A-Za-z0-9]*$/;
+/** The type of the Secrets release records are stored in (src/release/record-secrets.ts). */
+const RELEASE_RECORD_TYPE = 'skiff.io/release.v1';
 
 /** A release name must be a DNS label of at most 53 characters. */
 export function checkReleaseName(release: string, env: string): void {
@@ -111,6 +113,10 @@ export function validateAndComplete(
     if (bad) throw problemAt(r, line, `${who}: metadata.name ${bad}`);
     checkStringMap(r, line, who, 'labels', meta.labels, true);
     checkStringMap(r, line, who, 'annotations', meta.annotations, false);
+    // A template (a chart's above all) must not plant a release record: it would be another release's history and rollback.
+    if (kind === 'Secret' && (o.type === RELEASE_RECORD_TYPE || (meta.labels as Record<string, unknown> | undefined)?.owner === 'skiff')) {
+      throw problemAt(r, line, `${who}: is a skiff release record (type ${RELEASE_RECORD_TYPE} or label owner: skiff); templates cannot write release records`);
+    }
     const hook = (meta.annotations as Record<string, string> | undefined)?.[HOOK_ANNOTATION];
     if (hook !== undefined && !(HOOKS as readonly string[]).includes(hook)) {
       throw problemAt(r, line, `${who}: annotation ${HOOK_ANNOTATION}: "${hook}" is not a hook; use ${HOOKS.map((h) => `"${h}"`).join(' or ')}`);
