@@ -44,6 +44,8 @@ export interface ChartRenderInput {
 export interface RenderedCharts {
   parsed: ParsedManifest[];
   charts: ChartRecord[];
+  /** For the caller to print, masked: a warning can quote a rendered name made of a secret value. */
+  warnings: string[];
 }
 
 /** The charts of skiff.yaml deployed to this environment. */
@@ -82,15 +84,15 @@ function privateBase(): string {
 export async function renderCharts(ctx: RunContext, project: Project, input: ChartRenderInput): Promise<RenderedCharts> {
   const charts = chartsFor(project, input.environment);
   const own = await hasOwnChart(project);
-  if (!charts.length && !own) return { parsed: [], charts: [] };
-  const locked = await readLockedCharts(project);
+  if (!charts.length && !own) return { parsed: [], charts: [], warnings: [] };
+  const { locked, dependencies } = await readLock(project);
   const helm = await findHelm(ctx.env, own ? `${OWN_CHART_DIR}/Chart.yaml` : `the charts in ${project.config.file}`);
   const work = await mkdtemp(join(privateBase(), 'skiff-charts-'));
   const cleanup = () => rmSync(work, { recursive: true, force: true });
   process.once('exit', cleanup);
   try {
-    const out: RenderedCharts = { parsed: [], charts: [] };
-    const warnings: string[] = [];
+    const out: RenderedCharts = { parsed: [], charts: [], warnings: [] };
+    const warnings = out.warnings;
     const run = async (label: string, release: string, chart: string, valuesFiles: string[], fromRegistry = false) => {
       const stdout = await helmTemplate({
         helm,
@@ -114,8 +116,7 @@ export async function renderCharts(ctx: RunContext, project: Project, input: Cha
       await run(`chart ${c.name}`, c.name, path, [valuesFile], c.source.kind !== 'folder');
       out.charts.push(record);
     }
-    if (own) out.charts.push(await renderOwnChart(ctx, project, input, work, run));
-    for (const w of warnings) ctx.reporter.warn(w);
+    if (own) out.charts.push(...(await renderOwnChart(ctx, project, input, work, run, dependencies)));
     return out;
   } finally {
     process.off('exit', cleanup);
@@ -123,14 +124,17 @@ export async function renderCharts(ctx: RunContext, project: Project, input: Cha
   }
 }
 
-/** skiff.lock's entries (the file beside skiff.yaml), checked against skiff.yaml: none when every chart is a folder. */
-async function readLockedCharts(project: Project): Promise<Record<string, LockedChart>> {
+/**
+ * skiff.lock (the file beside skiff.yaml): its charts checked against skiff.yaml (none when every chart is a
+ * folder), and the own chart's pinned registry dependencies.
+ */
+async function readLock(project: Project): Promise<{ locked: Record<string, LockedChart>; dependencies?: Record<string, LockedChart> }> {
   const remote = Object.values(project.config.charts).some((c) => c.source.kind !== 'folder');
   // Beside skiff.yaml, read from where skiff.yaml is read.
   const text = await readFile(join(project.root, LOCK_FILE), 'utf8').catch(() => undefined);
-  if (!remote && text === undefined) return {};
-  const lock = text === undefined ? undefined : parseLock(text, LOCK_FILE);
-  return lockedCharts({ charts: project.config.charts, file: project.config.file }, lock);
+  if (text === undefined) return { locked: remote ? lockedCharts({ charts: project.config.charts, file: project.config.file }, undefined) : {} };
+  const lock = parseLock(text, LOCK_FILE);
+  return { locked: lockedCharts({ charts: project.config.charts, file: project.config.file }, lock), dependencies: lock.dependencies };
 }
 
 /** A chart ready for helm: a cached archive for a registry chart, a folder copied from the commit otherwise. */
@@ -184,7 +188,7 @@ function chartValuesOf(c: ChartConfig, input: ChartRenderInput): unknown {
 
 /**
  * The project's own chart: .helm/ copied from the commit, its dependencies
- * vendored as Chart.lock pins them, rendered with Helm's values.yaml, then
+ * vendored as Chart.lock pins their versions and skiff.lock their digests, rendered with Helm's values.yaml, then
  * .helm/values.<env>.yaml, then skiff's merged values with the images,
  * environment and namespace under `skiff` (and `werf`, so werf's charts run
  * unchanged).
@@ -195,13 +199,14 @@ async function renderOwnChart(
   input: ChartRenderInput,
   work: string,
   run: (label: string, release: string, chart: string, valuesFiles: string[]) => Promise<void>,
-): Promise<ChartRecord> {
+  dependencies: Record<string, LockedChart> | undefined,
+): Promise<ChartRecord[]> {
   const files = await readRepoFolder(project, OWN_CHART_DIR);
   const version = chartVersion(files, `${OWN_CHART_DIR}/Chart.yaml`, OWN_CHART_DIR);
   const dir = join(work, 'own');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeChartFiles(dir, files);
-  await vendorDependencies(ctx, project, files, dir);
+  const fetched = await vendorDependencies(ctx, project, files, dir, dependencies);
   const valuesFiles: string[] = [];
   for (const name of [`values.${input.environment}.yaml`, `values.${input.environment}.yml`]) {
     if (fileText(files, name) !== undefined) valuesFiles.push(join(dir, name));
@@ -210,7 +215,10 @@ async function renderOwnChart(
   await writeFile(merged, JSON.stringify(ownChartValues(input)), { mode: 0o600, flag: 'wx' });
   await run(OWN_CHART_DIR, input.release, dir, [...valuesFiles, merged]);
   const name = (parse(fileText(files, 'Chart.yaml') ?? '') as { name?: unknown } | null)?.name;
-  return { name: typeof name === 'string' && name ? helmSanitized(name) : OWN_CHART_DIR, chart: OWN_CHART_DIR, version, digest: folderDigest(files) };
+  return [
+    { name: typeof name === 'string' && name ? helmSanitized(name) : OWN_CHART_DIR, chart: OWN_CHART_DIR, version, digest: folderDigest(files) },
+    ...fetched,
+  ];
 }
 
 /**

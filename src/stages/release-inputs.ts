@@ -294,17 +294,19 @@ export async function renderForTarget(
           chartValues: kube.chartValues,
           capabilities: await capabilities?.(),
         })
-      : { parsed: [], charts: [] };
+      : { parsed: [], charts: [], warnings: [] };
+    warnings.push(...charts.warnings);
     output = { manifests: completeRelease([...parsed, ...charts.parsed], input), values: kube.values, warnings, charts: charts.charts };
   } catch (e) {
     // A template error can quote a value: not a decrypted one.
     throw secretRedactor.error(e);
   }
-  for (const w of output.warnings) ctx.reporter.warn(w);
   const redactor = Redactor.of(
     output.values,
     output.manifests.map((m) => m.object),
   ).with(secrets.strings, secrets.values);
+  // A warning can quote rendered text (a name made of a value): masked like every other output.
+  for (const w of output.warnings) ctx.reporter.warn(redactor.text(w));
   for (const m of output.manifests) {
     for (const hit of redactor.hits(m.object)) {
       ctx.reporter.warn(
