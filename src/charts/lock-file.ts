@@ -21,6 +21,11 @@ export interface LockedChart {
 /** skiff.lock; folder charts are never in it (the commit pins them). */
 export interface ChartLock {
   charts: Record<string, LockedChart>;
+  /**
+   * The registry dependencies of the own chart (.helm/Chart.yaml) by name, as .helm/Chart.lock
+   * pins their versions: `chart` is the dependency's repository, `requested` Chart.lock's version.
+   */
+  dependencies?: Record<string, LockedChart>;
 }
 
 const HEADER = '# skiff.lock: chart versions and digests resolved by "skiff charts update"; commit it.\n';
@@ -48,37 +53,54 @@ export function parseLock(text: string, file: string): ChartLock {
     return fail([], `invalid YAML: ${(e as Error).message}`);
   }
   if (!isRecord(raw)) return fail([], raw === null || raw === undefined ? 'the file is empty' : 'the top level must be a mapping with the key "charts"');
-  for (const key of Object.keys(raw)) if (key !== 'charts') fail([key], `unknown key "${key}" in the top level`);
-  const entries = raw.charts ?? {};
-  if (!isRecord(entries)) return fail(['charts'], 'charts must be a mapping of chart names');
-  const charts: Record<string, LockedChart> = {};
+  for (const key of Object.keys(raw)) if (key !== 'charts' && key !== 'dependencies') fail([key], `unknown key "${key}" in the top level`);
+  const charts = parseEntries(raw, 'charts', 'chart', fail);
+  const dependencies = raw.dependencies === undefined ? undefined : parseEntries(raw, 'dependencies', 'dependency', fail);
+  return dependencies ? { charts, dependencies } : { charts };
+}
+
+/** One section of locked entries (charts, or the own chart's dependencies). */
+function parseEntries(
+  raw: Record<string, unknown>,
+  section: string,
+  what: string,
+  fail: (keys: string[], message: string) => never,
+): Record<string, LockedChart> {
+  const entries = raw[section] ?? {};
+  if (!isRecord(entries)) return fail([section], `${section} must be a mapping of ${what} names`);
+  const out: Record<string, LockedChart> = {};
   for (const [name, entry] of Object.entries(entries)) {
-    if (!isRecord(entry)) return fail(['charts', name], `chart ${name}: must be a mapping of ${FIELDS.join(', ')}`);
-    for (const key of Object.keys(entry)) if (!(FIELDS as readonly string[]).includes(key)) fail(['charts', name, key], `chart ${name}: unknown key "${key}"`);
+    const who = `${what} ${name}`;
+    if (!isRecord(entry)) return fail([section, name], `${who}: must be a mapping of ${FIELDS.join(', ')}`);
+    for (const key of Object.keys(entry)) if (!(FIELDS as readonly string[]).includes(key)) fail([section, name, key], `${who}: unknown key "${key}"`);
     const field = (key: (typeof FIELDS)[number]): string => {
       const v = entry[key];
       if (typeof v === 'string' && v !== '') return v;
-      return fail(['charts', name, key], `chart ${name}: ${key} ${v === undefined ? 'is missing' : 'must be a non-empty string'}`);
+      return fail([section, name, key], `${who}: ${key} ${v === undefined ? 'is missing' : 'must be a non-empty string'}`);
     };
     const [chart, requested, version, digest] = FIELDS.map(field) as [string, string, string, string];
-    const at = (key: string) => ['charts', name, key];
-    if (!isVersionConstraint(requested)) fail(at('requested'), `chart ${name}: requested "${requested}" is not a version or a range`);
-    if (!parseVersion(version)) fail(at('version'), `chart ${name}: version "${version}" is not an exact version`);
-    if (!satisfies(version, requested)) fail(at('version'), `chart ${name}: version ${version} does not satisfy the requested ${requested}`);
-    if (!DIGEST.test(digest)) fail(at('digest'), `chart ${name}: digest "${digest}" is not sha256:<64 hex digits>`);
-    charts[name] = { chart, requested, version, digest };
+    const at = (key: string) => [section, name, key];
+    if (!isVersionConstraint(requested)) fail(at('requested'), `${who}: requested "${requested}" is not a version or a range`);
+    if (!parseVersion(version)) fail(at('version'), `${who}: version "${version}" is not an exact version`);
+    if (!satisfies(version, requested)) fail(at('version'), `${who}: version ${version} does not satisfy the requested ${requested}`);
+    if (!DIGEST.test(digest)) fail(at('digest'), `${who}: digest "${digest}" is not sha256:<64 hex digits>`);
+    out[name] = { chart, requested, version, digest };
   }
-  return { charts };
+  return out;
 }
 
 /** skiff.lock's text: the header, charts by name, each entry's keys in one order, so an update diffs only what changed. */
 export function formatLock(lock: ChartLock): string {
-  const charts: Record<string, LockedChart> = {};
-  for (const name of Object.keys(lock.charts).sort()) {
-    const c = lock.charts[name]!;
-    charts[name] = { chart: c.chart, requested: c.requested, version: c.version, digest: c.digest };
-  }
-  return HEADER + stringify({ charts }, { lineWidth: 0 });
+  const sorted = (entries: Record<string, LockedChart>) => {
+    const out: Record<string, LockedChart> = {};
+    for (const name of Object.keys(entries).sort()) {
+      const c = entries[name]!;
+      out[name] = { chart: c.chart, requested: c.requested, version: c.version, digest: c.digest };
+    }
+    return out;
+  };
+  const deps = lock.dependencies && Object.keys(lock.dependencies).length ? { dependencies: sorted(lock.dependencies) } : {};
+  return HEADER + stringify({ charts: sorted(lock.charts), ...deps }, { lineWidth: 0 });
 }
 
 /**

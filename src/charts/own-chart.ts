@@ -8,7 +8,9 @@ import { ConfigError } from '../errors.js';
 import type { Project } from '../project.js';
 import { copyVerified, fetchLockedChart, resolveChart } from './chart-fetch.js';
 import { fileText, readRepoFolder, repoRelative, writeChartFiles, type ChartFile } from './chart-files.js';
+import { LOCK_FILE, type LockedChart } from './lock-file.js';
 import { parseVersion } from './semver.js';
+import type { ChartRecord } from '../release/release-record.js';
 
 /** The folder of the project's own chart (kept here too, so that this module needs nothing of render-charts). */
 const OWN = '.helm';
@@ -57,12 +59,18 @@ function vendored(files: ChartFile[], name: string): boolean {
  * and cached as skiff.lock's charts are. Dependencies already in charts/ are
  * used as they are.
  */
-export async function vendorDependencies(ctx: RunContext, project: Project, files: ChartFile[], dir: string): Promise<void> {
+export async function vendorDependencies(
+  ctx: RunContext,
+  project: Project,
+  files: ChartFile[],
+  dir: string,
+  pins: Record<string, LockedChart> | undefined,
+): Promise<ChartRecord[]> {
   const wanted = dependencies(fileText(files, 'Chart.yaml'), `${OWN}/Chart.yaml`).filter((d) => !vendored(files, d.name));
-  if (!wanted.length) return;
-  const locked = dependencies(fileText(files, 'Chart.lock'), `${OWN}/Chart.lock`);
+  if (!wanted.length) return [];
   const charts = join(dir, 'charts');
   await mkdir(charts, { recursive: true, mode: 0o700 });
+  const records: ChartRecord[] = [];
   // A chart Helm includes twice under two aliases is vendored once.
   const done = new Set<string>();
   for (const dep of wanted) {
@@ -80,19 +88,49 @@ export async function vendorDependencies(ctx: RunContext, project: Project, file
       await inTheWay(writeChartFiles(target, sub), where, `${OWN}/charts/${dep.name}/`);
       continue;
     }
-    const source = dependencySource(repository, dep.name, where);
-    const pinned = locked.find((l) => l.name === dep.name && (l.repository ?? '') === repository)?.version;
-    const version = pinned ?? (dep.version && parseVersion(dep.version) ? dep.version : undefined);
-    if (!version) {
-      throw new ConfigError(
-        `${where} asks for version ${dep.version ?? '(none)'}, and ${OWN}/Chart.lock does not pin it; run "helm dependency update ${OWN}" and commit ${OWN}/Chart.lock (or vendor the chart in ${OWN}/charts/)`,
-      );
+    const { source, version } = registryDependency(dep, files, where);
+    const pin = pins?.[dep.name];
+    if (!pin || pin.chart !== repository || pin.requested !== version) {
+      const has = pin ? `, ${LOCK_FILE} has ${pin.chart} ${pin.requested}` : `, ${LOCK_FILE} does not pin it`;
+      throw new ConfigError(`${where}: ${OWN}/Chart.lock asks for ${repository} ${version}${has}; run "skiff charts update" and commit ${LOCK_FILE}`);
     }
-    const resolved = await resolveChart(ctx, dep.name, source, version);
-    const path = await fetchLockedChart(ctx, dep.name, source, { chart: repository, requested: version, ...resolved });
-    const archive = `${dep.name}-${resolved.version}.tgz`;
-    await inTheWay(copyVerified(dep.name, path, resolved.digest, pathInside(charts, archive, 'dependency')), where, `${OWN}/charts/${archive}`);
+    const path = await fetchLockedChart(ctx, dep.name, source, pin);
+    const archive = `${dep.name}-${pin.version}.tgz`;
+    await inTheWay(copyVerified(dep.name, path, pin.digest, pathInside(charts, archive, 'dependency')), where, `${OWN}/charts/${archive}`);
+    records.push({ name: `${OWN}/${dep.name}`, chart: repository, version: pin.version, digest: pin.digest });
   }
+  return records;
+}
+
+/**
+ * The own chart's dependencies fetched from a registry or chart repository
+ * (not vendored in charts/, not file://), each resolved to the version
+ * Chart.lock pins and its archive digest: what `skiff charts update` locks.
+ */
+export async function resolveDependencies(ctx: RunContext, files: ChartFile[]): Promise<Record<string, LockedChart>> {
+  const out: Record<string, LockedChart> = {};
+  for (const dep of dependencies(fileText(files, 'Chart.yaml'), `${OWN}/Chart.yaml`)) {
+    if (vendored(files, dep.name) || (dep.repository ?? '').startsWith('file://') || out[dep.name]) continue;
+    const { source, version } = registryDependency(dep, files, `${OWN}/Chart.yaml: dependency ${dep.name}`);
+    const resolved = await resolveChart(ctx, dep.name, source, version);
+    out[dep.name] = { chart: dep.repository ?? '', requested: version, ...resolved };
+  }
+  return out;
+}
+
+/** Where a registry dependency comes from, and the exact version Chart.lock (or Chart.yaml itself) gives it. */
+function registryDependency(dep: Dependency, files: ChartFile[], where: string): { source: ChartSource & { kind: 'oci' | 'repo' }; version: string } {
+  const repository = dep.repository ?? '';
+  const source = dependencySource(repository, dep.name, where);
+  const locked = dependencies(fileText(files, 'Chart.lock'), `${OWN}/Chart.lock`);
+  const pinned = locked.find((l) => l.name === dep.name && (l.repository ?? '') === repository)?.version;
+  const version = pinned ?? (dep.version && parseVersion(dep.version) ? dep.version : undefined);
+  if (!version) {
+    throw new ConfigError(
+      `${where} asks for version ${dep.version ?? '(none)'}, and ${OWN}/Chart.lock does not pin it; run "helm dependency update ${OWN}" and commit ${OWN}/Chart.lock (or vendor the chart in ${OWN}/charts/)`,
+    );
+  }
+  return { source, version };
 }
 
 /** A dependency written where the chart's charts/ (or another dependency) already has files: a ConfigError saying so. */

@@ -461,6 +461,12 @@ describe('a .helm/ chart written for Helm and werf, deployed unchanged', () => {
     helm(['dependency', 'update', join(dir, '.helm'), '--plain-http'], helmHome(), dir);
     expect(await readFile(join(dir, '.helm', 'Chart.lock'), 'utf8')).toMatch(/name: ocidep\n\s+repository: oci:\/\/\S+\n\s+version: 0\.1\.0/);
     await rm(join(dir, '.helm', 'charts'), { recursive: true });
+    // skiff.lock pins the OCI dependency's archive digest (Chart.lock pins only its version).
+    const update = await runSkiff(dir, ['charts', 'update']);
+    expect(update.exitCode, update.all).toBe(0);
+    expect(await readFile(join(dir, 'skiff.lock'), 'utf8')).toMatch(
+      /dependencies:\n\s+ocidep:\n\s+chart: oci:\/\/\S+\n\s+requested: 0\.1\.0\n\s+version: 0\.1\.0\n\s+digest: sha256:[0-9a-f]{64}/,
+    );
     await commitAll(dir, 'helm dependency update');
     const build = await runSkiff(dir, ['build', '--push']);
     expect(build.exitCode, build.all).toBe(0);
@@ -501,7 +507,11 @@ describe('a .helm/ chart written for Helm and werf, deployed unchanged', () => {
     const h = await runSkiff(dir, ['history', 'testing', '--namespace', namespace, '-o', 'json']);
     const records = JSON.parse(h.stdout) as Revision[];
     expect(records.map((x) => `${x.revision} ${x.status}`)).toEqual(['1 superseded', '2 deployed']);
-    expect(records[1]!.charts).toEqual([expect.objectContaining({ name: 'app', chart: '.helm', version: '1.0.0' })]);
+    // The own chart, and its OCI dependency as skiff.lock pins it (the file:// one is part of the commit).
+    expect(records[1]!.charts).toEqual([
+      expect.objectContaining({ name: 'app', chart: '.helm', version: '1.0.0' }),
+      expect.objectContaining({ name: '.helm/ocidep', chart: expect.stringMatching(/^oci:\/\//), version: '0.1.0', digest: expect.stringMatching(/^sha256:/) }),
+    ]);
   });
 
   it('dismiss deletes the release objects and leaves the CRD', async () => {

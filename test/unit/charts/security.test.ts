@@ -43,7 +43,12 @@ function indexYaml(): string {
   for (const [name, versions] of published) {
     lines.push(`  ${name}:`);
     for (const [version, tgz] of versions) {
-      lines.push(`  - name: ${name}`, `    version: ${version}`, `    digest: ${createHash('sha256').update(tgz).digest('hex')}`, `    urls: [${name}-${version}.tgz]`);
+      lines.push(
+        `  - name: ${name}`,
+        `    version: ${version}`,
+        `    digest: ${createHash('sha256').update(tgz).digest('hex')}`,
+        `    urls: [${name}-${version}.tgz]`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;
@@ -106,7 +111,7 @@ async function project(files: Record<string, string>, opts: { lock?: boolean } =
   const h = await orchestrationHarness({ '.kube/app.yaml': CONFIG_MAP, ...files }, { registry, repository: 'sec' });
   readyOnApply(h.kube);
   Object.assign(h.ctx.env, { SKIFF_HELM: helmBinary(), SKIFF_CACHE_DIR: join(work, `cache${++n}`), SKIFF_SECRET_KEY: KEY_HEX, HOME: join(h.dir, '.no-home') });
-  if (opts.lock !== false && /^charts:/m.test(files['skiff.yaml'] ?? '')) {
+  if (opts.lock !== false && (/^charts:/m.test(files['skiff.yaml'] ?? '') || /repository: "http/.test(files['.helm/Chart.yaml'] ?? ''))) {
     await runChartsUpdate(h.ctx, {});
     await commitFiles(h.dir, {}, 'skiff.lock');
   }
@@ -124,7 +129,9 @@ describe('a chart from a registry takes over nothing', () => {
     h.kube.seed({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'shared', namespace: NS }, data: { owner: 'someone else' } });
 
     const message = await configFailure(runDeploy(h.ctx, { env: 'staging' }));
-    expect(message).toMatch(/^chart grab: templates\/cm\.yaml:1: ConfigMap\/sec-staging\/shared already exists and belongs to no release: it was made outside skiff/);
+    expect(message).toMatch(
+      /^chart grab: templates\/cm\.yaml:1: ConfigMap\/sec-staging\/shared already exists and belongs to no release: it was made outside skiff/,
+    );
     expect(h.kube.object('ConfigMap', NS, 'shared')?.data).toEqual({ owner: 'someone else' });
     expect(h.kube.writes()).toEqual([]);
     expect(h.reporter.warnings).toContain(
@@ -132,17 +139,18 @@ describe('a chart from a registry takes over nothing', () => {
     );
   });
 
-  it('the project\'s own chart (.helm/templates) may still adopt, as .kube/ may', async () => {
+  it("the project's own chart (.helm/templates) may still adopt, as .kube/ may", async () => {
     const h = await project({
       'skiff.yaml': skiffYamlWith(),
       '.helm/Chart.yaml': 'apiVersion: v2\nname: shop\nversion: 1.0.0\n',
-      '.helm/templates/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  annotations:\n    skiff.io/adopt: "true"\ndata:\n  owner: shop\n',
+      '.helm/templates/cm.yaml':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  annotations:\n    skiff.io/adopt: "true"\ndata:\n  owner: shop\n',
     });
     h.kube.seed({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'shared', namespace: NS }, data: { owner: 'someone else' } });
     expect(await runDeploy(h.ctx, { env: 'staging' })).toMatchObject({ status: 'deployed' });
     expect(h.kube.object('ConfigMap', NS, 'shared')?.data).toEqual({ owner: 'shop' });
   });
-  it('a subchart\'s skiff.io/adopt is dropped in any chart, the own chart\'s own templates keep theirs', () => {
+  it("a subchart's skiff.io/adopt is dropped in any chart, the own chart's own templates keep theirs", () => {
     const doc = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  annotations:\n    skiff.io/adopt: "true"\n`;
     const files = [
       { file: '.helm/charts/dep/templates/x.yaml', template: '', text: doc('dep') },
@@ -258,7 +266,7 @@ describe('chart names and files', () => {
     expect(r.manifests.map((m) => m.object.metadata.name).sort()).toEqual(['app', 'from-chart', 'from-helm']);
   });
 
-  it('the own chart\'s name from Chart.yaml reaches history as Helm reads it: no terminal control characters', async () => {
+  it("the own chart's name from Chart.yaml reaches history as Helm reads it: no terminal control characters", async () => {
     const h = await project({
       'skiff.yaml': skiffYamlWith(),
       '.helm/Chart.yaml': 'apiVersion: v2\nname: "shop\\e]0;owned\\a\\e[2J"\nversion: 1.0.0\n',
@@ -304,8 +312,8 @@ describe('chart names and files', () => {
   });
 });
 
-describe('helm\'s environment', () => {
-  it('HELM_DEBUG (or any HELM_* of the user\'s Helm set-up) does not change what skiff tells of a template error', async () => {
+describe("helm's environment", () => {
+  it("HELM_DEBUG (or any HELM_* of the user's Helm set-up) does not change what skiff tells of a template error", async () => {
     const dir = join(work, `debug${++n}`, 'web');
     mkdirSync(join(dir, 'templates'), { recursive: true });
     writeFileSync(join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: web\nversion: 0.1.0\n');
@@ -324,14 +332,23 @@ describe('helm\'s environment', () => {
   });
 });
 
-describe('helm\'s output', () => {
+describe("helm's output", () => {
   it('a chart that renders more than skiff reads is exit 2 naming the chart, not a failure to run helm', async () => {
     const dir = join(work, `big-helm${++n}`);
     mkdirSync(dir);
     const fake = join(dir, 'helm');
     writeFileSync(fake, '#!/bin/sh\nhead -c 3000000 /dev/zero | tr "\\000" a\n');
     chmodSync(fake, 0o755);
-    const request = { helm: fake, release: 'rel', namespace: 'shop', chart: dir, valuesFiles: [], label: 'chart web', home: join(dir, 'home'), env: process.env };
+    const request = {
+      helm: fake,
+      release: 'rel',
+      namespace: 'shop',
+      chart: dir,
+      valuesFiles: [],
+      label: 'chart web',
+      home: join(dir, 'home'),
+      env: process.env,
+    };
     expect(await configFailure(helmTemplate({ ...request, maxOutputBytes: 1 << 20 }))).toBe(
       'chart web: helm template printed more than 1 MB; a chart renders objects, not data: check its templates and values',
     );
@@ -339,7 +356,7 @@ describe('helm\'s output', () => {
 });
 
 describe('what already holds', () => {
-  it('a chart\'s object that claims another release\'s labels is this release\'s, as every rendered object is', async () => {
+  it("a chart's object that claims another release's labels is this release's, as every rendered object is", async () => {
     publish('claim', '0.1.0', {
       'templates/cm.yaml': [
         'apiVersion: v1',
@@ -354,32 +371,29 @@ describe('what already holds', () => {
     const h = await project({ 'skiff.yaml': skiffYamlWith({ claim: fromRepo('claim') }) });
     const r = await runRender(h.ctx, { env: 'staging' });
     const claimed = r.manifests.find((m) => m.object.metadata.name === 'claimed')!.object.metadata;
-    expect([claimed.labels?.['app.kubernetes.io/managed-by'], claimed.labels?.['skiff.io/release'], claimed.annotations?.['skiff.io/release-namespace']]).toEqual([
-      'skiff',
-      'sec-staging',
-      NS,
-    ]);
+    expect([
+      claimed.labels?.['app.kubernetes.io/managed-by'],
+      claimed.labels?.['skiff.io/release'],
+      claimed.annotations?.['skiff.io/release-namespace'],
+    ]).toEqual(['skiff', 'sec-staging', NS]);
   });
 
   it('skiff charts update does not write skiff.lock through a symbolic link the repository committed', async () => {
     publish('linked', '0.1.0', { 'templates/cm.yaml': CONFIG_MAP.replace('app', 'linked') });
     const outside = join(work, `outside${++n}.txt`);
-    writeFileSync(outside, 'not skiff\'s\n');
+    writeFileSync(outside, "not skiff's\n");
     const h = await project({ 'skiff.yaml': skiffYamlWith({ linked: fromRepo('linked') }) }, { lock: false });
     symlinkSync(outside, join(h.dir, 'skiff.lock'));
     await commitFiles(h.dir, {}, 'a link');
     expect(await configFailure(runChartsUpdate(h.ctx, {}))).toBe(
       'skiff.lock is a symbolic link; skiff does not write through symbolic links in the repository: remove it and run again',
     );
-    expect(readFileSync(outside, 'utf8')).toBe('not skiff\'s\n');
+    expect(readFileSync(outside, 'utf8')).toBe("not skiff's\n");
   });
 });
 
-// ---- open problems, outside src/charts or larger: these fail until they are fixed (issue 20's security review) ----
-
-describe('open problems', () => {
-  // Fix in src/stages/release-run.ts runHooks: delete a hook after it ran only as prune would (mayDelete, and namespaceKept for a Namespace).
-  it('a chart\'s hook with hook-delete-policy does not delete the release\'s own namespace (records, lock and all), as prune would not', async () => {
+describe("what a chart cannot reach: the namespace, other releases' records, printed secrets, swapped dependencies", () => {
+  it("a chart's hook with hook-delete-policy does not delete the release's own namespace (records, lock and all), as prune would not", async () => {
     publish('nsdel', '0.1.0', {
       'templates/hook.yaml': [
         'apiVersion: v1',
@@ -399,9 +413,7 @@ describe('open problems', () => {
     expect((await runHistory(h.ctx, { env: 'staging' })).length).toBeGreaterThan(0);
   });
 
-  // Fix in src/render/validate.ts (refuse a rendered Secret of type skiff.io/release.v1 or labelled owner=skiff) and/or src/release/secret-driver.ts
-  // (a record never has the app.kubernetes.io/managed-by label every rendered object gets: skip Secrets that have it).
-  it('a chart cannot write a release record of another release (its history and rollback would be the chart\'s)', async () => {
+  it("a chart cannot write a release record of another release (its history and rollback would be the chart's)", async () => {
     const forged = {
       name: 'sec-other',
       namespace: NS,
@@ -432,11 +444,10 @@ describe('open problems', () => {
     expect((await runHistory(h.ctx, { env: 'other' })).map((r) => r.revision)).toEqual([]);
   });
 
-  // Fix in src/stages/release-inputs.ts renderForTarget (print render warnings through secretRedactor.text) with src/charts/render-charts.ts
-  // returning its warnings instead of printing them.
-  it('a decrypted secret value in a chart\'s test hook is not printed in the warning that it is not deployed (a deploy masks its log, a render\'s warnings are not)', async () => {
+  it("a decrypted secret value in a chart's test hook is not printed in the warning that it is not deployed (a deploy masks its log, a render's warnings are not)", async () => {
     publish('leak', '0.1.0', {
-      'templates/hook.yaml': 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: t-{{ .Values.password }}\n  annotations:\n    helm.sh/hook: test\nspec:\n  containers: [{name: c, image: busybox}]\n',
+      'templates/hook.yaml':
+        'apiVersion: v1\nkind: Pod\nmetadata:\n  name: t-{{ .Values.password }}\n  annotations:\n    helm.sh/hook: test\nspec:\n  containers: [{name: c, image: busybox}]\n',
     });
     const h = await project({
       'skiff.yaml': skiffYamlWith({ leak: fromRepo('leak', '0.1.0', ['values: .kube/charts/leak.yaml.ejs']) }),
@@ -448,7 +459,7 @@ describe('open problems', () => {
     expect(h.reporter.warnings.join('\n')).not.toContain(DB_PASSWORD);
   });
 
-  // Larger: Chart.lock pins versions only; skiff.lock (or the record) needs each .helm/ registry dependency's archive digest.
+  // Chart.lock pins versions only; skiff.lock pins each .helm/ registry dependency's archive digest.
   it('a registry dependency of .helm/ that changed under its locked version is exit 2, as a chart of skiff.lock is', async () => {
     publish('dep', '0.1.0', { 'templates/cm.yaml': CONFIG_MAP.replace('app', 'dep').replace('a: b', 'content: first') });
     const h = await project({
@@ -458,6 +469,10 @@ describe('open problems', () => {
     const first = await runRender(h.ctx, { env: 'staging', showSecrets: true });
     expect(first.manifests.find((m) => m.object.metadata.name === 'dep')?.object.data).toEqual({ content: 'first' });
     publish('dep', '0.1.0', { 'templates/cm.yaml': CONFIG_MAP.replace('app', 'dep').replace('a: b', 'content: swapped') });
+    // The cache holds what skiff.lock pins: the swapped archive is only seen by a runner without it.
+    const cached = await runRender(h.ctx, { env: 'staging', showSecrets: true });
+    expect(cached.manifests.find((m) => m.object.metadata.name === 'dep')?.object.data).toEqual({ content: 'first' });
+    h.ctx.env.SKIFF_CACHE_DIR = join(work, `cache${++n}`);
     expect(await configFailure(runRender(h.ctx, { env: 'staging' }))).toMatch(/changed under the same version/);
   });
 });
