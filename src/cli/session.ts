@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { setMaxListeners } from 'node:events';
 import { readCiContext } from '../gitlab/ci-variables.js';
 import { takeSecretEnv } from '../adapters/child-env.js';
 import type { ContainerEngine } from '../adapters/container-engine.js';
@@ -32,6 +33,7 @@ function openSession(global: GlobalFlags): Session {
     reporter = new LineReporter(stderr, global.verbose, !json || Boolean(global.verbose), { gitlab: ci.gitlab });
   }
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // every request in flight listens: many, and none of them a leak
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;

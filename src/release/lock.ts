@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { setMaxListeners } from 'node:events';
 import { KubeApiError, type KubeClient } from '../kube/kube-client.js';
 import { describeOwner, holderOf, parseOwner, processAlive, samePidNamespace, sameRun, type LockOwner } from './lock-owner.js';
 import { abortableSleep } from '../kube/retry.js';
@@ -179,6 +180,7 @@ async function tryTakeLease(
 function holdLease(kube: KubeClient, opts: ReleaseLockOptions, { name, ttl, monotonic }: LeaseTerms, heldSince: number): ReleaseLock {
   const stop = new AbortController();
   const lost = new AbortController();
+  setMaxListeners(0, lost.signal); // the run's writes in flight each listen: many, and none of them a leak
   const renewDeadlineMs = ttl * 1000 * RENEW_DEADLINE_FRACTION;
   let renewedAt = heldSince;
   // A timer of its own, so that a renewal stuck in the client's retries (up to SKIFF_KUBE_RETRY_TIMEOUT) cannot hold it off.

@@ -1,4 +1,5 @@
 import type { RunContext } from '../context.js';
+import { setMaxListeners } from 'node:events';
 import type { KubeClient } from '../kube/kube-client.js';
 import { MANAGED_BY_LABEL } from '../kube/objects.js';
 import { loadProject, type Project } from '../project.js';
@@ -77,8 +78,10 @@ export async function withReleaseLock<T>(
     ttlSeconds: lockTtlSeconds(ctx.env),
   });
   try {
+    const signal = AbortSignal.any([ctx.signal, lock.lost]);
+    setMaxListeners(0, signal); // every request in flight listens: many, and none of them a leak
     const result = await work({
-      ctx: { ...ctx, signal: AbortSignal.any([ctx.signal, lock.lost]) },
+      ctx: { ...ctx, signal },
       kube: fenceWrites(kube, lock.lost, ctx.signal),
       storage: storage.fenced(lock.lost),
     });

@@ -1,4 +1,5 @@
 import { isTracked } from '../kinds/table.js';
+import { setMaxListeners } from 'node:events';
 import type { ProblemGroup } from '../kinds/problem-groups.js';
 import type { ReadinessPolicy } from '../kinds/readiness.js';
 import type { KubeClient } from '../kube/kube-client.js';
@@ -71,7 +72,10 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
   const index = new RolloutIndex(tracked, kube.defaultNamespace);
   const loop = new RolloutLoop(index, req, kube.defaultNamespace);
   const stop = new AbortController();
-  const watches = new RolloutWatches(kube, req.reporter, AbortSignal.any([req.signal, stop.signal]), index, loop);
+  // One listener per watch and request in flight: many, and none of them a leak.
+  const signal = AbortSignal.any([req.signal, stop.signal]);
+  setMaxListeners(0, signal);
+  const watches = new RolloutWatches(kube, req.reporter, signal, index, loop);
   await watches.start();
   // Time-based verdicts (e.g. unschedulable for 60 s) are re-evaluated from the in-memory state.
   const tick = setInterval(() => loop.rejudgeAll(), 1000);
