@@ -86,7 +86,9 @@ export async function fetchLockedChart(ctx: ChartFetchContext, name: string, sou
 export async function copyVerified(name: string, path: string, digest: string, dest: string): Promise<void> {
   const bytes = await readFile(path);
   if (`sha256:${sha256(bytes)}` !== digest) {
-    throw new ConfigError(`chart ${name}: the cached archive ${path} changed while skiff used it (it is not ${digest}); run again, with a SKIFF_CACHE_DIR only you write`);
+    throw new ConfigError(
+      `chart ${name}: the cached archive ${path} changed while skiff used it (it is not ${digest}); run again, with a SKIFF_CACHE_DIR only you write`,
+    );
   }
   const file = await open(dest, 'wx', 0o600);
   try {

@@ -98,9 +98,14 @@ export async function helmTemplate(req: HelmTemplateRequest): Promise<string> {
       if (!error) return resolve(stdout);
       if (error.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
         const limit = maxBuffer >= 1 << 20 ? `${maxBuffer >> 20} MB` : `${maxBuffer} bytes`;
-        return reject(new ConfigError(`${req.label}: helm template printed more than ${limit}; a chart renders objects, not data: check its templates and values`));
+        return reject(
+          new ConfigError(`${req.label}: helm template printed more than ${limit}; a chart renders objects, not data: check its templates and values`),
+        );
       }
-      if (req.signal?.aborted) return reject(new InfrastructureError(`${req.label}: helm template stopped: ${String((req.signal.reason as Error | undefined)?.message ?? 'interrupted')}`));
+      if (req.signal?.aborted)
+        return reject(
+          new InfrastructureError(`${req.label}: helm template stopped: ${String((req.signal.reason as Error | undefined)?.message ?? 'interrupted')}`),
+        );
       if (typeof error.code === 'string') return reject(new InfrastructureError(`${req.label}: cannot run ${req.helm}: ${error.message}`, { cause: error }));
       reject(helmTemplateError(stderr || error.message, req.label));
     });
