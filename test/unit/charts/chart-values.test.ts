@@ -21,7 +21,7 @@ const release = (values: Record<string, unknown>, url?: string) => ({
 });
 
 describe('ownChartValues', () => {
-  it('gives the own chart skiff\'s merged values plus .Values.skiff, .Values.werf and .Values.global.env', () => {
+  it("gives the own chart skiff's merged values plus .Values.skiff, .Values.werf and .Values.global.env", () => {
     expect(ownChartValues(release({ replicas: 2, ingress: { host: 'shop.example.com' } }, 'https://shop.example.com'))).toEqual({
       replicas: 2,
       ingress: { host: 'shop.example.com' },
@@ -35,12 +35,12 @@ describe('ownChartValues', () => {
     expect(ownChartValues(release({})).skiff).toMatchObject({ url: '' });
   });
 
-  it('keeps the project\'s other global values, with env set to the environment', () => {
+  it("keeps the project's other global values, with env set to the environment", () => {
     const values = ownChartValues(release({ global: { imageRegistry: 'mirror.example.com', env: 'from-values' } }));
     expect(values.global).toEqual({ imageRegistry: 'mirror.example.com', env: 'staging' });
   });
 
-  it('the release\'s facts win over values of the same name, and the merged values are left as they were', () => {
+  it("the release's facts win over values of the same name, and the merged values are left as they were", () => {
     const input = { skiff: { env: 'production' }, werf: { env: 'production' }, global: { env: 'production' } };
     const values = ownChartValues(release(input)) as { skiff: { env: string }; werf: { env: string }; global: { env: string } };
     expect([values.skiff.env, values.werf.env, values.global.env]).toEqual(['staging', 'staging', 'staging']);
@@ -87,7 +87,9 @@ describe('chartVersion', () => {
   });
 
   it('invalid YAML: exit 2 naming the file, one line', () => {
-    expect(configError(() => chartVersion(files('name: [cache\nversion: 1.0.0\n'), '.helm/Chart.yaml', '.helm'))).toMatch(/^\.helm\/Chart\.yaml: invalid YAML: \S/);
+    expect(configError(() => chartVersion(files('name: [cache\nversion: 1.0.0\n'), '.helm/Chart.yaml', '.helm'))).toMatch(
+      /^\.helm\/Chart\.yaml: invalid YAML: \S/,
+    );
   });
 
   it.each([
@@ -123,15 +125,23 @@ describe('chartChanges', () => {
   });
 
   it('a version change shows both versions', () => {
-    expect(chartChanges([cache], [chart('cache', '19.7.0', 'c')])).toEqual([{ chart: 'cache', from: '19.6.4 (sha256:aaaaaaaaaaaa)', to: '19.7.0 (sha256:cccccccccccc)' }]);
+    expect(chartChanges([cache], [chart('cache', '19.7.0', 'c')])).toEqual([
+      { chart: 'cache', from: '19.6.4 (sha256:aaaaaaaaaaaa)', to: '19.7.0 (sha256:cccccccccccc)' },
+    ]);
   });
 
   it('a change of content under the same version (a folder chart edited, a chart re-pushed) is a change', () => {
-    expect(chartChanges([cache], [chart('cache', '19.6.4', 'd')])).toEqual([{ chart: 'cache', from: '19.6.4 (sha256:aaaaaaaaaaaa)', to: '19.6.4 (sha256:dddddddddddd)' }]);
+    expect(chartChanges([cache], [chart('cache', '19.6.4', 'd')])).toEqual([
+      { chart: 'cache', from: '19.6.4 (sha256:aaaaaaaaaaaa)', to: '19.6.4 (sha256:dddddddddddd)' },
+    ]);
   });
 
-  it('lists changed and added charts in the render\'s order, then removed ones', () => {
+  it("lists changed and added charts in the render's order, then removed ones", () => {
     const changes = chartChanges([cache, queue, chart('old', '1.0.0', 'e')], [chart('web', '0.1.0', 'f'), chart('queue', '15.0.0', 'b'), cache]);
-    expect(changes.map((c) => `${c.chart} ${c.from ? 'from' : ''}${c.from && c.to ? '+' : ''}${c.to ? 'to' : ''}`)).toEqual(['web to', 'queue from+to', 'old from']);
+    expect(changes.map((c) => `${c.chart} ${c.from ? 'from' : ''}${c.from && c.to ? '+' : ''}${c.to ? 'to' : ''}`)).toEqual([
+      'web to',
+      'queue from+to',
+      'old from',
+    ]);
   });
 });

@@ -59,13 +59,17 @@ const templateError = (template: string, more: Partial<HelmTemplateRequest> = {}
 
 const CM = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n';
 
-describe('helmTemplateError on Helm 4\'s messages', () => {
-  it('a nil pointer: the file and line of the template, Helm\'s explanation and the expression', async () => {
-    expect(await templateError(`${CM}  name: {{ .Values.a.b }}\n`)).toBe('chart web: templates/x.yaml:4: nil pointer evaluating interface {}.b (at <.Values.a.b>)');
+describe("helmTemplateError on Helm 4's messages", () => {
+  it("a nil pointer: the file and line of the template, Helm's explanation and the expression", async () => {
+    expect(await templateError(`${CM}  name: {{ .Values.a.b }}\n`)).toBe(
+      'chart web: templates/x.yaml:4: nil pointer evaluating interface {}.b (at <.Values.a.b>)',
+    );
   });
 
   it('names the own chart .helm/<file>', async () => {
-    expect(await templateError(`${CM}  name: {{ .Values.a.b }}\n`, { label: '.helm' })).toBe('.helm/templates/x.yaml:4: nil pointer evaluating interface {}.b (at <.Values.a.b>)');
+    expect(await templateError(`${CM}  name: {{ .Values.a.b }}\n`, { label: '.helm' })).toBe(
+      '.helm/templates/x.yaml:4: nil pointer evaluating interface {}.b (at <.Values.a.b>)',
+    );
   });
 
   it('required: its message at the line', async () => {
@@ -80,11 +84,11 @@ describe('helmTemplateError on Helm 4\'s messages', () => {
     );
   });
 
-  it('an undefined function: Helm\'s parse error at the line', async () => {
+  it("an undefined function: Helm's parse error at the line", async () => {
     expect(await templateError(`${CM}  name: {{ nosuchfn 1 }}\n`)).toBe('chart web: templates/x.yaml:4: function "nosuchfn" not defined');
   });
 
-  it('an unclosed action: the line where Helm stopped, and Helm\'s words', async () => {
+  it("an unclosed action: the line where Helm stopped, and Helm's words", async () => {
     expect(await templateError(`${CM}  name: {{ .Values.x \n`)).toMatch(/^chart web: templates\/x\.yaml:5: unclosed action started at \S+x\.yaml:4$/);
   });
 
@@ -100,7 +104,7 @@ describe('helmTemplateError on Helm 4\'s messages', () => {
     );
   });
 
-  it('an error inside an included helper: the helper\'s file and line, and where it was included from', async () => {
+  it("an error inside an included helper: the helper's file and line, and where it was included from", async () => {
     const helpers = '{{- define "web.outer" -}}\n{{ include "web.inner" . }}\n{{- end }}\n{{- define "web.inner" -}}\n{{ .Values.a.b }}\n{{- end }}\n';
     expect(await templateError(`${CM}  name: {{ include "web.outer" . }}\n`, {}, { 'templates/_helpers.tpl': helpers })).toBe(
       'chart web: templates/_helpers.tpl:5: nil pointer evaluating interface {}.b (at <.Values.a.b>; included from templates/_helpers.tpl:2, templates/x.yaml:4)',
@@ -110,29 +114,33 @@ describe('helmTemplateError on Helm 4\'s messages', () => {
     );
   });
 
-  it('an error Helm 4 still prints in Helm 3\'s one-line form (index out of range)', async () => {
+  it("an error Helm 4 still prints in Helm 3's one-line form (index out of range)", async () => {
     expect(await templateError(`${CM}  name: x\ndata:\n  a: {{ index .Values.list 3 | quote }}\n`, {}, { 'values.yaml': 'list: [1]\n' })).toBe(
       'chart web: templates/x.yaml:6: error calling index: index out of range: 3 (at <index .Values.list 3>)',
     );
   });
 
-  it('an error in a subchart\'s template names it under charts/', async () => {
+  it("an error in a subchart's template names it under charts/", async () => {
     const dir = chart({
       'charts/dep/Chart.yaml': 'apiVersion: v2\nname: dep\nversion: 0.2.0\n',
       'charts/dep/templates/x.yaml': `${CM}  name: {{ .Values.a.b }}\n`,
     });
-    expect(await configFailure(helmTemplate(request(dir)))).toBe('chart web: charts/dep/templates/x.yaml:4: nil pointer evaluating interface {}.b (at <.Values.a.b>)');
+    expect(await configFailure(helmTemplate(request(dir)))).toBe(
+      'chart web: charts/dep/templates/x.yaml:4: nil pointer evaluating interface {}.b (at <.Values.a.b>)',
+    );
   });
 
-  it('an error without a place (values against the chart\'s schema) is still one line naming the chart', async () => {
+  it("an error without a place (values against the chart's schema) is still one line naming the chart", async () => {
     const schema = JSON.stringify({ type: 'object', properties: { port: { type: 'integer' } }, required: ['port'] });
     const values = file('values.yaml', 'port: eighty\n');
     const dir = chart({ 'templates/x.yaml': `${CM}  name: x\n`, 'values.schema.json': schema });
     const message = await configFailure(helmTemplate(request(dir, { valuesFiles: [values] })));
-    expect(message).toMatch(/^chart web: helm template failed: values don't meet the specifications of the schema\(s\) .*web: - at '\/port': got string, want integer$/);
+    expect(message).toMatch(
+      /^chart web: helm template failed: values don't meet the specifications of the schema\(s\) .*web: - at '\/port': got string, want integer$/,
+    );
   });
 
-  it('reads Helm 3\'s messages as well', () => {
+  it("reads Helm 3's messages as well", () => {
     const e = helmTemplateError(
       'Error: template: redis/templates/master.yaml:12:20: executing "redis/templates/master.yaml" at <.Values.master.port>: nil pointer evaluating interface {}.port\n',
       'chart cache',
@@ -142,14 +150,17 @@ describe('helmTemplateError on Helm 4\'s messages', () => {
     expect(e.message).toBe('chart cache: templates/master.yaml:12: nil pointer evaluating interface {}.port (at <.Values.master.port>)');
   });
 
-  it('leaves out Helm\'s warnings and its advice to use --debug', () => {
-    const e = helmTemplateError('WARNING: Kubernetes configuration file is group-readable.\nError: execution error at (web/templates/x.yaml:3:4): boom\n\nUse --debug flag to render out invalid YAML\n', '.helm');
+  it("leaves out Helm's warnings and its advice to use --debug", () => {
+    const e = helmTemplateError(
+      'WARNING: Kubernetes configuration file is group-readable.\nError: execution error at (web/templates/x.yaml:3:4): boom\n\nUse --debug flag to render out invalid YAML\n',
+      '.helm',
+    );
     expect(e.message).toBe('.helm/templates/x.yaml:3: boom');
   });
 });
 
 describe('chartFile', () => {
-  it('drops Helm\'s top folder (the chart\'s name) and names the file as skiff does', () => {
+  it("drops Helm's top folder (the chart's name) and names the file as skiff does", () => {
     expect(chartFile('chart web', 'web/templates/x.yaml')).toBe('chart web: templates/x.yaml');
     expect(chartFile('chart web', 'redis/charts/common/templates/_labels.tpl')).toBe('chart web: charts/common/templates/_labels.tpl');
     expect(chartFile('.helm', 'myapp/templates/x.yaml')).toBe('.helm/templates/x.yaml');
@@ -188,8 +199,10 @@ describe('helmTemplate', () => {
     expect(out).toContain('  lookup: "0"\n');
   });
 
-  it('passes the cluster\'s version and API versions as Helm\'s capabilities', async () => {
-    const out = await helmTemplate(request(capabilitiesChart(), { capabilities: { kubeVersion: 'v1.29.3', apiVersions: ['example.com/v1', 'example.com/v1/Widget'] } }));
+  it("passes the cluster's version and API versions as Helm's capabilities", async () => {
+    const out = await helmTemplate(
+      request(capabilitiesChart(), { capabilities: { kubeVersion: 'v1.29.3', apiVersions: ['example.com/v1', 'example.com/v1/Widget'] } }),
+    );
     expect(out).toContain('  kube: "v1.29.3"\n  widgets: "true"\n');
     const offline = await helmTemplate(request(capabilitiesChart()));
     expect(offline).toContain('  widgets: "false"\n');
@@ -197,7 +210,10 @@ describe('helmTemplate', () => {
   });
 
   it('a helm that cannot be run is an infrastructure error naming the chart', async () => {
-    const e = await failure(helmTemplate(request(chart({ 'templates/x.yaml': `${CM}  name: x\n` }), { helm: join(work, 'no-such-helm') })), InfrastructureError);
+    const e = await failure(
+      helmTemplate(request(chart({ 'templates/x.yaml': `${CM}  name: x\n` }), { helm: join(work, 'no-such-helm') })),
+      InfrastructureError,
+    );
     expect(e.message).toMatch(/^chart web: cannot run \S*no-such-helm: /);
   });
 

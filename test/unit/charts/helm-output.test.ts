@@ -50,7 +50,9 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** "<source>:<line> <Kind>/<name>" for each object, in order. */
 const placed = (label: string, stdout: string, warnings: string[] = []) =>
-  chartObjects(splitHelmOutput(stdout, label), warnings).map((p) => `${p.manifest.source.file}:${p.manifest.source.line} ${p.manifest.object.kind}/${p.manifest.object.metadata.name}`);
+  chartObjects(splitHelmOutput(stdout, label), warnings).map(
+    (p) => `${p.manifest.source.file}:${p.manifest.source.line} ${p.manifest.object.kind}/${p.manifest.object.metadata.name}`,
+  );
 
 describe('splitHelmOutput on Helm 4 output', () => {
   it('gives one file per # Source:, named as skiff names chart files: subcharts under charts/, CRDs under crds/', () => {
@@ -156,7 +158,7 @@ describe('chartObjects: objects that are never pruned', () => {
     expect(annotation('not-a-crd', KEEP)).toBeUndefined();
   });
 
-  it('marks the own chart\'s CRDs as well', () => {
+  it("marks the own chart's CRDs as well", () => {
     const crds = chartObjects(splitHelmOutput(webOutput, '.helm'), []).filter((p) => p.manifest.object.kind === 'CustomResourceDefinition');
     expect(crds.map((p) => [p.manifest.source.file, p.manifest.object.metadata.annotations?.[KEEP]])).toEqual([
       ['.helm/crds/widgets.yaml', 'true'],
@@ -191,7 +193,7 @@ function mapped(stdout: string): { objects: string[]; warnings: string[] } {
 }
 
 describe('chartObjects: Helm hooks as skiff hooks', () => {
-  it('runs pre-install/pre-upgrade as pre-deploy and post-install/post-upgrade as post-deploy, keeping Helm\'s annotation', () => {
+  it("runs pre-install/pre-upgrade as pre-deploy and post-install/post-upgrade as post-deploy, keeping Helm's annotation", () => {
     const out = mapped(
       helmOutput(
         ['migrate.yaml', hook('Job', 'migrate', 'pre-install,pre-upgrade')],
@@ -255,12 +257,9 @@ describe('chartObjects: Helm hooks as skiff hooks', () => {
     ]);
   });
 
-  it('leaves an object that already says skiff.io/hook as it is, in the objects\' order', () => {
+  it("leaves an object that already says skiff.io/hook as it is, in the objects' order", () => {
     const out = mapped(
-      helmOutput(
-        ['own.yaml', annotated('Job', 'own', { 'helm.sh/hook': 'test', [HOOK]: 'post-deploy' })],
-        ['plain.yaml', configMap('plain')],
-      ),
+      helmOutput(['own.yaml', annotated('Job', 'own', { 'helm.sh/hook': 'test', [HOOK]: 'post-deploy' })], ['plain.yaml', configMap('plain')]),
     );
     expect(out).toEqual({ objects: ['Job/own post-deploy', 'ConfigMap/plain'], warnings: [] });
   });

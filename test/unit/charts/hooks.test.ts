@@ -13,7 +13,8 @@ function object(kind: string, name: string, annotations?: Record<string, string>
 const manifest = (o: KubeObject, line = 1): Manifest => ({ object: o, source: { file: `chart web: templates/${o.metadata.name}.yaml`, line } });
 
 /** A chart's Helm hook as chartObjects leaves it: Helm's annotation, and skiff's hook. */
-const helmHook = (name: string, kinds: string, as: 'pre-deploy' | 'post-deploy') => manifest(object('Job', name, { 'helm.sh/hook': kinds, 'skiff.io/hook': as }));
+const helmHook = (name: string, kinds: string, as: 'pre-deploy' | 'post-deploy') =>
+  manifest(object('Job', name, { 'helm.sh/hook': kinds, 'skiff.io/hook': as }));
 const skiffHook = (name: string, as: 'pre-deploy' | 'post-deploy') => manifest(object('Job', name, { 'skiff.io/hook': as }));
 const plain = (name: string) => manifest(object('ConfigMap', name));
 
@@ -38,7 +39,7 @@ const RELEASE = [
 ];
 
 describe('splitHooks', () => {
-  it('on a first deploy (Helm\'s install): install hooks and skiff\'s hooks, not upgrade-only ones', () => {
+  it("on a first deploy (Helm's install): install hooks and skiff's hooks, not upgrade-only ones", () => {
     expect(parts(RELEASE, false)).toEqual({
       pre: ['migrate', 'create-db', 'check'],
       main: ['config', 'settings'],
@@ -46,7 +47,7 @@ describe('splitHooks', () => {
     });
   });
 
-  it('on a later deploy (Helm\'s upgrade): upgrade hooks and skiff\'s hooks, not install-only ones', () => {
+  it("on a later deploy (Helm's upgrade): upgrade hooks and skiff's hooks, not install-only ones", () => {
     expect(parts(RELEASE, true)).toEqual({
       pre: ['migrate', 'backup', 'check'],
       main: ['config', 'settings'],
@@ -84,7 +85,10 @@ describe('helmHookRuns', () => {
   const withHelmHook = (kinds: string) => object('Job', 'h', { 'helm.sh/hook': kinds, 'skiff.io/hook': 'pre-deploy' });
 
   it('a skiff hook (no helm.sh/hook) runs on every deploy', () => {
-    expect([helmHookRuns(object('Job', 's', { 'skiff.io/hook': 'pre-deploy' }), false), helmHookRuns(object('Job', 's', { 'skiff.io/hook': 'pre-deploy' }), true)]).toEqual([true, true]);
+    expect([
+      helmHookRuns(object('Job', 's', { 'skiff.io/hook': 'pre-deploy' }), false),
+      helmHookRuns(object('Job', 's', { 'skiff.io/hook': 'pre-deploy' }), true),
+    ]).toEqual([true, true]);
     expect([helmHookRuns(object('ConfigMap', 'c'), false), helmHookRuns(object('ConfigMap', 'c'), true)]).toEqual([true, true]);
   });
 
@@ -105,7 +109,8 @@ describe('helmHookRuns', () => {
 });
 
 describe('hookDeletedAfter', () => {
-  const policy = (p?: string) => hookDeletedAfter(object('Job', 'h', p === undefined ? { 'skiff.io/hook': 'pre-deploy' } : { 'helm.sh/hook-delete-policy': p }));
+  const policy = (p?: string) =>
+    hookDeletedAfter(object('Job', 'h', p === undefined ? { 'skiff.io/hook': 'pre-deploy' } : { 'helm.sh/hook-delete-policy': p }));
 
   it.each([
     [undefined, false, false],

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  compareVersions,
-  isVersionConstraint,
-  maxSatisfying,
-  parseVersion,
-  satisfies,
-} from '../../../src/charts/semver.js';
+import { compareVersions, isVersionConstraint, maxSatisfying, parseVersion, satisfies } from '../../../src/charts/semver.js';
 
 describe('parseVersion', () => {
   it.each([
