@@ -47,6 +47,7 @@ const timings: string[] = [];
 
 const reviewSlug = environmentSlug(`review/${refSlug(FEATURE)}`);
 const stagingNamespace = () => `${ns}-staging`;
+const productionNamespace = () => `${ns}-production`;
 const reviewNamespace = () => `${ns}-${reviewSlug}`;
 
 async function run(title: string, opts: Partial<PipelineOptions> = {}): Promise<PipelineRun> {
@@ -122,7 +123,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (timings.length) console.log(`job wall times (gitlab-ci-local, shell executor):\n\n${timings.join('\n\n')}`);
   if (ns) {
-    for (const name of [stagingNamespace(), reviewNamespace()]) {
+    for (const name of [stagingNamespace(), productionNamespace(), reviewNamespace()]) {
       await kubectl(['delete', 'namespace', name, '--wait=false', '--ignore-not-found'], { allowFailure: true });
     }
   }
@@ -141,7 +142,7 @@ describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
     );
 
     const p = YAML.parse(pipeline) as Record<string, any>;
-    expect(p.stages).toEqual(['build', 'test', 'review', 'staging', 'production', 'cleanup']);
+    expect(p.stages).toEqual(['build', 'test', 'review', 'staging', 'plan', 'production', 'cleanup']);
     expect(p.variables.SKIFF_IMAGE).toBeTruthy();
     expect(p['.skiff'].image).toBe('$SKIFF_IMAGE');
     // Docker-in-Docker for build and test only; the shell executor runs them on the host's Engine.
@@ -158,7 +159,7 @@ describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
       '.skiff-docker.variables.DOCKER_TLS_VERIFY',
     ]);
     const jobs = Object.keys(p).filter((k) => !k.startsWith('.') && !['stages', 'variables', 'workflow', 'default', 'include'].includes(k));
-    expect(jobs.sort()).toEqual(['build', 'cleanup', 'production', 'review', 'staging', 'stop review', 'test']);
+    expect(jobs.sort()).toEqual(['build', 'cleanup', 'plan production', 'production', 'review', 'staging', 'stop review', 'test']);
     for (const job of jobs) expect(p[job].extends, job).toBe(['build', 'test'].includes(job) ? '.skiff-docker' : '.skiff');
     expect(p.build.script).toEqual(['skiff build --push']);
     expect(p.test.script).toEqual(['skiff test']);
@@ -181,12 +182,25 @@ describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
       resource_group: 'staging',
       artifacts: { reports: { dotenv: '.skiff/deploy.env' } },
     });
-    expect(p.production).toMatchObject({ script: ['skiff deploy production'], environment: { name: 'production' }, resource_group: 'production' });
+    // The production path: a plan a person reads (exposed in the merge request), then a manual deploy of exactly that plan.
+    expect(p['plan production']).toMatchObject({
+      stage: 'plan',
+      script: ['skiff plan production'],
+      environment: { name: 'production', deployment_tier: 'production', action: 'prepare' },
+      artifacts: { expose_as: 'production plan', paths: ['.skiff/plan/production.txt', '.skiff/plan/production.json'] },
+    });
+    expect(p.production).toMatchObject({
+      needs: ['plan production'],
+      script: ['skiff deploy production --plan .skiff/plan/production.json'],
+      environment: { name: 'production', deployment_tier: 'production' },
+      resource_group: 'production',
+    });
+    for (const job of ['review', 'stop review', 'staging', 'plan production', 'production']) expect(p[job].environment.deployment_tier, job).toBeTruthy();
 
     // Which jobs each kind of pipeline gets (rules evaluated by gitlab-ci-local, on main).
     const list = async (variables: Record<string, string> = {}, unset: string[] = []) =>
       (await listJobs(repo, { home, variables, unset })).map((j) => (j.when === 'manual' ? `${j.name} (manual)` : j.name));
-    expect(await list()).toEqual(['build', 'test', 'staging', 'production (manual)']);
+    expect(await list()).toEqual(['build', 'test', 'staging', 'plan production', 'production (manual)']);
     expect(await list({ CI_COMMIT_BRANCH: FEATURE })).toEqual(['build', 'test', 'review', 'stop review (manual)']);
     expect(await list({ CI_PIPELINE_SOURCE: 'merge_request_event' }, ['CI_COMMIT_BRANCH'])).toEqual(['build', 'test', 'review', 'stop review (manual)']);
     expect(await list({ CI_COMMIT_TAG: 'v1.0.0' }, ['CI_COMMIT_BRANCH'])).toEqual(['build', 'test']);
@@ -202,6 +216,7 @@ describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
         ['build', 'PASS'],
         ['test', 'PASS'],
         ['staging', 'PASS'],
+        ['plan production', 'PASS'],
       ]);
       expect(r.output).toMatch(/release hello-staging revision 1 deployed/);
       expect((await kubectlJson(['-n', stagingNamespace(), 'get', 'deployment', 'hello-app'])).status.availableReplicas).toBe(1);
@@ -216,6 +231,25 @@ describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
         SKIFF_REVISION: '1',
       });
       expect(environmentUrl(pipeline, 'staging', dotenv!)).toBe('http://staging.hello.local');
+    },
+    PIPELINE_TIMEOUT,
+  );
+
+  it(
+    'the manual production job deploys exactly the plan the pipeline made, which a person reads in plan.txt',
+    async () => {
+      const plan = await readFile(join(artifactsDir(repo, 'plan production'), '.skiff', 'plan', 'production.txt'), 'utf8').catch(() => undefined);
+      expect(plan, 'plan production left no .skiff/plan/production.txt artifact').toBeDefined();
+      expect(plan).toMatch(/Deployment\/hello-app/);
+      expect(await namespaceExists(productionNamespace()), 'a plan deploys nothing').toBe(false);
+
+      // Started by hand later, in a pipeline of its own: the plan comes from the plan job's artifacts.
+      const r = await run('production, started by hand', { jobs: ['production'] });
+      expect(r.exitCode, r.output).toBe(0);
+      expect(statuses(r)).toEqual([['production', 'PASS']]);
+      expect(r.output).toMatch(/release hello-production revision 1 deployed/);
+      expect((await kubectlJson(['-n', productionNamespace(), 'get', 'deployment', 'hello-app'])).status.availableReplicas).toBe(1);
+      expect(await appImage(productionNamespace())).toBe(await appImage(stagingNamespace()));
     },
     PIPELINE_TIMEOUT,
   );
