@@ -1,6 +1,5 @@
-import { accessSync, constants, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { readCommitFile } from '../adapters/git.js';
@@ -18,6 +17,7 @@ import { helmTemplate, findHelm } from './helm.js';
 import { chartObjects, splitHelmOutput } from './helm-output.js';
 import { lockedCharts, LOCK_FILE, parseLock, type LockedChart } from './lock-file.js';
 import { vendorDependencies } from './own-chart.js';
+import { privateTempBase } from '../core/paths.js';
 
 /** The project's own chart, in dapp's and werf's layout. */
 export const OWN_CHART_DIR = '.helm';
@@ -63,16 +63,6 @@ export async function hasOwnChart(project: Project): Promise<boolean> {
   );
 }
 
-/** Memory-backed storage where the machine has it (as `skiff secret edit`'s private copy): the values given to helm hold decrypted secret values. */
-function privateBase(): string {
-  try {
-    accessSync('/dev/shm', constants.W_OK | constants.X_OK);
-    return '/dev/shm';
-  } catch {
-    return tmpdir();
-  }
-}
-
 /**
  * Renders the release's charts with Helm: each chart of skiff.yaml for this
  * environment, as skiff.lock pins it, and the project's own .helm/ chart.
@@ -87,7 +77,7 @@ export async function renderCharts(ctx: RunContext, project: Project, input: Cha
   if (!charts.length && !own) return { parsed: [], charts: [], warnings: [] };
   const { locked, dependencies } = await readLock(project);
   const helm = await findHelm(ctx.env, own ? `${OWN_CHART_DIR}/Chart.yaml` : `the charts in ${project.config.file}`);
-  const work = await mkdtemp(join(privateBase(), 'skiff-charts-'));
+  const work = await mkdtemp(join(privateTempBase(), 'skiff-charts-'));
   const cleanup = () => rmSync(work, { recursive: true, force: true });
   process.once('exit', cleanup);
   try {

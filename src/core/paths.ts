@@ -1,3 +1,5 @@
+import { accessSync, constants } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ConfigError } from '../errors.js';
 
@@ -14,4 +16,18 @@ export function pathInside(base: string, name: string, what: string): string {
     throw new ConfigError(`${what} "${name}" does not name a path inside ${base}; use letters, digits, ".", "_" and "-"`);
   }
   return path;
+}
+
+/**
+ * Where a short-lived private file (a decrypted value, the values handed to
+ * helm) goes: /dev/shm where there is one, so it never reaches a disk; else
+ * the system's temporary folder.
+ */
+export function privateTempBase(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK | constants.X_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
 }

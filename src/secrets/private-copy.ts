@@ -3,20 +3,10 @@
  * open: a private copy (a 0700 folder, a 0600 file, in memory where the
  * machine has /dev/shm), removed on every way out.
  */
-import { accessSync, constants, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-/** Memory-backed storage where there is some, so the plain copy never reaches a disk. */
-function privateBase(): string {
-  try {
-    accessSync('/dev/shm', constants.W_OK | constants.X_OK);
-    return '/dev/shm';
-  } catch {
-    return tmpdir();
-  }
-}
+import { privateTempBase } from '../core/paths.js';
 
 /**
  * Runs `body` with a private copy of `text` (a 0700 folder, a 0600 file),
@@ -24,7 +14,7 @@ function privateBase(): string {
  * made to exit first (a second Ctrl-C).
  */
 export async function withPrivateCopy<T>(name: string, text: string, body: (file: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(privateBase(), 'skiff-secret-'));
+  const dir = await mkdtemp(join(privateTempBase(), 'skiff-secret-'));
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   process.once('exit', cleanup);
   try {
