@@ -21,6 +21,10 @@ export interface CiContext {
   /** CI checkouts are detached: the branch or tag being built, from CI_COMMIT_*. */
   commitBranch?: string;
   commitTag?: string;
+  /** CI_COMMIT_REF_NAME: the branch or tag the pipeline runs for. */
+  refName?: string;
+  /** CI_PIPELINE_ID: GitLab numbers pipelines in the order they are created, so a smaller id is an older pipeline. */
+  pipelineId?: number;
   projectUrl?: string;
   /** The job's environment (CI_ENVIRONMENT_NAME) and GitLab's slug of it (CI_ENVIRONMENT_SLUG). */
   environmentName?: string;
@@ -54,6 +58,8 @@ export function readCiContext(env: NodeJS.ProcessEnv): CiContext {
     pipelineUrl: env.CI_PIPELINE_URL || undefined,
     commitBranch: env.CI_COMMIT_BRANCH || (env.CI_COMMIT_TAG ? undefined : env.CI_COMMIT_REF_NAME) || undefined,
     commitTag: env.CI_COMMIT_TAG || undefined,
+    refName: env.CI_COMMIT_REF_NAME || undefined,
+    pipelineId: /^[1-9]\d{0,14}$/.test(env.CI_PIPELINE_ID ?? '') ? Number(env.CI_PIPELINE_ID) : undefined,
     projectUrl: env.CI_PROJECT_URL || undefined,
     environmentName: env.CI_ENVIRONMENT_NAME || undefined,
     environmentSlug: env.CI_ENVIRONMENT_SLUG || undefined,

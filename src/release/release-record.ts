@@ -14,6 +14,22 @@ export interface ChartRecord {
   digest: string;
 }
 
+/**
+ * The commit a revision deployed and where it came from. Records written
+ * before the outdated-deploy guard have only commit, branch and tag.
+ */
+export interface RevisionGit {
+  commit: string;
+  branch?: string;
+  tag?: string;
+  /** The commit's committer time, ISO 8601. */
+  committedAt?: string;
+  /** CI_PIPELINE_ID of the pipeline that deployed it, when a CI job did. */
+  pipelineId?: number;
+  /** CI_COMMIT_REF_NAME, else the branch: whose pipelines the pipeline ids order. */
+  ref?: string;
+}
+
 /** One revision of a release, as stored in the cluster. Never holds secret values in clear. */
 export interface ReleaseRecord {
   name: string;
@@ -30,7 +46,7 @@ export interface ReleaseRecord {
   /** Values used to render, secret material masked. */
   values: Record<string, unknown>;
   images: Record<string, string>;
-  git: { commit: string; branch?: string; tag?: string };
+  git: RevisionGit;
   deployedBy: { user: string; host: string; ciJobUrl?: string; ciPipelineUrl?: string };
   startedAt: string;
   finishedAt?: string;
