@@ -25,6 +25,8 @@ export interface CiContext {
   refName?: string;
   /** CI_PIPELINE_ID: GitLab numbers pipelines in the order they are created, so a smaller id is an older pipeline. */
   pipelineId?: number;
+  /** CI_JOB_ID: the job, as a plan file names the job that made it. */
+  jobId?: number;
   projectUrl?: string;
   /** The job's environment (CI_ENVIRONMENT_NAME) and GitLab's slug of it (CI_ENVIRONMENT_SLUG). */
   environmentName?: string;
@@ -60,6 +62,7 @@ export function readCiContext(env: NodeJS.ProcessEnv): CiContext {
     commitTag: env.CI_COMMIT_TAG || undefined,
     refName: env.CI_COMMIT_REF_NAME || undefined,
     pipelineId: /^[1-9]\d{0,14}$/.test(env.CI_PIPELINE_ID ?? '') ? Number(env.CI_PIPELINE_ID) : undefined,
+    jobId: /^[1-9]\d{0,14}$/.test(env.CI_JOB_ID ?? '') ? Number(env.CI_JOB_ID) : undefined,
     projectUrl: env.CI_PROJECT_URL || undefined,
     environmentName: env.CI_ENVIRONMENT_NAME || undefined,
     environmentSlug: env.CI_ENVIRONMENT_SLUG || undefined,
