@@ -6,6 +6,9 @@ import { pathInside } from '../core/paths.js';
 import { ConfigError } from '../errors.js';
 import type { Project } from '../project.js';
 
+/** The project's own chart, in werf's layout: a folder at the repository's root. */
+export const OWN_CHART_DIR = '.helm';
+
 /** A file of a chart folder in the repository: its path below the folder and its bytes. */
 export interface ChartFile {
   path: string;

@@ -7,13 +7,10 @@ import { pathInside } from '../core/paths.js';
 import { ConfigError } from '../errors.js';
 import type { Project } from '../project.js';
 import { copyVerified, fetchLockedChart, resolveChart } from './chart-fetch.js';
-import { fileText, readRepoFolder, repoRelative, writeChartFiles, type ChartFile } from './chart-files.js';
+import { fileText, OWN_CHART_DIR, readRepoFolder, repoRelative, writeChartFiles, type ChartFile } from './chart-files.js';
 import { LOCK_FILE, type LockedChart } from './lock-file.js';
 import { parseVersion } from './semver.js';
 import type { ChartRecord } from '../release/release-record.js';
-
-/** The folder of the project's own chart (kept here too, so that this module needs nothing of render-charts). */
-const OWN = '.helm';
 
 interface Dependency {
   name: string;
@@ -66,7 +63,7 @@ export async function vendorDependencies(
   dir: string,
   pins: Record<string, LockedChart> | undefined,
 ): Promise<ChartRecord[]> {
-  const wanted = dependencies(fileText(files, 'Chart.yaml'), `${OWN}/Chart.yaml`).filter((d) => !vendored(files, d.name));
+  const wanted = dependencies(fileText(files, 'Chart.yaml'), `${OWN_CHART_DIR}/Chart.yaml`).filter((d) => !vendored(files, d.name));
   if (!wanted.length) return [];
   const charts = join(dir, 'charts');
   await mkdir(charts, { recursive: true, mode: 0o700 });
@@ -74,30 +71,30 @@ export async function vendorDependencies(
   // A chart Helm includes twice under two aliases is vendored once.
   const done = new Set<string>();
   for (const dep of wanted) {
-    const where = `${OWN}/Chart.yaml: dependency ${dep.name}`;
+    const where = `${OWN_CHART_DIR}/Chart.yaml: dependency ${dep.name}`;
     const repository = dep.repository ?? '';
     const key = `${dep.name}\0${repository}\0${dep.version ?? ''}`;
     if (done.has(key)) continue;
     done.add(key);
     if (repository.startsWith('file://')) {
-      const folder = repoRelative(OWN, repository.slice('file://'.length), where);
+      const folder = repoRelative(OWN_CHART_DIR, repository.slice('file://'.length), where);
       const sub = await readRepoFolder(project, folder);
       if (!sub.length) throw new ConfigError(`${where}: ${folder}/ has no files at this commit`);
       const target = pathInside(charts, dep.name, 'dependency');
       await mkdir(target, { recursive: true, mode: 0o700 });
-      await inTheWay(writeChartFiles(target, sub), where, `${OWN}/charts/${dep.name}/`);
+      await inTheWay(writeChartFiles(target, sub), where, `${OWN_CHART_DIR}/charts/${dep.name}/`);
       continue;
     }
     const { source, version } = registryDependency(dep, files, where);
     const pin = pins?.[dep.name];
     if (!pin || pin.chart !== repository || pin.requested !== version) {
       const has = pin ? `, ${LOCK_FILE} has ${pin.chart} ${pin.requested}` : `, ${LOCK_FILE} does not pin it`;
-      throw new ConfigError(`${where}: ${OWN}/Chart.lock asks for ${repository} ${version}${has}; run "skiff charts update" and commit ${LOCK_FILE}`);
+      throw new ConfigError(`${where}: ${OWN_CHART_DIR}/Chart.lock asks for ${repository} ${version}${has}; run "skiff charts update" and commit ${LOCK_FILE}`);
     }
     const path = await fetchLockedChart(ctx, dep.name, source, pin);
     const archive = `${dep.name}-${pin.version}.tgz`;
-    await inTheWay(copyVerified(dep.name, path, pin.digest, pathInside(charts, archive, 'dependency')), where, `${OWN}/charts/${archive}`);
-    records.push({ name: `${OWN}/${dep.name}`, chart: repository, version: pin.version, digest: pin.digest });
+    await inTheWay(copyVerified(dep.name, path, pin.digest, pathInside(charts, archive, 'dependency')), where, `${OWN_CHART_DIR}/charts/${archive}`);
+    records.push({ name: `${OWN_CHART_DIR}/${dep.name}`, chart: repository, version: pin.version, digest: pin.digest });
   }
   return records;
 }
@@ -109,9 +106,9 @@ export async function vendorDependencies(
  */
 export async function resolveDependencies(ctx: RunContext, files: ChartFile[]): Promise<Record<string, LockedChart>> {
   const out: Record<string, LockedChart> = {};
-  for (const dep of dependencies(fileText(files, 'Chart.yaml'), `${OWN}/Chart.yaml`)) {
+  for (const dep of dependencies(fileText(files, 'Chart.yaml'), `${OWN_CHART_DIR}/Chart.yaml`)) {
     if (vendored(files, dep.name) || (dep.repository ?? '').startsWith('file://') || out[dep.name]) continue;
-    const { source, version } = registryDependency(dep, files, `${OWN}/Chart.yaml: dependency ${dep.name}`);
+    const { source, version } = registryDependency(dep, files, `${OWN_CHART_DIR}/Chart.yaml: dependency ${dep.name}`);
     const resolved = await resolveChart(ctx, dep.name, source, version);
     out[dep.name] = { chart: dep.repository ?? '', requested: version, ...resolved };
   }
@@ -122,12 +119,12 @@ export async function resolveDependencies(ctx: RunContext, files: ChartFile[]): 
 function registryDependency(dep: Dependency, files: ChartFile[], where: string): { source: ChartSource & { kind: 'oci' | 'repo' }; version: string } {
   const repository = dep.repository ?? '';
   const source = dependencySource(repository, dep.name, where);
-  const locked = dependencies(fileText(files, 'Chart.lock'), `${OWN}/Chart.lock`);
+  const locked = dependencies(fileText(files, 'Chart.lock'), `${OWN_CHART_DIR}/Chart.lock`);
   const pinned = locked.find((l) => l.name === dep.name && (l.repository ?? '') === repository)?.version;
   const version = pinned ?? (dep.version && parseVersion(dep.version) ? dep.version : undefined);
   if (!version) {
     throw new ConfigError(
-      `${where} asks for version ${dep.version ?? '(none)'}, and ${OWN}/Chart.lock does not pin it; run "helm dependency update ${OWN}" and commit ${OWN}/Chart.lock (or vendor the chart in ${OWN}/charts/)`,
+      `${where} asks for version ${dep.version ?? '(none)'}, and ${OWN_CHART_DIR}/Chart.lock does not pin it; run "helm dependency update ${OWN_CHART_DIR}" and commit ${OWN_CHART_DIR}/Chart.lock (or vendor the chart in ${OWN_CHART_DIR}/charts/)`,
     );
   }
   return { source, version };
@@ -141,7 +138,7 @@ async function inTheWay(write: Promise<void>, where: string, place: string): Pro
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EEXIST' && code !== 'EISDIR' && code !== 'ENOTDIR') throw e;
     throw new ConfigError(
-      `${where}: ${place} is partly there already (in ${OWN}/charts/, or from another dependency of that name); vendor the whole chart there, or remove what is there so skiff vendors it`,
+      `${where}: ${place} is partly there already (in ${OWN_CHART_DIR}/charts/, or from another dependency of that name); vendor the whole chart there, or remove what is there so skiff vendors it`,
       { cause: e },
     );
   }
@@ -152,6 +149,6 @@ function dependencySource(repository: string, name: string, where: string): Char
   if (repository.startsWith('oci://')) return { kind: 'oci', repository: `${repository.slice('oci://'.length).replace(/\/$/, '')}/${name}` };
   if (/^https?:\/\//.test(repository)) return { kind: 'repo', url: repository.replace(/\/$/, ''), name };
   throw new ConfigError(
-    `${where}: repository "${repository}" is not one skiff can fetch (oci://, https:// or file:// inside the repository); vendor the chart in ${OWN}/charts/ instead`,
+    `${where}: repository "${repository}" is not one skiff can fetch (oci://, https:// or file:// inside the repository); vendor the chart in ${OWN_CHART_DIR}/charts/ instead`,
   );
 }

@@ -12,7 +12,7 @@ import type { ChartRecord } from '../release/release-record.js';
 import type { ParsedManifest, RenderedFile } from '../render/render-release.js';
 import { parseValuesFile } from '../render/values.js';
 import { copyVerified, fetchLockedChart } from './chart-fetch.js';
-import { fileText, folderDigest, readRepoFolder, writeChartFiles, type ChartFile } from './chart-files.js';
+import { fileText, folderDigest, OWN_CHART_DIR, readRepoFolder, writeChartFiles, type ChartFile } from './chart-files.js';
 import { helmTemplate, findHelm } from './helm.js';
 import { chartObjects, splitHelmOutput } from './helm-output.js';
 import { lockedCharts, LOCK_FILE, parseLock, type LockedChart } from './lock-file.js';
@@ -20,7 +20,7 @@ import { vendorDependencies } from './own-chart.js';
 import { privateTempBase } from '../core/paths.js';
 
 /** The project's own chart, in dapp's and werf's layout. */
-export const OWN_CHART_DIR = '.helm';
+export { OWN_CHART_DIR };
 
 export type { ChartRecord };
 
