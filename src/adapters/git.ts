@@ -212,20 +212,37 @@ export async function changedPaths(repo: GitRepo, from: string, to: string | und
   return [...new Set(names)].sort();
 }
 
+/** Whether the clone has the commit (a shallow CI clone may not). */
+export async function hasCommit(repo: GitRepo, commit: string): Promise<boolean> {
+  return (await git(repo, ['cat-file', '-e', `${commit}^{commit}`], { reject: false })).exitCode === 0;
+}
+
+/** Whether `ancestor` is an ancestor of `of` (or the same commit), as far as the clone's history reaches. */
+export async function isAncestor(repo: GitRepo, ancestor: string, of: string): Promise<boolean> {
+  const r = await git(repo, ['merge-base', '--is-ancestor', ancestor, of], { reject: false });
+  if (r.exitCode > 1) throw new Error(`git merge-base --is-ancestor ${ancestor} ${of} failed: ${r.stderr.trim()}`);
+  return r.exitCode === 0;
+}
+
 /**
  * Streams blob contents through one `git cat-file --batch` process, so a
  * context of thousands of files costs one process, not thousands.
  */
 export class BlobReader {
   private readonly child;
-  private buffer: Buffer = Buffer.alloc(0);
+  /** Bytes read and not yet handed out, in the order they came: joined only once per object, so a large blob costs its size, not its size squared. */
+  private chunks: Buffer[] = [];
+  private length = 0;
+  /** The header of the object being read: its body and newline are awaited. */
+  private body: { size: number } | undefined;
   private readonly waiting: Array<{ resolve: (b: Buffer) => void; reject: (e: Error) => void }> = [];
   private failed: Error | undefined;
 
   constructor(repo: GitRepo) {
     this.child = spawn('git', ['cat-file', '--batch'], { cwd: repo.root, env: gitEnv(repo.env), stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdout.on('data', (chunk: Buffer) => {
-      this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+      this.chunks.push(chunk);
+      this.length += chunk.length;
       this.drain();
     });
     this.child.on('error', (e) => this.fail(e));
@@ -239,21 +256,44 @@ export class BlobReader {
     for (const w of this.waiting.splice(0)) w.reject(e);
   }
 
+  /** The first n buffered bytes, removed from the buffer. */
+  private take(n: number): Buffer {
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+    this.chunks = all.length > n ? [all.subarray(n)] : [];
+    this.length -= n;
+    return all.subarray(0, n);
+  }
+
+  /** Where the first newline is in the buffered bytes, or -1. */
+  private newline(): number {
+    let offset = 0;
+    for (const c of this.chunks) {
+      const i = c.indexOf(10);
+      if (i !== -1) return offset + i;
+      offset += c.length;
+    }
+    return -1;
+  }
+
   private drain() {
     while (this.waiting.length) {
-      const nl = this.buffer.indexOf(10);
-      if (nl === -1) return;
-      const header = this.buffer.subarray(0, nl).toString();
-      const parts = header.split(' ');
-      if (parts[1] === 'missing') {
-        this.buffer = this.buffer.subarray(nl + 1);
-        this.waiting.shift()!.reject(new Error(`git object ${parts[0]} is missing`));
-        continue;
+      if (!this.body) {
+        const nl = this.newline();
+        if (nl === -1) return;
+        const parts = this.take(nl + 1)
+          .subarray(0, nl)
+          .toString()
+          .split(' ');
+        if (parts[1] === 'missing') {
+          this.waiting.shift()!.reject(new Error(`git object ${parts[0]} is missing`));
+          continue;
+        }
+        this.body = { size: Number(parts[2]) };
       }
-      const size = Number(parts[2]);
-      if (this.buffer.length < nl + 1 + size + 1) return;
-      const body = Buffer.from(this.buffer.subarray(nl + 1, nl + 1 + size));
-      this.buffer = this.buffer.subarray(nl + 1 + size + 1);
+      const { size } = this.body;
+      if (this.length < size + 1) return;
+      const body = Buffer.from(this.take(size + 1).subarray(0, size));
+      this.body = undefined;
       this.waiting.shift()!.resolve(body);
     }
   }
