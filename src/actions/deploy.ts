@@ -13,6 +13,8 @@ import { lintRelease } from '../lint/lint-release.js';
 import { connect, ensureNamespace, withReleaseLock } from '../stages/kube-session.js';
 import { renderEnvironment, type ReleaseTarget, type RenderedRelease, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome } from '../stages/release-run.js';
+import { checkNotOutdated } from '../stages/outdated-deploy.js';
+import { revisionGit } from '../release/outdated.js';
 import { rollbackTo } from './rollback.js';
 
 export interface DeployOptions extends TargetOptions, RenderFlags {
@@ -25,6 +27,8 @@ export interface DeployOptions extends TargetOptions, RenderFlags {
   allowedRestarts?: number;
   /** Lint warnings stop the deploy too. */
   strict?: boolean;
+  /** Deploy a commit older than the one the release runs (else refused, exit 2), with a warning. */
+  allowOlder?: boolean;
 }
 
 export interface DeployResult extends ReleaseOutcome {
@@ -84,7 +88,11 @@ async function deployRendered(
     );
   }
   // A release of the same name that another project made is not this project's to upgrade or prune.
-  checkReleaseProject(await storage.history(target.release), target, project.config.project);
+  const history = await storage.history(target.release);
+  checkReleaseProject(history, target, project.config.project);
+  // An older pipeline's commit never replaces a newer one unasked (checked again under the lock).
+  const git = revisionGit(project.git, ctx.ci);
+  const outdated = await checkNotOutdated(ctx, { repo: project.repo, target, history, candidate: git, allowOlder: opts.allowOlder });
   // Nothing of another release is applied over, or later pruned, without an explicit adopt.
   const ownership = await checkOwnership(kube, rendered.manifests, { release: target.release, namespace: target.namespace, adopt: opts.adopt });
   await dryRun(kube, rendered.manifests, target.namespace, releaseFieldManager(target.release));
@@ -99,6 +107,7 @@ async function deployRendered(
   };
   await ensureNamespace(kube, target.namespace);
   return withReleaseLock(ctx, { kube, storage }, target, 'deploy', opts, async ({ ctx, kube, storage }) => {
+    await outdated.recheck(ctx, await storage.history(target.release));
     const outcome = await runRelease(ctx, kube, storage, {
       ...runOpts,
       target,
@@ -106,7 +115,7 @@ async function deployRendered(
       ownership,
       values: rendered.values,
       images,
-      git: { commit: project.git.commit, branch: project.git.branch, tag: project.git.tag },
+      git,
       charts: rendered.charts,
       tests: inputs.tests,
       redactor: rendered.redactor,

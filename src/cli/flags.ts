@@ -151,7 +151,8 @@ export const deployFlags: FlagSet<Omit<DeployOptions, 'env' | keyof TargetFlags>
       .add(cmd)
       .option('--adopt', "take over rendered objects that exist as another release's, Helm's or werf's, or made by hand (else refused)")
       .option('--allowed-restarts <n>', 'container restarts tolerated before a crash loop fails the deploy', integer)
-      .option('--strict', 'lint warnings stop the deploy too');
+      .option('--strict', 'lint warnings stop the deploy too')
+      .option('--allow-older', 'deploy a commit older than the one the release runs (else refused, exit 2)');
   },
   read: (f) => ({
     ...valuesFlags.read(f),
@@ -162,5 +163,6 @@ export const deployFlags: FlagSet<Omit<DeployOptions, 'env' | keyof TargetFlags>
     adopt: f.boolean('adopt'),
     allowedRestarts: f.number('allowedRestarts'),
     strict: f.boolean('strict'),
+    allowOlder: f.boolean('allowOlder'),
   }),
 };
