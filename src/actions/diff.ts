@@ -8,7 +8,8 @@ import { maskPaths, secretStrings } from '../secrets/material.js';
 import { objectRef } from '../kube/object-key.js';
 import { releaseFieldManager, TRACE_ANNOTATIONS, type KubeObject } from '../kube/objects.js';
 import { pruneCandidates } from '../stages/apply.js';
-import { connect } from '../stages/kube-session.js';
+import { connect, type ClusterSession } from '../stages/kube-session.js';
+import { changedPaths } from '../core/changed-paths.js';
 import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
 import { MASKED_ANNOTATION, releaseSalt, type Redactor } from '../secrets/redact.js';
 import { renderEnvironment, type RenderedRelease, type RenderFlags, type ReleaseTarget, type TargetOptions } from '../stages/release-inputs.js';
@@ -41,6 +42,27 @@ export interface DiffResult {
   charts: ChartChange[];
 }
 
+/** One change as diff and plan compare it: the diff's, and what a plan keeps to check it again. */
+export interface ComparedChange extends ObjectChange {
+  /** The object, to find it again. */
+  id: { apiVersion: string; kind: string; name: string; namespace?: string };
+  /** The live object's resourceVersion (update, delete). */
+  resourceVersion?: string;
+  /** The changed field paths (update), secret strings masked. */
+  fields?: string[];
+}
+
+/** What diff and plan learn from comparing a render with the cluster. */
+export interface Comparison extends DiffResult {
+  changes: ComparedChange[];
+  /** The release's latest revision; 0 when it has none. */
+  revision: number;
+  /** The release's mask salt, when it has one. Never printed. */
+  salt?: Buffer;
+  /** The cluster compared with: its API server's URL and the kube context. */
+  cluster: { server?: string; context: string };
+}
+
 /** The chart changes between a deployed revision and a render. */
 export function chartChanges(before: ChartRecord[] = [], after: ChartRecord[] = []): ChartChange[] {
   const show = (c: ChartRecord) => `${c.version} (${c.digest.slice(0, 'sha256:'.length + 12)})`;
@@ -58,9 +80,10 @@ export function chartChanges(before: ChartRecord[] = [], after: ChartRecord[] = 
 export async function runDiff(ctx: RunContext, opts: DiffOptions): Promise<DiffResult> {
   const { project, target, rendered } = await renderEnvironment(ctx, opts);
   // A dry run's rejection can quote a field's value: keep secrets out of the error.
-  return diffRendered(ctx, target, rendered, project.config.project, opts).catch((e: unknown) => {
+  const c = await compareRendered(ctx, target, rendered, project.config.project, opts).catch((e: unknown) => {
     throw rendered.redactor.error(e);
   });
+  return { release: c.release, namespace: c.namespace, changes: c.changes.map(({ object, change, diff }) => ({ object, change, diff })), charts: c.charts };
 }
 
 /** No object, for a kind the cluster does not serve yet (its CRD is in the release); other errors stand. */
@@ -82,8 +105,8 @@ const VOLATILE_METADATA = ['managedFields', 'resourceVersion', 'uid', 'generatio
  * rendered object has a secret) masked whole when they hold one skiff does
  * not know, say an old password.
  */
-function comparable(obj: KubeObject | undefined, redactor: Redactor, wholePaths: ReadonlySet<string> = new Set()): string {
-  if (!obj) return '';
+function comparable(obj: KubeObject | undefined, redactor: Redactor, wholePaths: ReadonlySet<string> = new Set()): KubeObject | undefined {
+  if (!obj) return undefined;
   const copy = structuredClone(maskPaths(redactor.object(obj), wholePaths, redactor.digest));
   delete copy.status;
   for (const k of VOLATILE_METADATA) delete copy.metadata[k];
@@ -93,11 +116,35 @@ function comparable(obj: KubeObject | undefined, redactor: Redactor, wholePaths:
     for (const key of ['deployment.kubernetes.io/revision', MASKED_ANNOTATION, ...Object.values(TRACE_ANNOTATIONS)]) delete annotations[key];
     if (Object.keys(annotations).length === 0) delete copy.metadata.annotations;
   }
-  return stringify(copy);
+  return copy;
 }
 
-async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: RenderedRelease, project: string, opts: DiffOptions): Promise<DiffResult> {
-  const { kube, storage } = await connect(ctx, target, opts);
+const yaml = (o: KubeObject | undefined) => (o ? stringify(o) : '');
+
+const identity = (o: KubeObject): ComparedChange['id'] => ({
+  apiVersion: o.apiVersion,
+  kind: o.kind,
+  name: o.metadata.name,
+  ...(o.metadata.namespace === undefined ? {} : { namespace: o.metadata.namespace }),
+});
+
+const liveVersion = (o: KubeObject | undefined) => (typeof o?.metadata.resourceVersion === 'string' ? o.metadata.resourceVersion : undefined);
+
+/**
+ * A render compared with the cluster, as diff shows it and plan saves it: the
+ * refusals a deploy would give first, then a server-side dry run of every
+ * object against its live state, and what a deploy would prune. `session`:
+ * the cluster already connected to (else the target's).
+ */
+export async function compareRendered(
+  ctx: RunContext,
+  target: ReleaseTarget,
+  rendered: RenderedRelease,
+  project: string,
+  opts: DiffOptions,
+  session?: ClusterSession,
+): Promise<Comparison> {
+  const { kube, storage } = session ?? (await connect(ctx, target, opts));
   const nsExists = Boolean(await kube.get('v1', 'Namespace', undefined, target.namespace));
   // Masked as the release's history masks (before its first deploy, with a salt made for this run).
   const history = nsExists ? await storage.history(target.release) : [];
@@ -128,19 +175,30 @@ async function diffRendered(ctx: RunContext, target: ReleaseTarget, rendered: Re
   // The live Secrets' values are secrets too: the old ones still in live objects are masked as well.
   const liveSecrets = [...compared.map((c) => c.live), ...doomed].filter((o): o is KubeObject => o?.kind === 'Secret');
   const redactor = rendered.redactor.with(secretStrings({}, liveSecrets));
-  const changes: ObjectChange[] = [];
+  const changes: ComparedChange[] = [];
   for (const { o, live, after } of compared) {
     const secretPaths = new Set(redactor.hits(after).map((h) => h.path));
     const before = comparable(live, redactor, secretPaths);
     const next = comparable(after, redactor);
-    if (before !== next)
-      changes.push({
-        object: objectRef(o),
-        change: live ? 'update' : 'create',
-        diff: unifiedDiff(before, next, `live ${objectRef(o)}`, `rendered ${objectRef(o)}`),
-      });
+    if (yaml(before) === yaml(next)) continue;
+    const diff = unifiedDiff(yaml(before), yaml(next), `live ${objectRef(o)}`, `rendered ${objectRef(o)}`);
+    if (!live) changes.push({ object: objectRef(o), change: 'create', diff, id: identity(o) });
+    else {
+      const fields = changedPaths(before, next).map((f) => redactor.text(f));
+      changes.push({ object: objectRef(o), change: 'update', diff, id: identity(o), resourceVersion: liveVersion(live), fields });
+    }
   }
-  for (const live of doomed)
-    changes.push({ object: objectRef(live), change: 'delete', diff: unifiedDiff(comparable(live, redactor), '', `live ${objectRef(live)}`, '(pruned)') });
-  return { release: target.release, namespace: target.namespace, changes, charts: chartChanges(current?.charts, rendered.charts) };
+  for (const live of doomed) {
+    const diff = unifiedDiff(yaml(comparable(live, redactor)), '', `live ${objectRef(live)}`, '(pruned)');
+    changes.push({ object: objectRef(live), change: 'delete', diff, id: identity(live), resourceVersion: liveVersion(live) });
+  }
+  return {
+    release: target.release,
+    namespace: target.namespace,
+    changes,
+    charts: chartChanges(current?.charts, rendered.charts),
+    revision: history.at(-1)?.revision ?? 0,
+    salt,
+    cluster: { server: kube.server, context: kube.context },
+  };
 }
