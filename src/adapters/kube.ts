@@ -1,7 +1,7 @@
 import type { RequestOptions } from 'node:https';
 import { InfrastructureError, SkiffError } from '../errors.js';
 import {
-  KubeApiError,
+  UnknownKindError,
   PARALLEL_REQUESTS,
   type ClusterCapabilities,
   type KubeClient,
@@ -198,7 +198,7 @@ export class HttpKubeClient implements KubeClient {
     if (!info) {
       // Not known yet is not known never: a CRD applied by this very run defines it a moment later.
       this.discovery.delete(base);
-      throw new KubeApiError(404, 'NotFound', `the cluster does not know ${kind} in ${apiVersion} (is the CRD installed?)`);
+      throw new UnknownKindError(apiVersion, kind);
     }
     return info;
   }

@@ -120,3 +120,18 @@ export class KubeApiError extends SkiffError {
     super('infrastructure', ExitCode.infrastructure, message);
   }
 }
+
+/** A kind the cluster does not serve (yet: a CRD applied by this very run may define it a moment later). A 404, like an object not found. */
+export class UnknownKindError extends KubeApiError {
+  constructor(
+    readonly apiVersion: string,
+    readonly objectKind: string,
+  ) {
+    super(404, 'NotFound', `the cluster does not know ${objectKind} in ${apiVersion} (is the CRD installed?)`);
+  }
+}
+
+/** Whether a request failed because the cluster does not serve the object's kind, as opposed to the object not being there. */
+export function isUnknownKind(e: unknown): e is UnknownKindError {
+  return e instanceof UnknownKindError;
+}

@@ -2,7 +2,7 @@ import type { RunContext } from '../context.js';
 import { hookOf } from '../kinds/apply-order.js';
 import { mapLimit } from '../core/concurrency.js';
 import { ConfigError, WorkFailedError } from '../errors.js';
-import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/kube-client.js';
+import { isUnknownKind, KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/kube-client.js';
 import { isClusterScoped } from '../kinds/table.js';
 import { apiGroup, objectKey, objectRef } from '../kube/object-key.js';
 import { KEEP_ANNOTATION, type KubeObject, type LiveObject, type Manifest, type ReleaseId } from '../kube/objects.js';
@@ -96,8 +96,7 @@ export async function dryRun(kube: KubeClient, manifests: Manifest[], namespace:
       await kube.apply(object, { force: true, dryRun: true, fieldManager });
     } catch (e) {
       // An object of a kind this release defines, before its CRD exists, can only be checked once it does.
-      if (e instanceof KubeApiError && e.status === 404 && defined.has(`${apiGroup(m.object.apiVersion)}/${m.object.kind}`) && /does not know/.test(e.message))
-        return;
+      if (isUnknownKind(e) && defined.has(`${apiGroup(m.object.apiVersion)}/${m.object.kind}`)) return;
       throw explainApplyError(e, m.object, m.source);
     }
   });
