@@ -1,15 +1,14 @@
 import { refuseSymlinks } from '../adapters/repo-files.js';
 import { DOTENV_REPORT, writeDeployDotenv } from '../gitlab/dotenv.js';
 import type { RunContext } from '../context.js';
-import { formatFinding } from '../lint/finding.js';
 import { defaultPolicy } from '../kinds/readiness.js';
-import { ConfigError } from '../errors.js';
 import type { Project } from '../project.js';
 import type { ReleaseRecord } from '../release/release-record.js';
 import { releaseFieldManager } from '../kube/objects.js';
 import { dryRun } from '../stages/apply.js';
 import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
-import { lintRelease } from '../lint/lint-release.js';
+import { lintGate } from '../stages/lint-gate.js';
+import { checkPlanLive, checkPlanRender, openPlan, type OpenedPlan } from '../stages/plan-check.js';
 import { connect, ensureNamespace, withReleaseLock } from '../stages/kube-session.js';
 import { renderEnvironment, type ReleaseTarget, type RenderedRelease, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome } from '../stages/release-run.js';
@@ -29,6 +28,8 @@ export interface DeployOptions extends TargetOptions, RenderFlags {
   strict?: boolean;
   /** Deploy a commit older than the one the release runs (else refused, exit 2), with a warning. */
   allowOlder?: boolean;
+  /** A plan file (skiff plan): applied only if nothing moved since it was made, else exit 2 with nothing applied. */
+  plan?: string;
 }
 
 export interface DeployResult extends ReleaseOutcome {
@@ -52,7 +53,10 @@ export interface DeployInputs {
  * the release lock, the revision is applied and followed to a verdict.
  */
 export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: DeployInputs = {}): Promise<DeployResult> {
-  const { project, target, images, rendered } = await renderEnvironment(outer, opts, inputs.project);
+  // A plan is checked before anything is rendered (its commit, cluster, release); it adopts as it was planned.
+  const plan = opts.plan === undefined ? undefined : await openPlan(outer, { ...opts, plan: opts.plan }, inputs.project);
+  if (plan?.plan.adopt) opts = { ...opts, adopt: true };
+  const { project, target, images, rendered } = await renderEnvironment(outer, opts, plan?.project ?? inputs.project);
   // Checked before the first write to the cluster: a symlink committed there would only fail the run at its end.
   await refuseSymlinks(project.root, DOTENV_REPORT);
   // From here on a secret may come back in an API message, a log line or a diagnosis: mask it.
@@ -60,7 +64,7 @@ export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: 
   const ctx: RunContext = { ...outer, reporter: redactor.reporter(outer.reporter) };
   let result: DeployResult;
   try {
-    result = redactor.outcome(await deployRendered(ctx, project, target, images, rendered, opts, inputs));
+    result = redactor.outcome(await deployRendered(ctx, project, target, images, rendered, opts, inputs, plan));
   } catch (e) {
     throw redactor.error(e);
   }
@@ -76,17 +80,11 @@ async function deployRendered(
   rendered: RenderedRelease,
   opts: DeployOptions,
   inputs: DeployInputs,
+  plan?: OpenedPlan,
 ): Promise<DeployResult> {
   const { kube, storage } = await connect(ctx, target, opts);
-  const findings = await lintRelease(rendered.manifests, { namespace: target.namespace, images, strict: opts.strict, kube });
-  const errors = findings.filter((f) => f.severity === 'error');
-  for (const f of findings) if (f.severity === 'warning') ctx.reporter.warn(formatFinding(f));
-  if (errors.length) {
-    throw new ConfigError(
-      `${formatFinding(errors[0]!)}${errors.length > 1 ? ` (and ${errors.length - 1} more lint errors: skiff lint ${target.env} lists them)` : ''}`,
-      { detail: { findings: errors } },
-    );
-  }
+  if (plan) await checkPlanRender(plan, storage, target, rendered);
+  await lintGate(ctx, rendered.manifests, { env: target.env, namespace: target.namespace, images, strict: opts.strict, kube });
   // A release of the same name that another project made is not this project's to upgrade or prune.
   const history = await storage.history(target.release);
   checkReleaseProject(history, target, project.config.project);
@@ -107,6 +105,7 @@ async function deployRendered(
   };
   await ensureNamespace(kube, target.namespace);
   return withReleaseLock(ctx, { kube, storage }, target, 'deploy', opts, async ({ ctx, kube, storage }) => {
+    if (plan) await checkPlanLive(plan, kube, storage);
     await outdated.recheck(ctx, await storage.history(target.release));
     const outcome = await runRelease(ctx, kube, storage, {
       ...runOpts,

@@ -1,0 +1,202 @@
+/**
+ * `skiff deploy <env> --plan <file>`: the plan is applied only if nothing it
+ * was made from has moved. Before anything is rendered, the file, the
+ * environment, the release, the cluster and the commit; after the render, the
+ * digest of the rendered objects; under the release lock, before any write,
+ * the release's revision and the resourceVersion of every object the plan
+ * changes. Any difference is exit 2 naming it, and nothing is applied.
+ */
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, relative, resolve } from 'node:path';
+import type { RunContext } from '../context.js';
+import { ConfigError } from '../errors.js';
+import { mapLimit } from '../core/concurrency.js';
+import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/kube-client.js';
+import type { Project } from '../project.js';
+import { loadProject } from '../project.js';
+import { againHint, parsePlanFile, shortSha, type PlanFile, type PlannedCluster } from '../release/plan-file.js';
+import type { ReleaseRecord } from '../release/release-record.js';
+import type { ReleaseStorage } from '../release/storage.js';
+import { releaseSalt } from '../secrets/redact.js';
+import { digestChanges, renderedDigest } from './plan-digest.js';
+import { clusterLabel, resolveTarget, type ReleaseTarget, type RenderedRelease, type TargetOptions } from './release-inputs.js';
+
+/** A plan file read, checked against the command and the checkout, and the project it was checked against. */
+export interface OpenedPlan {
+  /** The file as the user named it, for messages. */
+  shown: string;
+  plan: PlanFile;
+  project: Project;
+}
+
+/** The largest plan file read: a plan of many large objects is a few MB. */
+const PLAN_MAX_BYTES = 64 << 20;
+
+/** What a plan is checked against before rendering: this command's release, cluster and commit. */
+export interface PlanHere {
+  env: string;
+  release: string;
+  namespace: string;
+  project: string;
+  commit: string;
+  cluster: PlannedCluster;
+}
+
+const showCluster = (c: PlannedCluster) => (c.server ? `${c.server} (kube context ${c.context})` : `kube context ${c.context}`);
+
+/**
+ * Why a plan does not belong to this deploy (another environment, release,
+ * namespace, project, cluster or commit), as the one-line refusal; undefined
+ * when it does. A cluster is its API server's URL and its context: a GitLab
+ * agent's clusters share one URL (the agent server's) and differ by context.
+ */
+export function planMismatch(plan: PlanFile, here: PlanHere, shown: string): string | undefined {
+  const again = againHint(here.env);
+  if (plan.environment !== here.env) return `plan ${shown} was made for environment ${plan.environment}, not ${here.env}; ${again}`;
+  if (plan.project !== here.project) return `plan ${shown} was made for project ${plan.project}, this is ${here.project}; ${again}`;
+  if (plan.release !== here.release || plan.namespace !== here.namespace) {
+    return `plan ${shown} was made for release ${plan.release} in namespace ${plan.namespace}, this deploy is release ${here.release} in namespace ${here.namespace} (--namespace?); ${again}`;
+  }
+  if (plan.cluster.server !== here.cluster.server || plan.cluster.context !== here.cluster.context) {
+    return `plan ${shown} was made against the cluster at ${showCluster(plan.cluster)}, this deploy goes to ${showCluster(here.cluster)}; ${again}`;
+  }
+  if (plan.commit !== here.commit) return `plan ${shown} was made for commit ${shortSha(plan.commit)}, this is ${shortSha(here.commit)}; ${again}`;
+  return undefined;
+}
+
+/** How a message names the file: relative to the working directory when it is below it. */
+function showPath(cwd: string, file: string): string {
+  const rel = relative(cwd, resolve(cwd, file));
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : resolve(cwd, file);
+}
+
+async function readPlanText(ctx: RunContext, file: string, env: string): Promise<string> {
+  const shown = showPath(ctx.cwd, file);
+  let text: Buffer;
+  try {
+    text = await readFile(resolve(ctx.cwd, file));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a folder' : (code ?? 'unreadable');
+    throw new ConfigError(`--plan ${shown}: cannot read it (${why}); make one with skiff plan ${env}`);
+  }
+  if (text.length > PLAN_MAX_BYTES) throw new ConfigError(`plan ${shown} is ${text.length >> 20} MB, not a plan file skiff wrote; ${againHint(env)}`);
+  return text.toString('utf8');
+}
+
+/**
+ * Reads --plan's file and checks it before anything is rendered: its format,
+ * then that it was made for this environment, release, namespace and project,
+ * against this cluster, from the commit checked out. Exit 2 otherwise.
+ */
+export async function openPlan(ctx: RunContext, opts: TargetOptions & { plan: string }, given?: Project): Promise<OpenedPlan> {
+  const shown = showPath(ctx.cwd, opts.plan);
+  const project = given ?? (await loadProject(ctx, opts));
+  const target = resolveTarget(project, opts.env, opts, ctx.ci);
+  const plan = parsePlanFile(await readPlanText(ctx, opts.plan, opts.env), shown, opts.env);
+  const kube = await ctx.kube({ context: target.kubeContext, kubeconfig: target.kubeconfig });
+  const mismatch = planMismatch(
+    plan,
+    {
+      env: target.env,
+      release: target.release,
+      namespace: target.namespace,
+      project: project.config.project,
+      commit: project.git.commit,
+      cluster: { server: kube.server, context: kube.context },
+    },
+    shown,
+  );
+  if (mismatch) throw new ConfigError(mismatch, { detail: { plan: shown, cluster: clusterLabel(target) } });
+  return { shown, plan, project };
+}
+
+/** What the cluster holds now of what a plan saw. */
+export interface LiveState {
+  /** The release's latest revision (0: none) and its record. */
+  revision: number;
+  latest?: Pick<ReleaseRecord, 'status' | 'git' | 'deployedBy'>;
+  /** Each planned change's object's resourceVersion now, in the plan's order; undefined: not in the cluster. */
+  versions: Array<string | undefined>;
+}
+
+/** What moved since a plan was made, one phrase each; empty when nothing did. */
+export function planDrift(plan: PlanFile, live: LiveState): string[] {
+  const out: string[] = [];
+  if (live.revision !== plan.revision) {
+    const by = live.latest ? ` (${live.latest.status}, commit ${shortSha(live.latest.git.commit)} by ${live.latest.deployedBy.user})` : '';
+    out.push(
+      live.revision === 0
+        ? `release ${plan.release} has no revision any more (the plan saw revision ${plan.revision})`
+        : `release ${plan.release} is at revision ${live.revision}${by}, the plan saw revision ${plan.revision}`,
+    );
+  }
+  plan.changes.forEach((c, i) => {
+    const now = live.versions[i];
+    if (c.change === 'create') {
+      if (now !== undefined) out.push(`${c.object} was created since the plan`);
+    } else if (now === undefined) out.push(`${c.object} was deleted since the plan`);
+    else if (now !== c.resourceVersion) out.push(`${c.object} changed in the cluster since the plan (resourceVersion ${c.resourceVersion}, now ${now})`);
+  });
+  return out;
+}
+
+/** The refusal for what moved: the first two named, the count of the rest, the way out. */
+function driftError(opened: OpenedPlan, drift: string[]): ConfigError {
+  const shown = drift.slice(0, 2).join('; ') + (drift.length > 2 ? `; and ${drift.length - 2} more` : '');
+  return new ConfigError(`plan ${opened.shown} is out of date, nothing applied: ${shown}; ${againHint(opened.plan.environment)}`, {
+    detail: { plan: opened.shown, changed: drift },
+  });
+}
+
+async function latestRevision(storage: ReleaseStorage, release: string): Promise<{ history: ReleaseRecord[]; revision: number; latest?: ReleaseRecord }> {
+  const history = await storage.history(release);
+  const latest = history.at(-1);
+  return { history, revision: latest?.revision ?? 0, latest };
+}
+
+/**
+ * After the render, before anything is written: the release's revision (as
+ * the plan saw it: else the digest below could not be compared, since it is
+ * keyed with the release's salt) and the rendered objects' digest.
+ */
+export async function checkPlanRender(opened: OpenedPlan, storage: ReleaseStorage, target: ReleaseTarget, rendered: RenderedRelease): Promise<void> {
+  const { plan } = opened;
+  const { history, revision, latest } = await latestRevision(storage, target.release);
+  if (revision !== plan.revision) throw driftError(opened, planDrift({ ...plan, changes: [] }, { revision, latest, versions: [] }));
+  const now = renderedDigest(
+    rendered.manifests.map((m) => m.object),
+    rendered.redactor.secrets,
+    releaseSalt(history),
+  );
+  if (now.digest === plan.digest) return;
+  const which = digestChanges(plan.objectDigests, now.objects);
+  const named = which.length ? `${which.slice(0, 3).join(', ')}${which.length > 3 ? ` and ${which.length - 3} more` : ''}` : 'the objects';
+  throw new ConfigError(
+    `plan ${opened.shown}: the objects rendered now differ from the planned ones (${named}), though the commit is the same: --set, -f files, secret values, the registry's images or charts differ from the plan's; ${againHint(plan.environment)}`,
+    { detail: { plan: opened.shown, planned: plan.digest, rendered: now.digest, objects: which } },
+  );
+}
+
+/** Each planned object's resourceVersion now (undefined: absent, or its kind not served yet), in the plan's order. */
+async function liveVersions(kube: KubeClient, plan: PlanFile): Promise<Array<string | undefined>> {
+  return mapLimit(plan.changes, PARALLEL_REQUESTS, async (c) => {
+    const live = await kube.get(c.apiVersion, c.kind, c.namespace, c.name).catch((e: unknown) => {
+      if (e instanceof KubeApiError && e.status === 404) return undefined; // a kind whose CRD the plan creates
+      throw e;
+    });
+    const version = live?.metadata.resourceVersion;
+    return live === undefined ? undefined : typeof version === 'string' ? version : '';
+  });
+}
+
+/**
+ * Under the release lock, before any write: the release is still at the
+ * plan's revision, and every object the plan changes still has the
+ * resourceVersion it saw (a create: still absent). Exit 2 otherwise.
+ */
+export async function checkPlanLive(opened: OpenedPlan, kube: KubeClient, storage: ReleaseStorage): Promise<void> {
+  const { revision, latest } = await latestRevision(storage, opened.plan.release);
+  const drift = planDrift(opened.plan, { revision, latest, versions: await liveVersions(kube, opened.plan) });
+  if (drift.length) throw driftError(opened, drift);
+}
