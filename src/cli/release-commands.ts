@@ -94,13 +94,14 @@ Examples:
 function addDeployCommands(program: Command) {
   const deploy = deployFlags
     .add(envCommand(program, 'deploy', 'render, validate, apply and follow the rollout of an environment'))
+    .option('--plan <file>', `apply a saved plan (skiff plan) only if nothing changed since it was made (else exit ${ExitCode.badInput}, nothing applied)`)
     .addHelpText(
       'after',
-      '\nThe images must already be in the registry (skiff build --push), or use "skiff ship".\n\nExamples:\n  skiff deploy staging\n  skiff deploy production --timeout 10m --auto-rollback',
+      '\nThe images must already be in the registry (skiff build --push), or use "skiff ship".\n\nExamples:\n  skiff deploy staging\n  skiff deploy production --timeout 10m --auto-rollback\n  skiff deploy production --plan .skiff/plan/production.json',
     );
   onEnv(program, deploy, async ({ ctx, json }, env, flags) => {
     const { runDeploy } = await import('../actions/deploy.js');
-    reportDeploy(ctx, json, await runDeploy(ctx, { env, ...targetFlags.read(flags), ...deployFlags.read(flags) }));
+    reportDeploy(ctx, json, await runDeploy(ctx, { env, ...targetFlags.read(flags), ...deployFlags.read(flags), plan: flags.string('plan') }));
   });
 
   const ship = deployFlags
@@ -172,6 +173,36 @@ function addDiffCommand(program: Command) {
   });
 }
 
+function addPlanCommand(program: Command) {
+  const cmd = valuesFlags
+    .add(envCommand(program, 'plan', 'save what a deploy would change, for skiff deploy --plan to apply exactly that'))
+    .option('--out <file>', 'where the plan goes (default: .skiff/plan/<env>.json); the readable plan goes beside it as .txt')
+    .option('--adopt', `take over objects of another release or tool, as deploy --adopt (else refused, exit ${ExitCode.badInput})`)
+    .addHelpText(
+      'after',
+      `
+Renders, lints and dry-runs like diff, and writes the plan (JSON) and a
+readable plan.txt: every create, update (with its changed fields) and delete,
+masked as diff masks it, with the commit, the cluster, the release revision
+and the digest of the rendered objects it was planned against. Exit 0 with or
+without changes. "skiff deploy <env> --plan <file>" applies it only if the
+commit, the rendered objects, the release's revision and the live objects the
+plan changes are as planned; else exit ${ExitCode.badInput}, nothing applied.
+
+Examples:
+  skiff plan production
+  skiff deploy production --plan .skiff/plan/production.json
+  skiff plan staging --set replicas=3 --out /tmp/staging-plan.json -o json`,
+    );
+  onEnv(program, cmd, async ({ ctx, json }, env, flags) => {
+    const { runPlan } = await import('../actions/plan.js');
+    const r = await runPlan(ctx, { env, ...targetFlags.read(flags), ...valuesFlags.read(flags), out: flags.string('out'), adopt: flags.boolean('adopt') });
+    if (json) printJson(r.plan);
+    else process.stdout.write(r.text);
+    ctx.reporter.info(`plan written to ${r.file} (readable: ${r.textFile}); apply it with: skiff deploy ${env} --plan ${r.file}`);
+  });
+}
+
 function addDismissCommand(program: Command) {
   const cmd = envCommand(program, 'dismiss', "delete a release's objects (and with --with-history its records)")
     .option('--with-history', 'also delete the release records')
@@ -201,7 +232,7 @@ Examples:
   });
 }
 
-/** The commands on one environment's release: render, lint, deploy, ship, history, status, rollback, diff, dismiss. */
+/** The commands on one environment's release: render, lint, deploy, ship, history, status, rollback, diff, plan, dismiss. */
 export function addReleaseCommands(program: Command) {
   addRenderCommand(program);
   addLintCommand(program);
@@ -209,5 +240,6 @@ export function addReleaseCommands(program: Command) {
   addReadCommands(program);
   addRollbackCommand(program);
   addDiffCommand(program);
+  addPlanCommand(program);
   addDismissCommand(program);
 }

@@ -1,0 +1,134 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import type { RunContext } from '../context.js';
+import { refuseSymlinks, SKIFF_DIR, writeInside, writeNoFollow } from '../adapters/repo-files.js';
+import { ConfigError } from '../errors.js';
+import { PLAN_VERSION, planJson, planText, type PlanFile, type PlannedChange } from '../release/plan-file.js';
+import { connect } from '../stages/kube-session.js';
+import { lintGate } from '../stages/lint-gate.js';
+import { renderedDigest } from '../stages/plan-digest.js';
+import { renderEnvironment, type ReleaseTarget } from '../stages/release-inputs.js';
+import { compareRendered, type ComparedChange, type DiffOptions } from './diff.js';
+
+export interface PlanOptions extends DiffOptions {
+  /** Where the plan goes (relative to the working directory); default .skiff/plan/<env>.json. The readable text goes beside it as .txt. */
+  out?: string;
+}
+
+export interface PlanResult {
+  plan: PlanFile;
+  /** The readable plan, as written to textFile. */
+  text: string;
+  /** The plan file and the readable text, as the user names them (relative to the working directory when below it). */
+  file: string;
+  textFile: string;
+}
+
+/** The plan's default file, repository-relative: `.skiff/plan/<env>.json` (a dynamic environment's by its slug). */
+export function defaultPlanPath(target: Pick<ReleaseTarget, 'env' | 'slug'>): string {
+  const name = /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(target.env) ? target.env : target.slug;
+  return `${SKIFF_DIR}/plan/${name}.json`;
+}
+
+/** Where the readable text of a plan goes: the plan's path with .txt for .json (or .txt added). */
+export function planTextPath(file: string): string {
+  return /\.json$/i.test(file) ? file.replace(/\.json$/i, '.txt') : `${file}.txt`;
+}
+
+/** An output file: absolute, and repository-relative when it is inside the repository (written there without following symlinks). */
+interface OutFile {
+  abs: string;
+  inRepo?: string;
+  shown: string;
+}
+
+function outFile(cwd: string, root: string, file: string): OutFile {
+  const abs = resolve(cwd, file);
+  const inRepo = relative(root, abs);
+  const rel = relative(cwd, abs);
+  const shown = rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs;
+  return inRepo && !inRepo.startsWith('..') && !isAbsolute(inRepo) ? { abs, inRepo, shown } : { abs, shown };
+}
+
+async function writeOut(root: string, f: OutFile, content: string): Promise<void> {
+  if (f.inRepo !== undefined) {
+    await writeInside(root, f.inRepo, content);
+    return;
+  }
+  await mkdir(dirname(f.abs), { recursive: true });
+  await writeNoFollow(f.abs, content, f.shown);
+}
+
+const planned = (c: ComparedChange): PlannedChange => ({
+  object: c.object,
+  change: c.change,
+  ...c.id,
+  ...(c.resourceVersion === undefined ? {} : { resourceVersion: c.resourceVersion }),
+  ...(c.fields === undefined ? {} : { fields: c.fields }),
+  diff: c.diff,
+});
+
+/**
+ * skiff plan: renders, lints and dry-runs an environment as diff does, and
+ * saves what a deploy would change (masked as diff masks it) with what it was
+ * planned against — commit, cluster, the release's revision, each changed
+ * object's resourceVersion, the digest of the rendered objects — for
+ * `skiff deploy <env> --plan <file>` to apply exactly that, or refuse.
+ */
+export async function runPlan(ctx: RunContext, opts: PlanOptions): Promise<PlanResult> {
+  const { project, target, images, rendered } = await renderEnvironment(ctx, opts);
+  const json =
+    opts.out === undefined ? outFile(ctx.cwd, project.root, resolve(project.root, defaultPlanPath(target))) : outFile(ctx.cwd, project.root, opts.out);
+  if (/\.txt$/i.test(json.abs)) throw new ConfigError(`--out ${json.shown}: the readable plan goes beside the plan as .txt; name the plan file .json`);
+  const txt = outFile(ctx.cwd, project.root, planTextPath(json.abs));
+  // Refused before the cluster is asked anything: a symlink committed there would only fail the run at its end.
+  for (const f of [json, txt]) if (f.inRepo !== undefined) await refuseSymlinks(project.root, f.inRepo);
+  let plan: PlanFile;
+  try {
+    const session = await connect(ctx, target, opts);
+    await lintGate(ctx, rendered.manifests, { env: target.env, namespace: target.namespace, images, kube: session.kube });
+    const c = await compareRendered(ctx, target, rendered, project.config.project, opts, session);
+    const digest = renderedDigest(
+      rendered.manifests.map((m) => m.object),
+      rendered.redactor.secrets,
+      c.salt,
+    );
+    plan = {
+      version: PLAN_VERSION,
+      environment: target.env,
+      release: target.release,
+      namespace: target.namespace,
+      project: project.config.project,
+      commit: project.git.commit,
+      ...(project.git.branch === undefined ? {} : { branch: project.git.branch }),
+      cluster: c.cluster,
+      revision: c.revision,
+      plannedAt: ctx.now().toISOString(),
+      ...ciIds(ctx),
+      adopt: Boolean(opts.adopt),
+      images,
+      digest: digest.digest,
+      objectDigests: digest.objects,
+      charts: c.charts,
+      changes: c.changes.map(planned),
+    };
+  } catch (e) {
+    // A dry run's rejection can quote a field's value: keep secrets out of the error.
+    throw rendered.redactor.error(e);
+  }
+  const text = planText(plan, json.shown);
+  await writeOut(project.root, json, planJson(plan));
+  await writeOut(project.root, txt, text);
+  return { plan, text, file: json.shown, textFile: txt.shown };
+}
+
+/** The CI pipeline and job that make the plan, when one does. */
+function ciIds(ctx: RunContext): Pick<PlanFile, 'pipelineId' | 'jobId' | 'pipelineUrl' | 'jobUrl'> {
+  const { pipelineId, jobId, pipelineUrl, jobUrl } = ctx.ci;
+  return {
+    ...(pipelineId === undefined ? {} : { pipelineId }),
+    ...(jobId === undefined ? {} : { jobId }),
+    ...(pipelineUrl === undefined ? {} : { pipelineUrl }),
+    ...(jobUrl === undefined ? {} : { jobUrl }),
+  };
+}
