@@ -1,7 +1,7 @@
 import { parseImageRef, repositoryPath } from '../registry/image-ref.js';
 import { branchNames, isShallow, recentCommits } from '../adapters/git.js';
 import { mapLimit } from '../core/concurrency.js';
-import { CONTENT_TAG, planCacheCleanup, planCleanup, type Deletion } from '../registry/cleanup-policy.js';
+import { CONTENT_TAG, planCacheCleanup, planCleanup, splitTestRecords, type Deletion, type TestRecordTag } from '../registry/cleanup-policy.js';
 import { cacheImportTags, cacheRepository } from '../build/builder-pool.js';
 import { formatDuration } from '../core/duration.js';
 import { ConfigError, InfrastructureError, SkiffError } from '../errors.js';
@@ -32,6 +32,8 @@ export interface CleanupResult {
   deletedCache: Array<{ image: string; repository: string; digest: string; tags: string[] }>;
   /** Cache entries kept: those of existing branches and the default branches. */
   keptCache: number;
+  /** Records of passed tests (skiff test) that went with the image they describe, or whose image was gone. */
+  deletedTestRecords: Array<{ image: string; tag: string; digest: string }>;
 }
 
 interface InUse {
@@ -123,7 +125,15 @@ export async function runCleanup(ctx: RunContext, opts: CleanupOptions): Promise
 
   // 2. Each image repository: every tag read, then what nothing keeps.
   const registries = new RegistryAccess(ctx.env, ctx.ci);
-  const result: CleanupResult = { dryRun: Boolean(opts.dryRun), releases: used.releases, deleted: [], kept: 0, deletedCache: [], keptCache: 0 };
+  const result: CleanupResult = {
+    dryRun: Boolean(opts.dryRun),
+    releases: used.releases,
+    deleted: [],
+    kept: 0,
+    deletedCache: [],
+    keptCache: 0,
+    deletedTestRecords: [],
+  };
   const candidates = await deletionCandidates(ctx, project, registry, registries, kept, result);
 
   // 3. Read the releases again: a deploy may have started using one of them meanwhile.
@@ -149,6 +159,8 @@ interface Candidate {
   repository: string;
   path: string;
   deletion: Deletion;
+  /** The test records of the image: they go with it. */
+  records: TestRecordTag[];
 }
 
 /** The content tags the releases use and the recent commits build (a commit today's skiff.yaml cannot plan keeps nothing). */
@@ -191,7 +203,9 @@ async function deletionCandidates(
     const repository = `${registry}/${image}`;
     const path = repositoryPath(repository);
     const { client } = await registries.for(repository);
-    const tags = await tagDigests(client, repository, path, `not cleaning up ${image}`);
+    // Test records are no images: each goes with the image it describes, an orphan at once.
+    const { images: tags, records, orphans } = splitTestRecords(await tagDigests(client, repository, path, `not cleaning up ${image}`));
+    await dropTestRecords(ctx, client, { image, repository, path }, orphans, result, 'its image is gone');
     const plan = planCleanup({ tags, keptContentTags: kept.contentTags, keptDigests: kept.used.digests, keptCommits: kept.commits });
     result.kept += plan.kept;
     for (const deletion of plan.delete) {
@@ -200,7 +214,7 @@ async function deletionCandidates(
         result.kept++;
         continue;
       }
-      candidates.push({ image, repository, path, deletion });
+      candidates.push({ image, repository, path, deletion, records: records.filter((r) => r.imageDigest === deletion.digest) });
     }
   }
   return candidates;
@@ -208,7 +222,7 @@ async function deletionCandidates(
 
 /** Deletes (or, in a dry run, names) each candidate the releases still do not use. */
 async function deleteUnused(ctx: RunContext, registries: RegistryAccess, candidates: Candidate[], now: InUse, result: CleanupResult): Promise<void> {
-  for (const { image, repository, path, deletion } of candidates) {
+  for (const { image, repository, path, deletion, records } of candidates) {
     const content = deletion.tags.filter((t) => CONTENT_TAG.test(t));
     if (deletion.tags.some((t) => now.contentTags.has(t)) || now.digests.has(deletion.digest)) {
       result.kept++;
@@ -222,6 +236,24 @@ async function deleteUnused(ctx: RunContext, registries: RegistryAccess, candida
       `${repository}:${content.join(',')}, ${deletion.digest.slice(0, 19)}…${others.length ? `, with tags ${others.join(', ')}` : ''}`,
     );
     result.deleted.push({ image, digest: deletion.digest, tags: deletion.tags });
+    const { client } = await registries.for(repository);
+    await dropTestRecords(ctx, client, { image, repository, path }, records, result, 'with its image');
+  }
+}
+
+/** Deletes (or, in a dry run, names) test records: those of an image deleted, or of one gone. */
+async function dropTestRecords(
+  ctx: RunContext,
+  client: RegistryClient,
+  where: { image: string; repository: string; path: string },
+  records: TestRecordTag[],
+  result: CleanupResult,
+  why: string,
+): Promise<void> {
+  for (const r of records) {
+    if (!result.dryRun) await client.deleteManifest(where.path, r.digest);
+    ctx.reporter.status(`${where.image} test record`, result.dryRun ? 'would delete' : 'deleted', `${where.repository}:${r.tag} (${why})`);
+    result.deletedTestRecords.push({ image: where.image, tag: r.tag, digest: r.digest });
   }
 }
 

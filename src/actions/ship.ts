@@ -8,6 +8,8 @@ import { runDeploy, type DeployOptions, type DeployResult } from './deploy.js';
 
 export interface ShipOptions extends DeployOptions {
   skipTests?: boolean;
+  /** Run every test, also one that passed before on the same image and definition. */
+  rerun?: boolean;
 }
 
 /**
@@ -22,13 +24,19 @@ export async function runShip(ctx: RunContext, opts: ShipOptions): Promise<Deplo
   await buildPlanned(ctx, project, await planImages(project), { push: true });
   let tests;
   if (!opts.skipTests) {
-    const result = await testProject(ctx, project, {});
+    const result = await testProject(ctx, project, { rerun: opts.rerun });
     if (!result.passed) {
       const failed = testsFailed(result);
       failed.message = `${failed.message}; not deploying`;
       throw failed;
     }
-    tests = result.tests.map((r) => ({ test: r.test, passed: r.passed, exitCode: r.exitCode, durationMs: r.durationMs }));
+    tests = result.tests.map((r) => ({
+      test: r.test,
+      passed: r.passed,
+      exitCode: r.exitCode,
+      durationMs: r.durationMs,
+      ...(r.cached && { cached: { imageDigest: r.cached.imageDigest, passedAt: r.cached.passedAt, pipelineId: r.cached.pipelineId } }),
+    }));
   }
   return runDeploy(ctx, opts, { project, tests });
 }

@@ -37,10 +37,11 @@ export function formatBuildResult(result: BuildResult, why: boolean): string[] {
 }
 
 export function formatTestTable(results: TestCaseResult[]): string {
-  const result = (r: TestCaseResult) => (r.passed ? 'passed' : r.interrupted ? 'interrupted' : r.timedOut ? 'timed out' : 'FAILED');
+  const result = (r: TestCaseResult) =>
+    r.cached ? 'passed before' : r.passed ? 'passed' : r.interrupted ? 'interrupted' : r.timedOut ? 'timed out' : 'FAILED';
   return table([
     ['TEST', 'IMAGE', 'EXIT', 'DURATION', 'RESULT'],
-    ...results.map((r) => [r.test, r.image, r.timedOut ? '-' : String(r.exitCode), formatDuration(r.durationMs), result(r)]),
+    ...results.map((r) => [r.test, r.image, r.timedOut ? '-' : String(r.exitCode), r.cached ? '-' : formatDuration(r.durationMs), result(r)]),
   ]);
 }
 

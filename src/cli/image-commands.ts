@@ -51,22 +51,35 @@ export function addTestCommand(program: Command) {
     .option('--dev', 'use images of the working tree instead of HEAD')
     .option('--registry <prefix>', 'image repository prefix (overrides skiff.yaml)')
     .option('--parallel <n>', 'tests run at once', integer, 2)
+    .option('--rerun', 'run every test, also one that passed before on the same image and test definition')
     .addHelpText(
       'after',
       `
 Reports listed under tests.<name>.reports are copied to .skiff/reports/<name>/;
 .skiff/reports/junit.xml has one testcase per test (GitLab's artifacts:reports:junit).
 
+A test that passed on the same image digest with the same definition (command,
+image, env, workdir, network, timeout, reports) is skipped and reported as
+passed before: each pass is recorded in the registry beside its image (a tag
+sha256-<image digest>.test-<definition hash>). Images only local: all run.
+
 Examples:
   skiff test                  run every test
-  skiff test unit             run one test`,
+  skiff test unit             run one test
+  skiff test --rerun          run every test, passed before or not`,
     );
   cmd.action((tests: string[]) =>
     run(program, async ({ ctx, json }) => {
       const { runTest } = await import('../actions/test.js');
       const { testsFailed } = await import('../stages/run-tests.js');
       const flags = ParsedFlags.of(cmd);
-      const result = await runTest(ctx, { tests, dev: flags.boolean('dev'), registry: flags.string('registry'), parallel: flags.number('parallel') });
+      const result = await runTest(ctx, {
+        tests,
+        dev: flags.boolean('dev'),
+        registry: flags.string('registry'),
+        parallel: flags.number('parallel'),
+        rerun: flags.boolean('rerun'),
+      });
       if (json) printJson(result);
       else if (result.tests.length) process.stderr.write(`\n${formatTestTable(result.tests)}\n`);
       if (!result.passed) {
@@ -94,7 +107,7 @@ The clusters of every environment are read first: images referenced by any
 stored skiff revision in any namespace are kept, so every rollback still works
 (this needs to list Secrets cluster-wide). Tags that are branch or Git tag
 names, or that skiff did not make, are never removed; nor images younger than
---min-age. A shallow clone is refused. The registry frees the space in its own
+--min-age. The records of passed tests (skiff test) go with their image. A shallow clone is refused. The registry frees the space in its own
 garbage collection (registry garbage-collect).
 
 Examples:
@@ -113,7 +126,10 @@ Examples:
         kubeconfig: flags.string('kubeconfig'),
       });
       if (json) printJson(r);
-      else ctx.reporter.info(`${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} images; kept ${r.kept}`);
+      else {
+        const records = r.deletedTestRecords.length ? ` and ${r.deletedTestRecords.length} test records` : '';
+        ctx.reporter.info(`${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} images${records}; kept ${r.kept}`);
+      }
     }),
   );
 }

@@ -107,10 +107,11 @@ function addDeployCommands(program: Command) {
   const ship = deployFlags
     .add(envCommand(program, 'ship', 'build, test, push and deploy in one go'))
     .option('--skip-tests', 'do not run the tests of skiff.yaml')
+    .option('--rerun', 'run every test, also one that passed before on the same image and test definition')
     .addHelpText('after', '\nExamples:\n  skiff ship staging');
   onEnv(program, ship, async ({ ctx, json }, env, flags) => {
     const { runShip } = await import('../actions/ship.js');
-    const opts = { env, ...targetFlags.read(flags), ...deployFlags.read(flags), skipTests: flags.boolean('skipTests') };
+    const opts = { env, ...targetFlags.read(flags), ...deployFlags.read(flags), skipTests: flags.boolean('skipTests'), rerun: flags.boolean('rerun') };
     reportDeploy(ctx, json, await runShip(ctx, opts));
   });
 }

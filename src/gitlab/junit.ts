@@ -4,7 +4,8 @@
  *
  * The report follows the schema GitLab (and Jenkins) read: `<testsuites>`
  * holding one `<testsuite>`, both with tests, failures, errors, skipped and
- * time; a `<testcase>` per test with a `<failure>` or its `<system-out>`.
+ * time; a `<testcase>` per test with a `<failure>` or its `<system-out>`,
+ * and its `<properties>` when it has any (pytest's record_property writes them there too).
  */
 
 export interface JunitCase {
@@ -15,6 +16,8 @@ export interface JunitCase {
   failure?: { message: string; type: 'failed' | 'timed out' | 'interrupted' };
   /** The last lines of its output: a failure's text, or a passing test's system-out. */
   output: readonly string[];
+  /** Written as the testcase's <properties> (a test skipped as passed before says so there). */
+  properties?: Readonly<Record<string, string>>;
 }
 
 export interface JunitSuite {
@@ -77,6 +80,12 @@ export function junitXml(suite: JunitSuite): string {
   ];
   for (const c of suite.cases) {
     out.push(`    <testcase${attributes({ name: c.name, classname: c.classname, time: seconds(c.durationMs) })}>`);
+    const properties = Object.entries(c.properties ?? {});
+    if (properties.length) {
+      out.push('      <properties>');
+      for (const [name, value] of properties) out.push(`        <property${attributes({ name, value })}/>`);
+      out.push('      </properties>');
+    }
     const text = xmlText(c.output.map(plainLine).join('\n'));
     if (c.failure) out.push(`      <failure${attributes(c.failure)}>${text}</failure>`);
     else if (text) out.push(`      <system-out>${text}</system-out>`);

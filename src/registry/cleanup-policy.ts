@@ -10,7 +10,11 @@
  *   - a digest a release revision pins (keptDigests);
  *   - any tag skiff did not make from content or a commit (a branch name, a
  *     Git tag, a tag someone pushed by hand): those stay untouched.
+ * Test records (registry/test-record.ts) are no images: splitTestRecords
+ * takes them out first, and they go with the image they describe.
  */
+
+import { recordedImageDigest } from './test-record.js';
 
 export const CONTENT_TAG = /^[0-9a-f]{32}$/;
 const COMMIT_TAG = /^[0-9a-f]{40}$/;
@@ -28,6 +32,32 @@ export interface Deletion {
   digest: string;
   /** Every tag that goes with it. */
   tags: string[];
+}
+
+/** A test record: the manifest under a `sha256-<image digest>.test-<definition>` tag. */
+export interface TestRecordTag {
+  tag: string;
+  digest: string;
+  /** The image it describes. */
+  imageDigest: string;
+}
+
+/**
+ * A repository's tags split into images and test records. A record whose
+ * image no tag holds any more (deleted by hand, or by the registry's own
+ * policy) is an orphan: nothing can skip a test on it.
+ */
+export function splitTestRecords(tags: Map<string, string>): { images: Map<string, string>; records: TestRecordTag[]; orphans: TestRecordTag[] } {
+  const images = new Map<string, string>();
+  const records: TestRecordTag[] = [];
+  for (const [tag, digest] of tags) {
+    const imageDigest = recordedImageDigest(tag);
+    if (imageDigest) records.push({ tag, digest, imageDigest });
+    else images.set(tag, digest);
+  }
+  const present = new Set(images.values());
+  records.sort((a, b) => (a.tag < b.tag ? -1 : 1));
+  return { images, records: records.filter((r) => present.has(r.imageDigest)), orphans: records.filter((r) => !present.has(r.imageDigest)) };
 }
 
 export function planCleanup(input: CleanupInput): { delete: Deletion[]; kept: number } {

@@ -125,6 +125,26 @@ export class RegistryClient {
     if (!res.ok) throw new InfrastructureError(`registry ${this.host} refused tag ${repository}:${tag} (${res.status})`);
   }
 
+  /**
+   * Uploads a small blob unless the repository has it: a HEAD, then (when
+   * missing) an upload session's POST and one PUT with the bytes.
+   */
+  async pushBlob(repository: string, digest: string, body: Buffer): Promise<void> {
+    const scope = `repository:${repository}:pull,push`;
+    const head = await this.request('HEAD', `/v2/${repository}/blobs/${digest}`, scope);
+    await head.body?.cancel();
+    if (head.ok) return;
+    const started = await this.request('POST', `/v2/${repository}/blobs/uploads/`, scope);
+    await started.body?.cancel();
+    const location = started.headers.get('location');
+    if (started.status !== 202 || !location) throw new InfrastructureError(`registry ${this.host} refused an upload to ${repository} (${started.status})`);
+    const url = new URL(location, `${registryBaseUrl(this.host, this.env)}/`);
+    url.searchParams.set('digest', digest);
+    const put = await this.request('PUT', url.pathname + url.search, scope, { headers: { 'content-type': 'application/octet-stream' }, body });
+    await put.body?.cancel();
+    if (!put.ok) throw new InfrastructureError(`registry ${this.host} refused blob ${repository}@${digest} (${put.status})`);
+  }
+
   /** Every tag of a repository (following the API's pagination); none when it does not exist. */
   async tags(repository: string): Promise<string[]> {
     const out: string[] = [];

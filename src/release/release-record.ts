@@ -52,8 +52,17 @@ export interface ReleaseRecord {
   finishedAt?: string;
   /** The Helm charts rendered into the revision: each one's name, source, version and digest. */
   charts?: ChartRecord[];
-  /** Test results of the commit when `skiff ship` ran them. */
-  tests?: Array<{ test: string; passed: boolean; exitCode: number; durationMs: number }>;
+  /**
+   * Test results of the commit when `skiff ship` ran them. `cached`: the test did not run, it
+   * passed before on the same image digest and definition (when, and in which pipeline).
+   */
+  tests?: Array<{
+    test: string;
+    passed: boolean;
+    exitCode: number;
+    durationMs: number;
+    cached?: { imageDigest: string; passedAt: string; pipelineId?: number };
+  }>;
   /** Set on a rollback: the revision whose manifests were re-applied. */
   rollbackOf?: number;
   /**

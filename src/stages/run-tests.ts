@@ -16,6 +16,8 @@ import { buildPlanned } from '../build/build-images.js';
 import { planImages, type ImagePlan } from '../build/image-plan.js';
 import type { TestConfig } from '../config/project-config.js';
 import { Redactor } from '../secrets/redact.js';
+import type { TestPass } from '../registry/test-record.js';
+import { lookUpPasses, recordPass, type TestLookup } from './test-cache.js';
 
 /** Where the JUnit report of all tests goes, relative to the project root (GitLab's artifacts:reports:junit). */
 export const JUNIT_REPORT = '.skiff/reports/junit.xml';
@@ -40,7 +42,12 @@ export interface TestStageOptions {
   /** Tests to run (default: all). */
   tests?: string[];
   parallel?: number;
+  /** Run every test, also one that passed before on the same image digest and definition. */
+  rerun?: boolean;
 }
+
+/** A test skipped because it passed before on the very image and definition: that pass, as recorded. */
+export type CachedPass = Omit<TestPass, 'test' | 'image' | 'definition'>;
 
 export interface TestCaseResult {
   test: string;
@@ -54,6 +61,8 @@ export interface TestCaseResult {
   durationMs: number;
   reports: string[];
   missingReports: string[];
+  /** Set when the test did not run: it passed before on this image digest with this definition. */
+  cached?: CachedPass;
 }
 
 export interface TestRunResult {
@@ -87,14 +96,19 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
   const tests = names.map((n) => config.tests[n]!);
   const maxReportBytes = reportMaxBytes(ctx.env);
   const plans = await planImages(project, [...new Set(tests.map((t) => t.image))]);
-  const runner = await chooseContainerRunner(ctx);
-  await runner.check();
-  await ensureTestImages(ctx, project, plans, new Set(tests.map((t) => t.image)), runner);
-  const refOf = new Map(plans.map((p) => [p.name, p.ref]));
-  const reportsRoot = await folderInside(project.root, REPORTS_DIR);
-  const runs = await mapLimit(tests, opts.parallel ?? 2, (test) =>
-    runTest(ctx, project, test, refOf.get(test.image)!, { runner, reportsRoot, maxReportBytes }),
+  const planOf = new Map(plans.map((p) => [p.name, p]));
+  // A test that passed before on the very image and definition is skipped: no Engine, no pull.
+  const registries = project.registry ? new RegistryAccess(ctx.env, ctx.ci) : undefined;
+  const lookups = await lookUpPasses(
+    ctx,
+    registries,
+    tests.map((test) => ({ test, plan: planOf.get(test.image)! })),
+    opts,
   );
+  const reportsRoot = await folderInside(project.root, REPORTS_DIR);
+  const toRun = lookups.filter((l) => l.decision.run);
+  const ran = toRun.length ? await runAndRecord(ctx, project, plans, toRun, { registries, reportsRoot, maxReportBytes, parallel: opts.parallel }) : [];
+  const runs = await Promise.all(lookups.map(async (l) => (l.decision.run ? ran[toRun.indexOf(l)]! : await skippedAsPassed(ctx, l, reportsRoot))));
   const results = runs.map((r) => r.result);
   await writeJunit(
     project.root,
@@ -102,6 +116,56 @@ export async function testProject(ctx: RunContext, project: Project, opts: TestS
     runs.map(({ result, output }) => junitCase(result, output)),
   );
   return { commit: project.git.commit, passed: results.every((r) => r.passed), tests: results, junit: JUNIT_REPORT };
+}
+
+/** Runs the tests that were not skipped, in their images (pulled or built first), and records each pass beside its image. */
+async function runAndRecord(
+  ctx: RunContext,
+  project: Project,
+  plans: ImagePlan[],
+  toRun: TestLookup[],
+  setup: { registries?: RegistryAccess; reportsRoot: string; maxReportBytes: number; parallel?: number },
+): Promise<Array<{ result: TestCaseResult; output: string[] }>> {
+  const runner = await chooseContainerRunner(ctx);
+  await runner.check();
+  await ensureTestImages(ctx, project, plans, new Set(toRun.map((l) => l.test.image)), runner);
+  const { reportsRoot, maxReportBytes, registries } = setup;
+  const ran = await mapLimit(toRun, setup.parallel ?? 2, ({ test, plan }) => runTest(ctx, project, test, plan.ref, { runner, reportsRoot, maxReportBytes }));
+  // Passes are recorded for the next pipeline; a failed test never is.
+  const passed = ran.flatMap(({ result }, i) => (result.passed ? [{ lookup: toRun[i]!, durationMs: result.durationMs }] : []));
+  if (registries) await Promise.all(passed.map(({ lookup, durationMs }) => recordPass(ctx, registries, lookup, { durationMs, commit: project.git.commit })));
+  return ran;
+}
+
+/** The result of a test skipped because it passed before: said in the log, and as a passed test whose output says why. */
+async function skippedAsPassed(ctx: RunContext, lookup: TestLookup, reportsRoot: string): Promise<{ result: TestCaseResult; output: string[] }> {
+  if (lookup.decision.run) throw new Error(`test ${lookup.test.name} was to run`);
+  const { pass, reason } = lookup.decision;
+  // Reports of an earlier run left in the working tree are not this run's.
+  await rm(pathInside(reportsRoot, lookup.test.name, 'test name'), { recursive: true, force: true });
+  ctx.reporter.info(reason);
+  const cached: CachedPass = {
+    imageDigest: pass.imageDigest,
+    passedAt: pass.passedAt,
+    durationMs: pass.durationMs,
+    commit: pass.commit,
+    pipelineId: pass.pipelineId,
+    pipelineUrl: pass.pipelineUrl,
+  };
+  const result: TestCaseResult = {
+    test: lookup.test.name,
+    image: lookup.test.image,
+    reference: lookup.plan.ref,
+    exitCode: 0,
+    passed: true,
+    timedOut: false,
+    interrupted: false,
+    durationMs: 0,
+    reports: [],
+    missingReports: [],
+    cached,
+  };
+  return { result, output: [reason] };
 }
 
 /** Where tests run: chosen here, once (a new runner is one file in adapters/ and one line here). */
@@ -226,6 +290,20 @@ function junitCase(r: TestCaseResult, output: string[]): JunitCase {
     durationMs: r.durationMs,
     failure: r.passed ? undefined : { message: `exit ${r.exitCode}`, type },
     output,
+    properties: r.cached && cachedProperties(r.cached),
+  };
+}
+
+/** What a JUnit reader sees of a test skipped as passed before: that it was, and where and when it passed. */
+function cachedProperties(c: CachedPass): Record<string, string> {
+  return {
+    'skiff.cached': 'true',
+    'skiff.cached.image-digest': c.imageDigest,
+    'skiff.cached.passed-at': c.passedAt,
+    'skiff.cached.commit': c.commit,
+    'skiff.cached.duration': (c.durationMs / 1000).toFixed(3),
+    ...(c.pipelineId === undefined ? {} : { 'skiff.cached.pipeline-id': String(c.pipelineId) }),
+    ...(c.pipelineUrl === undefined ? {} : { 'skiff.cached.pipeline-url': c.pipelineUrl }),
   };
 }
 
