@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import type { ChartRecord } from '../release/release-record.js';
-import { KubeApiError, type KubeClient } from '../kube/kube-client.js';
+import { isUnknownKind, type KubeClient } from '../kube/kube-client.js';
 import type { RunContext } from '../context.js';
 import { unifiedDiff } from '../core/text-diff.js';
 import { applyPhases, hookOf } from '../kinds/apply-order.js';
@@ -88,7 +88,7 @@ export async function runDiff(ctx: RunContext, opts: DiffOptions): Promise<DiffR
 
 /** No object, for a kind the cluster does not serve yet (its CRD is in the release); other errors stand. */
 function unknownKind(e: unknown): undefined {
-  if (e instanceof KubeApiError && e.status === 404 && /does not know/.test(e.message)) return undefined;
+  if (isUnknownKind(e)) return undefined;
   throw e;
 }
 
