@@ -145,10 +145,12 @@ describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
     expect(p.stages).toEqual(['build', 'test', 'review', 'staging', 'plan', 'production', 'cleanup']);
     expect(p.variables.SKIFF_IMAGE).toBeTruthy();
     expect(p['.skiff'].image).toBe('$SKIFF_IMAGE');
+    // docker:dind unless the project points SKIFF_DIND_IMAGE at a mirror; the job reaches it as "docker" either way.
+    expect(p.variables.SKIFF_DIND_IMAGE).toBe('docker:dind');
     // Docker-in-Docker for build and test only; the shell executor runs them on the host's Engine.
     expect(p['.skiff-docker']).toMatchObject({
       extends: '.skiff',
-      services: ['docker:dind'],
+      services: [{ name: '$SKIFF_DIND_IMAGE', alias: 'docker' }],
       variables: { DOCKER_HOST: 'tcp://docker:2376', DOCKER_TLS_CERTDIR: '/certs', DOCKER_CERT_PATH: '/certs/client', DOCKER_TLS_VERIFY: '1' },
     });
     expect(removedForShell.sort()).toEqual([
