@@ -182,13 +182,13 @@ function addPlanCommand(program: Command) {
     .addHelpText(
       'after',
       `
-Renders, lints and dry-runs like diff, and writes the plan (JSON) and a
-readable plan.txt: every create, update (with its changed fields) and delete,
-masked as diff masks it, with the commit, the cluster, the release revision
-and the digest of the rendered objects it was planned against. Exit 0 with or
-without changes. "skiff deploy <env> --plan <file>" applies it only if the
-commit, the rendered objects, the release's revision and the live objects the
-plan changes are as planned; else exit ${ExitCode.badInput}, nothing applied.
+Renders, lints and dry-runs like diff, and writes the plan (JSON) and its
+readable text beside it (.txt): every create, update (with its changed fields)
+and delete, masked as diff masks it, with the commit, the cluster, the release
+revision and the digest of the rendered objects it was planned against. Exit 0
+with or without changes. "skiff deploy <env> --plan <file>" applies it only if
+the commit, the rendered objects, the release's revision and the live objects
+the plan changes are as planned; else exit ${ExitCode.badInput}, nothing applied.
 
 Examples:
   skiff plan production
