@@ -7,12 +7,16 @@ import { PLAN_VERSION, planJson, planText, type PlanFile, type PlannedChange } f
 import { connect } from '../stages/kube-session.js';
 import { lintGate } from '../stages/lint-gate.js';
 import { renderedDigest } from '../stages/plan-digest.js';
+import { checkNotOutdated } from '../stages/outdated-deploy.js';
+import { revisionGit } from '../release/outdated.js';
 import { renderEnvironment, type ReleaseTarget } from '../stages/release-inputs.js';
 import { compareRendered, type ComparedChange, type DiffOptions } from './diff.js';
 
 export interface PlanOptions extends DiffOptions {
   /** Where the plan goes (relative to the working directory); default .skiff/plan/<env>.json. The readable text goes beside it as .txt. */
   out?: string;
+  /** Plan a commit older than the one the release runs (else refused, exit 2, as deploy refuses it). */
+  allowOlder?: boolean;
 }
 
 export interface PlanResult {
@@ -86,6 +90,9 @@ export async function runPlan(ctx: RunContext, opts: PlanOptions): Promise<PlanR
   let plan: PlanFile;
   try {
     const session = await connect(ctx, target, opts);
+    // A commit older than the one the release runs: deploy would refuse the plan, so it is refused now.
+    const history = await session.storage.history(target.release);
+    await checkNotOutdated(ctx, { repo: project.repo, target, history, candidate: revisionGit(project.git, ctx.ci), allowOlder: opts.allowOlder });
     await lintGate(ctx, rendered.manifests, { env: target.env, namespace: target.namespace, images, kube: session.kube });
     const c = await compareRendered(ctx, target, rendered, project.config.project, opts, session);
     const digest = renderedDigest(

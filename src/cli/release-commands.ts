@@ -179,6 +179,7 @@ function addPlanCommand(program: Command) {
     .add(envCommand(program, 'plan', 'save what a deploy would change, for skiff deploy --plan to apply exactly that'))
     .option('--out <file>', 'where the plan goes (default: .skiff/plan/<env>.json); the readable plan goes beside it as .txt')
     .option('--adopt', `take over objects of another release or tool, as deploy --adopt (else refused, exit ${ExitCode.badInput})`)
+    .option('--allow-older', 'plan a commit older than the one the release runs (deploy --plan needs --allow-older too)')
     .addHelpText(
       'after',
       `
@@ -197,7 +198,14 @@ Examples:
     );
   onEnv(program, cmd, async ({ ctx, json }, env, flags) => {
     const { runPlan } = await import('../actions/plan.js');
-    const r = await runPlan(ctx, { env, ...targetFlags.read(flags), ...valuesFlags.read(flags), out: flags.string('out'), adopt: flags.boolean('adopt') });
+    const r = await runPlan(ctx, {
+      env,
+      ...targetFlags.read(flags),
+      ...valuesFlags.read(flags),
+      out: flags.string('out'),
+      adopt: flags.boolean('adopt'),
+      allowOlder: flags.boolean('allowOlder'),
+    });
     if (json) printJson(r.plan);
     else process.stdout.write(r.text);
     ctx.reporter.info(`plan written to ${r.file} (readable: ${r.textFile}); apply it with: skiff deploy ${env} --plan ${r.file}`);

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runHistory } from '../../src/actions/history.js';
+import { runPlan } from '../../src/actions/plan.js';
 import { runRollback } from '../../src/actions/rollback.js';
 import { readCiContext } from '../../src/gitlab/ci-variables.js';
 import { configFailure } from '../helpers/failure.js';
@@ -87,5 +88,15 @@ describe('deploy refuses a commit older than the one the release runs', () => {
     expect(await configFailure(runDeploy(inPipeline(809), { env: 'staging', autoRollback: false }))).toBe(
       `staging runs ${h.b.slice(0, 7)} (pipeline 812), newer than ${h.a.slice(0, 7)} (pipeline 809); --allow-older to deploy it anyway`,
     );
+  });
+
+  it('a plan of an older commit is refused as its deploy would be; --allow-older plans it', async () => {
+    const h = await harness();
+    await runDeploy(h.ctx, { env: 'staging' });
+    await git(h.dir, 'checkout', '-q', h.a);
+    expect(await configFailure(runPlan(h.ctx, { env: 'staging' }))).toBe(
+      `staging runs ${h.b.slice(0, 7)}, newer than ${h.a.slice(0, 7)}; --allow-older to deploy it anyway`,
+    );
+    expect((await runPlan(h.ctx, { env: 'staging', allowOlder: true })).plan.commit).toBe(h.a);
   });
 });
