@@ -82,11 +82,21 @@ export function againHint(env: string): string {
 }
 
 type Check = (v: unknown) => boolean;
-const str: Check = (v) => typeof v === 'string' && v.length > 0;
-const optStr: Check = (v) => v === undefined || typeof v === 'string';
+/**
+ * What a plan's messages may quote of it: no control characters (a forged
+ * plan could write over the CI log's lines, or fake a section), no
+ * bidirectional overrides, and short: names, URLs and versions are.
+ */
+// eslint-disable-next-line no-control-regex -- refusing control characters is the point
+const PRINTABLE = /^[^\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]{1,1024}$/;
+const str: Check = (v) => typeof v === 'string' && PRINTABLE.test(v);
+const optStr: Check = (v) => v === undefined || str(v);
+/** Free text: only a plan's own readable text shows it (diffs). */
+const text: Check = (v) => typeof v === 'string';
 const optId: Check = (v) => v === undefined || (typeof v === 'number' && Number.isSafeInteger(v) && v > 0);
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const stringMap: Check = (v) => isRecord(v) && Object.values(v).every((x) => typeof x === 'string');
+const stringMap: Check = (v) => isRecord(v) && Object.entries(v).every(([k, x]) => str(k) && str(x));
+const SHA256 = /^sha256:[0-9a-f]{64}$/;
 
 /** The top-level fields and what each must be. */
 const FIELDS: Record<string, [Check, string]> = {
@@ -98,15 +108,15 @@ const FIELDS: Record<string, [Check, string]> = {
   branch: [optStr, 'a branch name'],
   cluster: [(v) => isRecord(v) && str(v.context) && optStr(v.server), 'a cluster ({server, context})'],
   revision: [(v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0, 'a revision number'],
-  plannedAt: [(v) => typeof v === 'string' && !Number.isNaN(Date.parse(v)), 'a time'],
+  plannedAt: [(v) => str(v) && !Number.isNaN(Date.parse(v as string)), 'a time'],
   pipelineId: [optId, 'a pipeline id'],
   jobId: [optId, 'a job id'],
   pipelineUrl: [optStr, 'a URL'],
   jobUrl: [optStr, 'a URL'],
   adopt: [(v) => typeof v === 'boolean', 'true or false'],
   images: [stringMap, 'image references by name'],
-  digest: [(v) => typeof v === 'string' && /^sha256:[0-9a-f]{64}$/.test(v), 'a sha256 digest'],
-  objectDigests: [stringMap, 'object digests by object'],
+  digest: [(v) => typeof v === 'string' && SHA256.test(v), 'a sha256 digest'],
+  objectDigests: [(v) => stringMap(v) && Object.values(v as Record<string, string>).every((d) => SHA256.test(d)), 'object digests by object'],
   charts: [(v) => Array.isArray(v) && v.every((c) => isRecord(c) && str(c.chart) && optStr(c.from) && optStr(c.to)), 'a list of chart changes'],
   changes: [(v) => Array.isArray(v), 'a list of changes'],
 };
@@ -117,11 +127,13 @@ const CHANGES = new Set(['create', 'update', 'delete']);
 function changeProblem(c: unknown): string | undefined {
   if (!isRecord(c)) return 'is not an object';
   if (!str(c.object) || !str(c.apiVersion) || !str(c.kind) || !str(c.name) || !optStr(c.namespace)) return 'does not name its object';
-  if (typeof c.change !== 'string' || !CHANGES.has(c.change)) return `has change ${JSON.stringify(c.change)}, not create, update or delete`;
-  if (typeof c.diff !== 'string') return 'has no diff';
-  if (c.change !== 'create' && typeof c.resourceVersion !== 'string') return `is an ${c.change} without the resourceVersion it saw`;
+  if (typeof c.change !== 'string' || !CHANGES.has(c.change)) {
+    return `has change ${str(c.change) && String(c.change).length <= 20 ? JSON.stringify(c.change) : 'of another kind'}, not create, update or delete`;
+  }
+  if (!text(c.diff)) return 'has no diff';
+  if (c.change !== 'create' && !str(c.resourceVersion)) return `is an ${c.change} without the resourceVersion it saw`;
   if (c.change === 'create' && c.resourceVersion !== undefined) return 'is a create with a resourceVersion';
-  if (c.fields !== undefined && !(Array.isArray(c.fields) && c.fields.every((f) => typeof f === 'string'))) return 'has fields that are not a list of paths';
+  if (c.fields !== undefined && !(Array.isArray(c.fields) && c.fields.every(text))) return 'has fields that are not a list of paths';
   return undefined;
 }
 
@@ -136,7 +148,11 @@ export function parsePlanFile(text: string, shown: string, env: string): PlanFil
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw refuse(`is not JSON (${e instanceof Error ? e.message.split('\n')[0] : String(e)}): not a plan file, or cut short`);
+    // Not the parser's message: it quotes the text, and a path given by mistake can name a file that holds a secret.
+    const message = e instanceof Error ? e.message : '';
+    const at = /position (\d+)/.exec(message)?.[1];
+    const where = /end of JSON/.test(message) ? 'it ends early' : at === undefined ? 'an unexpected character' : `at character ${at}`;
+    throw refuse(`is not JSON (${where}): not a plan file, or cut short`);
   }
   if (!isRecord(data)) throw refuse('is not a plan file (a JSON object with version, environment, commit, digest, changes…)');
   if (data.version !== PLAN_VERSION) {

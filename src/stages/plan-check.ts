@@ -6,7 +6,8 @@
  * the release's revision and the resourceVersion of every object the plan
  * changes. Any difference is exit 2 naming it, and nothing is applied.
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { RunContext } from '../context.js';
 import { ConfigError } from '../errors.js';
@@ -70,18 +71,44 @@ function showPath(cwd: string, file: string): string {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : resolve(cwd, file);
 }
 
+/**
+ * The plan file's text. Only a regular file is read, and at most
+ * PLAN_MAX_BYTES of it: a FIFO would wait for a writer for ever and a device
+ * (/dev/zero) never ends. Opened non-blocking so that a FIFO is seen, not
+ * waited on.
+ */
 async function readPlanText(ctx: RunContext, file: string, env: string): Promise<string> {
   const shown = showPath(ctx.cwd, file);
-  let text: Buffer;
+  const cannot = (why: string) => new ConfigError(`--plan ${shown}: cannot read it (${why}); make one with skiff plan ${env}`);
+  const tooBig = (bytes: number) => new ConfigError(`plan ${shown} is ${Math.ceil(bytes / 2 ** 20)} MB, not a plan file skiff wrote; ${againHint(env)}`);
+  let fh: FileHandle;
   try {
-    text = await readFile(resolve(ctx.cwd, file));
+    fh = await open(resolve(ctx.cwd, file), constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a folder' : (code ?? 'unreadable');
-    throw new ConfigError(`--plan ${shown}: cannot read it (${why}); make one with skiff plan ${env}`);
+    throw cannot(code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? 'unreadable'));
   }
-  if (text.length > PLAN_MAX_BYTES) throw new ConfigError(`plan ${shown} is ${text.length >> 20} MB, not a plan file skiff wrote; ${againHint(env)}`);
-  return text.toString('utf8');
+  try {
+    const st = await fh.stat();
+    if (st.isDirectory()) throw cannot('a folder');
+    if (!st.isFile()) throw cannot('not a regular file');
+    if (st.size > PLAN_MAX_BYTES) throw tooBig(st.size);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const { bytesRead, buffer } = await fh.read({ buffer: Buffer.alloc(1 << 20) });
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > PLAN_MAX_BYTES) throw tooBig(total); // it grew while read
+      chunks.push(buffer.subarray(0, bytesRead));
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw cannot((e as NodeJS.ErrnoException).code ?? 'unreadable');
+  } finally {
+    await fh.close();
+  }
 }
 
 /**

@@ -1,0 +1,115 @@
+// skiff deploy --plan with a plan file that is hostile or tampered with: it
+// travels as a CI artifact that anyone with developer access could replace.
+// A plan is only a gate: whatever it says, the deploy applies the objects it
+// renders itself or nothing (exit 2, one line, no raw error, no hang).
+import { execFileSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runDeploy } from '../../src/actions/deploy.js';
+import { runPlan } from '../../src/actions/plan.js';
+import { parsePlanFile, type PlanFile } from '../../src/release/plan-file.js';
+import { configFailure } from '../helpers/failure.js';
+import { configMap, docs } from '../helpers/manifests.js';
+import { commitFiles, orchestrationHarness, revisions, skiffYaml, useFakeRegistry } from '../helpers/orchestration.js';
+
+const NS = 'plan-staging';
+const PLAN = '.skiff/plan/staging.json';
+const registry = useFakeRegistry();
+
+/** Revision 1 (ConfigMaps app and other), then a commit that changes app only. */
+async function harness() {
+  const h = await orchestrationHarness(
+    {
+      'skiff.yaml': skiffYaml('plan', { staging: { namespace: NS } }),
+      '.kube/app.yaml.ejs': docs(configMap('app', { version: 'a' }), configMap('other', { x: '1' })),
+    },
+    { registry, repository: 'plan' },
+  );
+  expect(await runDeploy(h.ctx, { env: 'staging' })).toMatchObject({ revision: 1, status: 'deployed' });
+  await commitFiles(h.dir, { '.kube/app.yaml.ejs': docs(configMap('app', { version: 'b' }), configMap('other', { x: '1' })) });
+  const realWrites = () => h.kube.writes().filter((c) => c.kind !== 'Lease').length;
+  /** The plan as skiff wrote it, changed by `edit`. */
+  const tamper = async (edit: (p: PlanFile) => void) => {
+    const p = JSON.parse(await readFile(join(h.dir, PLAN), 'utf8')) as PlanFile;
+    edit(p);
+    await writeFile(join(h.dir, PLAN), JSON.stringify(p));
+  };
+  return { ...h, realWrites, tamper };
+}
+
+/** The refusal, within `ms` (a read that waits for ever fails the test), with nothing applied. */
+async function refusedQuickly(h: Awaited<ReturnType<typeof harness>>, plan: string, ms = 5000): Promise<string> {
+  const writes = h.realWrites();
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`deploy --plan ${plan} still running after ${ms} ms`)), ms));
+  const message = await configFailure(Promise.race([runDeploy(h.ctx, { env: 'staging', plan }), timeout]));
+  expect(h.realWrites()).toBe(writes);
+  expect(await revisions(h.ctx)).toEqual(['1 deployed']);
+  return message;
+}
+
+describe('a plan file that is not a file skiff wrote', () => {
+  it('refuses a FIFO and a device at once instead of waiting on them or reading without end', async () => {
+    const h = await harness();
+    execFileSync('mkfifo', [join(h.dir, 'fifo.json')]);
+    expect(await refusedQuickly(h, 'fifo.json')).toBe('--plan fifo.json: cannot read it (not a regular file); make one with skiff plan staging');
+    expect(await refusedQuickly(h, '/dev/zero')).toBe('--plan /dev/zero: cannot read it (not a regular file); make one with skiff plan staging');
+  });
+
+  it('does not quote a file that is not JSON: a path given by mistake can name a key file', async () => {
+    const h = await harness();
+    await writeFile(join(h.dir, 'key.json'), '8f3a1c9d2b7e4f60a1b2c3d4e5f60718\n');
+    const message = await refusedQuickly(h, 'key.json');
+    expect(message).toBe('plan key.json is not JSON (at character 1): not a plan file, or cut short; run skiff plan staging again');
+    expect(message).not.toContain('8f3a1c');
+  });
+
+  it('refuses control characters and overlong names that a message would quote, and a deep document, in one line', async () => {
+    const h = await harness();
+    await runPlan(h.ctx, { env: 'staging' });
+    const good = await readFile(join(h.dir, PLAN), 'utf8');
+    const variants: Array<[string, (p: PlanFile) => void, RegExp]> = [
+      ['environment', (p) => (p.environment = 'staging\r\u001b[0Ksection_end:1:x\r\u001b[0Kdeployed'), /is damaged: "environment" is not an environment name;/],
+      ['object', (p) => (p.changes[0]!.object = 'ConfigMap/app\u001b[2K'), /is damaged: changes\[0\] does not name its object;/],
+      ['resourceVersion', (p) => (p.changes[0]!.resourceVersion = 'x'.repeat(5000)), /changes\[0\] is an update without the resourceVersion it saw;/],
+      ['change', (p) => ((p.changes[0] as { change: string }).change = 'y'.repeat(1 << 20)), /changes\[0\] has change of another kind, not create/],
+      ['objectDigests', (p) => (p.objectDigests = { '/ConfigMap/x/\u202egone': `sha256:${'0'.repeat(64)}` }), /"objectDigests" is not object digests/],
+      ['objectDigests value', (p) => (p.objectDigests = { '/ConfigMap/x/y': 'not a digest' }), /"objectDigests" is not object digests/],
+    ];
+    for (const [, edit, message] of variants) {
+      await writeFile(join(h.dir, PLAN), good);
+      await h.tamper(edit);
+      const m = await refusedQuickly(h, PLAN);
+      expect(m).toMatch(message);
+      expect(m.length).toBeLessThan(300);
+      // eslint-disable-next-line no-control-regex -- none may reach the log
+      expect(m).not.toMatch(/[\u0000-\u001f\u202e]/);
+    }
+    const deep = `{"version":1,"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    await writeFile(join(h.dir, PLAN), deep);
+    expect(await refusedQuickly(h, PLAN)).toMatch(/is damaged: "environment" is missing;/);
+  });
+});
+
+describe('parsePlanFile', () => {
+  it('reads back a plan with names as skiff writes them, RBAC names with colons included', () => {
+    const p = {
+      version: 1,
+      environment: 'review/feature-x',
+      release: 'shop-review-feature-x',
+      namespace: 'shop',
+      project: 'shop',
+      commit: 'a'.repeat(40),
+      cluster: { server: 'https://10.0.0.1:6443', context: 'group/agents:prod' },
+      revision: 0,
+      plannedAt: '2025-01-02T03:04:05.000Z',
+      adopt: false,
+      images: {},
+      digest: `sha256:${'d'.repeat(64)}`,
+      objectDigests: { 'rbac.authorization.k8s.io/ClusterRole//system:shop-reader': `sha256:${'e'.repeat(64)}` },
+      charts: [],
+      changes: [],
+    };
+    expect(parsePlanFile(JSON.stringify(p), 'p.json', 'review/feature-x')).toEqual(p);
+  });
+});
