@@ -65,12 +65,30 @@ export interface GitRepo {
 const scrubbed = new WeakMap<NodeJS.ProcessEnv, NodeJS.ProcessEnv>();
 function gitEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   let out = scrubbed.get(env);
-  if (!out) scrubbed.set(env, (out = childEnv(env)));
+  if (!out) scrubbed.set(env, (out = trustCiCheckout(childEnv(env))));
   return out;
+}
+
+/**
+ * Under GitLab CI the job's own checkout (CI_PROJECT_DIR, and nothing else) is git's safe.directory:
+ * the runner clones it as root, and a job image that runs as another user would have git refuse it
+ * as of "dubious ownership". The job runs that repository's pipeline anyway. Given as command-line
+ * configuration (GIT_CONFIG_COUNT), the scope git takes safe.directory from besides the global one.
+ */
+function trustCiCheckout(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (env.GITLAB_CI !== 'true' || !env.CI_PROJECT_DIR) return env;
+  const n = Number.parseInt(env.GIT_CONFIG_COUNT ?? '0', 10) || 0;
+  return { ...env, GIT_CONFIG_COUNT: String(n + 1), [`GIT_CONFIG_KEY_${n}`]: 'safe.directory', [`GIT_CONFIG_VALUE_${n}`]: env.CI_PROJECT_DIR };
 }
 
 export async function findRepoRoot(cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
   const r = await git({ root: cwd, env }, ['rev-parse', '--show-toplevel'], { reject: false });
+  if (r.exitCode !== 0 && /dubious ownership/.test(r.stderr)) {
+    const top = /safe\.directory '?([^'\n]+)'?/.exec(r.stderr)?.[1]?.trim() ?? cwd;
+    throw new ConfigError(
+      `${top}: git refuses the repository: it belongs to another user than the one skiff runs as ("dubious ownership"); run skiff as its owner, or trust it with: git config --global --add safe.directory ${top}`,
+    );
+  }
   if (r.exitCode !== 0)
     throw new NoProjectError(`${cwd}: not a Git repository; skiff builds from a commit — run "git init" and commit, or cd into the repository`);
   return r.stdout;
