@@ -11,9 +11,14 @@
  * server merges them) as the checksum of each decoded value, and the
  * release's secret strings elsewhere (a password in a URL) masked. The key is
  * the release's mask salt, kept in its records in the cluster and never in a
- * plan, so that a plan's digest cannot be used to try candidate passwords;
- * a release without records yet has no salt, and then the checksums are plain
- * SHA-256.
+ * plan, so that a plan's digest cannot be used to try candidate passwords.
+ * A release without a salt yet (before its first deploy) has no such key, and
+ * a plain checksum would let anyone who reads the plan (a CI artifact) test
+ * guesses against an object's digest: then secret values are left out of the
+ * digest (each is the same placeholder). What that leaves unseen is a secret
+ * value given by --set or --values that changes between the plan and the
+ * first deploy; values in the commit (secret-values files) cannot change
+ * without a new commit, which the plan's commit check refuses.
  */
 import { createHash } from 'node:crypto';
 import { objectKey, objectRef } from '../kube/object-key.js';
@@ -72,12 +77,15 @@ function sortKeys(v: unknown): unknown {
   return out;
 }
 
+/** Every secret value's placeholder while the release has no salt (see the module's comment). */
+const NO_KEY_YET: MaskDigest = () => 'left-out';
+
 /**
  * The digest of a release's rendered objects, with the secret strings the
  * render knows (its redactor's) and the release's salt (undefined: none yet).
  */
 export function renderedDigest(objects: readonly KubeObject[], secrets: SecretStrings, salt: Buffer | undefined): RenderedDigest {
-  const digest = maskDigest(salt);
+  const digest = salt === undefined ? NO_KEY_YET : maskDigest(salt);
   const byKey: Record<string, string> = {};
   for (const o of [...objects].sort((a, b) => (objectKey(a) < objectKey(b) ? -1 : objectKey(a) > objectKey(b) ? 1 : 0))) {
     byKey[objectKey(o)] = sha256(JSON.stringify(canonicalObject(o, secrets, digest)));

@@ -83,8 +83,10 @@ describe('renderedDigest', () => {
     const secrets = secretsOf([d!, s!]);
     expect(renderedDigest([d!, asData], secrets, salt)).toEqual(renderedDigest([d!, s!], secrets, salt));
     expect(renderedDigest([d!, s!], secrets, Buffer.alloc(32, 9)).digest).not.toBe(renderedDigest([d!, s!], secrets, salt).digest);
-    // No salt yet (a release's first deploy): plain checksums, still the same from render to render.
+    // No salt yet (a release's first deploy): secret values left out, still the same from render to render.
     expect(renderedDigest([d!, s!], secrets, undefined)).toEqual(renderedDigest([d!, asData], secrets, undefined));
+    const other = objects(CI_A, { password: 'another-secret-value' });
+    expect(renderedDigest(other, secretsOf(other, 'another-secret-value'), undefined)).toEqual(renderedDigest([d!, s!], secrets, undefined));
   });
 
   it('names objects added and gone', () => {

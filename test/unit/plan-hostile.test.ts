@@ -3,12 +3,16 @@
 // A plan is only a gate: whatever it says, the deploy applies the objects it
 // renders itself or nothing (exit 2, one line, no raw error, no hang).
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
 import { runPlan } from '../../src/actions/plan.js';
 import { parsePlanFile, type PlanFile } from '../../src/release/plan-file.js';
+import type { KubeObject } from '../../src/kube/objects.js';
+import { maskDigest } from '../../src/secrets/material.js';
+import { canonicalObject, renderedDigest } from '../../src/stages/plan-digest.js';
 import { configFailure } from '../helpers/failure.js';
 import { configMap, docs } from '../helpers/manifests.js';
 import { commitFiles, orchestrationHarness, revisions, skiffYaml, useFakeRegistry } from '../helpers/orchestration.js';
@@ -111,5 +115,46 @@ describe('parsePlanFile', () => {
       changes: [],
     };
     expect(parsePlanFile(JSON.stringify(p), 'p.json', 'review/feature-x')).toEqual(p);
+  });
+});
+
+describe('a plan read by someone guessing a password', () => {
+  const secret = ['apiVersion: v1', 'kind: Secret', 'metadata:', '  name: db', 'stringData:', '  password: <%= values.db.password %>', ''].join('\n');
+  /** The Secret as skiff renders it (its labels and annotation), with a guessed password. */
+  const guess = (password: string): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: 'db',
+      namespace: NS,
+      labels: { 'app.kubernetes.io/managed-by': 'skiff', 'skiff.io/release': 'plan-staging' },
+      annotations: { 'skiff.io/release-namespace': NS },
+    },
+    stringData: { password },
+  });
+
+  it("cannot test a guess against a first deploy's plan (no salt yet), and that plan still deploys", async () => {
+    const h = await orchestrationHarness(
+      {
+        'skiff.yaml': skiffYaml('plan', { staging: { namespace: NS } }),
+        '.kube/values.yaml': 'db:\n  password: hunter2-pw\n',
+        '.kube/app.yaml.ejs': docs(configMap('app'), secret),
+      },
+      { registry, repository: 'plan' },
+    );
+    const { plan } = await runPlan(h.ctx, { env: 'staging' });
+    expect(plan.revision).toBe(0);
+    const planned = plan.objectDigests[`/Secret/${NS}/db`];
+    expect(planned).toMatch(/^sha256:/);
+    // Whoever reads the plan computes the Secret's digest for each guess, with plain checksums or as skiff does without a salt.
+    const plain = (pw: string) =>
+      `sha256:${createHash('sha256')
+        .update(JSON.stringify(canonicalObject(guess(pw), new Map(), maskDigest(undefined))))
+        .digest('hex')}`;
+    const asSkiff = (pw: string) => Object.values(renderedDigest([guess(pw)], new Map(), undefined).objects)[0];
+    expect(['wrong-guess', 'hunter2-pw'].filter((pw) => plain(pw) === planned)).toEqual([]);
+    // The right guess and a wrong one give the same digest: the password is not in it at all.
+    expect(asSkiff('hunter2-pw')).toBe(asSkiff('wrong-guess'));
+    expect(await runDeploy(h.ctx, { env: 'staging', plan: PLAN })).toMatchObject({ revision: 1, status: 'deployed' });
   });
 });
