@@ -9,6 +9,7 @@ import { dryRun } from '../stages/apply.js';
 import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
 import { lintGate } from '../stages/lint-gate.js';
 import { checkPlanLive, checkPlanRender, openPlan, type OpenedPlan } from '../stages/plan-check.js';
+import { comparePlanned } from './plan.js';
 import { connect, ensureNamespace, withReleaseLock } from '../stages/kube-session.js';
 import { renderEnvironment, type ReleaseTarget, type RenderedRelease, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome } from '../stages/release-run.js';
@@ -53,9 +54,8 @@ export interface DeployInputs {
  * the release lock, the revision is applied and followed to a verdict.
  */
 export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: DeployInputs = {}): Promise<DeployResult> {
-  // A plan is checked before anything is rendered (its commit, cluster, release); it adopts as it was planned.
+  // A plan is checked before anything is rendered (its commit, cluster, release; --adopt as it was planned).
   const plan = opts.plan === undefined ? undefined : await openPlan(outer, { ...opts, plan: opts.plan }, inputs.project);
-  if (plan?.plan.adopt) opts = { ...opts, adopt: true };
   const { project, target, images, rendered } = await renderEnvironment(outer, opts, plan?.project ?? inputs.project);
   // Checked before the first write to the cluster: a symlink committed there would only fail the run at its end.
   await refuseSymlinks(project.root, DOTENV_REPORT);
@@ -94,6 +94,8 @@ async function deployRendered(
   // Nothing of another release is applied over, or later pruned, without an explicit adopt.
   const ownership = await checkOwnership(kube, rendered.manifests, { release: target.release, namespace: target.namespace, adopt: opts.adopt });
   await dryRun(kube, rendered.manifests, target.namespace, releaseFieldManager(target.release));
+  // A plan's changes must be the ones this deploy finds itself; what it compared is checked again under the lock.
+  const seen = plan ? await comparePlanned(ctx, plan, target, rendered, opts, { kube, storage }) : [];
 
   const autoRollback = opts.autoRollback ?? target.environment.autoRollback ?? project.config.deploy.autoRollback ?? ctx.ci.active;
   const runOpts = {
@@ -105,7 +107,7 @@ async function deployRendered(
   };
   await ensureNamespace(kube, target.namespace);
   return withReleaseLock(ctx, { kube, storage }, target, 'deploy', opts, async ({ ctx, kube, storage }) => {
-    if (plan) await checkPlanLive(plan, kube, storage);
+    if (plan) await checkPlanLive(plan, kube, storage, seen);
     await outdated.recheck(ctx, await storage.history(target.release));
     const outcome = await runRelease(ctx, kube, storage, {
       ...runOpts,

@@ -52,9 +52,19 @@ export interface ComparedChange extends ObjectChange {
   fields?: string[];
 }
 
+/** An object compared (rendered, or one a deploy would prune) and its live resourceVersion then. */
+export interface ObservedObject {
+  object: string;
+  id: ComparedChange['id'];
+  /** '' for a live object without one; undefined: not in the cluster. */
+  resourceVersion?: string;
+}
+
 /** What diff and plan learn from comparing a render with the cluster. */
 export interface Comparison extends DiffResult {
   changes: ComparedChange[];
+  /** Every object compared (hooks aside) and what a deploy would prune, changed or not: what deploy --plan checks again under the lock. */
+  observed: ObservedObject[];
   /** The release's latest revision; 0 when it has none. */
   revision: number;
   /** The release's mask salt, when it has one. Never printed. */
@@ -192,10 +202,16 @@ export async function compareRendered(
     const diff = unifiedDiff(yaml(comparable(live, redactor)), '', `live ${objectRef(live)}`, '(pruned)');
     changes.push({ object: objectRef(live), change: 'delete', diff, id: identity(live), resourceVersion: liveVersion(live) });
   }
+  const seen = (o: KubeObject, live: KubeObject | undefined): ObservedObject => ({
+    object: objectRef(o),
+    id: identity(o),
+    ...(live ? { resourceVersion: liveVersion(live) ?? '' } : {}),
+  });
   return {
     release: target.release,
     namespace: target.namespace,
     changes,
+    observed: [...compared.map(({ o, live }) => seen(o, live)), ...doomed.map((live) => seen(live, live))],
     charts: chartChanges(current?.charts, rendered.charts),
     revision: history.at(-1)?.revision ?? 0,
     salt,

@@ -9,7 +9,9 @@ import { lintGate } from '../stages/lint-gate.js';
 import { renderedDigest } from '../stages/plan-digest.js';
 import { checkNotOutdated } from '../stages/outdated-deploy.js';
 import { revisionGit } from '../release/outdated.js';
-import { renderEnvironment, type ReleaseTarget } from '../stages/release-inputs.js';
+import { checkPlanChanges, type OpenedPlan, type SeenObject } from '../stages/plan-check.js';
+import { renderEnvironment, type ReleaseTarget, type RenderedRelease } from '../stages/release-inputs.js';
+import type { ClusterSession } from '../stages/kube-session.js';
 import { compareRendered, type ComparedChange, type DiffOptions } from './diff.js';
 
 export interface PlanOptions extends DiffOptions {
@@ -138,4 +140,24 @@ function ciIds(ctx: RunContext): Pick<PlanFile, 'pipelineId' | 'jobId' | 'pipeli
     ...(pipelineUrl === undefined ? {} : { pipelineUrl }),
     ...(jobUrl === undefined ? {} : { jobUrl }),
   };
+}
+
+/**
+ * deploy --plan, after its dry run and before the lock: the deploy compares
+ * its own render with the cluster as plan did, and refuses (exit 2) unless
+ * that shows exactly the plan's changes, at the resourceVersions the plan
+ * saw. A plan only ever stops a deploy: what it lists is checked, never used.
+ * Returns every object compared, for checkPlanLive under the lock.
+ */
+export async function comparePlanned(
+  ctx: RunContext,
+  opened: OpenedPlan,
+  target: ReleaseTarget,
+  rendered: RenderedRelease,
+  opts: DiffOptions,
+  session: ClusterSession,
+): Promise<SeenObject[]> {
+  const now = await compareRendered(ctx, target, rendered, opened.project.config.project, opts, session);
+  checkPlanChanges(opened, now);
+  return now.observed;
 }

@@ -198,6 +198,7 @@ Examples:
     );
   onEnv(program, cmd, async ({ ctx, json }, env, flags) => {
     const { runPlan } = await import('../actions/plan.js');
+    const { deployCommand } = await import('../release/plan-file.js');
     const r = await runPlan(ctx, {
       env,
       ...targetFlags.read(flags),
@@ -208,7 +209,7 @@ Examples:
     });
     if (json) printJson(r.plan);
     else process.stdout.write(r.text);
-    ctx.reporter.info(`plan written to ${r.file} (readable: ${r.textFile}); apply it with: skiff deploy ${env} --plan ${r.file}`);
+    ctx.reporter.info(`plan written to ${r.file} (readable: ${r.textFile}); apply it with: ${deployCommand(r.plan, r.file)}`);
   });
 }
 

@@ -189,6 +189,11 @@ export function changeCount(changes: readonly Pick<PlannedChange, 'change'>[]): 
   return `${changes.length} change${changes.length === 1 ? '' : 's'} (${parts.join(', ')})`;
 }
 
+/** The command that applies a plan (with --adopt when it takes objects over: the command line must say so too). */
+export function deployCommand(plan: Pick<PlanFile, 'environment' | 'adopt'>, jsonPath: string): string {
+  return `skiff deploy ${plan.environment} --plan ${jsonPath}${plan.adopt ? ' --adopt' : ''}`;
+}
+
 /** The readable plan (`<out>.txt`, and what `skiff plan` prints): the facts, then each change with its fields and diff. */
 export function planText(plan: PlanFile, jsonPath: string): string {
   const cluster = plan.cluster.server ? `${plan.cluster.server} (kube context ${plan.cluster.context})` : `kube context ${plan.cluster.context}`;
@@ -207,6 +212,6 @@ export function planText(plan: PlanFile, jsonPath: string): string {
   for (const c of plan.changes) {
     lines.push('', `# ${c.change} ${c.object}${c.fields?.length ? `: ${c.fields.join(', ')}` : ''}`, c.diff.replace(/\n$/, ''));
   }
-  lines.push('', `apply exactly this: skiff deploy ${plan.environment} --plan ${jsonPath}`);
+  lines.push('', `apply exactly this: ${deployCommand(plan, jsonPath)}`);
   return `${lines.join('\n')}\n`;
 }

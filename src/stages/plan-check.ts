@@ -1,10 +1,14 @@
 /**
  * `skiff deploy <env> --plan <file>`: the plan is applied only if nothing it
  * was made from has moved. Before anything is rendered, the file, the
- * environment, the release, the cluster and the commit; after the render, the
- * digest of the rendered objects; under the release lock, before any write,
- * the release's revision and the resourceVersion of every object the plan
- * changes. Any difference is exit 2 naming it, and nothing is applied.
+ * environment, the release, the cluster, the commit and --adopt; after the
+ * render, the digest of the rendered objects; after the dry run, the deploy's
+ * own comparison with the cluster against the plan's changes (the same
+ * objects, changes, fields and resourceVersions); under the release lock,
+ * before any write, the release's revision and the resourceVersion of every
+ * object compared. Any difference is exit 2 naming it, and nothing is
+ * applied. A plan is a file anyone may have edited: it only ever stops a
+ * deploy, and nothing in it is applied or used to find an object.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -15,7 +19,8 @@ import { mapLimit } from '../core/concurrency.js';
 import { KubeApiError, PARALLEL_REQUESTS, type KubeClient } from '../kube/kube-client.js';
 import type { Project } from '../project.js';
 import { loadProject } from '../project.js';
-import { againHint, parsePlanFile, shortSha, type PlanFile, type PlannedCluster } from '../release/plan-file.js';
+import { againHint, parsePlanFile, shortSha, type PlanFile, type PlannedChange, type PlannedCluster } from '../release/plan-file.js';
+import { objectKey } from '../kube/object-key.js';
 import type { ReleaseRecord } from '../release/release-record.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import { releaseSalt } from '../secrets/redact.js';
@@ -63,6 +68,18 @@ export function planMismatch(plan: PlanFile, here: PlanHere, shown: string): str
   }
   if (plan.commit !== here.commit) return `plan ${shown} was made for commit ${shortSha(plan.commit)}, this is ${shortSha(here.commit)}; ${again}`;
   return undefined;
+}
+
+/**
+ * Taking over another release's objects is asked for on the command line, not
+ * by a file: a plan made with --adopt is deployed with --adopt, one made
+ * without it without. The refusal, or undefined.
+ */
+export function adoptMismatch(plan: PlanFile, adopt: boolean, shown: string): string | undefined {
+  if (plan.adopt === adopt) return undefined;
+  return plan.adopt
+    ? `plan ${shown} takes over objects of other releases or tools (it was made with --adopt): deploy it with --adopt as well, or ${againHint(plan.environment)} without --adopt`
+    : `plan ${shown} was made without --adopt: deploy it without --adopt, or run skiff plan ${plan.environment} --adopt`;
 }
 
 /** How a message names the file: relative to the working directory when it is below it. */
@@ -116,7 +133,7 @@ async function readPlanText(ctx: RunContext, file: string, env: string): Promise
  * then that it was made for this environment, release, namespace and project,
  * against this cluster, from the commit checked out. Exit 2 otherwise.
  */
-export async function openPlan(ctx: RunContext, opts: TargetOptions & { plan: string }, given?: Project): Promise<OpenedPlan> {
+export async function openPlan(ctx: RunContext, opts: TargetOptions & { plan: string; adopt?: boolean }, given?: Project): Promise<OpenedPlan> {
   const shown = showPath(ctx.cwd, opts.plan);
   const project = given ?? (await loadProject(ctx, opts));
   const target = resolveTarget(project, opts.env, opts, ctx.ci);
@@ -135,6 +152,8 @@ export async function openPlan(ctx: RunContext, opts: TargetOptions & { plan: st
     shown,
   );
   if (mismatch) throw new ConfigError(mismatch, { detail: { plan: shown, cluster: clusterLabel(target) } });
+  const adopt = adoptMismatch(plan, Boolean(opts.adopt), shown);
+  if (adopt) throw new ConfigError(adopt);
   return { shown, plan, project };
 }
 
@@ -145,6 +164,14 @@ export interface LiveState {
   latest?: Pick<ReleaseRecord, 'status' | 'git' | 'deployedBy'>;
   /** Each planned change's object's resourceVersion now, in the plan's order; undefined: not in the cluster. */
   versions: Array<string | undefined>;
+}
+
+/** How one object moved: absent (undefined) or at resourceVersion `then`, and `now`; undefined when it did not. */
+function moved(object: string, then: string | undefined, now: string | undefined): string | undefined {
+  if (then === now) return undefined;
+  if (then === undefined) return `${object} was created since the plan`;
+  if (now === undefined) return `${object} was deleted since the plan`;
+  return `${object} changed in the cluster since the plan (resourceVersion ${then}, now ${now})`;
 }
 
 /** What moved since a plan was made, one phrase each; empty when nothing did. */
@@ -159,13 +186,64 @@ export function planDrift(plan: PlanFile, live: LiveState): string[] {
     );
   }
   plan.changes.forEach((c, i) => {
-    const now = live.versions[i];
-    if (c.change === 'create') {
-      if (now !== undefined) out.push(`${c.object} was created since the plan`);
-    } else if (now === undefined) out.push(`${c.object} was deleted since the plan`);
-    else if (now !== c.resourceVersion) out.push(`${c.object} changed in the cluster since the plan (resourceVersion ${c.resourceVersion}, now ${now})`);
+    const m = moved(c.object, c.change === 'create' ? undefined : c.resourceVersion, live.versions[i]);
+    if (m) out.push(m);
   });
   return out;
+}
+
+/** An object as the deploy compared it with its render, just before the lock (its identity from the render or the record, never from the plan). */
+export interface SeenObject {
+  object: string;
+  id: { apiVersion: string; kind: string; name: string; namespace?: string };
+  /** '' for a live object without one; undefined: not in the cluster. */
+  resourceVersion?: string;
+}
+
+/** The deploy's own comparison of its render with the cluster: the changes it would make, and every object it looked at. */
+export interface ComparisonNow {
+  changes: ReadonlyArray<Pick<PlannedChange, 'object' | 'change' | 'fields'> & { id: SeenObject['id'] }>;
+  observed: readonly SeenObject[];
+}
+
+const keyOf = (id: SeenObject['id']) => objectKey({ apiVersion: id.apiVersion, kind: id.kind, metadata: { name: id.name, namespace: id.namespace } });
+const DONE = { create: 'created', update: 'updated', delete: 'deleted' } as const;
+const showChange = (change: PlannedChange['change'], fields: readonly string[] | undefined) =>
+  `${DONE[change]}${fields?.length ? ` (${fields.join(', ')})` : ''}`;
+
+/**
+ * What differs between the changes a plan shows and those the deploy finds
+ * itself now, one phrase each: a change the plan does not show (a planned
+ * object's neighbour changed by hand since, or a plan edited to show less), a
+ * planned change no longer needed, another resourceVersion, other fields.
+ * The plan's own resourceVersions are not trusted to cover what it leaves out.
+ */
+export function changesDrift(plan: PlanFile, now: ComparisonNow): string[] {
+  const planned = new Map(plan.changes.map((c) => [keyOf(c), c]));
+  const seen = new Map(now.observed.map((o) => [keyOf(o.id), o]));
+  const out: string[] = [];
+  for (const c of now.changes) {
+    const key = keyOf(c.id);
+    const p = planned.get(key);
+    planned.delete(key);
+    const m = p && moved(c.object, p.change === 'create' ? undefined : p.resourceVersion, seen.get(key)?.resourceVersion);
+    if (!p) out.push(`${c.object} would be ${showChange(c.change, c.fields)}, which the plan does not show`);
+    else if (m) out.push(m);
+    else if (p.change !== c.change || (p.fields ?? []).join('\n') !== (c.fields ?? []).join('\n')) {
+      out.push(`${c.object} would be ${showChange(c.change, c.fields)}, the plan shows it ${showChange(p.change, p.fields)}`);
+    }
+  }
+  for (const [key, p] of planned) {
+    const m = moved(p.object, p.change === 'create' ? undefined : p.resourceVersion, seen.get(key)?.resourceVersion);
+    out.push(m ?? `${p.object} would not be ${DONE[p.change]} now, as the plan shows`);
+  }
+  return out;
+}
+
+/** Refuses (exit 2, nothing applied) a plan whose changes are not the ones the deploy finds itself now. */
+export function checkPlanChanges(opened: OpenedPlan, now: ComparisonNow): void {
+  const drift = changesDrift(opened.plan, now);
+  if (drift.length) throw driftError(opened, drift);
 }
 
 /** The refusal for what moved: the first two named, the count of the rest, the way out. */
@@ -205,9 +283,9 @@ export async function checkPlanRender(opened: OpenedPlan, storage: ReleaseStorag
   );
 }
 
-/** Each planned object's resourceVersion now (undefined: absent, or its kind not served yet), in the plan's order. */
-async function liveVersions(kube: KubeClient, plan: PlanFile): Promise<Array<string | undefined>> {
-  return mapLimit(plan.changes, PARALLEL_REQUESTS, async (c) => {
+/** Each object's resourceVersion now (undefined: absent, or its kind not served yet), in order. */
+async function liveVersions(kube: KubeClient, objects: ReadonlyArray<SeenObject['id']>): Promise<Array<string | undefined>> {
+  return mapLimit(objects, PARALLEL_REQUESTS, async (c) => {
     const live = await kube.get(c.apiVersion, c.kind, c.namespace, c.name).catch((e: unknown) => {
       if (e instanceof KubeApiError && e.status === 404) return undefined; // a kind whose CRD the plan creates
       throw e;
@@ -219,11 +297,20 @@ async function liveVersions(kube: KubeClient, plan: PlanFile): Promise<Array<str
 
 /**
  * Under the release lock, before any write: the release is still at the
- * plan's revision, and every object the plan changes still has the
- * resourceVersion it saw (a create: still absent). Exit 2 otherwise.
+ * plan's revision, and every object the deploy compared (checkPlanChanges:
+ * those the plan changes, at the resourceVersions it saw, and those it leaves
+ * as they are) is as it was then (absent ones still absent). Exit 2 otherwise.
  */
-export async function checkPlanLive(opened: OpenedPlan, kube: KubeClient, storage: ReleaseStorage): Promise<void> {
+export async function checkPlanLive(opened: OpenedPlan, kube: KubeClient, storage: ReleaseStorage, seen: readonly SeenObject[]): Promise<void> {
   const { revision, latest } = await latestRevision(storage, opened.plan.release);
-  const drift = planDrift(opened.plan, { revision, latest, versions: await liveVersions(kube, opened.plan) });
+  const drift = planDrift({ ...opened.plan, changes: [] }, { revision, latest, versions: [] });
+  const versions = await liveVersions(
+    kube,
+    seen.map((o) => o.id),
+  );
+  seen.forEach((o, i) => {
+    const m = moved(o.object, o.resourceVersion, versions[i]);
+    if (m) drift.push(m);
+  });
   if (drift.length) throw driftError(opened, drift);
 }

@@ -95,6 +95,83 @@ describe('a plan file that is not a file skiff wrote', () => {
   });
 });
 
+describe('a plan that shows less than the deploy would do', () => {
+  it('refuses a plan edited to show no changes: the deploy compares the cluster itself', async () => {
+    const h = await harness();
+    await runPlan(h.ctx, { env: 'staging' });
+    await h.tamper((p) => (p.changes = []));
+    expect(await refusedQuickly(h, PLAN)).toBe(
+      `plan ${PLAN} is out of date, nothing applied: ConfigMap/app would be updated (data.version), which the plan does not show; run skiff plan staging again`,
+    );
+    expect(h.kube.object('ConfigMap', NS, 'app')?.data).toEqual({ version: 'a' });
+  });
+
+  it('refuses a plan whose fields were edited, though its resourceVersions are right', async () => {
+    const h = await harness();
+    await runPlan(h.ctx, { env: 'staging' });
+    await h.tamper((p) => (p.changes[0]!.fields = ['metadata.labels.tier']));
+    expect(await refusedQuickly(h, PLAN)).toBe(
+      `plan ${PLAN} is out of date, nothing applied: ConfigMap/app would be updated (data.version), the plan shows it updated (metadata.labels.tier); run skiff plan staging again`,
+    );
+  });
+
+  it('refuses when an object the plan leaves as it is was changed by hand since: the deploy would undo that unseen', async () => {
+    const h = await harness();
+    const { plan } = await runPlan(h.ctx, { env: 'staging' });
+    expect(plan.changes.map((c) => c.object)).toEqual(['ConfigMap/app']);
+    const other = h.kube.object('ConfigMap', NS, 'other')!;
+    h.kube.seed({ ...other, data: { x: 'hotfix' } });
+    expect(await refusedQuickly(h, PLAN)).toBe(
+      `plan ${PLAN} is out of date, nothing applied: ConfigMap/other would be updated (data.x), which the plan does not show; run skiff plan staging again`,
+    );
+    expect(h.kube.object('ConfigMap', NS, 'other')?.data).toEqual({ x: 'hotfix' });
+  });
+
+  it('checks every object it compared again under the lock: one the plan leaves as it is, changed while the deploy waited, is refused', async () => {
+    const h = await harness();
+    await runPlan(h.ctx, { env: 'staging' });
+    const other = h.kube.object('ConfigMap', NS, 'other')!;
+    const before = String(other.metadata.resourceVersion);
+    // A colleague's kubectl edit lands as the deploy takes the lock.
+    h.kube.rejectRequest((call) => {
+      if (call.verb === 'create' && call.kind === 'Lease' && h.kube.object('ConfigMap', NS, 'other')?.data?.x === '1')
+        h.kube.seed({ ...other, data: { x: 'hotfix' } });
+      return false;
+    }, new Error('unused'));
+    const message = await refusedQuickly(h, PLAN);
+    const now = String(h.kube.object('ConfigMap', NS, 'other')!.metadata.resourceVersion);
+    expect(message).toBe(
+      `plan ${PLAN} is out of date, nothing applied: ConfigMap/other changed in the cluster since the plan (resourceVersion ${before}, now ${now}); run skiff plan staging again`,
+    );
+    expect(h.kube.object('ConfigMap', NS, 'other')?.data).toEqual({ x: 'hotfix' });
+    expect(h.kube.object('ConfigMap', NS, 'app')?.data).toEqual({ version: 'a' });
+  });
+});
+
+describe('--adopt and a plan', () => {
+  it('takes over objects only when the command line says --adopt too: a plan edited to adopt is refused', async () => {
+    const h = await harness();
+    await runPlan(h.ctx, { env: 'staging' });
+    await h.tamper((p) => (p.adopt = true));
+    expect(await refusedQuickly(h, PLAN)).toBe(
+      `plan ${PLAN} takes over objects of other releases or tools (it was made with --adopt): deploy it with --adopt as well, or run skiff plan staging again without --adopt`,
+    );
+  });
+
+  it('deploys a plan made with --adopt with --adopt, says so in its text, and refuses --adopt for a plan made without', async () => {
+    const h = await harness();
+    const r = await runPlan(h.ctx, { env: 'staging', adopt: true });
+    expect(r.text.trimEnd().split('\n').at(-1)).toBe(`apply exactly this: skiff deploy staging --plan ${PLAN} --adopt`);
+    expect(await refusedQuickly(h, PLAN)).toMatch(/takes over objects of other releases or tools/);
+    expect(await runDeploy(h.ctx, { env: 'staging', plan: PLAN, adopt: true })).toMatchObject({ revision: 2, status: 'deployed' });
+    await commitFiles(h.dir, { '.kube/app.yaml.ejs': docs(configMap('app', { version: 'c' }), configMap('other', { x: '1' })) }, 'c');
+    await runPlan(h.ctx, { env: 'staging' });
+    expect(await configFailure(runDeploy(h.ctx, { env: 'staging', plan: PLAN, adopt: true }))).toBe(
+      `plan ${PLAN} was made without --adopt: deploy it without --adopt, or run skiff plan staging --adopt`,
+    );
+  });
+});
+
 describe('parsePlanFile', () => {
   it('reads back a plan with names as skiff writes them, RBAC names with colons included', () => {
     const p = {
