@@ -1,11 +1,11 @@
 import { stringify } from 'yaml';
-import type { ChartRecord } from '../release/release-record.js';
+import type { ChartRecord, ReleaseRecord } from '../release/release-record.js';
 import { isUnknownKind, type KubeClient } from '../kube/kube-client.js';
 import type { RunContext } from '../context.js';
 import { unifiedDiff } from '../core/text-diff.js';
 import { applyPhases, hookOf } from '../kinds/apply-order.js';
-import { maskPaths, secretStrings } from '../secrets/material.js';
-import { objectRef } from '../kube/object-key.js';
+import { maskedPaths, maskPaths, secretStrings } from '../secrets/material.js';
+import { objectKey, objectRef } from '../kube/object-key.js';
 import { releaseFieldManager, TRACE_ANNOTATIONS, type KubeObject } from '../kube/objects.js';
 import { pruneCandidates } from '../stages/apply.js';
 import { connect, type ClusterSession } from '../stages/kube-session.js';
@@ -138,6 +138,24 @@ const identity = (o: KubeObject): ComparedChange['id'] => ({
   ...(o.metadata.namespace === undefined ? {} : { namespace: o.metadata.namespace }),
 });
 
+/**
+ * Where the release's records masked a secret string, by object: the live
+ * object holds a secret there that this render may no longer know (an old
+ * password in an object it drops or rewrites), masked whole in the diff.
+ */
+function recordedSecretPaths(history: readonly ReleaseRecord[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const record of history) {
+    for (const stored of record.manifests) {
+      const paths = maskedPaths(stored);
+      if (paths.size === 0) continue;
+      const key = objectKey(stored);
+      out.set(key, new Set([...(out.get(key) ?? []), ...paths]));
+    }
+  }
+  return out;
+}
+
 const liveVersion = (o: KubeObject | undefined) => (typeof o?.metadata.resourceVersion === 'string' ? o.metadata.resourceVersion : undefined);
 
 /**
@@ -185,9 +203,10 @@ export async function compareRendered(
   // The live Secrets' values are secrets too: the old ones still in live objects are masked as well.
   const liveSecrets = [...compared.map((c) => c.live), ...doomed].filter((o): o is KubeObject => o?.kind === 'Secret');
   const redactor = rendered.redactor.with(secretStrings({}, liveSecrets));
+  const recorded = recordedSecretPaths(history);
   const changes: ComparedChange[] = [];
   for (const { o, live, after } of compared) {
-    const secretPaths = new Set(redactor.hits(after).map((h) => h.path));
+    const secretPaths = new Set([...redactor.hits(after).map((h) => h.path), ...(recorded.get(objectKey(o)) ?? [])]);
     const before = comparable(live, redactor, secretPaths);
     const next = comparable(after, redactor);
     if (yaml(before) === yaml(next)) continue;
@@ -199,7 +218,7 @@ export async function compareRendered(
     }
   }
   for (const live of doomed) {
-    const diff = unifiedDiff(yaml(comparable(live, redactor)), '', `live ${objectRef(live)}`, '(pruned)');
+    const diff = unifiedDiff(yaml(comparable(live, redactor, recorded.get(objectKey(live)))), '', `live ${objectRef(live)}`, '(pruned)');
     changes.push({ object: objectRef(live), change: 'delete', diff, id: identity(live), resourceVersion: liveVersion(live) });
   }
   const seen = (o: KubeObject, live: KubeObject | undefined): ObservedObject => ({

@@ -177,6 +177,17 @@ export function maskPaths(obj: KubeObject, paths: ReadonlySet<string>, digest: M
   return mapStrings(obj, (v, path) => (paths.has(path) && !HAS_TOKEN.test(v) ? maskToken(v, digest) : v)) as KubeObject;
 }
 
+/** The field paths of a stored object (a release record's) where skiff masked a secret string: in the live object those fields hold one. */
+export function maskedPaths(stored: KubeObject): Set<string> {
+  const out = new Set<string>();
+  if (stored.kind === 'Secret') return out; // masked whole wherever shown
+  mapStrings(stored, (v, path) => {
+    if (HAS_TOKEN.test(v)) out.add(path);
+    return v;
+  });
+  return out;
+}
+
 /** Whether a stored object has masked secret strings to take back from the cluster. */
 export function hasMaskedStrings(obj: KubeObject): boolean {
   return obj.kind !== 'Secret' && HAS_TOKEN.test(JSON.stringify(obj));

@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
+import { runDiff } from '../../src/actions/diff.js';
 import { runPlan } from '../../src/actions/plan.js';
 import { parsePlanFile, type PlanFile } from '../../src/release/plan-file.js';
 import type { KubeObject } from '../../src/kube/objects.js';
@@ -233,5 +234,37 @@ describe('a plan read by someone guessing a password', () => {
     // The right guess and a wrong one give the same digest: the password is not in it at all.
     expect(asSkiff('hunter2-pw')).toBe(asSkiff('wrong-guess'));
     expect(await runDeploy(h.ctx, { env: 'staging', plan: PLAN })).toMatchObject({ revision: 1, status: 'deployed' });
+  });
+});
+
+describe("a release's old secret values", () => {
+  const withUrl = (name: string, url: string) => ['apiVersion: v1', 'kind: ConfigMap', 'metadata:', `  name: ${name}`, 'data:', `  url: ${url}`, ''].join('\n');
+  const OLD = 'old-db-pw-81723';
+
+  it('are masked in the plan and diff of objects that drop them: a pruned object, a field rewritten without one', async () => {
+    const h = await orchestrationHarness(
+      {
+        'skiff.yaml': skiffYaml('plan', { staging: { namespace: NS } }),
+        '.kube/values.yaml': `db:\n  password: ${OLD}\n`,
+        '.kube/app.yaml.ejs': docs(
+          withUrl('gone', 'postgres://app:<%= values.db.password %>@db/app'),
+          withUrl('kept', 'postgres://app:<%= values.db.password %>@db/app'),
+        ),
+      },
+      { registry, repository: 'plan' },
+    );
+    await runDeploy(h.ctx, { env: 'staging' });
+    // The password moves to a Secret; the URLs no longer hold it, and one ConfigMap goes.
+    await commitFiles(h.dir, { '.kube/values.yaml': 'db:\n  host: db\n', '.kube/app.yaml.ejs': docs(withUrl('kept', 'postgres://app@db/app')) });
+    const r = await runPlan(h.ctx, { env: 'staging' });
+    expect(r.plan.changes.map((c) => `${c.change} ${c.object}`)).toEqual(['update ConfigMap/kept', 'delete ConfigMap/gone']);
+    const diff = await runDiff(h.ctx, { env: 'staging' });
+    const shown = [await readFile(join(h.dir, PLAN), 'utf8'), r.text, JSON.stringify(diff)];
+    for (const text of shown) {
+      expect(text).not.toContain(OLD);
+      expect(text).not.toContain(Buffer.from(OLD).toString('base64'));
+      expect(text).toContain('(masked sha256:');
+    }
+    expect(await runDeploy(h.ctx, { env: 'staging', plan: PLAN })).toMatchObject({ revision: 2, status: 'deployed' });
   });
 });
