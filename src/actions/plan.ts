@@ -1,5 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { lstat, mkdir } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { RunContext } from '../context.js';
 import { refuseSymlinks, SKIFF_DIR, writeInside, writeNoFollow } from '../adapters/repo-files.js';
 import { ConfigError } from '../errors.js';
@@ -48,21 +48,45 @@ interface OutFile {
   shown: string;
 }
 
+const below = (rel: string) => rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+
 function outFile(cwd: string, root: string, file: string): OutFile {
   const abs = resolve(cwd, file);
   const inRepo = relative(root, abs);
   const rel = relative(cwd, abs);
-  const shown = rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs;
-  return inRepo && !inRepo.startsWith('..') && !isAbsolute(inRepo) ? { abs, inRepo, shown } : { abs, shown };
+  const shown = below(rel) ? rel : abs;
+  return below(inRepo) ? { abs, inRepo, shown } : { abs, shown };
+}
+
+/**
+ * Refuses, before the cluster is asked anything, an output that cannot take a
+ * plan: a symlink (in the repository, on the way too; outside it, the file
+ * itself), a folder or a device there, or the repository's .git.
+ */
+async function checkOut(root: string, f: OutFile): Promise<void> {
+  if (f.inRepo !== undefined) {
+    if (f.inRepo.split(/[\\/]/)[0] === '.git')
+      throw new ConfigError(`--out ${f.shown}: that is inside .git, the repository's own data; name a plan file elsewhere`);
+    await refuseSymlinks(root, f.inRepo);
+  }
+  const st = await lstat(f.abs).catch(() => undefined);
+  if (!st || st.isFile()) return;
+  const what = st.isSymbolicLink() ? 'a symbolic link (skiff does not write through one)' : st.isDirectory() ? 'a folder' : 'not a regular file';
+  throw new ConfigError(`--out: ${f.shown} is ${what}; name another plan file (<name>.json, its text goes beside it as <name>.txt)`);
 }
 
 async function writeOut(root: string, f: OutFile, content: string): Promise<void> {
-  if (f.inRepo !== undefined) {
-    await writeInside(root, f.inRepo, content);
-    return;
+  try {
+    if (f.inRepo !== undefined) {
+      await writeInside(root, f.inRepo, content);
+      return;
+    }
+    await mkdir(dirname(f.abs), { recursive: true });
+    await writeNoFollow(f.abs, content, f.shown);
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`--out: cannot write ${f.shown} (${(e as NodeJS.ErrnoException).code ?? 'unwritable'}); name a plan file where you may write`);
   }
-  await mkdir(dirname(f.abs), { recursive: true });
-  await writeNoFollow(f.abs, content, f.shown);
 }
 
 const planned = (c: ComparedChange): PlannedChange => ({
@@ -88,7 +112,7 @@ export async function runPlan(ctx: RunContext, opts: PlanOptions): Promise<PlanR
   if (/\.txt$/i.test(json.abs)) throw new ConfigError(`--out ${json.shown}: the readable plan goes beside the plan as .txt; name the plan file .json`);
   const txt = outFile(ctx.cwd, project.root, planTextPath(json.abs));
   // Refused before the cluster is asked anything: a symlink committed there would only fail the run at its end.
-  for (const f of [json, txt]) if (f.inRepo !== undefined) await refuseSymlinks(project.root, f.inRepo);
+  for (const f of [json, txt]) await checkOut(project.root, f);
   let plan: PlanFile;
   try {
     const session = await connect(ctx, target, opts);

@@ -4,7 +4,8 @@
 // renders itself or nothing (exit 2, one line, no raw error, no hang).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runDeploy } from '../../src/actions/deploy.js';
@@ -266,5 +267,33 @@ describe("a release's old secret values", () => {
       expect(text).toContain('(masked sha256:');
     }
     expect(await runDeploy(h.ctx, { env: 'staging', plan: PLAN })).toMatchObject({ revision: 2, status: 'deployed' });
+  });
+});
+
+describe('skiff plan --out', () => {
+  it('refuses a folder, a symlink outside the repository and .git before asking the cluster, in one line, writing neither file', async () => {
+    const h = await harness();
+    const outside = await mkdtemp(join(tmpdir(), 'skiff-plan-out-'));
+    await mkdir(join(h.dir, 'adir.json'));
+    await mkdir(join(outside, 'x.txt'));
+    await symlink('/etc/hostname', join(outside, 'p.json'));
+    const gitConfig = await readFile(join(h.dir, '.git/config'), 'utf8');
+    const cases: Array<[string, string]> = [
+      ['adir.json', '--out: adir.json is a folder; name another plan file (<name>.json, its text goes beside it as <name>.txt)'],
+      [join(outside, 'x.json'), `--out: ${join(outside, 'x.txt')} is a folder; name another plan file (<name>.json, its text goes beside it as <name>.txt)`],
+      [
+        join(outside, 'p.json'),
+        `--out: ${join(outside, 'p.json')} is a symbolic link (skiff does not write through one); name another plan file (<name>.json, its text goes beside it as <name>.txt)`,
+      ],
+      ['.git/config', "--out .git/config: that is inside .git, the repository's own data; name a plan file elsewhere"],
+    ];
+    for (const [out, message] of cases) {
+      const calls = h.kube.calls.length;
+      expect(await configFailure(runPlan(h.ctx, { env: 'staging', out }))).toBe(message);
+      expect(h.kube.calls.length).toBe(calls);
+    }
+    expect(await readFile(join(h.dir, '.git/config'), 'utf8')).toBe(gitConfig);
+    await expect(lstat(join(outside, 'x.json'))).rejects.toThrow(/ENOENT/);
+    expect(await readFile('/etc/hostname', 'utf8')).not.toContain('"version"');
   });
 });
