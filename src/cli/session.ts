@@ -53,7 +53,10 @@ function openSession(global: GlobalFlags): Session {
     reporter,
     now: () => new Date(),
     signal: abort.signal,
-    docker: () => (docker ??= import('../adapters/docker.js').then((m) => new m.DockerEngine(env))),
+    docker: () =>
+      (docker ??= import('../adapters/docker-start.js').then((m) =>
+        m.openDockerEngine(env, { wait: ci.active, signal: abort.signal, onWait: (message) => reporter.info(message) }),
+      )),
     kube: (cluster) => import('../adapters/kube.js').then((m) => m.HttpKubeClient.connect({ ...cluster, env })),
   };
   return { ctx, json, close };
