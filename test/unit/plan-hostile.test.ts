@@ -5,6 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,8 +18,10 @@ import type { KubeObject } from '../../src/kube/objects.js';
 import { maskDigest } from '../../src/secrets/material.js';
 import { canonicalObject, renderedDigest } from '../../src/stages/plan-digest.js';
 import { configFailure } from '../helpers/failure.js';
-import { configMap, docs } from '../helpers/manifests.js';
-import { commitFiles, orchestrationHarness, revisions, skiffYaml, useFakeRegistry } from '../helpers/orchestration.js';
+import { configMap, deployment, docs } from '../helpers/manifests.js';
+import { commitFiles, orchestrationHarness, revisions, skiffYaml, useFakeRegistry, type FakeRegistry } from '../helpers/orchestration.js';
+import type { RunContext } from '../../src/context.js';
+import { readCiContext } from '../../src/gitlab/ci-variables.js';
 
 const NS = 'plan-staging';
 const PLAN = '.skiff/plan/staging.json';
@@ -297,3 +301,91 @@ describe('skiff plan --out', () => {
     expect(await readFile('/etc/hostname', 'utf8')).not.toContain('"version"');
   });
 });
+
+describe('the digest between two CI jobs of one commit', () => {
+  const job = (h: { ctx: RunContext }, id: number, home: string, at: string): RunContext => ({
+    ...h.ctx,
+    env: { ...h.ctx.env, HOME: home },
+    now: () => new Date(at),
+    ci: readCiContext({
+      USER: 'runner',
+      CI: 'true',
+      CI_PIPELINE_ID: '812',
+      CI_JOB_ID: String(id),
+      CI_PIPELINE_URL: 'https://gitlab.example/shop/-/pipelines/812',
+      CI_JOB_URL: `https://gitlab.example/shop/-/jobs/${id}`,
+      CI_COMMIT_REF_NAME: 'main',
+    }),
+  });
+
+  it('is the same in the plan job and the deploy job (another job id and URL, runner HOME, time), and the plan deploys', async () => {
+    const h = await harness();
+    await runPlan(job(h, 5001, '/tmp/runner-a', '2025-03-01T10:00:00Z'), { env: 'staging' });
+    const deploy = job(h, 5002, '/tmp/runner-b', '2025-03-01T10:40:00Z');
+    expect(await runDeploy(deploy, { env: 'staging', plan: PLAN })).toMatchObject({ revision: 2, status: 'deployed' });
+    expect(h.kube.object('ConfigMap', NS, 'app')?.metadata.annotations?.['skiff.io/job-url']).toBe('https://gitlab.example/shop/-/jobs/5002');
+  });
+
+  it('differs when a value given on the command line does, and when the registry holds another image for the commit', async () => {
+    const registryNow = await mutableRegistry();
+    try {
+      const h = await orchestrationHarness(
+        {
+          'skiff.yaml': skiffYaml('plan', { staging: { namespace: NS } }),
+          '.kube/values.yaml': 'replicas: 1\n',
+          '.kube/app.yaml.ejs': docs(deployment('web', { image: '<%= images.app %>' }).replace('replicas: 1', 'replicas: <%= values.replicas %>')),
+        },
+        { registry: registryNow, repository: 'plan' },
+      );
+      await runPlan(h.ctx, { env: 'staging', set: ['replicas=2'] });
+      expect(await configFailure(runDeploy(h.ctx, { env: 'staging', plan: PLAN, set: ['replicas=3'] }))).toMatch(
+        /the objects rendered now differ from the planned ones \(Deployment\/web changed\)/,
+      );
+      await runPlan(h.ctx, { env: 'staging' });
+      registryNow.digest = `sha256:${'cd'.repeat(32)}`; // the commit's image built and pushed again, not bit for bit the same
+      expect(await configFailure(runDeploy(h.ctx, { env: 'staging', plan: PLAN }))).toMatch(
+        /the objects rendered now differ from the planned ones \(Deployment\/web changed\)/,
+      );
+      expect(h.kube.objects('Deployment')).toEqual([]);
+    } finally {
+      await registryNow.close();
+    }
+  });
+});
+
+/** A registry that has every image, at a digest the test can change. */
+async function mutableRegistry(): Promise<FakeRegistry> {
+  const state = { digest: `sha256:${'ab'.repeat(32)}` };
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    if (/^\/v2\/.+\/manifests\/[^/]+$/.test(req.url ?? '')) {
+      const body = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { digest: state.digest, size: 2 },
+        layers: [],
+      });
+      res.writeHead(200, {
+        'docker-content-digest': state.digest,
+        'content-type': 'application/vnd.oci.image.manifest.v1+json',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(req.method === 'GET' ? body : undefined);
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get digest() {
+      return state.digest;
+    },
+    set digest(d: string) {
+      state.digest = d;
+    },
+    requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
