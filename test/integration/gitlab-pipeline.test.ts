@@ -250,7 +250,8 @@ describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
       expect(r.exitCode, r.output).toBe(0);
       expect(statuses(r)).toEqual([['production', 'PASS']]);
       expect(r.output).toMatch(/release hello-production revision 1 deployed/);
-      expect((await kubectlJson(['-n', productionNamespace(), 'get', 'deployment', 'hello-app'])).status.availableReplicas).toBe(1);
+      // fixtures/hello runs two replicas in production.
+      expect((await kubectlJson(['-n', productionNamespace(), 'get', 'deployment', 'hello-app'])).status.availableReplicas).toBe(2);
       expect(await appImage(productionNamespace())).toBe(await appImage(stagingNamespace()));
     },
     PIPELINE_TIMEOUT,
