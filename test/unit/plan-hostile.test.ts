@@ -17,6 +17,7 @@ import { parsePlanFile, type PlanFile } from '../../src/release/plan-file.js';
 import type { KubeObject } from '../../src/kube/objects.js';
 import { maskDigest } from '../../src/secrets/material.js';
 import { canonicalObject, renderedDigest } from '../../src/stages/plan-digest.js';
+import { changesDrift } from '../../src/stages/plan-check.js';
 import { configFailure } from '../helpers/failure.js';
 import { configMap, deployment, docs } from '../helpers/manifests.js';
 import { commitFiles, orchestrationHarness, revisions, skiffYaml, useFakeRegistry, type FakeRegistry } from '../helpers/orchestration.js';
@@ -389,3 +390,48 @@ async function mutableRegistry(): Promise<FakeRegistry> {
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+describe('changesDrift', () => {
+  const id = (kind: string, name: string) => ({ apiVersion: 'v1', kind, name, namespace: 'shop' });
+  const plan = (changes: PlanFile['changes']) => ({ changes }) as PlanFile;
+  const planned = (kind: string, name: string, change: 'create' | 'update' | 'delete', resourceVersion?: string, fields?: string[]) => ({
+    object: `${kind}/${name}`,
+    change,
+    ...id(kind, name),
+    ...(resourceVersion === undefined ? {} : { resourceVersion }),
+    ...(fields ? { fields } : {}),
+    diff: '',
+  });
+
+  it('names a planned create that exists now, a planned delete or update of an object gone, and a planned update no longer needed', () => {
+    const p = plan([planned('ConfigMap', 'new', 'create'), planned('Service', 'old', 'delete', '9'), planned('ConfigMap', 'a', 'update', '5', ['data.x'])]);
+    expect(
+      changesDrift(p, {
+        changes: [],
+        observed: [
+          { object: 'ConfigMap/new', id: id('ConfigMap', 'new'), resourceVersion: '12' },
+          { object: 'ConfigMap/a', id: id('ConfigMap', 'a'), resourceVersion: '5' },
+        ],
+      }),
+    ).toEqual([
+      'ConfigMap/new was created since the plan',
+      'Service/old was deleted since the plan',
+      'ConfigMap/a would not be updated now, as the plan shows',
+    ]);
+  });
+
+  it("is empty when the deploy finds the plan's changes, fields and resourceVersions", () => {
+    const p = plan([planned('ConfigMap', 'a', 'update', '5', ['data.x']), planned('ConfigMap', 'new', 'create')]);
+    const now = {
+      changes: [
+        { object: 'ConfigMap/new', change: 'create' as const, id: id('ConfigMap', 'new') },
+        { object: 'ConfigMap/a', change: 'update' as const, id: id('ConfigMap', 'a'), fields: ['data.x'] },
+      ],
+      observed: [
+        { object: 'ConfigMap/a', id: id('ConfigMap', 'a'), resourceVersion: '5' },
+        { object: 'ConfigMap/new', id: id('ConfigMap', 'new') },
+      ],
+    };
+    expect(changesDrift(p, now)).toEqual([]);
+  });
+});
