@@ -12,7 +12,7 @@ export interface OutdatedCheckInput {
   history: ReleaseRecord[];
   /** What the new revision would record of its commit (release/outdated.ts revisionGit). */
   candidate: RevisionGit;
-  /** --allow-older: an older commit is deployed anyway, with a warning. */
+  /** --allow-older (or SKIFF_ALLOW_OLDER=1 in the environment): an older commit is deployed anyway, with a warning. */
   allowOlder?: boolean;
 }
 
@@ -37,11 +37,13 @@ export interface OutdatedCheck {
  */
 export async function checkNotOutdated(ctx: RunContext, input: OutdatedCheckInput): Promise<OutdatedCheck> {
   const deployed = currentDeployed(input.history);
+  // A variable too: GitLab's "Run job" form sets variables, not flags, on a manual job.
+  const allowOlder = input.allowOlder || ['1', 'true'].includes(ctx.env.SKIFF_ALLOW_OLDER ?? '');
   if (deployed) {
     const ancestry = await commitAncestry(input.repo, input.candidate.commit, deployed.git.commit);
     const verdict = outdatedVerdict({ env: input.target.env, deployed: deployed.git, candidate: input.candidate, ancestry });
-    if (verdict.outdated && !input.allowOlder) throw new ConfigError(verdict.message, { detail: { deployedRevision: deployed.revision, by: verdict.by } });
-    if (verdict.outdated) ctx.reporter.warn(`${verdict.summary}: deploying it anyway (--allow-older)`);
+    if (verdict.outdated && !allowOlder) throw new ConfigError(verdict.message, { detail: { deployedRevision: deployed.revision, by: verdict.by } });
+    if (verdict.outdated) ctx.reporter.warn(`${verdict.summary}: deploying it anyway (${input.allowOlder ? '--allow-older' : 'SKIFF_ALLOW_OLDER'})`);
     else ctx.reporter.debug(`outdated-deploy guard: revision ${deployed.revision}: ${verdict.why}`);
   }
   return {

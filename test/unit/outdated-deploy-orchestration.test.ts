@@ -47,6 +47,16 @@ describe('deploy refuses a commit older than the one the release runs', () => {
     expect(h.kube.object('ConfigMap', NS, 'app')?.data).toEqual({ version: 'b' });
   });
 
+  it("SKIFF_ALLOW_OLDER=1 (a variable set in GitLab's Run job form) deploys A as --allow-older does; another value does not", async () => {
+    const h = await harness();
+    await runDeploy(h.ctx, { env: 'staging' });
+    await git(h.dir, 'checkout', '-q', h.a);
+    const withVar = (value: string) => ({ ...h.ctx, env: { ...h.ctx.env, SKIFF_ALLOW_OLDER: value } });
+    expect(await configFailure(runDeploy(withVar('no'), { env: 'staging' }))).toMatch(/--allow-older to deploy it anyway$/);
+    expect(await runDeploy(withVar('1'), { env: 'staging' })).toMatchObject({ revision: 2, status: 'deployed' });
+    expect(h.reporter.warnings).toContain(`staging runs ${h.b.slice(0, 7)}, newer than ${h.a.slice(0, 7)}: deploying it anyway (SKIFF_ALLOW_OLDER)`);
+  });
+
   it('--allow-older deploys A with a warning; the same commit again is a redeploy', async () => {
     const h = await harness();
     await runDeploy(h.ctx, { env: 'staging' });
