@@ -180,6 +180,25 @@ describe('skiff plan, then skiff deploy --plan', () => {
     );
   });
 
+  it('a plan is refused after an object it leaves as it is was changed by hand (kubectl scale): the deploy would undo that unseen', async () => {
+    await commit(templates('hello again', 'c2'), 'c2');
+    await settled();
+    const plan = await run('plan', 'staging');
+    expect(plan.exitCode, plan.all).toBe(0);
+    const saved = JSON.parse(await readFile(join(dir, PLAN), 'utf8')) as { changes: Array<{ object: string }> };
+    expect(saved.changes.map((c) => c.object)).toEqual(['ConfigMap/settings']);
+    await kubectl(['-n', namespace, 'scale', 'deployment', 'web', '--replicas=2']);
+    await refused(
+      /^error: plan \.skiff\/plan\/staging\.json is out of date, nothing applied: Deployment\/web would be updated \(spec\.replicas\), which the plan does not show; run skiff plan staging again$/,
+    );
+    expect((await kubectlJson(['-n', namespace, 'get', 'deployment', 'web'])).spec.replicas).toBe(2);
+    await kubectl(['-n', namespace, 'scale', 'deployment', 'web', '--replicas=1']);
+    await waitFor(async () => (await kubectlJson(['-n', namespace, 'get', 'deployment', 'web'])).status.replicas === 1, 60_000, {
+      description: 'web back to 1 replica',
+    });
+    await settled();
+  });
+
   it('a plan is refused after a new commit, naming both commits', async () => {
     const planned = await head();
     const plan = await run('plan', 'staging');
