@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import type { ChartRecord, ReleaseRecord } from '../release/release-record.js';
-import { isUnknownKind, type KubeClient } from '../kube/kube-client.js';
+import { isUnknownKind, PARALLEL_REQUESTS, type KubeClient } from '../kube/kube-client.js';
+import { mapLimit } from '../core/concurrency.js';
 import type { RunContext } from '../context.js';
 import { unifiedDiff } from '../core/text-diff.js';
 import { applyPhases, hookOf } from '../kinds/apply-order.js';
@@ -107,6 +108,37 @@ async function dryRunOrRendered(kube: KubeClient, o: KubeObject, fieldManager: s
   return kube.apply(o, { dryRun: true, force: true, fieldManager }).catch((e: unknown) => unknownKind(e) ?? o);
 }
 
+/** An object rendered, as it is live (undefined: absent) and as a deploy would leave it. */
+interface Compared {
+  o: KubeObject;
+  live?: KubeObject;
+  after: KubeObject;
+}
+
+/**
+ * Each object's live state and its server-side dry run, in parallel (a large
+ * release is thousands of requests), listed in the order given; of several
+ * failures the first in that order is the one reported.
+ */
+async function liveAndDryRun(
+  kube: KubeClient,
+  objects: KubeObject[],
+  fieldManager: string,
+): Promise<Array<{ o: KubeObject; live?: KubeObject; after: KubeObject }>> {
+  const settled = await mapLimit(objects, PARALLEL_REQUESTS, async (o) => {
+    try {
+      const live = await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name).catch(unknownKind);
+      return { o, live, after: await dryRunOrRendered(kube, o, fieldManager) };
+    } catch (e) {
+      return { failed: e };
+    }
+  });
+  return settled.map((c) => {
+    if ('failed' in c) throw c.failed;
+    return c;
+  });
+}
+
 const VOLATILE_METADATA = ['managedFields', 'resourceVersion', 'uid', 'generation', 'creationTimestamp', 'selfLink'];
 
 /**
@@ -182,14 +214,12 @@ export async function compareRendered(
   checkReleaseProject(history, target, project);
   await checkOwnership(kube, rendered.manifests, { release: target.release, namespace: target.namespace, adopt: opts.adopt });
   const fieldManager = releaseFieldManager(target.release);
-  const compared: Array<{ o: KubeObject; live?: KubeObject; after: KubeObject }> = [];
-  for (const m of applyPhases(rendered.manifests).flat()) {
-    const o = m.object;
-    if (hookOf(o)) continue; // hooks are recreated on every deploy, not diffed
-    const live = nsExists ? await kube.get(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name).catch(unknownKind) : undefined;
-    const after = nsExists ? await dryRunOrRendered(kube, o, fieldManager) : o;
-    compared.push({ o, live, after });
-  }
+  // Hooks are recreated on every deploy, not diffed.
+  const objects = applyPhases(rendered.manifests)
+    .flat()
+    .map((m) => m.object)
+    .filter((o) => !hookOf(o));
+  const compared: Compared[] = nsExists ? await liveAndDryRun(kube, objects, fieldManager) : objects.map((o) => ({ o, after: o }));
   // What a deploy would prune, by the rule the deploy itself uses.
   const current = nsExists ? await storage.lastDeployed(target.release) : undefined;
   const doomed = current
