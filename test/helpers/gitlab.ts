@@ -2,11 +2,11 @@
 // a GitLab runner emulator, with its shell executor: the jobs run here, against the host's Docker
 // Engine, registry and cluster, each in a copy of the repository under .gitlab-ci-local/builds/.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import YAML from 'yaml';
-import { repoRoot } from './skiff.js';
+import { commitAll, editFile, git, repoRoot } from './skiff.js';
 
 export const GITLAB_CI_LOCAL = join(repoRoot, 'scripts', 'gitlab-ci-local');
 /** The project's remote: gitlab-ci-local derives CI_PROJECT_* from it and never contacts it. */
@@ -33,6 +33,64 @@ export async function installPackedSkiff(workDir: string): Promise<InstalledSkif
   const tarball = join(packDir, info.filename);
   await execa('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', tarball], { timeout: 300_000 });
   return { tarball, binDir: join(prefix, 'bin') };
+}
+
+export interface HelloProjectOptions {
+  /** The skiff that runs `skiff init`. */
+  skiff: string;
+  /** Namespaces start with it: `<ns>-staging`, `<ns>-production`, `<ns>-<review slug>`. */
+  namespacePrefix: string;
+  /** What the executor cannot take from the .gitlab-ci.yml init wrote (the text committed instead). */
+  pipelineFor?: (pipeline: string) => string;
+  /** Changes to the project's files before the first commit. */
+  edit?: (repo: string) => Promise<void>;
+}
+
+/**
+ * fixtures/hello as a GitLab project in `<dir>/hello`: staging, production and a dynamic review
+ * environment in namespaces of their own, each with its Ingress host (fixtures/hello itself stays
+ * as the other tests use it); an origin remote, from which gitlab-ci-local derives CI_PROJECT_*;
+ * the .gitlab-ci.yml and .dockerignore `skiff init` writes (its .kube/ skeleton files go: the
+ * fixture has its own manifests), committed on main, which origin/HEAD names as the default
+ * branch. Returns the repository and the .gitlab-ci.yml as init wrote it.
+ */
+export async function helloProject(dir: string, opts: HelloProjectOptions): Promise<{ repo: string; pipeline: string }> {
+  const ns = opts.namespacePrefix;
+  const repo = join(dir, 'hello');
+  await cp(join(repoRoot, 'fixtures', 'hello'), repo, { recursive: true });
+  await editFile(repo, 'skiff.yaml', (t) =>
+    t
+      .replace('namespace: hello-staging', `namespace: ${ns}-staging\n    url: http://staging.hello.local`)
+      .replace('namespace: hello-production', `namespace: ${ns}-production`)
+      .concat(
+        [
+          '  review:',
+          '    dynamic: true',
+          `    namespace: ${ns}-{slug}`,
+          '    url: http://{slug}.review.hello.local',
+          '    values: { host: "{slug}.review.hello.local" }',
+          '',
+        ].join('\n'),
+      ),
+  );
+  await editFile(repo, '.kube/ingress.yaml.ejs', (t) => t.replace(/- host: .*$/m, '- host: <%= values.host || `${env}.hello.local` %>'));
+  if (!(await readFile(join(repo, '.kube/ingress.yaml.ejs'), 'utf8')).includes('values.host')) throw new Error('fixtures/hello: the Ingress host line changed');
+  await opts.edit?.(repo);
+
+  await git(repo, 'init', '-q', '-b', 'main');
+  await git(repo, 'remote', 'add', 'origin', ORIGIN_URL);
+  // gitlab-ci-local's state directory, as its users ignore it (else `git add -A` commits its .gitignore).
+  await writeFile(join(repo, '.git', 'info', 'exclude'), '.gitlab-ci-local/\n');
+  const init = await execa(opts.skiff, ['init'], { cwd: repo, env: { NO_COLOR: '1', CI: undefined, GITLAB_CI: undefined } });
+  if (!/^wrote \.gitlab-ci\.yml$/m.test(init.stderr)) throw new Error(`skiff init wrote no .gitlab-ci.yml:\n${init.stderr}`);
+  for (const [, file] of init.stderr.matchAll(/^wrote (\.kube\/\S+)$/gm)) await rm(join(repo, file!));
+  const pipeline = await readFile(join(repo, '.gitlab-ci.yml'), 'utf8');
+  if (opts.pipelineFor) await writeFile(join(repo, '.gitlab-ci.yml'), opts.pipelineFor(pipeline));
+  await commitAll(repo, 'hello, with the pipeline skiff init writes');
+  // origin/HEAD names the default branch (CI_DEFAULT_BRANCH); nothing is fetched.
+  await git(repo, 'update-ref', 'refs/remotes/origin/main', 'HEAD');
+  await git(repo, 'symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/main');
+  return { repo, pipeline };
 }
 
 /** The files of a packed tarball, as `npm pack` lists them. */
@@ -111,11 +169,22 @@ export interface PipelineOptions {
  * repository. Never throws on a failed job: see exitCode and jobs.
  */
 export async function runPipeline(repo: string, opts: PipelineOptions): Promise<PipelineRun> {
+  return runGitlabCiLocal(repo, [...(opts.jobs ?? []), '--shell-isolation', '--force-shell-executor'], opts);
+}
+
+/**
+ * gitlab-ci-local in the repository with `args` (jobs, executor options) and what every run here
+ * shares: GITLAB_CI=true and the variables, its home, timestamps, no colour, artifacts left out of
+ * the checkout. `env` goes to gitlab-ci-local's own process. Never throws on a failed job.
+ */
+export async function runGitlabCiLocal(
+  repo: string,
+  args: string[],
+  opts: Omit<PipelineOptions, 'jobs'> & { env?: Record<string, string> },
+): Promise<PipelineRun> {
   const variables = { GITLAB_CI: 'true', ...opts.variables };
-  const args = [
-    ...(opts.jobs ?? []),
-    '--shell-isolation',
-    '--force-shell-executor',
+  const all = [
+    ...args,
     '--no-artifacts-to-source',
     '--timestamps',
     '--no-color',
@@ -127,9 +196,29 @@ export async function runPipeline(repo: string, opts: PipelineOptions): Promise<
     ...Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]),
   ];
   const started = Date.now();
-  const r = await execa(GITLAB_CI_LOCAL, args, { cwd: repo, reject: false, all: true, timeout: opts.timeoutMs ?? 600_000, env: { NO_COLOR: '1' } });
+  const r = await execa(GITLAB_CI_LOCAL, all, {
+    cwd: repo,
+    reject: false,
+    all: true,
+    timeout: opts.timeoutMs ?? 600_000,
+    env: { NO_COLOR: '1', ...opts.env },
+  });
   const output = stripAnsi(r.all ?? '');
   return { exitCode: r.exitCode ?? -1, output, jobs: jobSummary(output), wallSeconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * A new pipeline for the jobs run next (a push), as gitlab-ci-local numbers a whole pipeline run:
+ * its state's pipelineIid goes up by one (CI_PIPELINE_IID; CI_PIPELINE_ID is 1000 more). Runs of
+ * single jobs or stages keep the number, as jobs of one pipeline do.
+ */
+export async function startPipeline(repo: string): Promise<number> {
+  const file = join(repo, '.gitlab-ci-local', 'state.yml');
+  const state = (YAML.parse(await readFile(file, 'utf8').catch(() => '')) as { pipelineIid?: number } | null) ?? {};
+  const iid = state.pipelineIid === undefined ? 0 : state.pipelineIid + 1;
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, YAML.stringify({ ...state, pipelineIid: iid }));
+  return iid;
 }
 
 /** An rsync exclude list that leaves the job's copy of the repository empty. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -7,13 +7,13 @@ import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeconfigPath, kubectl, kubectlJson, requireCluster, waitFor } from '../helpers/cluster.js';
 import {
-  ORIGIN_URL,
   artifactsDir,
   dotenvReport,
   environmentSlug,
   environmentUrl,
   forShellExecutor,
   formatTimings,
+  helloProject,
   installPackedSkiff,
   listJobs,
   refSlug,
@@ -79,45 +79,17 @@ beforeAll(async () => {
   registry = uniqueRegistry();
   ns = `gl${randomBytes(3).toString('hex')}`;
 
-  // The fixture app, with a review environment and an Ingress host per environment (fixtures/hello
-  // itself stays as the other tests use it), and namespaces no other test uses.
-  repo = join(work, 'hello');
-  await cp(join(repoRoot, 'fixtures', 'hello'), repo, { recursive: true });
-  await editFile(repo, 'skiff.yaml', (t) =>
-    t
-      .replace('namespace: hello-staging', `namespace: ${ns}-staging\n    url: http://staging.hello.local`)
-      .replace('namespace: hello-production', `namespace: ${ns}-production`)
-      .concat(
-        [
-          '  review:',
-          '    dynamic: true',
-          `    namespace: ${ns}-{slug}`,
-          '    url: http://{slug}.review.hello.local',
-          '    values: { host: "{slug}.review.hello.local" }',
-          '',
-        ].join('\n'),
-      ),
-  );
-  await editFile(repo, '.kube/ingress.yaml.ejs', (t) => t.replace(/- host: .*$/m, '- host: <%= values.host || `${env}.hello.local` %>'));
-  expect(await readFile(join(repo, '.kube/ingress.yaml.ejs'), 'utf8')).toContain('values.host');
-
-  await git(repo, 'init', '-q', '-b', 'main');
-  await git(repo, 'remote', 'add', 'origin', ORIGIN_URL);
-  // gitlab-ci-local's state directory, as its users ignore it (else `git add -A` commits its .gitignore).
-  await writeFile(join(repo, '.git', 'info', 'exclude'), '.gitlab-ci-local/\n');
-  // skiff init keeps the fixture's files and writes what is missing: .gitlab-ci.yml, .dockerignore,
-  // and .kube/ skeleton files, which go (the fixture has its own manifests).
-  const init = await execa(join(skiff.binDir, 'skiff'), ['init'], { cwd: repo, env: { NO_COLOR: '1', CI: undefined, GITLAB_CI: undefined } });
-  expect(init.stderr).toMatch(/^wrote \.gitlab-ci\.yml$/m);
-  for (const [, file] of init.stderr.matchAll(/^wrote (\.kube\/\S+)$/gm)) await rm(join(repo, file!));
-  pipeline = await readFile(join(repo, '.gitlab-ci.yml'), 'utf8');
-  const shell = forShellExecutor(pipeline);
-  removedForShell = shell.removed;
-  await writeFile(join(repo, '.gitlab-ci.yml'), shell.text);
-  await commitAll(repo, 'hello, with the pipeline skiff init writes');
-  // origin/HEAD names the default branch (CI_DEFAULT_BRANCH); nothing is fetched.
-  await git(repo, 'update-ref', 'refs/remotes/origin/main', 'HEAD');
-  await git(repo, 'symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/main');
+  // The fixture app, with a review environment and an Ingress host per environment, and
+  // namespaces no other test uses; the pipeline skiff init writes, less what the shell executor cannot run.
+  ({ repo, pipeline } = await helloProject(work, {
+    skiff: join(skiff.binDir, 'skiff'),
+    namespacePrefix: ns,
+    pipelineFor: (text) => {
+      const shell = forShellExecutor(text);
+      removedForShell = shell.removed;
+      return shell.text;
+    },
+  }));
 }, 600_000);
 
 afterAll(async () => {
