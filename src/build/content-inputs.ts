@@ -20,6 +20,8 @@ export interface ImageInputs {
   dependencyTags: Record<string, string>;
   /** Ids of the build secrets the image mounts (never their values: a rotated token is no new image). */
   secretIds?: string[];
+  /** The platforms built (configured, narrowed by --platform); undefined: the builder's own. */
+  platforms?: string[];
 }
 
 /** Per-input digests, stored as image labels so a later build can say what changed. */
@@ -31,6 +33,8 @@ export interface InputDigests {
   deps: Record<string, string>;
   /** Build secret ids, sorted; absent when the image has none. */
   secrets?: string[];
+  /** The platforms of the image index, sorted; absent for a single-platform build of the builder's own platform. */
+  platforms?: string[];
 }
 
 export const TAG_SCHEME = 'skiff-tag-v1';
@@ -53,6 +57,7 @@ export function digestInputs(inputs: ImageInputs): InputDigests {
     target: inputs.target ?? '',
     deps,
     ...(inputs.secretIds?.length ? { secrets: [...new Set(inputs.secretIds)].sort() } : {}),
+    ...(inputs.platforms?.length ? { platforms: [...new Set(inputs.platforms)].sort() } : {}),
   };
 }
 
@@ -61,6 +66,8 @@ export function contentTag(digests: InputDigests): string {
   const parts: unknown[] = [TAG_SCHEME, digests.dockerfile, digests.files, digests.args, digests.target, digests.deps];
   // Only images with build secrets carry their ids, so every other tag stays what it was.
   if (digests.secrets?.length) parts.push(digests.secrets);
+  // Likewise platforms, as an object so a list of platforms never reads as a list of secret ids.
+  if (digests.platforms?.length) parts.push({ platforms: digests.platforms });
   return sha256(JSON.stringify(parts)).slice(0, 32);
 }
 
@@ -85,6 +92,7 @@ export function labelsToDigests(labels: Record<string, string> | undefined | nul
       target: d.target ?? '',
       deps: d.deps ?? {},
       ...(d.secrets?.length ? { secrets: d.secrets } : {}),
+      ...(d.platforms?.length ? { platforms: d.platforms } : {}),
     };
   } catch {
     return undefined;
@@ -109,6 +117,10 @@ export function explainChange(previous: InputDigests, current: InputDigests): st
   }
   if ((previous.secrets ?? []).join(',') !== (current.secrets ?? []).join(','))
     reasons.push(`build secret ids changed (${(previous.secrets ?? []).join(', ') || 'none'} → ${(current.secrets ?? []).join(', ') || 'none'})`);
+  if ((previous.platforms ?? []).join(',') !== (current.platforms ?? []).join(','))
+    reasons.push(
+      `platforms changed (${(previous.platforms ?? []).join(', ') || "the builder's own"} → ${(current.platforms ?? []).join(', ') || "the builder's own"})`,
+    );
   if (previous.files !== current.files) reasons.push('context files changed');
   return reasons;
 }

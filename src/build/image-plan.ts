@@ -5,6 +5,7 @@ import { ConfigError } from '../errors.js';
 import { DockerIgnore } from './dockerignore.js';
 import { contentTag, digestsToLabels, digestInputs, sanitizeTag, type InputDigests } from './content-inputs.js';
 import { listCommitTree, listWorkingTree, readCommitFile, type TreeEntry } from '../adapters/git.js';
+import { parsePlatform } from '../config/platform.js';
 import type { ImageConfig } from '../config/project-config.js';
 import type { Project } from '../project.js';
 
@@ -29,6 +30,8 @@ export interface ImagePlan {
   dockerfileText: string;
   buildArgs: Record<string, string>;
   dockerignore: DockerIgnore;
+  /** The platforms to build, sorted (configured, narrowed by --platform); undefined: the builder's own. */
+  platforms?: string[];
 }
 
 /** The build arg that carries a dependency's reference: base → BASE_IMAGE. */
@@ -72,11 +75,47 @@ function humanTags({ git, mode }: Project): string[] {
 }
 
 /**
+ * `--platform a,b`: the platforms named, normalised; a ConfigError (exit 2) for one that is no
+ * platform. Undefined: no narrowing.
+ */
+export function parsePlatformFlag(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const names = value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  if (!names.length) throw new ConfigError('--platform is empty: name platforms such as linux/amd64,linux/arm64');
+  const out = new Set<string>();
+  for (const name of names) {
+    const parsed = parsePlatform(name);
+    if ('problem' in parsed) throw new ConfigError(`--platform: "${name}" ${parsed.problem}`);
+    out.add(parsed.platform);
+  }
+  return [...out].sort();
+}
+
+/**
+ * An image's platforms narrowed to `narrow` (--platform): each platform asked for must be one the
+ * image is configured for, or a ConfigError names the image and its list.
+ */
+export function narrowPlatforms(image: string, configured: string[] | undefined, narrow: string[] | undefined, where: string): string[] | undefined {
+  if (!narrow) return configured;
+  const outside = narrow.filter((p) => !configured?.includes(p));
+  if (outside.length) {
+    const list = configured ? `configured: ${configured.join(', ')}` : 'it has no platforms: (the builder builds its own platform)';
+    throw new ConfigError(
+      `${where}: --platform ${outside.join(',')}: image ${image} is not built for ${outside.join(', ')} (${list}); name only configured platforms, or add them to platforms: in skiff.yaml`,
+    );
+  }
+  return narrow;
+}
+
+/**
  * Computes every selected image's content tag from Git's object ids (commit
  * mode) or hashed working-tree files (--dev). Checks that contexts and
  * Dockerfiles exist; throws ConfigError pointing at skiff.yaml otherwise.
  */
-export async function planImages(project: Project, wanted: string[] = []): Promise<ImagePlan[]> {
+export async function planImages(project: Project, wanted: string[] = [], narrow?: string[]): Promise<ImagePlan[]> {
   const { config, git, root, repo, mode } = project;
   const names = selectImages(config.images, wanted, config.file);
   const where = (path: string) => {
@@ -88,6 +127,7 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
 
   for (const name of names) {
     const img = config.images[name]!;
+    const platforms = narrowPlatforms(name, img.platforms, narrow, where(img.platforms ? `images.${name}.platforms` : `images.${name}`));
     const all = mode === 'commit' ? await listCommitTree(repo, git.commit, img.context) : await listWorkingTree(repo, img.context);
     const contextLabel = img.context || '.';
     if (all.length === 0) {
@@ -126,6 +166,7 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
       target: img.target,
       dependencyTags,
       secretIds: img.secrets.map((x) => x.id),
+      platforms,
     });
     const tag = contentTag(digests);
     const repository = repositoryOf(name);
@@ -148,6 +189,7 @@ export async function planImages(project: Project, wanted: string[] = []): Promi
       dockerfileText,
       buildArgs,
       dockerignore,
+      ...(platforms ? { platforms } : {}),
     });
   }
   return names.map((n) => plans.get(n)!);

@@ -15,11 +15,16 @@ export function addBuildCommand(program: Command) {
     .option('--why', 'say for each image why it is or is not rebuilt')
     .option('--registry <prefix>', 'image repository prefix, e.g. 127.0.0.1:5000/hello (overrides skiff.yaml)')
     .option('--parallel <n>', 'images built at once', integer, 2)
+    .option(
+      '--platform <list>',
+      'build only these of the configured platforms, comma-separated (e.g. linux/arm64); a different image, with its own content tag',
+    )
     .addHelpText(
       'after',
       `
 Examples:
   skiff build                 build every image of skiff.yaml from HEAD
+  skiff build --platform linux/arm64   only the arm64 variant of images with platforms:
   skiff build app --push      build app (and what it depends on) and push
   skiff build --dev --why     build the working tree and explain each rebuild`,
     );
@@ -35,6 +40,7 @@ Examples:
         why,
         registry: flags.string('registry'),
         parallel: flags.number('parallel'),
+        platform: flags.string('platform'),
       };
       const result = await runBuild(ctx, opts);
       if (json) return printJson(result);

@@ -51,6 +51,11 @@ export interface ImageConfig {
   dependsOn: string[];
   /** Build secrets mounted into RUN --mount=type=secret steps (buildkitd only). */
   secrets: BuildSecretConfig[];
+  /**
+   * The platforms the image is built for (its `platforms:`, else the top-level one), normalised
+   * and sorted; undefined: the builder's own platform, as before platforms existed.
+   */
+  platforms?: string[];
 }
 
 /** A build secret: its id, and where its value comes from when the build runs. */

@@ -5,11 +5,11 @@ import { validateBuilder } from './validate-builder.js';
 import { validateCharts } from './validate-charts.js';
 import { validateDeploy } from './validate-deploy.js';
 import { validateEnvironments } from './validate-environments.js';
-import { validateImages } from './validate-images.js';
+import { validateImages, validatePlatforms } from './validate-images.js';
 import { validateTests } from './validate-tests.js';
 
 /** The top-level keys of skiff.yaml; each section has its validator in validate-<section>.ts. */
-const SECTIONS = ['project', 'registry', 'builder', 'images', 'tests', 'environments', 'deploy', 'charts'];
+const SECTIONS = ['project', 'registry', 'builder', 'platforms', 'images', 'tests', 'environments', 'deploy', 'charts'];
 
 /**
  * Checks skiff.yaml as plain data and fills in defaults. Pure: no file or
@@ -30,7 +30,8 @@ export function validateConfig(raw: unknown, positions: PositionIndex, file: str
     hint: 'use host[:port]/path, e.g. 127.0.0.1:5000/hello',
   });
   const builders = validateBuilder(r, top.builder);
-  const images = validateImages(r, top.images);
+  const platforms = validatePlatforms(r, top.platforms, 'platforms');
+  const images = validateImages(r, top.images, platforms);
   const tests = validateTests(r, top.tests, images);
   const environments = validateEnvironments(r, top.environments, project);
   const deploy = validateDeploy(r, top.deploy);

@@ -1,5 +1,6 @@
 import type { BuildSecretConfig, ImageConfig } from './project-config.js';
 import { ENV_VAR, typeName, type ConfigReader } from './config-reader.js';
+import { parsePlatform } from './platform.js';
 
 const IMAGE_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -14,10 +15,15 @@ export const OWN_SECRET_VARIABLES: readonly string[] = [
   'WERF_SECRET_KEY',
   'WERF_OLD_SECRET_KEY',
   'SKIFF_REGISTRY_PASSWORD',
+  'SKIFF_COSIGN_KEY',
+  'COSIGN_PASSWORD',
 ];
 
-/** `images.<name>`: what each image is built from, and what it depends on (no cycles). */
-export function validateImages(r: ConfigReader, raw: unknown): Record<string, ImageConfig> {
+/**
+ * `images.<name>`: what each image is built from, and what it depends on (no cycles).
+ * `defaultPlatforms`: the top-level `platforms:`, for images without their own.
+ */
+export function validateImages(r: ConfigReader, raw: unknown, defaultPlatforms?: string[]): Record<string, ImageConfig> {
   const images: Record<string, ImageConfig> = {};
   const imagesRaw = r.mapping(raw, 'images', true) ?? {};
   if (Object.keys(imagesRaw).length === 0 && raw !== undefined) r.problem('images', 'images is empty: define at least one image');
@@ -25,7 +31,8 @@ export function validateImages(r: ConfigReader, raw: unknown): Record<string, Im
     const path = `images.${name}`;
     if (!IMAGE_NAME.test(name)) r.problem(path, `image name "${name}" must be lower-case letters, digits, ".", "_" or "-"`);
     const img = r.mapping(value ?? {}, path) ?? {};
-    r.knownKeys(img, path, ['context', 'dockerfile', 'target', 'args', 'dependsOn', 'secrets']);
+    r.knownKeys(img, path, ['context', 'dockerfile', 'target', 'args', 'dependsOn', 'secrets', 'platforms']);
+    const platforms = img.platforms === undefined ? defaultPlatforms : validatePlatforms(r, img.platforms, `${path}.platforms`);
     const dockerfile = r.relativePath(img.dockerfile, `${path}.dockerfile`, 'Dockerfile');
     images[name] = {
       name,
@@ -35,10 +42,37 @@ export function validateImages(r: ConfigReader, raw: unknown): Record<string, Im
       args: r.stringMap(img.args, `${path}.args`, ENV_VAR),
       dependsOn: r.stringList(img.dependsOn, `${path}.dependsOn`),
       secrets: validateBuildSecrets(r, img.secrets, `${path}.secrets`),
+      ...(platforms ? { platforms } : {}),
     };
   }
   validateDependsOn(r, images);
   return images;
+}
+
+/**
+ * `platforms:` (top level, or an image's): a non-empty list of os/arch[/variant], each once; the
+ * normalised names, sorted (their order means nothing: the image index holds them all).
+ */
+export function validatePlatforms(r: ConfigReader, v: unknown, path: string): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.length === 0) {
+    r.problem(
+      path,
+      `${path} must be a non-empty list of platforms such as [linux/amd64, linux/arm64], got ${Array.isArray(v) ? 'an empty list' : typeName(v)}`,
+    );
+    return undefined;
+  }
+  const seen = new Map<string, number>();
+  v.forEach((item: unknown, i) => {
+    const p = `${path}[${i}]`;
+    if (typeof item !== 'string') return r.problem(p, `${p} must be a platform such as linux/arm64, got ${typeName(item)}`);
+    const parsed = parsePlatform(item);
+    if ('problem' in parsed) return r.problem(p, `${p} "${item}" ${parsed.problem}`);
+    const before = seen.get(parsed.platform);
+    if (before !== undefined) return r.problem(p, `${p} "${item}" is ${parsed.platform} again (${path}[${before}]); list each platform once`);
+    seen.set(parsed.platform, i);
+  });
+  return [...seen.keys()].sort();
 }
 
 /** images.<name>.secrets: [{id, env} | {id, file}]; ids unique per image. */

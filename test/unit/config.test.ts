@@ -222,7 +222,7 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
       `"skiff.yaml:2:1: unknown key "image" in the top level (did you mean "images"?)"`,
     );
     expect(errorOf(yaml('project: hello', 'images:', '  app: {}', 'colour: blue'))).toMatchInlineSnapshot(
-      `"skiff.yaml:4:1: unknown key "colour" in the top level; allowed: project, registry, builder, images, tests, environments, deploy, charts"`,
+      `"skiff.yaml:4:1: unknown key "colour" in the top level; allowed: project, registry, builder, platforms, images, tests, environments, deploy, charts"`,
     );
   });
 
@@ -231,7 +231,10 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
       `"skiff.yaml:4:5: unknown key "contxt" in images.app (did you mean "context"?)"`,
     );
     expect(errorOf(yaml('project: hello', 'images:', '  app:', '    platform: linux/arm64'))).toMatchInlineSnapshot(
-      `"skiff.yaml:4:5: unknown key "platform" in images.app; allowed: context, dockerfile, target, args, dependsOn, secrets"`,
+      `"skiff.yaml:4:5: unknown key "platform" in images.app (did you mean "platforms"?)"`,
+    );
+    expect(errorOf(yaml('project: hello', 'images:', '  app:', '    labels: {a: b}'))).toMatchInlineSnapshot(
+      `"skiff.yaml:4:5: unknown key "labels" in images.app; allowed: context, dockerfile, target, args, dependsOn, secrets, platforms"`,
     );
   });
 
