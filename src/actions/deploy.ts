@@ -8,6 +8,7 @@ import { releaseFieldManager } from '../kube/objects.js';
 import { dryRun } from '../stages/apply.js';
 import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
 import { lintGate } from '../stages/lint-gate.js';
+import { checkNodePlatforms } from '../stages/node-platforms.js';
 import { checkPlanLive, checkPlanRender, openPlan, type OpenedPlan } from '../stages/plan-check.js';
 import { comparePlanned } from './plan.js';
 import { connect, ensureNamespace, withReleaseLock } from '../stages/kube-session.js';
@@ -94,6 +95,8 @@ async function deployRendered(
   // Nothing of another release is applied over, or later pruned, without an explicit adopt.
   const ownership = await checkOwnership(kube, rendered.manifests, { release: target.release, namespace: target.namespace, adopt: opts.adopt });
   await dryRun(kube, rendered.manifests, target.namespace, releaseFieldManager(target.release));
+  // An image without a manifest for a node its pods can land on would fail there only after the deploy started.
+  await checkNodePlatforms(ctx, rendered.manifests, { project, images, kube });
   // A plan's changes must be the ones this deploy finds itself; what it compared is checked again under the lock.
   const seen = plan ? await comparePlanned(ctx, plan, target, rendered, opts, { kube, storage }) : [];
 

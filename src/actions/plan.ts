@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import { PLAN_VERSION, planJson, planText, type PlanFile, type PlannedChange } from '../release/plan-file.js';
 import { connect } from '../stages/kube-session.js';
 import { lintGate } from '../stages/lint-gate.js';
+import { checkNodePlatforms } from '../stages/node-platforms.js';
 import { renderedDigest } from '../stages/plan-digest.js';
 import { checkNotOutdated } from '../stages/outdated-deploy.js';
 import { revisionGit } from '../release/outdated.js';
@@ -120,6 +121,7 @@ export async function runPlan(ctx: RunContext, opts: PlanOptions): Promise<PlanR
     const history = await session.storage.history(target.release);
     await checkNotOutdated(ctx, { repo: project.repo, target, history, candidate: revisionGit(project.git, ctx.ci), allowOlder: opts.allowOlder });
     await lintGate(ctx, rendered.manifests, { env: target.env, namespace: target.namespace, images, kube: session.kube });
+    await checkNodePlatforms(ctx, rendered.manifests, { project, images, kube: session.kube });
     const c = await compareRendered(ctx, target, rendered, project.config.project, opts, session);
     const digest = renderedDigest(
       rendered.manifests.map((m) => m.object),

@@ -114,6 +114,8 @@ export interface DeployConfig {
   /** undefined: on in CI, off on a laptop. */
   autoRollback?: boolean;
   timeoutMs: number;
+  /** Compare each workload's images' platforms with its nodes' before the first write (default true; off where node labels lie). */
+  checkNodePlatforms: boolean;
 }
 
 export interface Position {

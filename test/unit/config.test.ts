@@ -126,7 +126,7 @@ describe('parseConfigText: a valid configuration', () => {
         autoRollback: undefined,
       },
     });
-    expect(c.deploy).toEqual({ historyMax: 5, autoRollback: true, timeoutMs: 150_000 });
+    expect(c.deploy).toEqual({ historyMax: 5, autoRollback: true, timeoutMs: 150_000, checkNodePlatforms: true });
   });
 
   it('records where each key stands, for later error messages', () => {
@@ -161,7 +161,7 @@ describe('parseConfigText: a valid configuration', () => {
     expect(c.images.api!.context).toBe('');
     expect(c.tests.t).toMatchObject({ command: ['make'], timeoutMs: 600_000, network: 'none', reports: [], env: {} });
     expect(c.environments.dev).toMatchObject({ namespace: 'mini-dev', values: {} });
-    expect(c.deploy).toEqual({ historyMax: 10, autoRollback: undefined, timeoutMs: 300_000 });
+    expect(c.deploy).toEqual({ historyMax: 10, autoRollback: undefined, timeoutMs: 300_000, checkNodePlatforms: true });
   });
 
   it('reads a dynamic environment: {slug} in its names, URL and values, default names by slug', () => {
@@ -341,6 +341,14 @@ describe('parseConfigText: errors name skiff.yaml:LINE:COL and say what to fix',
   it('historyMax 0', () => {
     expect(errorOf(yaml('project: hello', 'images:', '  app: {}', 'deploy:', '  historyMax: 0'))).toMatchInlineSnapshot(
       `"skiff.yaml:5:3: deploy.historyMax must be a whole number ≥ 1, got 0"`,
+    );
+  });
+
+  it('deploy.checkNodePlatforms: off with false, refused unless a boolean', () => {
+    const off = parseConfigText(yaml('project: hello', 'images:', '  app: {}', 'deploy:', '  checkNodePlatforms: false'), FILE);
+    expect(off.deploy.checkNodePlatforms).toBe(false);
+    expect(errorOf(yaml('project: hello', 'images:', '  app: {}', 'deploy:', '  checkNodePlatforms: "no"'))).toMatchInlineSnapshot(
+      `"skiff.yaml:5:3: deploy.checkNodePlatforms must be true or false"`,
     );
   });
 
