@@ -5,11 +5,14 @@ import { planImages } from '../build/image-plan.js';
 import { resolveTarget } from '../stages/release-inputs.js';
 import { testProject, testsFailed } from '../stages/run-tests.js';
 import { runDeploy, type DeployOptions, type DeployResult } from './deploy.js';
+import { openSigning, signBuildResult, withSigning } from '../signing/signing-run.js';
 
 export interface ShipOptions extends DeployOptions {
   skipTests?: boolean;
   /** Run every test, also one that passed before on the same image and definition. */
   rerun?: boolean;
+  /** Sign each pushed digest with cosign (SKIFF_COSIGN_KEY, COSIGN_PASSWORD) before the tests and the deploy. */
+  sign?: boolean;
 }
 
 /**
@@ -21,7 +24,14 @@ export async function runShip(ctx: RunContext, opts: ShipOptions): Promise<Deplo
   const project = await loadProject(ctx, opts);
   resolveTarget(project, opts.env, opts, ctx.ci);
   pushRegistry(project);
-  await buildPlanned(ctx, project, await planImages(project), { push: true });
+  const plans = await planImages(project);
+  if (opts.sign) {
+    // The key is opened (and its password checked) before anything is built or pushed.
+    const signing = await openSigning(ctx, ctx.cwd);
+    await withSigning(ctx, signing, async (quiet) => signBuildResult(quiet, signing, await buildPlanned(quiet, project, plans, { push: true })));
+  } else {
+    await buildPlanned(ctx, project, plans, { push: true });
+  }
   let tests;
   if (!opts.skipTests) {
     const result = await testProject(ctx, project, { rerun: opts.rerun });

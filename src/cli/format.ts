@@ -2,6 +2,7 @@ import type { DeployResult } from '../actions/deploy.js';
 import type { StatusResult } from '../actions/status.js';
 import { describeCluster } from '../kube/cluster-ref.js';
 import type { BuildResult } from '../build/build-images.js';
+import type { SignedImageResult } from '../signing/signing-run.js';
 import type { TestCaseResult } from '../stages/run-tests.js';
 import type { Diagnosis } from '../stages/track.js';
 import { formatProblemGroup } from '../kinds/problem-groups.js';
@@ -32,7 +33,9 @@ export function formatBuildResult(result: BuildResult, why: boolean): string[] {
     const what = img.built ? (img.pushed ? 'built and pushed' : 'built') : img.pushed ? 'pushed' : 'unchanged';
     const ref = `${img.reference}${img.digest && img.pushed ? `@${img.digest}` : ''}`;
     const changes = why && img.changes ? ` — ${img.changes.length ? img.changes.join('; ') : 'no input changed'}` : '';
-    return `${img.image}: ${what} ${ref}${changes}`;
+    const signed = 'signature' in img ? (img as SignedImageResult).signature : undefined;
+    const signature = signed ? `, ${signed.new ? 'signed' : 'already signed'} (${signed.tag.slice(signed.tag.lastIndexOf(':') + 1)})` : '';
+    return `${img.image}: ${what} ${ref}${signature}${changes}`;
   });
 }
 

@@ -15,6 +15,7 @@ export function addBuildCommand(program: Command) {
     .option('--why', 'say for each image why it is or is not rebuilt')
     .option('--registry <prefix>', 'image repository prefix, e.g. 127.0.0.1:5000/hello (overrides skiff.yaml)')
     .option('--parallel <n>', 'images built at once', integer, 2)
+    .option('--sign', 'with --push: sign each pushed image digest with cosign (key in SKIFF_COSIGN_KEY, its password in COSIGN_PASSWORD)')
     .option(
       '--platform <list>',
       'build only these of the configured platforms, comma-separated (e.g. linux/arm64); a different image, with its own content tag',
@@ -26,6 +27,7 @@ Examples:
   skiff build                 build every image of skiff.yaml from HEAD
   skiff build --platform linux/arm64   only the arm64 variant of images with platforms:
   skiff build app --push      build app (and what it depends on) and push
+  skiff build --push --sign   push, and sign each image's digest with cosign
   skiff build --dev --why     build the working tree and explain each rebuild`,
     );
   cmd.action((images: string[]) =>
@@ -41,6 +43,7 @@ Examples:
         registry: flags.string('registry'),
         parallel: flags.number('parallel'),
         platform: flags.string('platform'),
+        sign: flags.boolean('sign'),
       };
       const result = await runBuild(ctx, opts);
       if (json) return printJson(result);

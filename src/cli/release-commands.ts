@@ -108,10 +108,18 @@ function addDeployCommands(program: Command) {
     .add(envCommand(program, 'ship', 'build, test, push and deploy in one go'))
     .option('--skip-tests', 'do not run the tests of skiff.yaml')
     .option('--rerun', 'run every test, also one that passed before on the same image and test definition')
+    .option('--sign', 'sign each pushed image digest with cosign (key in SKIFF_COSIGN_KEY, its password in COSIGN_PASSWORD)')
     .addHelpText('after', '\nExamples:\n  skiff ship staging');
   onEnv(program, ship, async ({ ctx, json }, env, flags) => {
     const { runShip } = await import('../actions/ship.js');
-    const opts = { env, ...targetFlags.read(flags), ...deployFlags.read(flags), skipTests: flags.boolean('skipTests'), rerun: flags.boolean('rerun') };
+    const opts = {
+      env,
+      ...targetFlags.read(flags),
+      ...deployFlags.read(flags),
+      skipTests: flags.boolean('skipTests'),
+      rerun: flags.boolean('rerun'),
+      sign: flags.boolean('sign'),
+    };
     reportDeploy(ctx, json, await runShip(ctx, opts));
   });
 }
