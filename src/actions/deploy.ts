@@ -17,6 +17,7 @@ import { runRelease, type ReleaseOutcome } from '../stages/release-run.js';
 import { checkNotOutdated } from '../stages/outdated-deploy.js';
 import { revisionGit } from '../release/outdated.js';
 import { rollbackTo } from './rollback.js';
+import { verifyReleaseImages } from '../signing/verify-images.js';
 
 export interface DeployOptions extends TargetOptions, RenderFlags {
   timeoutMs?: number;
@@ -65,6 +66,13 @@ export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: 
   const ctx: RunContext = { ...outer, reporter: redactor.reporter(outer.reporter) };
   let result: DeployResult;
   try {
+    // deploy.verify: every image signed with the configured key, before the cluster is even asked.
+    await verifyReleaseImages(
+      ctx,
+      project,
+      rendered.manifests.map((m) => m.object),
+      target.namespace,
+    );
     result = redactor.outcome(await deployRendered(ctx, project, target, images, rendered, opts, inputs, plan));
   } catch (e) {
     throw redactor.error(e);

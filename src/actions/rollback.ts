@@ -12,6 +12,7 @@ import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
 import { MASKED_ANNOTATION, recordSalt, Redactor } from '../secrets/redact.js';
 import type { ReleaseTarget, TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome, type ReleaseRunOptions } from '../stages/release-run.js';
+import { verifyReleaseImages } from '../signing/verify-images.js';
 
 export interface RollbackOptions extends TargetOptions {
   /** The revision to roll back to (default: the deployed one before the current). */
@@ -38,6 +39,9 @@ export async function runRollback(ctx: RunContext, opts: RollbackOptions): Promi
       record = [...history].reverse().find((r) => (r.status === 'superseded' || r.status === 'deployed') && r.revision < (current?.revision ?? Infinity));
       if (!record) throw new ConfigError(`release ${target.release} has no earlier deployed revision to roll back to; use --to N`);
     }
+    // deploy.verify holds for a rollback too (the revision's images were verified when deployed, if the key was the same):
+    // a few registry requests and one cosign run per image. An automatic rollback after a failed deploy is not held up.
+    await verifyReleaseImages(ctx, project, record.manifests, target.namespace);
     return rollbackTo(ctx, kube, storage, target, record, {
       project: project.config.project,
       timeoutMs: opts.timeoutMs ?? project.config.deploy.timeoutMs,

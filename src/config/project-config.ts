@@ -116,6 +116,13 @@ export interface DeployConfig {
   timeoutMs: number;
   /** Compare each workload's images' platforms with its nodes' before the first write (default true; off where node labels lie). */
   checkNodePlatforms: boolean;
+  /** `deploy.verify`: every image of a release must carry a cosign signature of this key; undefined: not checked. */
+  verify?: VerifyConfig;
+}
+
+export interface VerifyConfig {
+  /** The cosign public key (cosign.pub), repository-relative and normalised; read from the deployed commit. */
+  key: string;
 }
 
 export interface Position {

@@ -1,0 +1,21 @@
+import type { VerifyConfig } from './project-config.js';
+import type { ConfigReader } from './config-reader.js';
+
+/**
+ * `deploy.verify: { key: cosign.pub }`: the public key every image of a
+ * release must be signed with. A path inside the repository (relative, no
+ * "..": the key comes from the deployed commit, like the templates); whether
+ * the file is there, and not a symlink, is checked when a deploy reads it.
+ */
+export function validateVerify(r: ConfigReader, raw: unknown): VerifyConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const verify = r.mapping(raw, 'deploy.verify');
+  if (!verify) return undefined;
+  r.knownKeys(verify, 'deploy.verify', ['key']);
+  if (verify.key === undefined) {
+    r.problem('deploy.verify', 'deploy.verify needs key: the path of the cosign public key (cosign.pub) in the repository');
+    return undefined;
+  }
+  const key = r.relativePath(verify.key, 'deploy.verify.key', '');
+  return key === '' ? undefined : { key };
+}
