@@ -23,6 +23,8 @@ export interface ContainerEngine {
   inspectImage(ref: string): Promise<LocalImage | undefined>;
   /** Why this Engine cannot build with BuildKit; undefined when it can, as far as it tells. */
   buildKitUnsupported(): Promise<string | undefined>;
+  /** The platform it builds and runs: "linux/amd64". */
+  platform(): Promise<string>;
   /** Returns the image id; throws BuildKitRefused when the Engine turns BuildKit down. */
   buildWithBuildKit(req: BuildRequest): Promise<string>;
   /** Returns the image id. */

@@ -92,7 +92,7 @@ export class DockerEngine implements ContainerEngine {
   }
 
   private buildKitRefusal: string | undefined;
-  private engineFacts: Promise<{ apiVersion: string; os: string }> | undefined;
+  private engineFacts: Promise<{ apiVersion: string; os: string; arch: string }> | undefined;
   private buildNetwork: Promise<string | undefined> | undefined;
 
   /**
@@ -101,18 +101,28 @@ export class DockerEngine implements ContainerEngine {
    */
   async buildKitUnsupported(): Promise<string | undefined> {
     if (this.buildKitRefusal) return this.buildKitRefusal;
-    this.engineFacts ??= this.api.version().then(
-      (v) => ({ apiVersion: v.ApiVersion ?? '', os: v.Os ?? '' }),
-      (e: unknown) => {
-        throw this.unreachable(e);
-      },
-    );
-    const { apiVersion, os } = await this.engineFacts;
+    const { apiVersion, os } = await this.facts();
     const [major = 0, minor = 0] = apiVersion.split('.').map(Number);
     if (major < BUILDKIT_MIN_API[0] || (major === BUILDKIT_MIN_API[0] && minor < BUILDKIT_MIN_API[1]))
       return `Engine API ${apiVersion || 'of unknown version'} is older than ${BUILDKIT_MIN_API.join('.')}`;
     if (os && os !== 'linux') return `the Engine runs ${os} containers, which BuildKit through the Engine does not build`;
     return undefined;
+  }
+
+  private facts() {
+    this.engineFacts ??= this.api.version().then(
+      (v) => ({ apiVersion: v.ApiVersion ?? '', os: v.Os ?? '', arch: v.Arch ?? '' }),
+      (e: unknown) => {
+        throw this.unreachable(e);
+      },
+    );
+    return this.engineFacts;
+  }
+
+  /** The platform the Engine builds and runs, as its version tells ("linux/amd64"). */
+  async platform(): Promise<string> {
+    const { os, arch } = await this.facts();
+    return `${os || 'linux'}/${arch === 'arm' ? 'arm/v7' : arch}`;
   }
 
   /**

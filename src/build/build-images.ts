@@ -6,6 +6,7 @@ import type { Project } from '../project.js';
 import { RegistryAccess, type ManifestInfo, type RegistryClient } from '../registry/registry-client.js';
 import type { RegistryCredentials } from '../registry/credentials.js';
 import { repositoryPath } from '../registry/image-ref.js';
+import { indexProvenance, parseIndex, type PlatformProvenance } from '../registry/image-index.js';
 import type { Redactor } from '../secrets/redact.js';
 import { checkBuildSecrets } from './build-secrets.js';
 import { chooseBuilder } from './builders/choose-builder.js';
@@ -42,6 +43,10 @@ export interface ImageBuildResult {
   /** Dockerfile steps the build went through, and how many of them came from the cache (built images only). */
   steps?: number;
   cachedSteps?: number;
+  /** The platforms of the image in the registry (its `platforms:`, or its index's). */
+  platforms?: string[];
+  /** Per platform: its image manifest and the attestation manifest holding its SLSA provenance (buildkitd builds). */
+  provenance?: PlatformProvenance[];
   durationMs: number;
 }
 
@@ -83,6 +88,7 @@ export async function buildPlanned(ctx: RunContext, project: Project, plans: Ima
   // The builder and build secrets are checked before anything is built.
   const builder = await chooseBuilder(ctx, project);
   const secretValues = await checkBuildSecrets(project, plans, ctx.env, builder.takesSecrets);
+  await builder.prepare(ctx, project, plans, Boolean(opts.push && project.registry));
   const semaphore = new Semaphore(Math.max(1, opts.parallel ?? 2));
   const done = new Map<string, Promise<ImageBuildResult>>();
   const failures: SkiffError[] = [];
@@ -143,7 +149,15 @@ async function processImage(run: ImageRun, plan: ImagePlan): Promise<ImageOutcom
     const existing = await upToDateInRegistry(registry.client, plan);
     if (existing) {
       reporter.status(plan.name, 'up to date', `${plan.ref} already in the registry; not built, not pushed`);
-      return { ...base, digest: existing.digest, built: false, pushed: false, reason: 'up to date in registry', changes: run.why ? [] : undefined };
+      return {
+        ...base,
+        digest: existing.digest,
+        built: false,
+        pushed: false,
+        reason: 'up to date in registry',
+        changes: run.why ? [] : undefined,
+        ...indexFacts(plan, existing),
+      };
     }
   }
   // A builder that pushes itself needs no Engine when the image goes to a registry.
@@ -184,9 +198,10 @@ async function processImage(run: ImageRun, plan: ImagePlan): Promise<ImageOutcom
   const built = { ...result, builder, builtBy, steps, cachedSteps };
   if (docker) return publish(run, plan, docker, registry, built);
   // The builder pushed it already.
-  const digest = (await tagInRegistry(registry!.client, plan))?.digest;
+  const pushed = await tagInRegistry(registry!.client, plan);
+  const digest = pushed?.digest;
   reporter.status(plan.name, 'pushed', `${plan.ref}${digest ? `@${digest}` : ''} from ${builder}`);
-  return { ...built, digest, pushed: true };
+  return { ...built, digest, pushed: true, ...indexFacts(plan, pushed) };
 }
 
 /** An image in the Engine: tagged there, then (with a registry) pushed and tagged in the registry. */
@@ -219,6 +234,17 @@ async function upToDateInRegistry(client: RegistryClient, plan: ImagePlan): Prom
   const stale = plan.humanTags.filter((_, i) => !existing.digest || current[i]?.digest !== existing.digest);
   if (stale.length) await tagInRegistry(client, plan, stale, existing);
   return existing;
+}
+
+/** What an image index in the registry tells of an image: its platforms, and each one's provenance attestation. */
+function indexFacts(plan: ImagePlan, m: ManifestInfo | undefined): Pick<ImageBuildResult, 'platforms' | 'provenance'> {
+  const index = parseIndex(m?.body, m?.mediaType);
+  const provenance = index ? indexProvenance(index) : [];
+  const platforms = plan.platforms ?? (provenance.length ? provenance.map((p) => p.platform) : undefined);
+  return {
+    ...(platforms ? { platforms } : {}),
+    ...(provenance.some((p) => p.attestation) ? { provenance } : {}),
+  };
 }
 
 /** Points the image's other tags at its content tag's manifest (fetched once); returns that manifest. */

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { access, chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -10,6 +10,8 @@ import { BuildStepFailure } from './build-failure.js';
 import { childEnv } from '../adapters/child-env.js';
 import type { RegistryCredentials } from '../registry/credentials.js';
 import { buildkitDockerConfig } from '../registry/docker-auth.js';
+import { formatPlatform, normalizePlatform } from '../config/platform.js';
+import { workerPlatforms } from './platform-routing.js';
 
 /** One buildkitd, with its client certificate files resolved to absolute paths. */
 export interface BuildkitdTarget {
@@ -34,9 +36,15 @@ export interface BuildkitdBuildRequest {
   target?: string;
   buildArgs: Record<string, string>;
   labels: Record<string, string>;
-  /** The image reference to push (push) or to hand to `load` as a docker-archive tar. */
+  /** The image reference to push (push) or to hand to `load` as a docker-archive tar; with pushByDigest, the repository alone. */
   ref: string;
   push: boolean;
+  /** Push without a tag (`push-by-digest=true`): the stage puts the index under the content tag. */
+  pushByDigest?: boolean;
+  /** `--opt platform=a,b`: the platforms this build makes; none: the worker's own. */
+  platforms?: string[];
+  /** Attach SLSA provenance (`attest:provenance=mode=max`): pushed builds only. */
+  provenance?: boolean;
   /** Without push: receives the image as `docker save` writes it. */
   load?: (tar: Readable) => Promise<void>;
   /** type=registry cache refs to read, in order. */
@@ -111,13 +119,24 @@ export class BuildkitdClient {
   }
 
   /**
-   * Asks for its workers, with a short connection timeout. Unreachable: BuilderDown.
-   * Reached but the TLS handshake fails: InfrastructureError (exit 3), a configuration
-   * to fix, not an outage to route around.
+   * Asks for its workers, with a short connection timeout: its platforms, normalised, the native
+   * one first (none when it does not say). Unreachable: BuilderDown. Reached but the TLS
+   * handshake fails: InfrastructureError (exit 3), a configuration to fix, not an outage to route around.
    */
-  async probe(signal: AbortSignal): Promise<void> {
-    const run = await this.run(['--timeout', '5', 'debug', 'workers'], { env: childEnv(this.env), signal });
-    if (run.code === 0) return;
+  async probe(signal: AbortSignal): Promise<string[]> {
+    let stdout = '';
+    const run = await this.run(['--timeout', '5', 'debug', 'workers', '--format', '{{json .}}'], {
+      env: childEnv(this.env),
+      signal,
+      onStdout: (text) => (stdout += text),
+    });
+    if (run.code === 0) {
+      try {
+        return stdout.trim() ? workerPlatforms(stdout, (p) => formatPlatform(normalizePlatform(p))) : [];
+      } catch {
+        return [];
+      }
+    }
     const why = errorText(run.stderrLines) || `buildctl exited with ${run.code}`;
     if (TLS_PROBLEM.test(why)) {
       throw new InfrastructureError(
@@ -137,7 +156,7 @@ export class BuildkitdClient {
    * the image pushed from buildkitd itself. A failed build: BuildStepFailure with buildctl's error;
    * a failed cache export: CacheExportRefused.
    */
-  async build(req: BuildkitdBuildRequest): Promise<void> {
+  async build(req: BuildkitdBuildRequest): Promise<{ digest?: string }> {
     const args = ['build', '--frontend', 'dockerfile.v0', '--local', `context=${req.contextDir}`, '--local', `dockerfile=${req.contextDir}`];
     args.push('--opt', `filename=${req.dockerfile}`);
     if (req.target) args.push('--opt', `target=${req.target}`);
@@ -146,11 +165,16 @@ export class BuildkitdClient {
     for (const s of req.secrets) args.push('--secret', s.env ? `id=${s.id},env=${s.env}` : `id=${s.id},src=${s.file}`);
     for (const ref of req.cacheImports) args.push('--import-cache', `type=registry,ref=${ref}`);
     if (req.cacheExport) args.push('--export-cache', `type=registry,ref=${req.cacheExport},mode=max,ignore-error=false`);
-    args.push('--output', req.push ? `type=image,name=${req.ref},push=true` : `type=docker,name=${req.ref}`);
+    if (req.platforms?.length) args.push('--opt', `platform=${req.platforms.join(',')}`);
+    if (req.provenance && req.push) args.push('--opt', 'attest:provenance=mode=max');
+    const output = req.push ? `type=image,name=${req.ref}${req.pushByDigest ? ',push-by-digest=true' : ''},push=true` : `type=docker,name=${req.ref}`;
+    args.push('--output', output);
     args.push('--progress', 'rawjson');
 
     // Registry credentials reach buildctl as a Docker config file of its own, never on its command line.
     const configDir = await mkdtemp(join(tmpdir(), 'skiff-buildctl-'));
+    const metadataFile = join(configDir, 'metadata.json');
+    args.push('--metadata-file', metadataFile);
     try {
       await chmod(configDir, 0o700);
       await writeFile(join(configDir, 'config.json'), JSON.stringify(buildkitDockerConfig(req.registryAuth)), { mode: 0o600 });
@@ -173,7 +197,7 @@ export class BuildkitdClient {
         },
         onLine: req.onLog,
       });
-      if (run.code === 0) return;
+      if (run.code === 0) return { digest: await pushedDigest(metadataFile) };
       if (req.signal.aborted) throw new BuildStepFailure('build interrupted');
       const why = errorText(run.stderrLines) || `buildctl exited with ${run.code}`;
       if (cacheFailed !== undefined || /failed to export cache|error writing layer blob.*\/cache|exporting cache/i.test(why)) throw new CacheExportRefused(why);
@@ -201,15 +225,20 @@ export class BuildkitdClient {
       signal: AbortSignal;
       onJson?: (status: StatusResponse) => void;
       onLine?: (line: string) => void;
+      onStdout?: (text: string) => void;
       load?: (tar: Readable) => Promise<void>;
     },
   ): Promise<Run> {
     return new Promise((resolvePromise, reject) => {
       const child = spawn(this.buildctl, [...this.connectionArgs(), ...args], {
         env: opts.env,
-        stdio: ['ignore', opts.load ? 'pipe' : 'ignore', 'pipe'],
+        stdio: ['ignore', opts.load || opts.onStdout ? 'pipe' : 'ignore', 'pipe'],
         signal: opts.signal,
       });
+      if (opts.onStdout && child.stdout) {
+        child.stdout.setEncoding('utf8');
+        child.stdout.on('data', opts.onStdout);
+      }
       const loaded = opts.load && child.stdout ? opts.load(child.stdout) : Promise.resolve();
       loaded.catch(() => {});
       const stderrLines: string[] = [];
@@ -246,6 +275,17 @@ export class BuildkitdClient {
         );
       });
     });
+  }
+}
+
+/** The digest buildctl's --metadata-file names for what it pushed (an index with several platforms or attestations). */
+async function pushedDigest(file: string): Promise<string | undefined> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  try {
+    const digest = (JSON.parse(text) as Record<string, unknown>)['containerimage.digest'];
+    return typeof digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(digest) ? digest : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -4,6 +4,8 @@ import type { CiContext } from '../gitlab/ci-variables.js';
 import { answerChallenge } from './auth.js';
 import { findCredentials, type RegistryCredentials } from './credentials.js';
 import { registryHost } from './image-ref.js';
+import { manifestFor, parseIndex } from './image-index.js';
+import { hostPlatform } from '../config/platform.js';
 import { readBounded, readJson, registryBaseUrl, REGISTRY_TIMEOUT_MS } from './transport.js';
 
 const MANIFEST_TYPES = [
@@ -186,7 +188,7 @@ export class RegistryClient {
     return body;
   }
 
-  /** When the image behind a digest was built (its config's "created"); undefined when unknown (an index). */
+  /** When the image behind a digest was built (its config's "created"; of an index, its image's for this machine's platform); undefined when unknown. */
   async created(repository: string, digest: string): Promise<Date | undefined> {
     const created = Date.parse((await this.imageConfig(repository, digest))?.created ?? '');
     return Number.isNaN(created) ? undefined : new Date(created);
@@ -206,9 +208,18 @@ export class RegistryClient {
     return (await this.imageConfig(repository, reference))?.config?.Labels ?? undefined;
   }
 
-  /** The image config blob of a single-platform image; undefined for an index or a missing image. */
+  /**
+   * The image config blob of an image; of an index (a multi-platform image, or one with
+   * attestations), the config of this machine's platform, else of its first image. Undefined for
+   * a missing image.
+   */
   private async imageConfig(repository: string, reference: string): Promise<{ created?: string; config?: { Labels?: Record<string, string> } } | undefined> {
-    const m = await this.manifest(repository, reference, true);
+    let m = await this.manifest(repository, reference, true);
+    const index = parseIndex(m?.body, m?.mediaType);
+    if (index) {
+      const chosen = manifestFor(index, hostPlatform());
+      m = chosen ? await this.manifest(repository, chosen.digest, true) : undefined;
+    }
     if (!m?.body) return undefined;
     const manifest = JSON.parse(m.body.toString()) as { config?: { digest: string } };
     if (!manifest.config) return undefined;

@@ -10,10 +10,19 @@ import { ConfigError, InfrastructureError } from '../../errors.js';
 import type { Project } from '../../project.js';
 import { repositoryPath } from '../../registry/image-ref.js';
 import { builderOrder, cacheExportRef, cacheImportTags, cacheRepository, DEFAULT_BRANCHES } from '../builder-pool.js';
-import { BuilderDown, BuildkitdClient, CacheExportRefused, findBuildctl, resolveTls, type BuildkitdSecret, type BuildkitdTarget } from '../buildkitd-client.js';
+import {
+  BuilderDown,
+  BuildkitdClient,
+  findBuildctl,
+  resolveTls,
+  type BuildkitdBuildRequest,
+  type BuildkitdSecret,
+  type BuildkitdTarget,
+} from '../buildkitd-client.js';
 import { contextTar } from '../context-tar.js';
 import type { ImagePlan } from '../image-plan.js';
-import { BuildKitProgress } from './buildkit-progress.js';
+import { routePlatforms, type PlatformRoute } from '../platform-routing.js';
+import { buildOnce, buildPlatforms } from './buildkitd-platforms.js';
 import type { BuilderCandidate, BuildJob, BuiltImage, ImageBuilder } from './image-builder.js';
 
 /**
@@ -73,17 +82,36 @@ function poolTargets(ctx: RunContext, project: Project): BuildkitdTarget[] {
 /**
  * Several buildkitd: an image goes to the builder its name hashes to (build/builder-pool.ts), so that
  * builder's local cache serves it every time; one that cannot be reached is skipped, with a warning,
- * for the next in the image's order. Each builder is probed once per run. With a registry, buildkitd
- * pushes the image (and the registry cache, mode=max) itself; without one, the Engine loads it.
+ * for the next in the image's order. Each builder is probed once per run (its platforms with it).
+ * With a registry, buildkitd pushes the image (with SLSA provenance, and the registry cache,
+ * mode=max) itself; without one, the Engine loads it. An image with `platforms:` is built per
+ * platform on a builder native for it where the pool has one (buildkitd-platforms.ts).
  */
 export class BuildkitdPool implements ImageBuilder {
   readonly takesSecrets = true;
   readonly pushes = true;
-  private readonly probes = new Map<string, Promise<string | undefined>>();
+  private readonly probes = new Map<string, Promise<{ platforms: string[] } | { down: string }>>();
+  private readonly routes = new Map<string, PlatformRoute[]>();
   constructor(
     readonly clients: BuildkitdClient[],
     private readonly warn: (message: string) => void,
   ) {}
+
+  private probe(client: BuildkitdClient, signal: AbortSignal) {
+    const address = client.target.address;
+    let probe = this.probes.get(address);
+    if (!probe) {
+      probe = client.probe(signal).then(
+        (platforms) => ({ platforms }),
+        (e: unknown) => {
+          if (e instanceof BuilderDown) return { down: e.message };
+          throw e;
+        },
+      );
+      this.probes.set(address, probe);
+    }
+    return probe;
+  }
 
   /** `image` is what the assignment hashes (the image repository); `label` names it in the warning. */
   async pick(image: string, signal: AbortSignal, label = image): Promise<BuildkitdClient> {
@@ -91,27 +119,38 @@ export class BuildkitdPool implements ImageBuilder {
     const down: string[] = [];
     for (const address of builderOrder(image, [...byAddress.keys()])) {
       const client = byAddress.get(address)!;
-      let probe = this.probes.get(address);
-      if (!probe) {
-        probe = client.probe(signal).then(
-          () => undefined,
-          (e: unknown) => {
-            if (e instanceof BuilderDown) return e.message;
-            throw e;
-          },
-        );
-        this.probes.set(address, probe);
-      }
-      const why = await probe;
-      if (why === undefined) {
+      const probed = await this.probe(client, signal);
+      if ('platforms' in probed) {
         if (down.length) this.warn(`${label}: buildkitd ${down.join(', ')} unreachable; building on ${address} instead`);
         return client;
       }
-      down.push(`${address} (${why})`);
+      down.push(`${address} (${probed.down})`);
     }
     throw new InfrastructureError(
       `no buildkitd builder is reachable: ${down.join('; ')}; start them (scripts/services up) or fix builder: in skiff.yaml or SKIFF_BUILDKIT_HOST`,
     );
+  }
+
+  /**
+   * Before anything is built: every platform of every image with `platforms:` has a builder (the
+   * reachable builders asked for their platforms, once), and several platforms go to a registry
+   * (the Engine holds one platform per tag).
+   */
+  async prepare(ctx: RunContext, _project: Project, plans: ImagePlan[], push: boolean): Promise<void> {
+    const multi = plans.filter((p) => p.platforms);
+    if (!multi.length) return;
+    const notPushed = multi.find((p) => !push && p.platforms!.length > 1);
+    if (notPushed)
+      throw new ConfigError(
+        `image ${notPushed.name} is built for ${notPushed.platforms!.join(', ')}: several platforms make an image index, which only a registry holds; add --push, or build one with --platform`,
+      );
+    const probed = await Promise.all(this.clients.map(async (c) => ({ address: c.target.address, probed: await this.probe(c, ctx.signal) })));
+    const up = probed.flatMap(({ address, probed: p }) => ('platforms' in p ? [{ address, platforms: p.platforms }] : []));
+    const down = probed.flatMap(({ address, probed: p }) => ('down' in p ? [`${address} (${p.down})`] : []));
+    if (!up.length)
+      throw new InfrastructureError(`no buildkitd builder is reachable: ${down.join('; ')}; start them or fix builder: in skiff.yaml or SKIFF_BUILDKIT_HOST`);
+    if (down.length) this.warn(`buildkitd ${down.join(', ')} unreachable; platforms go to the others`);
+    for (const plan of multi) this.routes.set(plan.name, routePlatforms(plan.repository, plan.platforms!, up, plan.name));
   }
 
   /**
@@ -121,18 +160,20 @@ export class BuildkitdPool implements ImageBuilder {
    */
   async build(job: BuildJob): Promise<BuiltImage> {
     const { ctx, project, plan, engine, reporter, signal } = job;
-    const client = await this.pick(plan.repository, signal, plan.name);
-    const address = client.target.address;
-    reporter.status(plan.name, 'building', `${plan.ref} on buildkitd ${address}`);
-    const { cacheImports, cacheExport } = job.push ? await registryCache(job) : { cacheImports: [], cacheExport: undefined };
-    const progress = new BuildKitProgress(plan, reporter);
+    // Without a registry an image has one platform (prepare): it is loaded from the builder routed for it.
+    const routed = this.routes.get(plan.name);
+    const routes = job.push ? routed : undefined;
+    const byAddress = (address: string) => this.clients.find((c) => c.target.address === address)!;
+    const client = routes ? undefined : routed ? byAddress(routed[0]!.address) : await this.pick(plan.repository, signal, plan.name);
+    if (client) reporter.status(plan.name, 'building', `${plan.ref} on buildkitd ${client.target.address}`);
+    const cache = job.push ? await registryCache(job) : { cacheImports: [], cacheExport: undefined };
     const dir = await mkdtemp(join(tmpdir(), 'skiff-context-'));
     try {
       const source = { kind: project.mode, repo: project.repo } as const;
       const entries = plan.entries.filter((e) => e.path !== '.dockerignore');
       await extractTar(contextTar(source, entries), dir, ctx.env);
       await stampContent(dir, entries);
-      const request = {
+      const request: BuildkitdBuildRequest = {
         contextDir: dir,
         dockerfile: plan.dockerfile,
         target: plan.config.target,
@@ -140,29 +181,23 @@ export class BuildkitdPool implements ImageBuilder {
         labels: job.labels,
         ref: plan.ref,
         push: job.push,
+        platforms: plan.platforms,
+        provenance: job.push,
         load: engine ? (tar: Readable) => engine.loadImage(tar) : undefined,
-        cacheImports,
-        cacheExport,
+        ...cache,
         secrets: buildkitdSecrets(project, plan),
         registryAuth: await job.registries.all(),
         env: ctx.env,
-        onTrace: progress.onTrace,
+        onTrace: () => {},
         onLog: (line: string) => reporter.debug(`[${plan.name}] ${line}`),
         signal,
       };
-      try {
-        await client.build(request);
-      } catch (e) {
-        if (!(e instanceof CacheExportRefused)) throw e;
-        reporter.warn(`${plan.name}: buildkitd ${address} could not write the build cache to ${cacheExport} (${e.message}); building again without writing it`);
-        await client.build({ ...request, cacheExport: undefined });
-      }
-    } catch (e) {
-      throw progress.failure(e);
+      if (routes) return await buildPlatforms(job, request, routes, byAddress);
+      const counts = await buildOnce(job, client!, request);
+      return { builder: 'buildkitd', builtBy: `buildkitd ${client!.target.address}`, ...counts };
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-    return { builder: 'buildkitd', builtBy: `buildkitd ${address}`, ...progress.finish() };
   }
 }
 

@@ -10,7 +10,7 @@ import { sanitizeTag } from '../content-inputs.js';
 import { contextTar } from '../context-tar.js';
 import type { ImagePlan } from '../image-plan.js';
 import { BuildKitProgress } from './buildkit-progress.js';
-import type { EngineClassicBuilder } from './engine-classic.js';
+import { checkEnginePlatforms, type EngineClassicBuilder } from './engine-classic.js';
 import type { BuildJob, BuiltImage, ImageBuilder } from './image-builder.js';
 
 /** Previous builds whose layers may serve this one: the image's branch tag, then the default branch's, where the registry has them. */
@@ -61,6 +61,10 @@ export class EngineBuildKitBuilder implements ImageBuilder {
 
   /** `fallback`: the classic builder, for an Engine without BuildKit; none when SKIFF_BUILDER=buildkit forces BuildKit. */
   constructor(private readonly fallback?: EngineClassicBuilder) {}
+
+  prepare(ctx: RunContext, project: Project, plans: ImagePlan[]): Promise<void> {
+    return checkEnginePlatforms(ctx, project, plans);
+  }
 
   async build(job: BuildJob): Promise<BuiltImage> {
     const { ctx, project, plan, engine, registries, reporter, signal } = job;

@@ -2,6 +2,10 @@ import { BuildStepFailure } from '../build-failure.js';
 import { originalLine } from '../buildkit-trace.js';
 import { contextTar } from '../context-tar.js';
 import { parseDockerfile, withLabels } from '../dockerfile.js';
+import type { RunContext } from '../../context.js';
+import { ConfigError } from '../../errors.js';
+import type { Project } from '../../project.js';
+import type { ImagePlan } from '../image-plan.js';
 import type { BuildJob, BuiltImage, ImageBuilder } from './image-builder.js';
 import { stepFailure } from './step-failure.js';
 
@@ -33,6 +37,27 @@ class ClassicSteps {
 }
 
 /**
+ * The Engine builds its own platform only (both its builders): an image whose `platforms:` name
+ * another is a ConfigError before anything is built. The Engine is asked only when an image has
+ * platforms.
+ */
+export async function checkEnginePlatforms(ctx: RunContext, project: Project, plans: ImagePlan[]): Promise<void> {
+  const multi = plans.filter((p) => p.platforms);
+  if (!multi.length) return;
+  const engine = await ctx.docker();
+  await engine.ping();
+  const own = await engine.platform();
+  for (const plan of multi) {
+    const other = plan.platforms!.find((p) => p !== own);
+    if (!other) continue;
+    const pos = project.config.positions.of(`images.${plan.name}.platforms`);
+    throw new ConfigError(
+      `${project.config.file}:${pos.line}:${pos.col}: image ${plan.name} needs ${other}; the Docker Engine (${engine.endpoint.describe}) builds only ${own}; configure buildkitd builders (builder: in ${project.config.file}: one per architecture, or one with QEMU emulating ${other}), or build ${own} alone with --platform ${own}`,
+    );
+  }
+}
+
+/**
  * The Docker Engine's classic builder (`POST /build`): SKIFF_BUILDER=classic, or where the Engine
  * has no BuildKit (engine-buildkit.ts falls back to it). Builds into the Engine; the stage pushes.
  */
@@ -42,6 +67,10 @@ export class EngineClassicBuilder implements ImageBuilder {
 
   /** `why`: why this builder and not BuildKit, for the debug log ("SKIFF_BUILDER=classic"). */
   constructor(private readonly why?: string) {}
+
+  prepare(ctx: RunContext, project: Project, plans: ImagePlan[]): Promise<void> {
+    return checkEnginePlatforms(ctx, project, plans);
+  }
 
   async build(job: BuildJob, why = this.why): Promise<BuiltImage> {
     const { project, plan, engine, labels, reporter, signal } = job;

@@ -54,6 +54,11 @@ export interface ImageBuilder {
    * A failed step is a WorkFailedError of kind 'build' whose detail is a BuildFailureDetail.
    */
   build(job: BuildJob): Promise<BuiltImage>;
+  /**
+   * Before anything is built: whether it can build every platform of the images (`platforms:`),
+   * a ConfigError (exit 2) naming the image and platform when not.
+   */
+  prepare(ctx: RunContext, project: Project, plans: ImagePlan[], push: boolean): Promise<void>;
 }
 
 /** A builder's entry in the list of builders: the builder the run's settings ask for, or undefined. */
