@@ -23,6 +23,10 @@ export const PLATFORM_LOOKUP_TIMEOUT_MS = 10_000;
 /** An image config is small; one past this is not read. */
 const MAX_CONFIG_BYTES = 4 << 20;
 const PARALLEL_LOOKUPS = 8;
+/** The distribution spec's repository name, tag and digest grammar. */
+const REPOSITORY = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+const TAG = /^\w[\w.-]{0,127}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 interface IndexEntry {
   platform?: { os?: string; architecture?: string; variant?: string };
@@ -95,8 +99,14 @@ export async function imagePlatforms(images: readonly string[], opts: PlatformLo
     }
     // Docker Hub's official images live under library/.
     const path = ref.host === 'docker.io' && !ref.path.includes('/') ? `library/${ref.path}` : ref.path;
+    const reference = ref.digest ?? ref.tag ?? 'latest';
+    // A template's image is the repository's text: nothing but a repository and a tag or digest goes into a URL.
+    if (!REPOSITORY.test(path) || !(TAG.test(reference) || DIGEST.test(reference))) {
+      opts.debug(`image ${image}: not a valid image reference; its platforms are not checked`);
+      return undefined;
+    }
     try {
-      const platforms = await readPlatforms(client, path, ref.digest ?? ref.tag ?? 'latest');
+      const platforms = await readPlatforms(client, path, reference);
       if (!platforms?.length) opts.debug(`image ${image}: no platforms in its registry's answer; not checked`);
       return platforms?.length ? platforms : undefined;
     } catch (e) {

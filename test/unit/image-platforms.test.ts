@@ -141,6 +141,23 @@ describe('imagePlatforms: each image asked once, what cannot be read skipped', (
     ]);
   });
 
+  it('a reference that is not one (a path out of the repository, a query in the tag) is skipped without a request', async () => {
+    const r = registry();
+    const debug: string[] = [];
+    const images = ['127.0.0.1:5000/p/../../v2/_catalog:x', '127.0.0.1:5000/p/app:v1?n=1', '127.0.0.1:5000/p/app@sha256:zz'];
+    const got = await imagePlatforms(images, {
+      env: {},
+      ci: {},
+      registries: ['127.0.0.1:5000'],
+      signal: new AbortController().signal,
+      debug: (m) => debug.push(m),
+      fetch: r.impl,
+    });
+    expect([...got.values()]).toEqual([undefined, undefined, undefined]);
+    expect(r.requests).toEqual([]);
+    expect(debug).toEqual(images.map((i) => `image ${i}: not a valid image reference; its platforms are not checked`));
+  });
+
   it('a host with credentials is asked even when it is not the project registry', async () => {
     const r = registry();
     const env = { SKIFF_REGISTRY_USER: 'u', SKIFF_REGISTRY_PASSWORD: 'p', SKIFF_REGISTRY_HOST: '127.0.0.1:5000' };
