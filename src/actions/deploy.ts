@@ -18,6 +18,7 @@ import { checkNotOutdated } from '../stages/outdated-deploy.js';
 import { revisionGit } from '../release/outdated.js';
 import { rollbackTo } from './rollback.js';
 import { verifyReleaseImages } from '../signing/verify-images.js';
+import { releaseProvenance } from '../stages/image-provenance.js';
 
 export interface DeployOptions extends TargetOptions, RenderFlags {
   timeoutMs?: number;
@@ -107,6 +108,7 @@ async function deployRendered(
   await checkNodePlatforms(ctx, rendered.manifests, { project, images, kube });
   // A plan's changes must be the ones this deploy finds itself; what it compared is checked again under the lock.
   const seen = plan ? await comparePlanned(ctx, plan, target, rendered, opts, { kube, storage }) : [];
+  const provenance = await releaseProvenance(ctx, images, project.registry);
 
   const autoRollback = opts.autoRollback ?? target.environment.autoRollback ?? project.config.deploy.autoRollback ?? ctx.ci.active;
   const runOpts = {
@@ -127,6 +129,7 @@ async function deployRendered(
       ownership,
       values: rendered.values,
       images,
+      provenance,
       git,
       charts: rendered.charts,
       tests: inputs.tests,

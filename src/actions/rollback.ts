@@ -132,6 +132,7 @@ export async function rollbackTo(
       recorded: record.manifests,
       values: record.values,
       images: record.images,
+      provenance: record.provenance,
       git: record.git,
       charts: record.charts,
       rollbackOf: record.revision,

@@ -46,6 +46,12 @@ export interface ReleaseRecord {
   /** Values used to render, secret material masked. */
   values: Record<string, unknown>;
   images: Record<string, string>;
+  /**
+   * The SLSA provenance of the release's own images, by image name: per platform its image
+   * manifest and the attestation manifest beside it in the image index (the digest in `images`).
+   * Only images built with provenance (buildkitd pushes); absent when none.
+   */
+  provenance?: Record<string, Array<{ platform: string; manifest: string; attestation: string }>>;
   git: RevisionGit;
   deployedBy: { user: string; host: string; ciJobUrl?: string; ciPipelineUrl?: string };
   startedAt: string;

@@ -25,6 +25,8 @@ export interface ReleaseRunOptions {
   manifests: Manifest[];
   values: Record<string, unknown>;
   images: Record<string, string>;
+  /** The images' provenance attestations (image-provenance.ts), for the record. */
+  provenance?: ReleaseRecord['provenance'];
   git: ReleaseRecord['git'];
   /** The charts rendered into the revision (a rollback: the stored revision's). */
   charts?: ReleaseRecord['charts'];
@@ -142,6 +144,7 @@ function pendingRecord(ctx: RunContext, opts: ReleaseRunOptions, revision: numbe
     manifests: opts.recorded ?? opts.manifests.map((m) => m.object),
     values: opts.values,
     images: opts.images,
+    ...(opts.provenance ? { provenance: opts.provenance } : {}),
     git: opts.git,
     charts: opts.charts?.length ? opts.charts : undefined,
     deployedBy: { user: ctx.ci.actor, host: hostname(), ciJobUrl: ctx.ci.jobUrl, ciPipelineUrl: ctx.ci.pipelineUrl },
