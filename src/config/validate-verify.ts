@@ -16,6 +16,13 @@ export function validateVerify(r: ConfigReader, raw: unknown): VerifyConfig | un
     r.problem('deploy.verify', 'deploy.verify needs key: the path of the cosign public key (cosign.pub) in the repository');
     return undefined;
   }
+  const before = r.problems.length;
   const key = r.relativePath(verify.key, 'deploy.verify.key', '');
+  // "." or "" names the repository itself: a verify that checks nothing must not pass for one that does.
+  if (key === '' && r.problems.length === before)
+    r.problem(
+      'deploy.verify.key',
+      `deploy.verify.key ${JSON.stringify(verify.key)} names no file: give the path of the cosign public key (cosign.pub) in the repository`,
+    );
   return key === '' ? undefined : { key };
 }
