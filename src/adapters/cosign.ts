@@ -57,7 +57,8 @@ function registryFlags(host: string, env: NodeJS.ProcessEnv): string[] {
 
 /** `cosign sign` of one image by digest with a key file, offline: no transparency log upload. */
 export function signArgs(ref: { host: string; name: string }, keyFile: string, env: NodeJS.ProcessEnv): string[] {
-  return ['sign', '--key', keyFile, '--tlog-upload=false', '--yes', ...registryFlags(ref.host, env), ref.name];
+  // "--" ends the flags: an image reference from a template is never read as one.
+  return ['sign', '--key', keyFile, '--tlog-upload=false', '--yes', ...registryFlags(ref.host, env), '--', ref.name];
 }
 
 /**
@@ -76,6 +77,7 @@ export function verifyArgs(ref: { host: string; name: string }, publicKeyFile: s
     '--insecure-ignore-sct=true',
     '--offline=true',
     ...registryFlags(ref.host, env),
+    '--',
     ref.name,
   ];
 }

@@ -51,6 +51,9 @@ export interface VerifiedImage {
 
 type Verdict = VerifiedImage | { use: ImageUse; problem: string };
 
+/** An image reference as Docker's grammar allows its characters; anything else never reaches the registry or cosign. */
+const IMAGE_REFERENCE = /^[a-z0-9][a-z0-9._\-/:@]*$/i;
+
 /** Images checked at once: each is one cosign process and a few registry requests. */
 const VERIFY_PARALLEL = 4;
 
@@ -105,15 +108,14 @@ export async function verifyReleaseImages(
 }
 
 async function verifyOne(ctx: RunContext, cosign: Cosign, registries: RegistryAccess, keyFile: string, use: ImageUse, keyName: string): Promise<Verdict> {
+  if (!IMAGE_REFERENCE.test(use.image)) return { use, problem: 'is not a valid image reference' };
   const q = qualifiedRepository(use.image);
-  let digest = q.digest;
-  if (!digest) {
-    // The digest the tag points at now: what is verified. The tag can move afterwards; a digest reference cannot.
-    const { client } = await registries.for(q.repository);
-    const m = await client.manifest(q.path, q.tag!);
-    if (!m?.digest) return { use, problem: 'is not in the registry' };
-    digest = m.digest;
-  }
+  // The digest the tag points at now: what is verified. The tag can move afterwards; a digest reference cannot.
+  const { client } = await registries.for(q.repository);
+  const m = await client.manifest(q.path, q.digest ?? q.tag!);
+  if (!m) return { use, problem: 'is not in the registry' };
+  const digest = q.digest ?? m.digest;
+  if (!digest.startsWith('sha256:')) throw new InfrastructureError(`deploy.verify: registry ${q.host} gave no digest for ${use.image}`);
   const name = `${q.repository}@${digest}`;
   const r = await cosign.run(verifyArgs({ host: q.host, name }, keyFile, cosign.trustedRoot, ctx.env));
   if (r.code === 0) {

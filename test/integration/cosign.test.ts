@@ -191,6 +191,26 @@ describe('cosign signing and deploy.verify', () => {
     expectNoSecrets(records.stdout);
   });
 
+  it("rollback verifies the revision's images too: with another key in deploy.verify it is refused, no new revision", async () => {
+    const other = await mkdtemp(join(tmpdir(), 'skiff-cosign-other-'));
+    try {
+      cosign(['generate-key-pair'], other, 'another-password');
+      await writeFile(join(dir, 'keys/cosign.pub'), await readFile(join(other, 'cosign.pub'), 'utf8'));
+      await commitAll(dir, 'another key for the rollback');
+      const refused = await run(['rollback', 'staging', '--namespace', namespace, '--timeout', '2m']);
+      expect(refused.exitCode, refused.all).toBe(2);
+      expect(refused.stderr).toMatch(/\(Deployment\/app\) is not signed with keys\/cosign\.pub/);
+      expect((await revisions()).map((h) => `${h.revision} ${h.status}`)).toEqual(['1 superseded', '2 deployed']);
+    } finally {
+      await rm(other, { recursive: true, force: true });
+      await writeFile(join(dir, 'keys/cosign.pub'), await readFile(join(keys, 'cosign.pub'), 'utf8'));
+      await commitAll(dir, 'our key again');
+    }
+    const rolled = await run(['rollback', 'staging', '--namespace', namespace, '--timeout', '2m']);
+    expect(rolled.exitCode, rolled.all).toBe(0);
+    expect((await revisions()).map((h) => `${h.revision} ${h.status}`)).toEqual(['1 superseded', '2 superseded', '3 deployed']);
+  });
+
   it('a registry with basic auth: the credentials reach cosign, and the signature is there', async () => {
     const authRegistry = uniqueRegistry(AUTH_REGISTRY);
     const creds = { SKIFF_REGISTRY: authRegistry, SKIFF_REGISTRY_HOST: AUTH_REGISTRY, SKIFF_REGISTRY_USER: AUTH_USER, SKIFF_REGISTRY_PASSWORD: AUTH_PASSWORD };

@@ -72,6 +72,7 @@ describe("cosign's command lines: offline, by digest, argv arrays", () => {
       '--tlog-upload=false',
       '--yes',
       '--allow-http-registry=true',
+      '--',
       ref.name,
     ]);
     const remote = { host: 'registry.example.com', name: 'registry.example.com/p/app@sha256:' + 'b'.repeat(64) };
@@ -91,14 +92,16 @@ describe("cosign's command lines: offline, by digest, argv arrays", () => {
       '--insecure-ignore-sct=true',
       '--offline=true',
       '--allow-http-registry=true',
+      '--',
       ref.name,
     ]);
     // Never a public Sigstore service on the command line.
     expect(args.join(' ')).not.toMatch(/rekor|fulcio|sigstore\.dev/);
   });
 
-  it("a reference that looks like a flag stays cosign's last argument", () => {
-    expect(signArgs({ host: 'x', name: '--key=evil' }, '/k', {}).at(-1)).toBe('--key=evil');
+  it('a reference that looks like a flag comes after "--", so cosign never reads it as one', () => {
+    for (const args of [signArgs({ host: 'x', name: '--key=evil' }, '/k', {}), verifyArgs({ host: 'x', name: '--key=evil' }, '/k', '/t', {})])
+      expect(args.slice(-2)).toEqual(['--', '--key=evil']);
   });
 });
 
