@@ -8,8 +8,9 @@ import type { ConfigReader } from './config-reader.js';
  * the file is there, and not a symlink, is checked when a deploy reads it.
  */
 export function validateVerify(r: ConfigReader, raw: unknown): VerifyConfig | undefined {
-  if (raw === undefined || raw === null) return undefined;
-  const verify = r.mapping(raw, 'deploy.verify');
+  if (raw === undefined) return undefined;
+  // `verify:` with nothing after it is a verification asked for and not configured, never one switched off.
+  const verify = r.mapping(raw ?? {}, 'deploy.verify');
   if (!verify) return undefined;
   r.knownKeys(verify, 'deploy.verify', ['key']);
   if (verify.key === undefined) {

@@ -193,6 +193,9 @@ describe('deploy.verify in skiff.yaml', () => {
     expect(errorOf(config('    key: ../cosign.pub'))).toMatch(/^skiff\.yaml:6:\d+: deploy\.verify\.key "\.\.\/cosign\.pub" points outside the repository/);
     expect(errorOf(config('    key: keys/../../cosign.pub'))).toMatch(/^skiff\.yaml:6:\d+: .*points outside the repository/);
     expect(errorOf(config('    key: /etc/cosign.pub'))).toMatch(/^skiff\.yaml:6:\d+: deploy\.verify\.key must be a relative path inside the repository/);
+    expect(errorOf('project: p\nimages:\n  app: {}\ndeploy:\n  verify:\nenvironments:\n  staging:\n    namespace: s\n')).toMatch(
+      /^skiff\.yaml:5:\d+: deploy\.verify needs key/,
+    );
     expect(errorOf(config('    keys: cosign.pub'))).toMatch(/^skiff\.yaml:5:\d+: deploy\.verify needs key: .*\(and 1 more problem\)$/);
   });
 });
