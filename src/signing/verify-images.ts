@@ -5,7 +5,7 @@ import { listCommitTree, readCommitFile } from '../adapters/git.js';
 import type { RunContext } from '../context.js';
 import { mapLimit } from '../core/concurrency.js';
 import { ConfigError, InfrastructureError } from '../errors.js';
-import type { KubeObject } from '../kube/objects.js';
+import type { ApiFields, KubeObject } from '../kube/objects.js';
 import { containersOf, objectId, podTemplate } from '../lint/pod-templates.js';
 import type { Project } from '../project.js';
 import type { RegistryCredentials } from '../registry/credentials.js';
@@ -19,13 +19,19 @@ export interface ImageUse {
   workloads: string[];
 }
 
-/** Every container and init container image of the rendered objects (the release's own and third-party ones), each once. Pure. */
+/**
+ * Every container, init container and ephemeral container image of the rendered objects (the
+ * release's own and third-party ones), each once. Pure. An object of a kind without a pod template
+ * row (a ReplicationController, a chart's custom resource such as an Argo Rollout) is searched for
+ * container lists anywhere in it: what it runs is pulled all the same, and an image left out would
+ * be deployed unverified.
+ */
 export function imagesToVerify(objects: readonly KubeObject[], namespace: string): ImageUse[] {
   const uses = new Map<string, ImageUse>();
   for (const object of objects) {
     const t = podTemplate(object, namespace);
-    if (!t) continue;
-    for (const { container } of containersOf(t)) {
+    const containers = t ? [...containersOf(t).map((c) => c.container), ...listOf(t.spec.ephemeralContainers)] : containersAnywhere(object);
+    for (const container of containers) {
       const image: unknown = container.image;
       if (typeof image !== 'string' || image === '') continue;
       const use = uses.get(image) ?? { image, workloads: [] };
@@ -34,6 +40,19 @@ export function imagesToVerify(objects: readonly KubeObject[], namespace: string
     }
   }
   return [...uses.values()];
+}
+
+const CONTAINER_LISTS = ['initContainers', 'containers', 'ephemeralContainers'];
+
+const listOf = (v: unknown): ApiFields[] => (Array.isArray(v) ? v.filter((c): c is ApiFields => typeof c === 'object' && c !== null) : []);
+
+/** The entries of every container list an object embeds (a pod spec's, wherever it is), each spec's init containers first. Pure. */
+function containersAnywhere(value: unknown): ApiFields[] {
+  if (Array.isArray(value)) return value.flatMap(containersAnywhere);
+  if (typeof value !== 'object' || value === null) return [];
+  const fields = value as ApiFields;
+  const own = CONTAINER_LISTS.flatMap((key) => listOf(fields[key]));
+  return [...own, ...Object.entries(fields).flatMap(([key, v]) => (CONTAINER_LISTS.includes(key) ? [] : containersAnywhere(v)))];
 }
 
 /** Where cosign and the registry API find an image: Docker Hub's official images live under library/. Pure. */
