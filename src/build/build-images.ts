@@ -143,7 +143,14 @@ type Registry = { client: RegistryClient; credentials?: RegistryCredentials };
 
 async function processImage(run: ImageRun, plan: ImagePlan): Promise<ImageOutcome> {
   const { reporter } = run.ctx;
-  const base = { image: plan.name, reference: plan.ref, repository: plan.repository, tag: plan.tag, tags: [plan.tag, ...plan.humanTags] };
+  const base = {
+    image: plan.name,
+    reference: plan.ref,
+    repository: plan.repository,
+    tag: plan.tag,
+    tags: [plan.tag, ...plan.humanTags],
+    ...(plan.platforms ? { platforms: plan.platforms } : {}),
+  };
   const registry = run.push ? await run.registries.for(plan.repository) : undefined;
   if (registry) {
     const existing = await upToDateInRegistry(registry.client, plan);

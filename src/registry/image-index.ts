@@ -53,7 +53,8 @@ export function parseIndex(body: Buffer | string | undefined, mediaType = ''): I
 
 function isDescriptor(d: unknown): d is Descriptor {
   const x = d as Descriptor;
-  return Boolean(x) && typeof x.digest === 'string' && typeof x.mediaType === 'string' && typeof x.size === 'number';
+  // A digest goes into the URL of the next request: only sha256:<64 hex> is taken from a registry's answer.
+  return Boolean(x) && typeof x.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(x.digest) && typeof x.mediaType === 'string' && typeof x.size === 'number';
 }
 
 const isAttestation = (d: Descriptor) => d.annotations?.[REFERENCE_TYPE] === 'attestation-manifest';

@@ -135,3 +135,13 @@ describe('image indexes', () => {
     expect(parseIndex(Buffer.from('not json'))).toBeUndefined();
   });
 });
+
+describe('image indexes from a hostile registry', () => {
+  it('drops an entry whose digest is not sha256:<64 hex> (it would go into the next request URL)', () => {
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: M, digest: '../../v2/other/manifests/x', size: 1, platform: { os: 'linux', architecture: 'amd64' } }, amdIndex.manifests[0]],
+    });
+    expect(parseIndex(Buffer.from(body))!.manifests.map((m) => m.digest)).toEqual([d('1')]);
+  });
+});
