@@ -34,6 +34,31 @@ export interface Reporter {
    * and other lines that come meanwhile (warnings…) follow the open section's end.
    */
   section(name: string, header: string, opts?: SectionOptions): () => void;
+  /**
+   * Where a large rollout (above 10 tracked objects) stands, after each
+   * change; the last call carries the outcome. A terminal view redraws a
+   * table from it; a log leaves it out, its status lines say every change.
+   */
+  rollout?(progress: RolloutProgress): void;
+}
+
+/** A large rollout's state: each tracked object, and the release's summary line. */
+export interface RolloutProgress {
+  objects: ObjectProgress[];
+  /** `37/50 objects ready; pods 1312/1500 ready, 1500/1500 updated` */
+  summary: string;
+  /** On the last call only: how tracking ended. */
+  outcome?: 'done' | 'failed' | 'timeout' | 'aborted';
+}
+
+export interface ObjectProgress {
+  /** `Deployment/web` */
+  object: string;
+  state: 'ready' | 'waiting' | 'failed';
+  /** Ready and desired pods, for kinds with replicas. */
+  pods?: { ready: number; want: number };
+  /** Why it is not ready: its progress and what the kubelet says (the detail of its status line). */
+  cause?: string;
 }
 
 export interface SectionOptions {

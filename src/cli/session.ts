@@ -7,7 +7,7 @@ import type { Reporter, RunContext } from '../context.js';
 import { ExitCode, SkiffError, oneLine, type ExitCodeName } from '../errors.js';
 import { exitNow, failureExitCode, setExitCode } from './exit-codes.js';
 import { ParsedFlags, globalFlags, type GlobalFlags } from './flags.js';
-import { LineReporter, LiveReporter } from './reporter.js';
+import { LineReporter, LiveReporter, takesEscapes } from './reporter.js';
 
 export interface Session {
   ctx: RunContext;
@@ -25,7 +25,8 @@ function openSession(global: GlobalFlags): Session {
   const ci = readCiContext(env);
   let reporter: Reporter;
   let close = () => {};
-  if (!json && stderr.isTTY && !ci.active) {
+  // A live view on a terminal; plain lines in CI, in a file or pipe, and with NO_COLOR or TERM=dumb.
+  if (!json && takesEscapes(stderr, env) && !ci.active) {
     const live = new LiveReporter(stderr, global.verbose);
     reporter = live;
     close = () => live.close();

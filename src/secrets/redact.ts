@@ -137,6 +137,8 @@ export class Redactor {
       status: (subject, state, detail) => reporter.status(subject, state, detail === undefined ? undefined : m(detail)),
       debug: (message) => reporter.debug(m(message)),
       section: (name, header, opts) => reporter.section(name, m(header), opts),
+      // As a status line: the object's name as it is, its cause masked.
+      rollout: reporter.rollout && ((p) => reporter.rollout?.({ ...p, objects: p.objects.map((o) => (o.cause ? { ...o, cause: m(o.cause) } : o)) })),
     };
   }
 

@@ -3,6 +3,7 @@ import { kindRow } from '../kinds/table.js';
 import { formatUnreadyCause, unreadyCauses, type UnreadyCause } from '../kinds/unready.js';
 import { objectRef as id } from '../kube/object-key.js';
 import type { KubeObject, LiveObject as Obj } from '../kube/objects.js';
+import type { ObjectProgress, RolloutProgress } from '../context.js';
 import type { RolloutIndex } from './rollout-index.js';
 import type { NotReady, TrackRequest } from './track.js';
 
@@ -92,14 +93,17 @@ export class RolloutLoop {
     if (this.pendingSyncs > 0 || this.settled) return;
     const now = this.req.now();
     const wallNow = Date.now();
-    for (const o of this.index.takeChanged()) {
+    const judged = this.index.takeChanged().map((o) => {
       const v = this.judge(o, now);
       if (v.state === 'failed' && this.firstFailureAt === undefined) {
         this.firstFailureAt = wallNow;
         setTimeout(() => this.rejudgeAll(), FAILURE_GATHER_MS).unref();
       }
-      this.show(o, v, wallNow);
-    }
+      return [o, v] as const;
+    });
+    // A terminal's table learns of the changes before their status lines, which it then leaves out.
+    if (this.many && judged.length) this.req.reporter.rollout?.(this.progress());
+    for (const [o, v] of judged) this.show(o, v, wallNow);
     if (this.many && wallNow - this.lastSummary.at >= SUMMARY_INTERVAL_MS) {
       const text = this.summary();
       if (text !== this.lastSummary.text) this.req.reporter.status('release', 'waiting', text);
@@ -178,6 +182,21 @@ export class RolloutLoop {
     }
     const ready = this.index.tracked.filter((o) => this.verdicts.get(id(o))?.state === 'ready').length;
     return formatRolloutSummary({ ready, total: this.index.tracked.length }, pods);
+  }
+
+  /** Where every tracked object stands, for a terminal's table (Reporter.rollout); `outcome` once tracking ended. */
+  progress(outcome?: Outcome): RolloutProgress {
+    const objects = this.index.tracked.map((o): ObjectProgress => {
+      const v = this.verdicts.get(id(o));
+      const cur = this.index.liveOf(o);
+      const counts = cur ? workloadCounts(cur) : undefined;
+      const state = v?.state === 'ready' || v?.state === 'failed' ? v.state : 'waiting';
+      const why = this.causes.get(id(o)) ?? [];
+      // The detail its status line would carry: its progress, and why its pods are not ready.
+      const cause = state === 'ready' ? undefined : [v?.message ?? 'not created yet', ...why.map((c) => formatUnreadyCause(c, false))].join('; ');
+      return { object: id(o), state, ...(counts ? { pods: { ready: counts.ready, want: counts.want } } : {}), ...(cause ? { cause } : {}) };
+    });
+    return { objects, summary: this.summary(), ...(outcome ? { outcome } : {}) };
   }
 
   /** Objects not ready when tracking stopped, with their last state and why their pods are not ready. */

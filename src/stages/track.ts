@@ -83,6 +83,8 @@ export async function trackRollout(kube: KubeClient, req: TrackRequest): Promise
   const onAbort = () => loop.end('aborted');
   req.signal.addEventListener('abort', onAbort, { once: true });
   const outcome = await loop.finished;
+  // A terminal's table of a large release ends (printed once more as plain lines) before the verdict's line.
+  if (loop.many) req.reporter.rollout?.(loop.progress(outcome));
   // A large release's summary line ends with the verdict (a live terminal view drops the waiting one).
   if (loop.many && (outcome === 'done' || outcome === 'failed')) req.reporter.status('release', outcome === 'done' ? 'ready' : 'failed', loop.summary());
   clearInterval(tick);

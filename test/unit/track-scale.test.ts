@@ -4,7 +4,7 @@
 // test/integration/scale.test.ts and bench/p10-scale.mjs, bench/p11-scale.mjs.
 import { describe, expect, it } from 'vitest';
 import { formatDiagnosis } from '../../src/cli/format.js';
-import type { Reporter } from '../../src/context.js';
+import type { Reporter, RolloutProgress } from '../../src/context.js';
 import { childSelectors } from '../../src/kinds/child-selectors.js';
 import { slimPod } from '../../src/kinds/pod.js';
 import { formatProblemGroup, groupProblems, type ObjectPodProblem } from '../../src/kinds/problem-groups.js';
@@ -313,6 +313,47 @@ describe('trackRollout at scale (in memory)', () => {
     // A release-wide summary while waiting (at most one per 5 s) and one with the verdict.
     expect(reporter.lines.at(-1)).toBe('release: ready (20/20 objects ready; pods 600/600 ready, 600/600 updated)');
     expect(reporter.lines.length).toBeLessThanOrEqual(22);
+  });
+
+  it("a terminal's table gets the whole release after each change and once more with the outcome; the status lines are the log's", async () => {
+    const crashing = new Set([5, 95]);
+    const logKube = new MemoryKube({ defaultNamespace: NS });
+    const log = recorder();
+    const logResult = await track(logKube, seedRelease(logKube, 12, 10, crashing), log);
+    const kube = new MemoryKube({ defaultNamespace: NS });
+    const snapshots: RolloutProgress[] = [];
+    const live = recorder();
+    live.rollout = (p) => {
+      snapshots.push(p);
+      live.lines.push(`rollout: ${p.outcome ?? p.summary}`);
+    };
+    const result = await track(kube, seedRelease(kube, 12, 10, crashing), live);
+    expect(result.ok).toBe(logResult.ok);
+    expect(result.ok).toBe(false);
+    // With or without a table, the same status lines, so a log reads exactly as before.
+    const statuses = (lines: string[]) => lines.filter((l) => !l.startsWith('rollout: '));
+    expect(statuses(live.lines)).toEqual(log.lines);
+    // The table learns of a change before its status line.
+    const firstFailed = live.lines.findIndex((l) => /^Deployment\/web-\d+: failed/.test(l));
+    expect(live.lines.slice(0, firstFailed).some((l) => l.startsWith('rollout: '))).toBe(true);
+    const last = snapshots.at(-1)!;
+    expect(snapshots.slice(0, -1).every((p) => p.outcome === undefined)).toBe(true);
+    expect(last.outcome).toBe('failed');
+    expect(last.objects).toHaveLength(12);
+    expect(last.summary).toMatch(/^\d+\/12 objects ready; pods \d+\/120 ready, 120\/120 updated$/);
+    const failed = last.objects.filter((o) => o.state === 'failed');
+    expect(failed.map((o) => o.object).sort()).toEqual(['Deployment/web-0', 'Deployment/web-9']);
+    for (const o of failed) expect(o).toMatchObject({ pods: { ready: 10, want: 10 }, cause: expect.stringMatching(/CrashLoopBackOff/) });
+    expect(last.objects.filter((o) => o.state === 'ready').every((o) => o.cause === undefined && o.pods?.want === 10)).toBe(true);
+  });
+
+  it('a release of 10 objects or fewer has no table: its objects have status lines of their own', async () => {
+    const kube = new MemoryKube({ defaultNamespace: NS });
+    const reporter = recorder();
+    const snapshots: RolloutProgress[] = [];
+    reporter.rollout = (p) => snapshots.push(p);
+    expect(await track(kube, seedRelease(kube, 10, 2, new Set()), reporter)).toMatchObject({ ok: true });
+    expect(snapshots).toEqual([]);
   });
 
   it('the verdict comes as soon as the last pod is ready', async () => {
