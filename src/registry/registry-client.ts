@@ -107,7 +107,15 @@ export class RegistryClient {
       throw new InfrastructureError(`registry ${this.host} answered ${res.status} for ${repository}:${reference}`);
     }
     const body = withBody ? await readBounded(res, `registry ${this.host} manifest of ${repository}:${reference}`) : undefined;
-    return { digest: res.headers.get('docker-content-digest') ?? '', mediaType: res.headers.get('content-type') ?? '', body };
+    const digest = res.headers.get('docker-content-digest') ?? '';
+    // As with blobs: bytes are the content their digest names (the one asked for, the one the registry says), or refused.
+    if (body) {
+      const got = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+      for (const want of [reference, digest])
+        if (want.startsWith('sha256:') && want !== got)
+          throw new InfrastructureError(`registry ${this.host} sent manifest ${repository}@${want} with content ${got}; refusing it`);
+    }
+    return { digest, mediaType: res.headers.get('content-type') ?? '', body };
   }
 
   /** Adds a tag to an existing manifest without pulling or pushing layers. */

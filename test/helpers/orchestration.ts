@@ -3,6 +3,7 @@
 // a reporter that records every line, and a stand-in registry on loopback
 // (skiff.yaml must define an image, and deploy looks every image up in the
 // registry before rendering).
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -72,12 +73,18 @@ export interface FakeRegistry {
 }
 
 export async function fakeRegistry(): Promise<FakeRegistry> {
-  const digest = `sha256:${'ab'.repeat(32)}`;
+  const body = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { digest: `sha256:${'ab'.repeat(32)}`, size: 2 },
+    layers: [],
+  });
+  // The manifest's own digest: skiff refuses a manifest whose bytes are not the content its digest names.
+  const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
   const requests: string[] = [];
   const server: Server = createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
     if (/^\/v2\/.+\/manifests\/[^/]+$/.test(req.url ?? '') && (req.method === 'HEAD' || req.method === 'GET')) {
-      const body = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { digest, size: 2 }, layers: [] });
       res.writeHead(200, {
         'docker-content-digest': digest,
         'content-type': 'application/vnd.oci.image.manifest.v1+json',
