@@ -267,3 +267,32 @@ export async function compareRendered(
     cluster: { server: kube.server, context: kube.context },
   };
 }
+
+/**
+ * What changed between two revisions' recorded objects (both as the history
+ * keeps them, secret material masked), as diff shows a change: the same
+ * cleaning and masking, hooks left out. For the release report.
+ */
+export function recordedChanges(before: readonly KubeObject[], after: readonly KubeObject[], redactor: Redactor): ObjectChange[] {
+  const old = new Map(before.filter((o) => !hookOf(o)).map((o) => [objectKey(o), o]));
+  const out: ObjectChange[] = [];
+  for (const o of after.filter((x) => !hookOf(x))) {
+    const prev = old.get(objectKey(o));
+    old.delete(objectKey(o));
+    const a = yaml(comparable(prev, redactor));
+    const b = yaml(comparable(o, redactor));
+    if (a === b) continue;
+    out.push({
+      object: objectRef(o),
+      change: prev ? 'update' : 'create',
+      diff: redactor.text(unifiedDiff(a, b, `revision before ${objectRef(o)}`, `this revision ${objectRef(o)}`)),
+    });
+  }
+  for (const prev of old.values())
+    out.push({
+      object: objectRef(prev),
+      change: 'delete',
+      diff: redactor.text(unifiedDiff(yaml(comparable(prev, redactor)), '', `revision before ${objectRef(prev)}`, '(removed)')),
+    });
+  return out;
+}
