@@ -67,10 +67,16 @@ export function tolerates(toleration: ApiFields, taint: NodeTaint): boolean {
   return operator === 'Equal' && String(toleration.value ?? '') === String(taint.value ?? '');
 }
 
+/**
+ * A list of a template as the API server would take it; anything else (a mapping, a string) as
+ * absent: plan runs this check before any server-side dry run has refused the template.
+ */
+const listOf = (v: unknown): ApiFields[] => (Array.isArray(v) ? v.filter((x): x is ApiFields => typeof x === 'object' && x !== null) : []);
+
 /** One nodeSelectorTerm's matchExpressions (labels) and matchFields (metadata.name), ANDed; an empty term matches no node. */
 function matchesTerm(term: ApiFields, node: NodeFacts): boolean {
-  const exprs = (term.matchExpressions ?? []) as ApiFields[];
-  const fields = (term.matchFields ?? []) as ApiFields[];
+  const exprs = listOf(term.matchExpressions);
+  const fields = listOf(term.matchFields);
   if (!exprs.length && !fields.length) return false;
   return (
     exprs.every((e) => matchesRequirement(e, node.labels[String(e.key)])) &&
@@ -80,7 +86,7 @@ function matchesTerm(term: ApiFields, node: NodeFacts): boolean {
 
 /** A node selector requirement against the value it reads (undefined: the label is absent). */
 function matchesRequirement(req: ApiFields, value: string | undefined): boolean {
-  const values = ((req.values ?? []) as unknown[]).map(String);
+  const values = (Array.isArray(req.values) ? (req.values as unknown[]) : []).map(String);
   switch (req.operator) {
     case 'In':
       return value !== undefined && values.includes(value);
@@ -113,8 +119,8 @@ export function canSchedule(spec: ApiFields, node: NodeFacts): boolean {
   if (named && spec.nodeName !== node.name) return false;
   for (const [k, v] of Object.entries((spec.nodeSelector ?? {}) as Record<string, unknown>)) if (node.labels[k] !== String(v)) return false;
   const required = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
-  if (required && !((required.nodeSelectorTerms ?? []) as ApiFields[]).some((term) => matchesTerm(term, node))) return false;
-  const tolerations = (spec.tolerations ?? []) as ApiFields[];
+  if (required && !listOf(required.nodeSelectorTerms).some((term) => matchesTerm(term, node))) return false;
+  const tolerations = listOf(spec.tolerations);
   const blocking = named ? ['NoExecute'] : ['NoSchedule', 'NoExecute'];
   return node.taints.every((t) => !blocking.includes(t.effect) || isConditionTaint(t) || tolerations.some((tol) => tolerates(tol, t)));
 }
@@ -148,7 +154,7 @@ export function imagePlacements(manifests: readonly Manifest[], nodes: readonly 
       ['initContainers', true],
       ['containers', false],
     ] as const) {
-      for (const c of (spec[key] ?? []) as ApiFields[]) {
+      for (const c of listOf(spec[key])) {
         if (typeof c.image !== 'string' || !c.image) continue;
         out.push({
           object: `${m.object.kind}/${m.object.metadata.name}`,
