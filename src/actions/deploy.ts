@@ -11,7 +11,7 @@ import { lintGate } from '../stages/lint-gate.js';
 import { checkNodePlatforms } from '../stages/node-platforms.js';
 import { checkPlanLive, checkPlanRender, openPlan, type OpenedPlan } from '../stages/plan-check.js';
 import { comparePlanned } from './plan.js';
-import { connect, ensureNamespace, withReleaseLock } from '../stages/kube-session.js';
+import { connect, ensureNamespace, withReleaseLock, type ClusterSession } from '../stages/kube-session.js';
 import { renderEnvironment, type ReleaseTarget, type RenderedRelease, type RenderFlags, type TargetOptions } from '../stages/release-inputs.js';
 import { runRelease, type ReleaseOutcome } from '../stages/release-run.js';
 import { checkNotOutdated } from '../stages/outdated-deploy.js';
@@ -19,6 +19,8 @@ import { revisionGit } from '../release/outdated.js';
 import { rollbackTo } from './rollback.js';
 import { verifyReleaseImages } from '../signing/verify-images.js';
 import { releaseProvenance } from '../stages/image-provenance.js';
+import { checkReportPaths, reportSubject, writeRunReport } from '../report/release-report.js';
+import { TimelineRecorder } from '../report/timeline.js';
 
 export interface DeployOptions extends TargetOptions, RenderFlags {
   timeoutMs?: number;
@@ -62,9 +64,12 @@ export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: 
   const { project, target, images, rendered } = await renderEnvironment(outer, opts, plan?.project ?? inputs.project);
   // Checked before the first write to the cluster: a symlink committed there would only fail the run at its end.
   await refuseSymlinks(project.root, DOTENV_REPORT);
+  await checkReportPaths(project.root, target);
   // From here on a secret may come back in an API message, a log line or a diagnosis: mask it.
   const { redactor } = rendered;
-  const ctx: RunContext = { ...outer, reporter: redactor.reporter(outer.reporter) };
+  // What the run reports is also what its release report's timeline is made of.
+  const recorder = new TimelineRecorder(redactor.reporter(outer.reporter));
+  const ctx: RunContext = { ...outer, reporter: recorder.reporter };
   let result: DeployResult;
   try {
     // deploy.verify: every image signed with the configured key, before the cluster is even asked.
@@ -74,7 +79,7 @@ export async function runDeploy(outer: RunContext, opts: DeployOptions, inputs: 
       rendered.manifests.map((m) => m.object),
       target.namespace,
     );
-    result = redactor.outcome(await deployRendered(ctx, project, target, images, rendered, opts, inputs, plan));
+    result = redactor.outcome(await deployRendered(ctx, project, target, images, rendered, opts, inputs, { plan, recorder }));
   } catch (e) {
     throw redactor.error(e);
   }
@@ -90,9 +95,46 @@ async function deployRendered(
   rendered: RenderedRelease,
   opts: DeployOptions,
   inputs: DeployInputs,
+  run: { plan?: OpenedPlan; recorder: TimelineRecorder },
+): Promise<DeployResult> {
+  const startedMs = Date.now();
+  const session = await connect(ctx, target, opts);
+  // Succeeded or failed, the run leaves its report (a refusal before the release too: it says why).
+  let result: DeployResult | undefined;
+  let error: unknown;
+  try {
+    return (result = await deployConnected(ctx, session, project, target, images, rendered, opts, inputs, run.plan));
+  } catch (e) {
+    error = e;
+    throw e;
+  } finally {
+    const rolledBack = result?.rolledBack;
+    await writeRunReport(ctx, {
+      root: project.root,
+      target,
+      subject: reportSubject(ctx, target, project.config.project, 'deploy'),
+      ...session,
+      recorder: run.recorder,
+      redactor: rendered.redactor,
+      outcome: result,
+      error,
+      startedMs,
+      note: rolledBack ? `rolled back as revision ${rolledBack.revision}: ${rolledBack.description}` : undefined,
+    });
+  }
+}
+
+async function deployConnected(
+  ctx: RunContext,
+  { kube, storage }: ClusterSession,
+  project: Project,
+  target: ReleaseTarget,
+  images: Record<string, string>,
+  rendered: RenderedRelease,
+  opts: DeployOptions,
+  inputs: DeployInputs,
   plan?: OpenedPlan,
 ): Promise<DeployResult> {
-  const { kube, storage } = await connect(ctx, target, opts);
   if (plan) await checkPlanRender(plan, storage, target, rendered);
   await lintGate(ctx, rendered.manifests, { env: target.env, namespace: target.namespace, images, strict: opts.strict, kube });
   // A release of the same name that another project made is not this project's to upgrade or prune.

@@ -14,6 +14,11 @@ import { checkPlanChanges, type OpenedPlan, type SeenObject } from '../stages/pl
 import { renderEnvironment, type ReleaseTarget, type RenderedRelease } from '../stages/release-inputs.js';
 import type { ClusterSession } from '../stages/kube-session.js';
 import { compareRendered, type ComparedChange, type DiffOptions } from './diff.js';
+import { checkReportPaths, ciLinks, reportPath, reportSubject, writeReportFile } from '../report/release-report.js';
+import { renderReportHtml } from '../report/render-html.js';
+import type { ReleaseReport } from '../report/report-model.js';
+import { TimelineRecorder } from '../report/timeline.js';
+import type { Redactor } from '../secrets/redact.js';
 
 export interface PlanOptions extends DiffOptions {
   /** Where the plan goes (relative to the working directory); default .skiff/plan/<env>.json. The readable text goes beside it as .txt. */
@@ -106,15 +111,20 @@ const planned = (c: ComparedChange): PlannedChange => ({
  * object's resourceVersion, the digest of the rendered objects — for
  * `skiff deploy <env> --plan <file>` to apply exactly that, or refuse.
  */
-export async function runPlan(ctx: RunContext, opts: PlanOptions): Promise<PlanResult> {
-  const { project, target, images, rendered } = await renderEnvironment(ctx, opts);
+export async function runPlan(outer: RunContext, opts: PlanOptions): Promise<PlanResult> {
+  const { project, target, images, rendered } = await renderEnvironment(outer, opts);
   const json =
-    opts.out === undefined ? outFile(ctx.cwd, project.root, resolve(project.root, defaultPlanPath(target))) : outFile(ctx.cwd, project.root, opts.out);
+    opts.out === undefined ? outFile(outer.cwd, project.root, resolve(project.root, defaultPlanPath(target))) : outFile(outer.cwd, project.root, opts.out);
   if (/\.txt$/i.test(json.abs)) throw new ConfigError(`--out ${json.shown}: the readable plan goes beside the plan as .txt; name the plan file .json`);
-  const txt = outFile(ctx.cwd, project.root, planTextPath(json.abs));
+  const txt = outFile(outer.cwd, project.root, planTextPath(json.abs));
   // Refused before the cluster is asked anything: a symlink committed there would only fail the run at its end.
   for (const f of [json, txt]) await checkOut(project.root, f);
+  await checkReportPaths(project.root, target);
+  const recorder = new TimelineRecorder(rendered.redactor.reporter(outer.reporter));
+  const ctx: RunContext = { ...outer, reporter: recorder.reporter };
+  const startedMs = Date.now();
   let plan: PlanFile;
+  let changes: ComparedChange[] | undefined;
   try {
     const session = await connect(ctx, target, opts);
     // A commit older than the one the release runs: deploy would refuse the plan, so it is refused now.
@@ -123,6 +133,7 @@ export async function runPlan(ctx: RunContext, opts: PlanOptions): Promise<PlanR
     await lintGate(ctx, rendered.manifests, { env: target.env, namespace: target.namespace, images, kube: session.kube });
     await checkNodePlatforms(ctx, rendered.manifests, { project, images, kube: session.kube });
     const c = await compareRendered(ctx, target, rendered, project.config.project, opts, session);
+    changes = c.changes;
     const digest = renderedDigest(
       rendered.manifests.map((m) => m.object),
       rendered.redactor.secrets,
@@ -149,12 +160,60 @@ export async function runPlan(ctx: RunContext, opts: PlanOptions): Promise<PlanR
     };
   } catch (e) {
     // A dry run's rejection can quote a field's value: keep secrets out of the error.
-    throw rendered.redactor.error(e);
+    const error = rendered.redactor.error(e);
+    await writePlanReport(ctx, { root: project.root, target, project: project.config.project, recorder, startedMs, redactor: rendered.redactor, error });
+    throw error;
   }
+  await writePlanReport(ctx, { root: project.root, target, project: project.config.project, recorder, startedMs, redactor: rendered.redactor, plan, changes });
   const text = planText(plan, json.shown);
   await writeOut(project.root, json, planJson(plan));
   await writeOut(project.root, txt, text);
   return { plan, text, file: json.shown, textFile: txt.shown };
+}
+
+/**
+ * The plan's release report: what a deploy would change (masked as diff
+ * masks it) and the lint warnings, or why the plan was refused. Never
+ * throws: a report not written is a warning.
+ */
+async function writePlanReport(
+  ctx: RunContext,
+  p: {
+    root: string;
+    target: ReleaseTarget;
+    project: string;
+    recorder: TimelineRecorder;
+    startedMs: number;
+    redactor: Redactor;
+    plan?: PlanFile;
+    changes?: ComparedChange[];
+    error?: unknown;
+  },
+): Promise<void> {
+  try {
+    const report: ReleaseReport = {
+      ...reportSubject(ctx, p.target, p.project, 'plan'),
+      result: p.plan ? 'planned' : 'failed',
+      description: p.plan
+        ? `${p.plan.changes.length} changes against revision ${p.plan.revision || 'none (nothing deployed yet)'}`
+        : p.error instanceof Error
+          ? p.error.message
+          : 'the plan stopped',
+      commit: p.plan?.commit,
+      branch: p.plan?.branch,
+      ...ciLinks(ctx),
+      durationMs: Date.now() - p.startedMs,
+      ...(p.plan ? { images: p.plan.images } : {}),
+      ...(p.changes ? { changes: p.changes.map(({ object, change, diff }) => ({ object, change, diff })) } : {}),
+      ...(p.plan && p.plan.revision > 0 ? { changesFrom: p.plan.revision } : {}),
+      warnings: p.recorder.warningList(),
+      unknown: [],
+    };
+    const file = await writeReportFile(p.root, reportPath(p.target), renderReportHtml(p.redactor.deep(report)));
+    ctx.reporter.info(`release report: ${file}`);
+  } catch (e) {
+    ctx.reporter.warn(`the release report was not written: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /** The CI pipeline and job that make the plan, when one does. */

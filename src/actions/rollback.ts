@@ -7,7 +7,10 @@ import { objectRef } from '../kube/object-key.js';
 import { RELEASE_NAMESPACE_ANNOTATION, type Manifest } from '../kube/objects.js';
 import type { ReleaseStorage } from '../release/storage.js';
 import type { ReleaseRecord } from '../release/release-record.js';
-import { openRelease, withReleaseLock } from '../stages/kube-session.js';
+import { openRelease, withReleaseLock, type ClusterSession } from '../stages/kube-session.js';
+import type { Project } from '../project.js';
+import { checkReportPaths, reportSubject, writeRunReport } from '../report/release-report.js';
+import { TimelineRecorder } from '../report/timeline.js';
 import { checkOwnership, checkReleaseProject } from '../stages/ownership.js';
 import { MASKED_ANNOTATION, recordSalt, Redactor } from '../secrets/redact.js';
 import type { ReleaseTarget, TargetOptions } from '../stages/release-inputs.js';
@@ -24,9 +27,51 @@ export interface RollbackOptions extends TargetOptions {
 export type RollbackResult = ReleaseOutcome;
 
 /** skiff rollback: re-apply revision N (default: the deployed one before the current) as a new revision. */
-export async function runRollback(ctx: RunContext, opts: RollbackOptions): Promise<RollbackResult> {
-  const { project, target, kube, storage } = await openRelease(ctx, opts);
-  return withReleaseLock(ctx, { kube, storage }, target, 'rollback', opts, async ({ ctx, kube, storage }) => {
+export async function runRollback(outer: RunContext, opts: RollbackOptions): Promise<RollbackResult> {
+  const startedMs = Date.now();
+  const { project, target, kube, storage } = await openRelease(outer, opts);
+  await checkReportPaths(project.root, target);
+  const recorder = new TimelineRecorder(outer.reporter);
+  const ctx: RunContext = { ...outer, reporter: recorder.reporter };
+  // Succeeded or failed, the rollback leaves its report; what it shows comes masked from the history and the run.
+  let outcome: ReleaseOutcome | undefined;
+  let error: unknown;
+  try {
+    return (outcome = await rollbackLocked(ctx, project, target, { kube, storage }, opts));
+  } catch (e) {
+    error = e;
+    outcome = failedOutcome(e);
+    throw e;
+  } finally {
+    await writeRunReport(ctx, {
+      root: project.root,
+      target,
+      subject: reportSubject(ctx, target, project.config.project, 'rollback'),
+      kube,
+      storage,
+      recorder,
+      redactor: new Redactor(),
+      outcome,
+      error,
+      startedMs,
+    });
+  }
+}
+
+/** The outcome a failed rollback carries in its error (rollbackTo's), if any. */
+function failedOutcome(e: unknown): ReleaseOutcome | undefined {
+  const detail = (e as { detail?: unknown } | undefined)?.detail as Partial<ReleaseOutcome> | undefined;
+  return detail && typeof detail.revision === 'number' && typeof detail.status === 'string' ? (detail as ReleaseOutcome) : undefined;
+}
+
+async function rollbackLocked(
+  ctx: RunContext,
+  project: Project,
+  target: ReleaseTarget,
+  session: Pick<ClusterSession, 'kube' | 'storage'>,
+  opts: RollbackOptions,
+): Promise<RollbackResult> {
+  return withReleaseLock(ctx, session, target, 'rollback', opts, async ({ ctx, kube, storage }) => {
     const history = await storage.history(target.release);
     if (history.length === 0) throw new ConfigError(`release ${target.release} has no history in namespace ${target.namespace}; nothing to roll back`);
     checkReleaseProject(history, target, project.config.project);

@@ -196,7 +196,12 @@ function tree(nodes: TreeNode[] | undefined): string {
 
 function changes(r: ReleaseReport): string {
   if (!r.changes) return '';
-  const from = r.changesFrom === undefined ? 'nothing before (first revision)' : `revision ${r.changesFrom}`;
+  const from =
+    r.action === 'plan'
+      ? 'the live objects (what a deploy would change)'
+      : r.changesFrom === undefined
+        ? 'nothing before (first revision)'
+        : `revision ${r.changesFrom}`;
   if (!r.changes.length) return `<section id="changes"><h2>What changed</h2><p>No object changed since ${esc(from)}.</p></section>`;
   const line = (l: string) => {
     const c = l.startsWith('+') && !l.startsWith('+++') ? 'add' : l.startsWith('-') && !l.startsWith('---') ? 'del' : l.startsWith('@@') ? 'hunk' : '';
