@@ -114,6 +114,8 @@ export class LiveReporter extends LineReporter {
   private rolloutNow: { progress: RolloutProgress; objects: Set<string> } | undefined;
   private lastDraw = Number.NEGATIVE_INFINITY;
   private drawLater: NodeJS.Timeout | undefined;
+  /** The block on the screen now (when `drawn` > 0). */
+  private shown = '';
   private cursorHidden = false;
   // A second Ctrl-C exits at once: the cursor must not stay hidden.
   private readonly restoreCursor = () => this.showCursor();
@@ -157,10 +159,13 @@ export class LiveReporter extends LineReporter {
       const paintState = (state: string, text: string) => paint(this.tty, STATE_COLORS[state], text);
       lines.push(...layoutRolloutView(this.rolloutNow.progress, { columns: width, rows }, paintState));
     }
+    const block = lines.map((l) => `${l}\n`).join('');
+    if (this.drawn > 0 && block === this.shown) return; // the same again: nothing to write
     // One write: the old block cleared and the new one drawn, without a flicker between.
     const up = this.drawn > 0 ? `\x1b[${this.drawn}A\x1b[0J` : '';
-    if (up || lines.length) this.tty.write(up + lines.map((l) => `${l}\n`).join(''));
+    if (up || block) this.tty.write(up + block);
     this.drawn = lines.length;
+    this.shown = block;
   }
   protected override write(line: string) {
     this.clear();

@@ -56,6 +56,22 @@ describe('LiveReporter: the table of a large rollout', () => {
     r.close();
   });
 
+  it('writes nothing when the table would look the same', () => {
+    const t = terminal();
+    const r = new LiveReporter(t.stream);
+    r.rollout(release(3));
+    const drawn = t.out.text.length;
+    for (let i = 0; i < 5; i++) {
+      r.rollout(release(3));
+      vi.advanceTimersByTime(600);
+    }
+    expect(t.out.text.length).toBe(drawn);
+    r.rollout(release(4));
+    vi.advanceTimersByTime(REDRAW_INTERVAL_MS);
+    expect(redraws(t.out.text)).toBe(1);
+    r.close();
+  });
+
   it('each redraw moves up over exactly the lines it drew, and fits the terminal', () => {
     const t = terminal();
     t.out.rows = 10;
