@@ -41,12 +41,12 @@ export async function withSigning<T>(ctx: RunContext, signing: SigningRun, body:
 
 export type SignedImageResult = ImageBuildResult & { signature?: ImageSignature };
 
-/** Signs every image of a push build (built now or already in the registry) by digest. */
+/** Signs every image of a push build by digest: those built or pushed now; one already in the registry must be signed already. */
 export async function signBuildResult(ctx: RunContext, signing: SigningRun, result: BuildResult): Promise<BuildResult & { images: SignedImageResult[] }> {
   const images = result.images.map((img) => {
     if (!img.digest?.startsWith('sha256:'))
       throw new InfrastructureError(`image ${img.image}: the registry gave no digest for ${img.reference}; cannot sign it`);
-    return { image: img.image, repository: img.repository, digest: img.digest };
+    return { image: img.image, repository: img.repository, digest: img.digest, ours: img.built || img.pushed };
   });
   const signatures = await signImages(ctx, signing.cosign, signing.key, new RegistryAccess(ctx.env, ctx.ci), images, signing.redactor);
   return { ...result, images: result.images.map((img) => ({ ...img, signature: signatures.get(img.image) })) };

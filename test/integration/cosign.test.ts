@@ -132,6 +132,18 @@ describe('cosign signing and deploy.verify', () => {
     expect((await revisions()).map((h) => `${h.revision} ${h.status}`)).toEqual(['1 deployed']);
   });
 
+  it('build --push --sign does not sign an image it found in the registry unsigned: exit 2 naming it, no signature made', async () => {
+    // tool went to the registry unsigned (the test above): whoever can push could have put it there.
+    const r = await skiff(['build', 'tool', '--push', '--sign', '-o', 'json'], { cwd: dir, env: signingEnv() });
+    expect(r.exitCode, r.all).toBe(2);
+    expect(r.stderr).toMatch(
+      /^error: image tool: \S+\/tool@sha256:[0-9a-f]{64} was already in the registry \(this run did not build it\) and carries no signature of this key/m,
+    );
+    const digest = /@(sha256:[0-9a-f]{64})/.exec(r.stderr)![1]!;
+    expect(await registryDigest(`${registry}/tool`, `${digest.replace(':', '-')}.sig`)).toBeUndefined();
+    expectNoSecrets(r.all);
+  });
+
   it('an unsigned image in the release: exit 2 naming it and its workload, nothing applied', async () => {
     await writeFile(join(dir, '.kube/tool.yaml.ejs'), docs(deployment('tool', { image: '<%= images.tool %>', command: SLEEP })));
     await commitAll(dir, 'an unsigned tool');
