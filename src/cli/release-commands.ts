@@ -125,11 +125,35 @@ function addDeployCommands(program: Command) {
 }
 
 function addReadCommands(program: Command) {
-  onEnv(program, envCommand(program, 'history', 'list the revisions of a release'), async ({ json, ctx }, env, flags) => {
+  const history = envCommand(program, 'history', 'list the revisions of a release').option(
+    '--html',
+    'write the revisions over time, each linking its report when at hand, to .skiff/report/<env>/history.html',
+  );
+  onEnv(program, history, async ({ json, ctx }, env, flags) => {
+    if (flags.boolean('html')) {
+      const { runHistoryHtml } = await import('../actions/report.js');
+      const r = await runHistoryHtml(ctx, { env, ...targetFlags.read(flags) });
+      if (json) printJson(r);
+      else process.stdout.write(`${r.file}\n`);
+      return;
+    }
     const { runHistory } = await import('../actions/history.js');
     const records = await runHistory(ctx, { env, ...targetFlags.read(flags) });
     if (json) printJson(records.map(({ manifests, ...r }) => ({ ...r, objects: manifests.length })));
     else process.stdout.write(records.length ? `${formatHistory(records)}\n` : 'no revisions\n');
+  });
+
+  const report = envCommand(program, 'report', "write a revision's release report from the history to .skiff/report/<env>/<revision>.html").option(
+    '--revision <n>',
+    'the revision (default: the latest)',
+    integer,
+  );
+  report.addHelpText('after', '\nA deploy, rollback or plan writes its own report to .skiff/report/<env>.html; this one is made from what the history keeps.');
+  onEnv(program, report, async ({ json, ctx }, env, flags) => {
+    const { runReport } = await import('../actions/report.js');
+    const r = await runReport(ctx, { env, ...targetFlags.read(flags), revision: flags.number('revision') });
+    if (json) printJson(r);
+    else process.stdout.write(`${r.file}${r.kept ? " (the run's own report, kept)" : ''}\n`);
   });
 
   const status = envCommand(program, 'status', 'the current revision of a release and the live readiness of its objects');

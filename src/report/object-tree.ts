@@ -48,13 +48,15 @@ export function objectTree(input: TreeInput, now: Date): TreeNode[] {
 function workloadNode(obj: LiveObject, input: TreeInput, now: Date): TreeNode {
   const uid = objectUid(obj);
   const ownedPods = (owner: string | undefined) => input.pods.filter((p) => ownedBy(p, owner));
-  const v = verdict(obj, { pods: input.pods, replicaSets: input.replicaSets }, defaultPolicy, now);
+  // The readiness rules read the object's own pods and ReplicaSets, as the tracker hands them over.
+  const replicaSets = input.replicaSets.filter((rs) => ownedBy(rs, uid));
+  const pods = input.pods.filter((p) => ownedBy(p, uid) || replicaSets.some((rs) => ownedBy(p, objectUid(rs))));
+  const v = verdict(obj, { pods, replicaSets }, defaultPolicy, now);
   const counts = workloadCounts(obj);
   let children: TreeNode[];
   if (obj.kind === 'Deployment') {
     // Old ReplicaSets scaled to zero with no pods left are history, not health.
-    children = input.replicaSets
-      .filter((rs) => ownedBy(rs, uid))
+    children = replicaSets
       .filter((rs) => num(at(rs, 'spec', 'replicas')) > 0 || ownedPods(objectUid(rs)).length > 0)
       .map((rs) => {
         const pods = ownedPods(objectUid(rs)).map((p) => podNode(p, now));

@@ -287,7 +287,8 @@ describe('objectTree', () => {
   const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'conf' } };
 
   it('hangs ReplicaSets and pods under their Deployment, endpoints under a Service, Services under an Ingress, with health', () => {
-    const objects = [cm, ing, svc, dep];
+    const api = { ...dep, metadata: { name: 'api', uid: 'd2', generation: 1 }, status: { ...dep.status, readyReplicas: 2, availableReplicas: 2 } };
+    const objects = [cm, ing, svc, dep, api];
     const live = new Map<string, any>(objects.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
     live.delete('ConfigMap/conf');
     const tree = objectTree({ objects, live, replicaSets: [rs, oldRs], pods: [okPod, badPod], endpoints: [ep] }, now);
@@ -300,6 +301,7 @@ describe('objectTree', () => {
       '  ReplicaSet/web-1 degraded (1/2 ready)',
       '    Pod/web-1-a healthy (ready)',
       '    Pod/web-1-b failed (CrashLoopBackOff, in app, exit 2, 3 restarts)',
+      'Deployment/api healthy (2/2 ready, 2/2 updated)',
       'Service/web progressing (1 ready endpoints)',
       '  Endpoints/web progressing (1 ready, 1 not ready addresses)',
       'Ingress/web degraded (routes to 1 services)',
