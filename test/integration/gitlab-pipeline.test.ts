@@ -142,7 +142,7 @@ describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
       script: ['skiff deploy review/$CI_COMMIT_REF_SLUG'],
       environment: { name: 'review/$CI_COMMIT_REF_SLUG', url: '$SKIFF_ENVIRONMENT_URL', on_stop: 'stop review', auto_stop_in: '1 week' },
       resource_group: 'review/$CI_COMMIT_REF_SLUG',
-      artifacts: { reports: { dotenv: '.skiff/deploy.env' } },
+      artifacts: { when: 'always', expose_as: 'skiff report', paths: ['.skiff/report/'], reports: { dotenv: '.skiff/deploy.env' } },
     });
     expect(p['stop review']).toMatchObject({
       stage: 'review',
@@ -154,21 +154,25 @@ describe('the GitLab pipeline of skiff init, under gitlab-ci-local', () => {
       script: ['skiff deploy staging'],
       environment: { name: 'staging', url: '$SKIFF_ENVIRONMENT_URL' },
       resource_group: 'staging',
-      artifacts: { reports: { dotenv: '.skiff/deploy.env' } },
+      artifacts: { when: 'always', expose_as: 'skiff report', paths: ['.skiff/report/'], reports: { dotenv: '.skiff/deploy.env' } },
     });
     // The production path: a plan a person reads (exposed in the merge request), then a manual deploy of exactly that plan.
     expect(p['plan production']).toMatchObject({
       stage: 'plan',
       script: ['skiff plan production'],
       environment: { name: 'production', deployment_tier: 'production', action: 'prepare' },
-      artifacts: { expose_as: 'production plan', paths: ['.skiff/plan/production.txt', '.skiff/plan/production.json'] },
+      artifacts: { when: 'always', expose_as: 'production plan', paths: ['.skiff/plan/production.txt', '.skiff/plan/production.json', '.skiff/report/'] },
     });
     expect(p.production).toMatchObject({
       needs: ['plan production'],
       script: ['skiff deploy production --plan .skiff/plan/production.json'],
       environment: { name: 'production', deployment_tier: 'production' },
       resource_group: 'production',
+      artifacts: { when: 'always', expose_as: 'skiff report', paths: ['.skiff/report/'], reports: { dotenv: '.skiff/deploy.env' } },
     });
+    // GitLab takes one expose_as per job, and only with paths: every job that deploys or plans exposes its report.
+    for (const job of jobs.filter((j) => p[j].artifacts?.expose_as)) expect(p[job].artifacts.paths, job).toContain('.skiff/report/');
+    expect(jobs.filter((j) => p[j].artifacts?.expose_as).sort()).toEqual(['plan production', 'production', 'review', 'staging']);
     for (const job of ['review', 'stop review', 'staging', 'plan production', 'production']) expect(p[job].environment.deployment_tier, job).toBeTruthy();
 
     // Which jobs each kind of pipeline gets (rules evaluated by gitlab-ci-local, on main).
