@@ -20,7 +20,8 @@ export function cosignBinary(): string {
 /**
  * Runs cosign in `dir` with a private home (nothing of the machine's cosign
  * or Docker set-up read or written) and COSIGN_PASSWORD; returns stdout.
- * Only for commands that stay offline (generate-key-pair, public-key).
+ * Only for commands that stay offline or talk to the local registry alone (generate-key-pair,
+ * public-key, sign --tlog-upload=false).
  */
 export function cosign(args: string[], dir: string, password: string): string {
   return execFileSync(cosignBinary(), args, {

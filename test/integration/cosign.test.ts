@@ -190,6 +190,25 @@ describe('cosign signing and deploy.verify', () => {
   });
 
   it('ship --sign with the key as PEM text in SKIFF_COSIGN_KEY: a new digest signed and deployed; no secret in output or history', async () => {
+    // tool went to the registry unsigned: as the README says, checked and signed once by hand, or
+    // ship --sign, which builds every image, refuses it (the test above).
+    const tool = await skiff(['build', 'tool', '--push', '-o', 'json'], { cwd: dir, env: env() });
+    expect(tool.exitCode, tool.all).toBe(0);
+    const [toolImage] = (JSON.parse(tool.stdout) as { images: BuiltImage[] }).images;
+    cosign(
+      [
+        'sign',
+        '--key',
+        join(keys, 'cosign.key'),
+        '--tlog-upload=false',
+        '--yes',
+        '--allow-http-registry',
+        '--',
+        `${toolImage!.repository}@${toolImage!.digest}`,
+      ],
+      keys,
+      PASSWORD,
+    );
     await writeFile(join(dir, 'app/version'), 'two\n');
     await commitAll(dir, 'app two');
     const r = await skiff(['ship', 'staging', '--namespace', namespace, '--timeout', '2m', '--sign', '-o', 'json'], { cwd: dir, env: signingEnv(pem) });
