@@ -14,7 +14,7 @@ import { checkPlanChanges, type OpenedPlan, type SeenObject } from '../stages/pl
 import { renderEnvironment, type ReleaseTarget, type RenderedRelease } from '../stages/release-inputs.js';
 import type { ClusterSession } from '../stages/kube-session.js';
 import { compareRendered, type ComparedChange, type DiffOptions } from './diff.js';
-import { checkReportPaths, ciLinks, reportPath, reportSubject, writeReportFile } from '../report/release-report.js';
+import { checkReportPaths, ciLinks, reportPath, reportSubject, sayReportWritten, writeReportFile } from '../report/release-report.js';
 import { renderReportHtml } from '../report/render-html.js';
 import type { ReleaseReport } from '../report/report-model.js';
 import { TimelineRecorder } from '../report/timeline.js';
@@ -210,7 +210,7 @@ async function writePlanReport(
       unknown: [],
     };
     const file = await writeReportFile(p.root, reportPath(p.target), renderReportHtml(p.redactor.deep(report)));
-    ctx.reporter.info(`release report: ${file}`);
+    sayReportWritten(ctx, file, p.error);
   } catch (e) {
     ctx.reporter.warn(`the release report was not written: ${e instanceof Error ? e.message : String(e)}`);
   }

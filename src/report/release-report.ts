@@ -2,7 +2,7 @@ import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { refuseSymlinks, replaceInside, SKIFF_DIR } from '../adapters/repo-files.js';
 import type { RunContext } from '../context.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, isSkiffError } from '../errors.js';
 import { isClusterScoped } from '../kinds/table.js';
 import type { KubeClient } from '../kube/kube-client.js';
 import { objectRef } from '../kube/object-key.js';
@@ -168,12 +168,21 @@ export async function writeRunReport(ctx: RunContext, input: RunReportInput): Pr
     const html = renderReportHtml(input.redactor.deep(report));
     if (record) await writeReportFile(input.root, revisionReportPath(target, record.revision), html);
     const file = await writeReportFile(input.root, reportPath(target), html);
-    ctx.reporter.info(`release report: ${file}`);
+    sayReportWritten(ctx, file, input.error);
     return file;
   } catch (e) {
     ctx.reporter.warn(`the release report was not written: ${e instanceof Error ? e.message : String(e)}`);
     return undefined;
   }
+}
+
+/**
+ * Names the report file: a line of its own, except after a refusal (exit 2), whose contract is
+ * one line on stderr, the error; there only with --verbose (GitLab exposes the file regardless).
+ */
+export function sayReportWritten(ctx: RunContext, file: string, error?: unknown): void {
+  if (isSkiffError(error) && error.exitCode === 2) ctx.reporter.debug(`release report: ${file}`);
+  else ctx.reporter.info(`release report: ${file}`);
 }
 
 export function ciLinks(ctx: RunContext): Pick<ReleaseReport, 'pipelineUrl' | 'jobUrl'> {
