@@ -1,12 +1,13 @@
 import { execFile } from 'node:child_process';
-import { access, chmod, constants, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { privateTempBase } from '../core/paths.js';
 import { ConfigError, InfrastructureError } from '../errors.js';
 import { buildkitDockerConfig } from '../registry/docker-auth.js';
 import type { RegistryCredentials } from '../registry/credentials.js';
 import { isInsecureRegistry } from '../registry/transport.js';
 import { childEnv } from './child-env.js';
+import { findExecutable } from './executables.js';
 
 /**
  * cosign (sigstore), run as a child process: `skiff build --sign` signs with
@@ -23,28 +24,10 @@ const HOW_TO_GET_COSIGN =
 
 /** The cosign binary: SKIFF_COSIGN, else `cosign` on PATH; ConfigError (exit 2) naming both when there is none. */
 export async function findCosign(env: NodeJS.ProcessEnv, why: string): Promise<string> {
-  const given = env.SKIFF_COSIGN;
-  if (given) {
-    if (!isAbsolute(given) || !(await isExecutable(given))) {
-      throw new ConfigError(`SKIFF_COSIGN=${given} is not an executable file (give its absolute path); ${why} needs cosign`);
-    }
-    return given;
-  }
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir || !isAbsolute(dir)) continue;
-    const candidate = join(dir, 'cosign');
-    if (await isExecutable(candidate)) return candidate;
-  }
+  const found = await findExecutable(env, 'SKIFF_COSIGN', 'cosign');
+  if ('path' in found) return found.path;
+  if ('bad' in found) throw new ConfigError(`SKIFF_COSIGN=${found.bad} is not an executable file (give its absolute path); ${why} needs cosign`);
   throw new ConfigError(`${why} needs cosign, which is neither in SKIFF_COSIGN nor on PATH: ${HOW_TO_GET_COSIGN}`);
-}
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** An empty Sigstore trusted root: trusts no public-good authority, and keeps `cosign verify` from fetching one over TUF. */

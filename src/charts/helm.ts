@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { access, constants } from 'node:fs/promises';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { childEnv } from '../adapters/child-env.js';
+import { findExecutable } from '../adapters/executables.js';
 import { ConfigError, InfrastructureError } from '../errors.js';
 import type { ClusterCapabilities } from '../kube/kube-client.js';
 
@@ -17,33 +17,15 @@ const HOW_TO_GET_HELM =
 
 /** The helm binary to run: SKIFF_HELM, else `helm` on PATH; ConfigError (exit 2) when there is none. */
 export async function findHelm(env: NodeJS.ProcessEnv, why: string): Promise<string> {
-  const given = env.SKIFF_HELM;
-  if (given) {
-    if (!isAbsolute(given) || !(await isExecutable(given))) {
-      throw new ConfigError(`SKIFF_HELM=${given} is not an executable file (give its absolute path); ${needsHelm(why)}`);
-    }
-    return given;
-  }
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir || !isAbsolute(dir)) continue;
-    const candidate = join(dir, 'helm');
-    if (await isExecutable(candidate)) return candidate;
-  }
+  const found = await findExecutable(env, 'SKIFF_HELM', 'helm');
+  if ('path' in found) return found.path;
+  if ('bad' in found) throw new ConfigError(`SKIFF_HELM=${found.bad} is not an executable file (give its absolute path); ${needsHelm(why)}`);
   throw new ConfigError(`${needsHelm(why)}, which is not on PATH: ${HOW_TO_GET_HELM}`);
 }
 
 /** "the charts in skiff.yaml need helm", ".helm/Chart.yaml needs helm": `why` is the subject, plural when it is "the <things> …". */
 function needsHelm(why: string): string {
   return `${why} ${/^the \S+s\b/.test(why) ? 'need' : 'needs'} helm`;
-}
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export interface HelmTemplateRequest {

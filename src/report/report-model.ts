@@ -1,4 +1,6 @@
+import type { ProblemGroup } from '../kinds/problem-groups.js';
 import type { ReleaseRecord } from '../release/release-record.js';
+import type { Diagnosis } from '../stages/track.js';
 
 /**
  * What one report page shows: plain data, every string as skiff found it
@@ -70,24 +72,8 @@ export interface TreeNode {
   children: TreeNode[];
 }
 
-export interface FailedPod {
-  object: string;
-  pod?: string;
-  container?: string;
-  reason: string;
-  message?: string;
-  exitCode?: number;
-  restarts?: number;
-  events: string[];
-  logs: string[];
-}
+/** A failed pod as the tracker diagnosed it (its cause, events and last log lines), without the groups. */
+export type FailedPod = Omit<Diagnosis, 'groups'>;
 
-export interface FailureGroup {
-  reason: string;
-  container?: string;
-  exitCode?: number;
-  message?: string;
-  count: number;
-  objects: string[];
-  examples: string[];
-}
+/** Pods failing for one cause, as the diagnosis groups them. */
+export type FailureGroup = ProblemGroup;
